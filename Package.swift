@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+// luamp: Lua 5.4 scripts orchestrating fork()ed worker processes, the way Python's multiprocessing does.
+import PackageDescription
+
+let package = Package(
+    name: "luamp",
+    products: [
+        .library(name: "LuaMP", targets: ["LuaMP"]),
+        .executable(name: "luamp", targets: ["luamp"]),
+    ],
+    targets: [
+        // Lua 5.4's headers and library, from Debian's liblua5.4-dev.
+        .systemLibrary(
+            name: "CLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]
+        ),
+        // The one C target: Lua macro wrappers, the error trampoline, fork, futex, GNU-only libc.
+        .target(
+            name: "LuaMPShims",
+            dependencies: ["CLua"],
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // The library: the Swift Lua layer, the mp runtime and the embedding API.
+        .target(
+            name: "LuaMP",
+            dependencies: ["CLua", "LuaMPShims"]
+        ),
+        // GNU readline for the REPL (Debian's libreadline-dev).
+        .systemLibrary(
+            name: "CReadline",
+            providers: [.apt(["libreadline-dev"])]
+        ),
+        // The command: a drop-in for the stock lua interpreter, plus the REPL.
+        .executableTarget(
+            name: "luamp",
+            dependencies: ["LuaMP", "CReadline"]
+        ),
+        .testTarget(
+            name: "LuaMPTests",
+            dependencies: ["LuaMP"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

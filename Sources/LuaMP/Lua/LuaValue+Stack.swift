@@ -1,0 +1,71 @@
+// Moving LuaValues on and off the Lua stack.
+internal import CLua
+internal import LuaMPShims
+
+extension LuaStack {
+    /// Pushes `v`. Stack: [-0, +1].
+    func push(_ v: LuaValue) {
+        switch v {
+        case .nil: pushNil()
+        case .boolean(let b): push(b)
+        case .integer(let i): push(i)
+        case .number(let d): push(d)
+        case .string(let s): push(s)
+        case .bytes(let b): push(bytes: b)
+        case .table(let t):
+            checkStack(3)
+            newTable(hashCount: Int32(min(t.count, 1 << 20)))
+            for (k, val) in t.entries {
+                push(k)
+                push(val)
+                lua_rawset(L, -3)
+            }
+        case .function(let r), .opaque(let r):
+            r.push(onto: self)
+        }
+    }
+
+    /// Reads the value at `i` without popping it. Tables are copied (at most `depth` levels;
+    /// a table that contains itself throws); functions and the rest become references.
+    /// - Throws: `LuaRaise` for cyclic or too deep tables.
+    func value(at i: Int32, state: LuaState, depth: Int = 64) throws -> LuaValue {
+        var onPath = Set<UnsafeRawPointer>()
+        let i = absIndex(i)
+        return try preservingTop { try value(at: i, state: state, depth: depth, onPath: &onPath) }
+    }
+
+    private func value(at i: Int32, state: LuaState, depth: Int, onPath: inout Set<UnsafeRawPointer>) throws -> LuaValue {
+        switch type(at: i) {
+        case .none, .nil: return .nil
+        case .boolean: return .boolean(toBool(i))
+        case .number:
+            if isInteger(i), let v = toInteger(i) { return .integer(v) }
+            return .number(toNumber(i) ?? .nan)
+        case .string:
+            let b = toBytes(i)!
+            if let s = String(validating: b, as: UTF8.self) { return .string(s) }
+            return .bytes(Array(b))
+        case .table:
+            let p = toPointer(i)!
+            guard depth > 0 else { throw LuaRaise("table nested too deeply to convert") }
+            guard onPath.insert(p).inserted else { throw LuaRaise("cannot convert a table that contains itself") }
+            defer { onPath.remove(p) }
+            checkStack(4)
+            var t = LuaTable()
+            pushNil()
+            while lua_next(L, i) != 0 {
+                let k = try value(at: top - 1, state: state, depth: depth - 1, onPath: &onPath)
+                let v = try value(at: top, state: state, depth: depth - 1, onPath: &onPath)
+                t[k] = v
+                pop()
+            }
+            return .table(t)
+        case .function:
+            pushValue(i)
+            return .function(state.reference(fromTopOf: self))
+        case .userdata, .lightUserdata, .thread:
+            pushValue(i)
+            return .opaque(state.reference(fromTopOf: self))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+// Swift closures as Lua functions: boxed in a userdata upvalue, released by __gc, called by the C trampoline.
+internal import CLua
+internal import LuaMPShims
+
+/// A Swift function callable from Lua. It reads its arguments from the stack, pushes its results
+/// and returns how many; to raise a Lua error it throws (see `dispatchSwiftFunction`).
+typealias SwiftFunction = (LuaStack) throws -> Int32
+
+/// The heap box a Lua closure holds (through a userdata upvalue) for a Swift function.
+final class SwiftFunctionBox {
+    let name: String
+    let function: SwiftFunction
+    init(name: String, function: @escaping SwiftFunction) {
+        self.name = name
+        self.function = function
+    }
+}
+
+/// Live boxes, counted so tests can prove closures are released (debug aid, one word per box).
+nonisolated(unsafe) var liveSwiftFunctionBoxes = 0
+
+/// Runs a boxed Swift function for the trampoline. Never lets a Swift error or a Lua error
+/// cross: a thrown error becomes a value on the stack plus a LUAMP_* code, and the C trampoline
+/// raises it after this frame has returned.
+private func dispatchSwiftFunction(
+    _ L: OpaquePointer?, _ box: UnsafeMutableRawPointer?, _ argn: UnsafeMutablePointer<Int32>?
+) -> Int32 {
+    let fn = Unmanaged<SwiftFunctionBox>.fromOpaque(box!).takeUnretainedValue()
+    let stack = LuaStack(L!)
+    do {
+        return try fn.function(stack)
+    } catch let e as LuaArgumentError {
+        stack.push(e.message)
+        argn!.pointee = e.index
+        return Int32(LUAMP_ARGERROR)
+    } catch let e as any LuaValueError {
+        e.pushError(onto: stack)
+        return Int32(LUAMP_RAISE)
+    } catch let e as LuaError {
+        stack.push(e.message)
+        return Int32(LUAMP_RAISE)
+    } catch {
+        stack.push(String(describing: error))
+        return Int32(LUAMP_RAISE)
+    }
+}
+
+private func releaseSwiftFunction(_ box: UnsafeMutableRawPointer?) {
+    Unmanaged<SwiftFunctionBox>.fromOpaque(box!).release()
+    liveSwiftFunctionBoxes -= 1
+}
+
+/// Installs the trampoline's entry points; evaluated once, before the first Swift function is pushed.
+private let dispatchInstalled: Void = {
+    luamp_install_dispatch(dispatchSwiftFunction, releaseSwiftFunction)
+}()
+
+extension LuaStack {
+    /// Pushes a Lua function that calls `fn`. The `nup` values on top of the stack become its
+    /// upvalues 2...nup+1 (upvalue 1 is the box). Stack: [-nup, +1].
+    func pushFunction(name: String, upvalues nup: Int32 = 0, _ fn: @escaping SwiftFunction) {
+        _ = dispatchInstalled
+        let box = Unmanaged.passRetained(SwiftFunctionBox(name: name, function: fn)).toOpaque()
+        liveSwiftFunctionBoxes += 1
+        luamp_push_swift_function(L, box, nup)
+    }
+
+    /// Index of upvalue `n` of the running Swift function (1 is the box, 2... the extra ones).
+    func upvalueIndex(_ n: Int32) -> Int32 { luamp_upvalueindex(n) }
+}

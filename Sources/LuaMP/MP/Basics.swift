@@ -1,0 +1,49 @@
+// mp basics: version, pid, cpu count, monotonic clock and an interruptible sleep.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import LuaMPShims
+
+extension MPModule {
+    static func installBasics(_ s: LuaStack, _ t: Int32) {
+        s.push(version)
+        s.rawSet(t, field: "version")
+        s.setFunction(t, "getpid") { s in s.push(Int64(getpid())); return 1 }
+        s.setFunction(t, "cpu_count") { s in s.push(Int64(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))); return 1 }
+        s.setFunction(t, "monotonic") { s in s.push(Clock.monotonicSeconds()); return 1 }
+        s.setFunction(t, "sleep") { s in
+            let secs = try s.checkNumber(1)
+            guard secs >= 0, secs.isFinite else { throw LuaArgumentError(1, "non-negative number expected") }
+            try Clock.sleep(seconds: secs)
+            return 0
+        }
+    }
+}
+
+/// Time for the runtime: a monotonic clock and sleeps that Ctrl-C interrupts.
+enum Clock {
+    /// Seconds on CLOCK_MONOTONIC.
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Sleeps `seconds`, resuming after signals.
+    /// - Throws: `LuaRaise("interrupted!")` when Ctrl-C arrives during the sleep.
+    static func sleep(seconds: Double) throws {
+        let deadline = monotonicSeconds() + seconds
+        while true {
+            try checkInterrupt()
+            let left = deadline - monotonicSeconds()
+            if left <= 0 { return }
+            var ts = timespec(tv_sec: Int(left), tv_nsec: Int((left - Double(Int(left))) * 1e9))
+            _ = nanosleep(&ts, nil)
+        }
+    }
+
+    /// Throws `interrupted!` if Ctrl-C arrived since the last check.
+    static func checkInterrupt() throws {
+        if luamp_take_interrupt() != 0 { throw LuaRaise("interrupted!") }
+    }
+}

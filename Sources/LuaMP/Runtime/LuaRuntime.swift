@@ -1,0 +1,186 @@
+// LuaRuntime: the public embedding API — a Lua state with the standard libraries and `mp`.
+internal import CLua
+internal import LuaMPShims
+
+/// A Lua 5.4 state with the standard libraries and the `mp` module, ready to run scripts.
+///
+/// Everything the `luamp` command does goes through this type. Not thread-safe: use a
+/// runtime from the thread that created it, and fork (start processes or pools) only while
+/// the process has that one thread.
+public final class LuaRuntime {
+    /// How a runtime is set up.
+    public struct Options {
+        /// Ignore `LUA_PATH*`/`LUA_CPATH*` (the `-E` of `lua`); `LUA_INIT` is the caller's business.
+        public var ignoreEnvironment: Bool
+        /// Open Lua's standard libraries (`base`, `string`, `table`, `io`, `os`, …).
+        public var openStandardLibraries: Bool
+        /// Install the `mp` module (`require "mp"` and the global `mp`).
+        public var installMP: Bool
+
+        public init(ignoreEnvironment: Bool = false, openStandardLibraries: Bool = true, installMP: Bool = true) {
+            self.ignoreEnvironment = ignoreEnvironment
+            self.openStandardLibraries = openStandardLibraries
+            self.installMP = installMP
+        }
+    }
+
+    let state: LuaState
+
+    /// Creates a runtime.
+    /// - Throws: `LuaError` if the state cannot be created or a library fails to open.
+    public init(options: Options = Options()) throws {
+        state = try LuaState()
+        let s = state.stack
+        if options.ignoreEnvironment {
+            s.push(true)
+            s.rawSet(s.registryIndex(), field: "LUA_NOENV")
+        }
+        if options.openStandardLibraries {
+            s.push(cFunction: openLibraries)
+            try s.pcall(nargs: 0, nresults: 0)
+        }
+        if options.installMP { MPModule.install(s) }
+    }
+
+    // MARK: running code
+
+    /// Runs a chunk of Lua source.
+    /// - Parameters:
+    ///   - string: the source.
+    ///   - name: the chunk name used in messages (`=(command line)`, `@file.lua`, …).
+    ///   - arguments: passed to the chunk as `...`.
+    /// - Returns: the chunk's return values.
+    /// - Throws: `LuaError.syntax` or `.runtime` (message and traceback).
+    @discardableResult
+    public func run(string: String, name: String = "=(string)", arguments: [LuaValue] = []) throws -> [LuaValue] {
+        let s = state.stack
+        return try s.preservingTop {
+            try s.load(string, name: name)
+            return try callLoaded(s, arguments)
+        }
+    }
+
+    /// Runs a script file the way `lua script args…` does: the global `arg` gets the script at
+    /// index 0 and the arguments at 1…n, and the chunk receives the arguments as `...`.
+    /// A first line starting with `#` is skipped.
+    /// - Parameters:
+    ///   - file: the script's path; `nil` reads standard input.
+    ///   - arguments: the script's arguments.
+    /// - Returns: the chunk's return values.
+    /// - Throws: `LuaError.file` if it cannot be read, `.syntax` or `.runtime`.
+    @discardableResult
+    public func run(file: String?, arguments: [String] = []) throws -> [LuaValue] {
+        var argTable = LuaTable()
+        argTable[0] = .string(file ?? "-")
+        for (i, a) in arguments.enumerated() { argTable[i + 1] = .string(a) }
+        self["arg"] = .table(argTable)
+        let s = state.stack
+        return try s.preservingTop {
+            try loadFile(s, file)
+            return try callLoaded(s, arguments.map { .string($0) })
+        }
+    }
+
+    /// Evaluates Lua code and returns its values: `evaluate("6 * 7")` and
+    /// `evaluate("return 6 * 7, 'x'")` both work (an expression is tried first, as the REPL does).
+    /// - Throws: `LuaError`.
+    public func evaluate(_ code: String) throws -> [LuaValue] {
+        let s = state.stack
+        return try s.preservingTop {
+            do {
+                try s.load("return " + code, name: "=(evaluate)")
+            } catch LuaError.syntax {
+                try s.load(code, name: "=(evaluate)")
+            }
+            return try callLoaded(s, [])
+        }
+    }
+
+    /// Calls a Lua function value with arguments.
+    /// - Throws: `LuaRaise` if `function` is not callable, `LuaError.runtime` for its errors.
+    public func call(_ function: LuaValue, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
+        let s = state.stack
+        return try s.preservingTop {
+            s.push(function)
+            return try callLoaded(s, arguments)
+        }
+    }
+
+    /// Calls the global function `name`.
+    public func call(global name: String, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
+        try call(self[name], arguments)
+    }
+
+    /// Reads or writes a global variable (raw access, no metamethods).
+    public subscript(name: String) -> LuaValue {
+        get {
+            let s = state.stack
+            return s.preservingTop {
+                s.getGlobal(name)
+                return (try? s.value(at: -1, state: state)) ?? .nil
+            }
+        }
+        set {
+            let s = state.stack
+            s.push(newValue)
+            s.setGlobal(name)
+        }
+    }
+
+    /// Makes a Swift function callable from Lua as the global `name`. It receives the Lua
+    /// arguments as values and returns its results; throwing raises a Lua error with the
+    /// error's description (a `LuaRaise` gives exactly its message). Forked processes and
+    /// pool workers inherit it.
+    public func register(_ name: String, _ function: @escaping ([LuaValue]) throws -> [LuaValue]) {
+        let s = state.stack
+        let state = self.state
+        s.pushFunction(name: name) { stack in
+            var args: [LuaValue] = []
+            let n = stack.top
+            args.reserveCapacity(Int(n))
+            for i in 1...max(n, 1) where i <= n { args.append(try stack.value(at: i, state: state)) }
+            let results = try function(args)
+            stack.checkStack(Int32(results.count) + 1)
+            for r in results { stack.push(r) }
+            return Int32(results.count)
+        }
+        s.setGlobal(name)
+    }
+
+    // MARK: internals
+
+    /// Calls the function on top of the stack with `args`, returning every result.
+    private func callLoaded(_ s: LuaStack, _ args: [LuaValue]) throws -> [LuaValue] {
+        let base = s.top - 1
+        s.checkStack(Int32(args.count) + 1)
+        for a in args { s.push(a) }
+        try s.pcall(nargs: Int32(args.count), nresults: LUA_MULTRET)
+        var out: [LuaValue] = []
+        if s.top > base {
+            for i in (base + 1)...s.top { out.append(try s.value(at: i, state: state)) }
+        }
+        return out
+    }
+
+    private func loadFile(_ s: LuaStack, _ file: String?) throws {
+        // luaL_loadfilex skips a first line starting with '#', as lua.c relies on.
+        let status = luaL_loadfilex(s.L, file, nil)
+        if status != LUA_OK { throw s.popError(status: status) }
+    }
+}
+
+@available(*, unavailable, message: "a Lua state belongs to one thread")
+extension LuaRuntime: Sendable {}
+
+/// luaL_openlibs under lua_pcall (it can raise on memory errors).
+private func openLibraries(_ L: OpaquePointer?) -> Int32 {
+    luaL_openlibs(L)
+    return 0
+}
+
+extension LuaStack {
+    /// Pushes a plain C function. Stack: [-0, +1].
+    func push(cFunction f: @convention(c) (OpaquePointer?) -> Int32) {
+        lua_pushcclosure(L, f, 0)
+    }
+}

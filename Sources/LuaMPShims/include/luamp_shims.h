@@ -1,0 +1,89 @@
+// The C side of luamp: what Swift cannot express (Lua macros, lua_error, variadic and GNU-only libc).
+// Every helper is prefixed `luamp_` and says in one line why it must be C.
+#ifndef LUAMP_SHIMS_H
+#define LUAMP_SHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <signal.h>
+#include <lua.h>
+#include <lualib.h>
+#include <lauxlib.h>
+
+// ---- Lua macros (values come from luaconf.h, so they are wrapped, not re-implemented) ----
+
+static inline int luamp_registryindex(void) { return LUA_REGISTRYINDEX; }               // macro
+static inline int luamp_upvalueindex(int i) { return lua_upvalueindex(i); }             // macro
+static inline void luamp_pop(lua_State *L, int n) { lua_pop(L, n); }                    // macro
+static inline void luamp_newtable(lua_State *L) { lua_newtable(L); }                    // macro
+static inline void luamp_insert(lua_State *L, int idx) { lua_insert(L, idx); }          // macro
+static inline void luamp_remove(lua_State *L, int idx) { lua_remove(L, idx); }          // macro
+static inline void luamp_replace(lua_State *L, int idx) { lua_replace(L, idx); }        // macro
+static inline const char *luamp_tolstring(lua_State *L, int i, size_t *len) { return lua_tolstring(L, i, len); }
+static inline lua_Integer luamp_tointegerx(lua_State *L, int i, int *isnum) { return lua_tointegerx(L, i, isnum); }
+static inline lua_Number luamp_tonumberx(lua_State *L, int i, int *isnum) { return lua_tonumberx(L, i, isnum); }
+static inline void luamp_pushglobaltable(lua_State *L) { lua_pushglobaltable(L); }      // macro
+static inline void *luamp_newuserdata(lua_State *L, size_t size) { return lua_newuserdatauv(L, size, 1); }
+static inline int luamp_loadbuffer(lua_State *L, const char *buf, size_t len, const char *name, const char *mode) {
+    return luaL_loadbufferx(L, buf, len, name, mode);
+}
+static inline const char *luamp_typename_at(lua_State *L, int i) { return luaL_typename(L, i); } // macro
+/// The Lua release string, e.g. "Lua 5.4.4" (a macro).
+static inline const char *luamp_lua_release(void) { return LUA_RELEASE; }
+static inline int luamp_lua_version_num(void) { return LUA_VERSION_NUM; }
+
+// ---- Calling Swift from Lua without ever unwinding a Swift frame ----
+
+/// Result codes a Swift dispatch function returns instead of raising.
+enum {
+    LUAMP_RAISE = -1,     // the error value is on top of the stack: the trampoline raises it
+    LUAMP_ARGERROR = -2,  // the extra message is on top, *argn holds the argument: luaL_argerror
+};
+
+/// Swift's side of every Swift-implemented Lua function: returns results pushed (>= 0) or a LUAMP_* code.
+typedef int (*luamp_dispatch_fn)(lua_State *L, void *box, int *argn);
+/// Called by the __gc of a boxed Swift closure, to release it.
+typedef void (*luamp_release_fn)(void *box);
+
+/// Installs the two Swift entry points (once, at start-up).
+void luamp_install_dispatch(luamp_dispatch_fn dispatch, luamp_release_fn release);
+
+/// Pushes a Lua C closure calling `box` through the trampoline, with `nup` extra upvalues
+/// taken from the stack top (reachable as upvalue 2...). Must be C: lua_error may only run here.
+void luamp_push_swift_function(lua_State *L, void *box, int nup);
+
+/// The message handler every protected call uses: error + luaL_traceback, lua.c's msghandler.
+int luamp_msghandler(lua_State *L);
+
+/// lua_pcall with luamp_msghandler below the function (a macro plus stack juggling).
+int luamp_pcall_traceback(lua_State *L, int nargs, int nresults);
+
+/// lua_pcall without a handler (the macro).
+static inline int luamp_pcall(lua_State *L, int nargs, int nresults, int msgh) { return lua_pcall(L, nargs, nresults, msgh); }
+
+/// Runs `luaL_tolstring` (may call __tostring/__name, i.e. raise) under lua_pcall.
+/// Pushes the string on success; returns a Lua status.
+int luamp_ptolstring(lua_State *L, int idx);
+
+/// Calls lua_warning (cannot raise through Swift: warnings never raise).
+static inline void luamp_warning(lua_State *L, const char *msg, int tocont) { lua_warning(L, msg, tocont); }
+
+// ---- Interrupts: Ctrl-C sets a hook, as lua.c does; a signal handler never touches the state ----
+
+/// Non-zero after SIGINT arrived while an interruptible run was active; blocking waits poll it.
+extern volatile sig_atomic_t luamp_interrupted;
+/// Returns and clears the interrupt flag (Swift 6 cannot touch a C global directly).
+static inline int luamp_take_interrupt(void) { int v = luamp_interrupted; luamp_interrupted = 0; return v; }
+/// Reads the interrupt flag without clearing it.
+static inline int luamp_interrupt_pending(void) { return luamp_interrupted; }
+/// Routes SIGINT to `L`: the next Lua instruction raises "interrupted!". NULL restores SIG_DFL.
+void luamp_interrupt_target(lua_State *L);
+
+// ---- stdio (Swift 6 cannot import stdout/stderr) ----
+static inline FILE *luamp_stdout(void) { return stdout; }
+static inline FILE *luamp_stderr(void) { return stderr; }
+static inline FILE *luamp_stdin(void) { return stdin; }
+static inline void luamp_flush_all(void) { fflush(NULL); }
+
+#endif

@@ -1,0 +1,110 @@
+// The Lua side of the C target: the error trampoline, the traceback handler, interrupt hooks.
+#include "luamp_shims.h"
+#include <string.h>
+
+static luamp_dispatch_fn swift_dispatch;
+static luamp_release_fn swift_release;
+
+void luamp_install_dispatch(luamp_dispatch_fn dispatch, luamp_release_fn release) {
+    swift_dispatch = dispatch;
+    swift_release = release;
+}
+
+static const char *const BOX_META = "luamp.swiftfunction";
+
+typedef struct { void *box; } luamp_box;
+
+static int box_gc(lua_State *L) {
+    luamp_box *b = (luamp_box *)lua_touserdata(L, 1);
+    if (b && b->box) { swift_release(b->box); b->box = NULL; }
+    return 0;
+}
+
+/// The trampoline: Swift runs and returns; only then, with no Swift frame left, Lua may raise.
+static int trampoline(lua_State *L) {
+    luamp_box *b = (luamp_box *)lua_touserdata(L, lua_upvalueindex(1));
+    int argn = 0;
+    int n = swift_dispatch(L, b->box, &argn);
+    if (n >= 0) return n;
+    if (n == LUAMP_ARGERROR) {
+        const char *extra = lua_tostring(L, -1);
+        return luaL_argerror(L, argn, extra ? extra : "?");
+    }
+    return lua_error(L);
+}
+
+void luamp_push_swift_function(lua_State *L, void *box, int nup) {
+    luamp_box *b = (luamp_box *)lua_newuserdatauv(L, sizeof(luamp_box), 0);
+    b->box = box;
+    if (luaL_newmetatable(L, BOX_META)) {
+        lua_pushcfunction(L, box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    if (nup > 0) lua_insert(L, -(nup + 1));   // box first, then the caller's upvalues
+    lua_pushcclosure(L, trampoline, nup + 1);
+}
+
+int luamp_msghandler(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;   // an error object with __tostring: its text, no traceback (as lua.c)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int luamp_pcall_traceback(lua_State *L, int nargs, int nresults) {
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, luamp_msghandler);
+    lua_insert(L, base);
+    int status = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    return status;
+}
+
+static int tolstring_helper(lua_State *L) {
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
+int luamp_ptolstring(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    lua_pushcfunction(L, tolstring_helper);
+    lua_pushvalue(L, idx);
+    return lua_pcall(L, 1, 1, 0);
+}
+
+// ---- interrupts (lua.c's lstop/laction) ----
+
+volatile sig_atomic_t luamp_interrupted = 0;
+static lua_State *volatile interrupt_state = NULL;
+
+static void lstop(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void laction(int sig) {
+    int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+    (void)sig;
+    luamp_interrupted = 1;
+    if (interrupt_state) lua_sethook(interrupt_state, lstop, flag, 1);   // async-signal-safe by design
+}
+
+void luamp_interrupt_target(lua_State *L) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    interrupt_state = L;
+    if (L) {
+        luamp_interrupted = 0;
+        sa.sa_handler = laction;     // no SA_RESTART: blocking waits return EINTR and check the flag
+    } else {
+        sa.sa_handler = SIG_DFL;
+    }
+    sigaction(SIGINT, &sa, NULL);
+}

@@ -1,0 +1,42 @@
+-- testlib: the tiny assertion library Lua-level tests use (run through the built luamp).
+local T = { passed = 0, failed = 0 }
+
+--- Runs `fn` as the test `name`; an error inside fails it with the message and traceback.
+function T.test(name, fn)
+  local ok, err = xpcall(fn, debug.traceback)
+  if ok then
+    T.passed = T.passed + 1
+  else
+    T.failed = T.failed + 1
+    io.stderr:write("FAIL ", name, ": ", tostring(err), "\n")
+  end
+end
+
+--- Asserts `a == b`, naming both in the message.
+function T.eq(a, b, what)
+  if a ~= b then
+    error(string.format("%sexpected %s, got %s", what and (what .. ": ") or "", tostring(b), tostring(a)), 2)
+  end
+end
+
+--- Asserts that `fn(...)` raises and returns the error value; `pattern` must match its text.
+function T.raises(pattern, fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then error("expected an error matching '" .. tostring(pattern) .. "'", 2) end
+  if pattern and not tostring(err):find(pattern) then
+    error("error '" .. tostring(err) .. "' does not match '" .. pattern .. "'", 2)
+  end
+  return err
+end
+
+--- Prints the summary line and exits non-zero when anything failed.
+function T.done()
+  io.stdout:write(string.format("%s: %d passed, %d failed\n", arg and arg[0] or "?", T.passed, T.failed))
+  io.stdout:flush()
+  os.exit(T.failed == 0 and 0 or 1)
+end
+
+--- True when scripts/test --long asked for the long versions of soaks and fuzz runs.
+T.long = os.getenv("LUAMP_LONG") == "1"
+
+return T
