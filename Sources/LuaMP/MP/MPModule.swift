@@ -12,6 +12,12 @@ enum MPModule {
         installBasics(s, t)
     }
 
+    /// End of the main chunk (Python's interpreter exit): each capability that owns processes
+    /// or pools cleans up here (join non-daemon children, terminate daemons and pools).
+    /// A new capability with something to clean up adds one line here.
+    static func finishCapabilities(_ s: LuaStack) {
+    }
+
     /// Creates the module table, sets `package.loaded.mp` (so `require "mp"` returns it) and
     /// the global `mp`. Stack: [-0, +0].
     static func install(_ s: LuaStack) {

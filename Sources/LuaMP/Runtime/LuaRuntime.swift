@@ -147,6 +147,13 @@ public final class LuaRuntime {
         s.setGlobal(name)
     }
 
+    /// Ends a script the way Python ends its main module: non-daemon child processes are
+    /// joined, daemon children terminated and pools left open terminated. `luamp` calls it when
+    /// the main chunk ends (also after an error); embedders call it when their script is done.
+    public func finish() {
+        MPModule.finishCapabilities(state.stack)
+    }
+
     // MARK: internals
 
     /// Calls the function on top of the stack with `args`, returning every result.
