@@ -11,6 +11,7 @@ enum MPModule {
     static func installCapabilities(_ s: LuaStack, _ t: Int32) {
         installShared(s, t)
         installBasics(s, t)
+        installSync(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes

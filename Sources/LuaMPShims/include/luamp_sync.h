@@ -34,6 +34,13 @@ static inline int luamp_mutex_type_normal(void) { return PTHREAD_MUTEX_NORMAL; }
 static inline int luamp_mutex_type_errorcheck(void) { return PTHREAD_MUTEX_ERRORCHECK; }
 static inline int luamp_mutex_type_recursive(void) { return PTHREAD_MUTEX_RECURSIVE; }
 
+/// 1 if some thread holds `m` (the owner TID bits of glibc's futex word are set), without
+/// touching it: unlike trylock this never consumes an owner-died state. C because the word is a
+/// glibc-internal field (`__data.__lock`) and FUTEX_TID_MASK a kernel macro.
+static inline int luamp_mutex_is_locked(pthread_mutex_t *m) {
+    return (__atomic_load_n((unsigned int *)&m->__data.__lock, __ATOMIC_SEQ_CST) & 0x3fffffffu) != 0;
+}
+
 // ---- process liveness ----
 
 /// 1 if `pid` is a live process, 0 if it is gone or a zombie (exited, not yet reaped): a pidfd

@@ -30,6 +30,10 @@ struct SharedKind {
     let bytes: Int
     /// Methods (`obj:name(...)`); argument 1 is the object.
     var methods: [(String, SwiftFunction)] = []
+    /// Methods written in Lua: (name, chunk source). The chunk receives a helper table
+    /// (`monotonic`) as `...` and returns the function. Lua is used where the method calls user
+    /// functions and must let their errors (any value) pass through unchanged (`with`, `wait_for`).
+    var luaMethods: [(String, String)] = []
     /// Field reads (`obj.name`) tried before methods: push the value and return true, or
     /// return false for "no such field". Stack: [-0, +1] when it returns true.
     var getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil
@@ -38,6 +42,11 @@ struct SharedKind {
     /// Frees the object's arena memory (and memory only it references) when its owning
     /// userdata is collected. Nil: never freed (lives as long as the arena).
     var release: ((Arena, UInt64) -> Void)? = nil
+    /// Extra metamethods (e.g. `__len`).
+    var metamethods: [(String, SwiftFunction)] = []
+
+    /// The registry name of the metatable, `"mp.<name>"`.
+    var metatableName: String { "mp." + name }
 }
 
 /// The registry of arena-backed kinds and their Lua plumbing.
@@ -75,13 +84,8 @@ enum SharedKinds {
 
     /// The userdata at `i` if it is an object of `kind`, else nil. Stack: [-0, +0].
     static func toRef(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) -> UnsafeMutablePointer<SharedRef>? {
-        guard s.type(at: i) == .userdata, let p = s.toUserdata(i) else { return nil }
-        let ok: Bool = s.preservingTop {
-            guard lua_getmetatable(s.L, i) != 0 else { return false }
-            s.rawGet(s.registryIndex(), field: "mp." + kind.name)
-            return lua_rawequal(s.L, -1, -2) != 0
-        }
-        return ok ? p.assumingMemoryBound(to: SharedRef.self) : nil
+        // luaL_testudata: [-0, +0, m] — compares the metatable with the registry's, never raises.
+        luaL_testudata(s.L, i, kind.metatableName)?.assumingMemoryBound(to: SharedRef.self)
     }
 
     /// Argument `i` as an object of `kind`.
@@ -107,21 +111,41 @@ enum SharedKinds {
         let mt = s.top
         s.push(kind.name); s.rawSet(mt, field: "__mpkind")
         s.push("mp." + kind.name); s.rawSet(mt, field: "__name")
-        s.newTable(hashCount: Int32(kind.methods.count))
+        s.newTable(hashCount: Int32(kind.methods.count + kind.luaMethods.count))
         for (name, fn) in kind.methods { s.setFunction(-1, name, fn) }
-        let getField = kind.getField
+        for (name, source) in kind.luaMethods {
+            do {
+                try s.load(source, name: "=mp." + kind.name + "." + name, mode: "t")
+                s.newTable()
+                s.setFunction(-1, "monotonic") { s in s.push(Clock.monotonicSeconds()); return 1 }
+                try s.pcall(nargs: 1, nresults: 1)
+                s.rawSet(-2, field: name)
+            } catch {
+                preconditionFailure("built-in Lua method mp.\(kind.name).\(name) failed to load: \(error)")
+            }
+        }
+        guard let getField = kind.getField else {
+            s.rawSet(mt, field: "__index")       // methods only: a plain table is fastest
+            pushCommonMetamethods(s, mt, kind)
+            return
+        }
         s.pushFunction(name: "__index", upvalues: 1) { s in
             let r = try SharedKinds.check(s, 1, kind)
             if s.type(at: 2) == .string, let key = s.toString(2) {
-                if let getField, try getField(s, r, key) { return 1 }
+                if try getField(s, r, key) { return 1 }
                 s.rawGet(s.upvalueIndex(2), field: key)
                 return 1
             }
-            if let getField, s.type(at: 2) == .number, try getField(s, r, "#index") { return 1 }
+            if s.type(at: 2) == .number, try getField(s, r, "#index") { return 1 }
             s.pushNil()
             return 1
         }
         s.rawSet(mt, field: "__index")
+        pushCommonMetamethods(s, mt, kind)
+    }
+
+    /// __newindex, __tostring, __eq, __gc of `kind` into the metatable at `mt`. Stack: [-0, +0].
+    private static func pushCommonMetamethods(_ s: LuaStack, _ mt: Int32, _ kind: SharedKind) {
         if let setField = kind.setField {
             s.setFunction(mt, "__newindex") { s in
                 let r = try SharedKinds.check(s, 1, kind)
@@ -130,6 +154,7 @@ enum SharedKinds {
                 return 0
             }
         }
+        for (name, fn) in kind.metamethods { s.setFunction(mt, name, fn) }
         s.setFunction(mt, "__tostring") { s in
             let r = try SharedKinds.check(s, 1, kind)
             s.push("mp.\(kind.name): 0x\(String(r.offset, radix: 16))")

@@ -1,0 +1,133 @@
+// mp.Semaphore and mp.BoundedSemaphore: a futex counter in the arena.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import LuaMPShims
+
+/// A semaphore in the arena. Layout: `+0` UInt32 magic, `+4` UInt32 value (the futex word),
+/// `+8` UInt32 sleepers, `+12` UInt32 bound (BoundedSemaphore: the start value; else 0).
+///
+/// acquire = CAS the value down when positive, else sleep on the value word (`FUTEX_WAIT`
+/// while it is 0) in 100 ms slices; release = add and `FUTEX_WAKE` if anyone sleeps. No owner:
+/// as in Python, a process that dies between acquire and release takes its unit with it; a
+/// process killed while sleeping costs nothing (its sleeper count only causes a spare wake).
+struct SharedSemaphore {
+    static let magic: UInt32 = 0x4d45_534d           // "MSEM"
+    static let boundedMagic: UInt32 = 0x4d45_5342    // "BSEM"
+    static let size = 16
+    /// Largest start value (keeps `value + n` far from overflow).
+    static let maxValue: Int64 = 1 << 30
+
+    let base: UnsafeMutableRawPointer
+    var value: UnsafeMutablePointer<UInt32> { (base + 4).assumingMemoryBound(to: UInt32.self) }
+    var sleepers: UnsafeMutablePointer<UInt32> { (base + 8).assumingMemoryBound(to: UInt32.self) }
+    var bound: UInt32 { luamp_atomic_load32((base + 12).assumingMemoryBound(to: UInt32.self)) }
+
+    init(_ arena: Arena, _ offset: UInt64) { base = arena.pointer(offset) }
+
+    static func create(value: UInt32, bounded: Bool) throws -> UInt64 {
+        let a = try Arena.require()
+        let off = try a.allocate(size, zeroed: true)
+        let sem = SharedSemaphore(a, off)
+        luamp_atomic_store32(sem.value, value)
+        luamp_atomic_store32((sem.base + 12).assumingMemoryBound(to: UInt32.self), bounded ? value : 0)
+        luamp_atomic_store32(sem.base.assumingMemoryBound(to: UInt32.self), bounded ? boundedMagic : magic)
+        return off
+    }
+
+    /// Takes one unit, waiting until `deadline`. - Returns: false on timeout.
+    /// - Throws: `interrupted!`.
+    func acquire(until deadline: Deadline) throws -> Bool {
+        while true {
+            let v = luamp_atomic_load32(value)
+            if v > 0 {
+                if luamp_atomic_cas32(value, v, v - 1) != 0 { return true }
+                continue
+            }
+            let slice = deadline.nextSlice
+            if slice == 0 { return false }
+            _ = luamp_atomic_add32(sleepers, 1)
+            _ = luamp_futex_wait(value, 0, Int64(slice))
+            _ = luamp_atomic_sub32(sleepers, 1)
+            try Clock.checkInterrupt()
+        }
+    }
+
+    /// Adds `n` units and wakes up to `n` sleepers.
+    /// - Throws: `LuaRaise` when a bounded semaphore would go above its start value.
+    func release(_ n: UInt32) throws {
+        if base.load(as: UInt32.self) == SharedSemaphore.boundedMagic {
+            let b = bound
+            while true {
+                let v = luamp_atomic_load32(value)
+                guard UInt64(v) + UInt64(n) <= UInt64(b) else { throw LuaRaise("semaphore or lock released too many times") }
+                if luamp_atomic_cas32(value, v, v + n) != 0 { break }
+            }
+        } else {
+            _ = luamp_atomic_add32(value, n)
+        }
+        if luamp_atomic_load32(sleepers) > 0 { _ = luamp_futex_wake(value, Int32(min(n, UInt32(Int32.max)))) }
+    }
+}
+
+enum SemaphoreKinds {
+    static func kind(bounded: Bool) -> SharedKind {
+        var k = SharedKind(name: bounded ? "BoundedSemaphore" : "Semaphore",
+                           magic: bounded ? SharedSemaphore.boundedMagic : SharedSemaphore.magic,
+                           bytes: SharedSemaphore.size)
+        k.release = { a, off in a.free(off) }
+        k.luaMethods = [("with", withMethodSource)]
+        k.methods = [
+            ("acquire", { s in
+                let sem = try semArg(s, bounded)
+                s.push(try sem.acquire(until: s.blockAndTimeout(2)))
+                return 1
+            }),
+            ("release", { s in
+                let sem = try semArg(s, bounded)
+                let n = try s.optInteger(2, 1)
+                guard n >= 1, n <= SharedSemaphore.maxValue else { throw LuaArgumentError(2, "n must be between 1 and \(SharedSemaphore.maxValue)") }
+                try sem.release(UInt32(n))
+                return 0
+            }),
+            ("get_value", { s in
+                s.push(Int64(luamp_atomic_load32(try semArg(s, bounded).value)))
+                return 1
+            }),
+        ]
+        return k
+    }
+
+    nonisolated(unsafe) static let semaphore = kind(bounded: false)
+    nonisolated(unsafe) static let bounded = kind(bounded: true)
+
+    static func semArg(_ s: LuaStack, _ isBounded: Bool) throws -> SharedSemaphore {
+        let r = try SharedKinds.check(s, 1, isBounded ? bounded : semaphore)
+        return SharedSemaphore(try Arena.require(), r.offset)
+    }
+
+    /// Registers both kinds and installs `mp.Semaphore([value])`, `mp.BoundedSemaphore([value])`
+    /// (value may also come as `{value = n}`).
+    static func install(_ s: LuaStack, _ t: Int32) {
+        SharedKinds.register(semaphore)
+        SharedKinds.register(bounded)
+        for (name, kind, isBounded) in [("Semaphore", semaphore, false), ("BoundedSemaphore", bounded, true)] {
+            s.setFunction(t, name) { s in
+                var v: Int64 = 1
+                if s.type(at: 1) == .table {
+                    if s.rawGet(1, field: "value") != .nil {
+                        guard let n = s.toInteger(-1) else { throw LuaArgumentError(1, "value must be an integer") }
+                        v = n
+                    }
+                    s.pop()
+                } else {
+                    v = try s.optInteger(1, 1)
+                }
+                guard v >= 0 else { throw LuaArgumentError(1, "semaphore initial value must be >= 0") }
+                guard v <= SharedSemaphore.maxValue else { throw LuaArgumentError(1, "semaphore initial value too large") }
+                SharedKinds.push(s, kind, offset: try SharedSemaphore.create(value: UInt32(v), bounded: isBounded), owned: true)
+                return 1
+            }
+        }
+    }
+}

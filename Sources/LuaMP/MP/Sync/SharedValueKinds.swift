@@ -1,0 +1,230 @@
+// mp.Value and mp.Array: typed cells in the arena with an optional lock of their own.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import LuaMPShims
+
+/// Layout shared by Value and Array: `+0` UInt32 magic, `+4` UInt8 typecode, `+5` UInt8
+/// "owns its lock", `+8` UInt64 lock offset (0 = none), `+16` UInt64 element count (1 for a
+/// Value), cells from `+24`.
+///
+/// Each access of `v.value` / `a[i]` is a single atomic load or store, so no lock is taken for
+/// it (Python takes the lock for each access; the effect is the same: no torn values). A
+/// read-modify-write such as `v.value = v.value + 1` still needs `v:get_lock()` or another lock.
+struct SharedCells {
+    static let valueMagic: UInt32 = 0x4c41_564d    // "MVAL"
+    static let arrayMagic: UInt32 = 0x5252_414d    // "MARR"
+
+    let base: UnsafeMutableRawPointer
+    init(_ arena: Arena, _ offset: UInt64) { base = arena.pointer(offset) }
+
+    var type: TypeCode { TypeCode(rawValue: base.load(fromByteOffset: 4, as: UInt8.self)) ?? .int64 }
+    var ownsLock: Bool { base.load(fromByteOffset: 5, as: UInt8.self) != 0 }
+    var lockOffset: UInt64 { base.load(fromByteOffset: 8, as: UInt64.self) }
+    var count: Int { Int(base.load(fromByteOffset: 16, as: UInt64.self)) }
+    var isArray: Bool { base.load(as: UInt32.self) == SharedCells.arrayMagic }
+    /// The cell of a Value, or element `i` (0-based) of an Array.
+    func cell(_ i: Int = 0) -> UnsafeMutableRawPointer { base + 24 + i * type.size }
+
+    /// Allocates a Value (count nil) or an Array of `count` zeroed cells.
+    static func create(_ type: TypeCode, count: Int?, lockOffset: UInt64, ownsLock: Bool) throws -> UInt64 {
+        let a = try Arena.require()
+        let bytes = 24 + (count ?? 1) * type.size
+        let off = try a.allocate(bytes, zeroed: true)
+        let p = a.pointer(off)
+        p.storeBytes(of: type.rawValue, toByteOffset: 4, as: UInt8.self)
+        p.storeBytes(of: UInt8(ownsLock ? 1 : 0), toByteOffset: 5, as: UInt8.self)
+        p.storeBytes(of: lockOffset, toByteOffset: 8, as: UInt64.self)
+        p.storeBytes(of: UInt64(count ?? 1), toByteOffset: 16, as: UInt64.self)
+        luamp_atomic_store32(p.assumingMemoryBound(to: UInt32.self), count == nil ? valueMagic : arrayMagic)
+        return off
+    }
+
+    static func release(_ a: Arena, _ off: UInt64) {
+        let c = SharedCells(a, off)
+        if c.ownsLock && c.lockOffset != 0 { a.free(c.lockOffset) }
+        a.free(off)
+    }
+}
+
+enum SharedValueKinds {
+    /// `get_lock` for both kinds: the lock as an mp.RLock/mp.Lock object. The Value is then
+    /// never freed by collection (the returned lock lives in its memory's lifetime).
+    nonisolated(unsafe) static let getLock: SwiftFunction = { s in
+        guard let r = SharedKinds.toRef(s, 1, value) ?? SharedKinds.toRef(s, 1, array) else {
+            throw LuaArgumentError(1, "mp.Value or mp.Array expected, got \(s.typeName(at: 1))")
+        }
+        let c = SharedCells(try Arena.require(), r.pointee.offset)
+        guard c.lockOffset != 0 else { throw LuaRaise("this shared object was created with lock = false") }
+        r.pointee.ownsMemory = false
+        try LockKinds.pushExisting(s, offset: c.lockOffset)
+        return 1
+    }
+
+    /// `get_lock` reads as nil without a lock (`v:get_lock()` then fails like Python's AttributeError).
+    static func lockField(_ s: LuaStack, _ c: SharedCells, _ key: String) -> Bool {
+        guard key == "get_lock", c.lockOffset == 0 else { return false }
+        s.pushNil()
+        return true
+    }
+
+    nonisolated(unsafe) static let value: SharedKind = {
+        var k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
+        k.release = SharedCells.release
+        k.methods = [("get_lock", getLock)]
+        k.getField = { s, r, key in
+            let c = SharedCells(try Arena.require(), r.offset)
+            if key == "value" { c.type.push(s, from: c.cell()); return true }
+            if key == "typecode" { s.push(c.type.letter); return true }
+            return lockField(s, c, key)
+        }
+        k.setField = { s, r, key in
+            guard key == "value" else { throw LuaRaise("cannot set field '\(key)' of mp.Value (only 'value')") }
+            let c = SharedCells(try Arena.require(), r.offset)
+            try c.type.store(s, 3, to: c.cell(), what: "mp.Value")
+        }
+        return k
+    }()
+
+    nonisolated(unsafe) static let array: SharedKind = {
+        var k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
+        k.release = SharedCells.release
+        k.methods = [
+            ("get_lock", getLock),
+            ("totable", { s in
+                let c = SharedCells(try Arena.require(), try SharedKinds.check(s, 1, array).offset)
+                let n = c.count
+                s.newTable(arrayCount: Int32(min(n, 1 << 24)))
+                for i in 0..<n {
+                    c.type.push(s, from: c.cell(i))
+                    s.rawSet(-2, index: Int64(i + 1))
+                }
+                return 1
+            }),
+        ]
+        k.getField = { s, r, key in
+            let c = SharedCells(try Arena.require(), r.offset)
+            if key == "#index" {
+                c.type.push(s, from: c.cell(try index(s, c)))
+                return true
+            }
+            if key == "typecode" { s.push(c.type.letter); return true }
+            return lockField(s, c, key)
+        }
+        k.setField = { s, r, key in
+            guard key == "#index" else { throw LuaRaise("cannot set field '\(key)' of mp.Array (use integer indices)") }
+            let c = SharedCells(try Arena.require(), r.offset)
+            let i = try index(s, c)
+            try c.type.store(s, 3, to: c.cell(i), what: "mp.Array[\(i + 1)]")
+        }
+        k.metamethods = [
+            ("__len", { s in
+                s.push(Int64(SharedCells(try Arena.require(), try SharedKinds.check(s, 1, array).offset).count))
+                return 1
+            }),
+            // pairs(a) walks 1..#a (ipairs would stop with an index error at #a + 1).
+            ("__pairs", { s in
+                _ = try SharedKinds.check(s, 1, array)
+                s.pushFunction(name: "next") { s in
+                    let c = SharedCells(try Arena.require(), try SharedKinds.check(s, 1, array).offset)
+                    let i = (s.toInteger(2) ?? 0) + 1
+                    guard i >= 1, i <= Int64(c.count) else { s.pushNil(); return 1 }
+                    s.push(i)
+                    c.type.push(s, from: c.cell(Int(i - 1)))
+                    return 2
+                }
+                s.pushValue(1)
+                s.pushNil()
+                return 3
+            }),
+        ]
+        return k
+    }()
+
+    /// The 0-based cell for the 1-based index at stack slot 2.
+    /// - Throws: `LuaRaise` for non-integers and indices outside 1…#a.
+    static func index(_ s: LuaStack, _ c: SharedCells) throws -> Int {
+        guard let i = s.toInteger(2) else { throw LuaRaise("mp.Array index must be an integer, got \(s.describe(2))") }
+        guard i >= 1, i <= Int64(c.count) else { throw LuaRaise("mp.Array index \(i) out of range (1..\(c.count))") }
+        return Int(i - 1)
+    }
+
+    /// Reads the `lock` option at `i` (true/nil: a new RLock; false: none; an mp.Lock/RLock: that one).
+    /// - Returns: (lock offset or 0, whether the object owns it).
+    static func lockOption(_ s: LuaStack, _ i: Int32) throws -> (UInt64, Bool) {
+        var v = i
+        if s.type(at: i) == .table {
+            s.rawGet(i, field: "lock")
+            v = s.top
+        }
+        defer { if v != i { s.pop() } }
+        if s.isNoneOrNil(v) || (s.type(at: v) == .boolean && s.toBool(v)) {
+            return (try SharedLock.create(recursive: true), true)
+        }
+        if s.type(at: v) == .boolean { return (0, false) }
+        guard let l = LockKinds.anyLock(s, v) else {
+            throw LuaArgumentError(i, "lock must be a boolean, mp.Lock or mp.RLock, got \(s.typeName(at: v))")
+        }
+        SharedKinds.markShared(s, v)
+        return (l.offset, false)
+    }
+
+    static func install(_ s: LuaStack, _ t: Int32) {
+        SharedKinds.register(value)
+        SharedKinds.register(array)
+        s.setFunction(t, "Value") { s in
+            s.top = 3                            // fixed argument slots; results go above
+            let type = try s.typeCodeArgument(1)
+            if !s.isNoneOrNil(2) && s.type(at: 2) != .number {
+                throw LuaArgumentError(2, "number expected, got \(s.typeName(at: 2))")
+            }
+            let (lk, owns) = try lockOption(s, 3)
+            let a = try Arena.require()
+            let off: UInt64
+            do { off = try SharedCells.create(type, count: nil, lockOffset: lk, ownsLock: owns) } catch {
+                if owns { a.free(lk) }
+                throw error
+            }
+            SharedKinds.push(s, value, offset: off, owned: true)
+            if !s.isNoneOrNil(2) {
+                do { try type.store(s, 2, to: SharedCells(a, off).cell(), what: "initial value") } catch {
+                    throw LuaArgumentError(2, "\(error)")
+                }
+            }
+            return 1
+        }
+        s.setFunction(t, "Array") { s in
+            s.top = 3
+            let type = try s.typeCodeArgument(1)
+            let n: Int64
+            if s.type(at: 2) == .table {
+                n = s.rawLength(2)
+            } else if let k = s.toInteger(2), s.type(at: 2) == .number {
+                guard k >= 0 else { throw LuaArgumentError(2, "size must be >= 0") }
+                n = k
+            } else {
+                throw LuaArgumentError(2, "size or list expected, got \(s.typeName(at: 2))")
+            }
+            guard n <= Int64(1) << 36 / Int64(type.size) else { throw LuaArgumentError(2, "array too large") }
+            let (lk, owns) = try lockOption(s, 3)
+            let a = try Arena.require()
+            let off: UInt64
+            do { off = try SharedCells.create(type, count: Int(n), lockOffset: lk, ownsLock: owns) } catch {
+                if owns { a.free(lk) }
+                throw error
+            }
+            SharedKinds.push(s, array, offset: off, owned: true)
+            if s.type(at: 2) == .table {
+                let c = SharedCells(a, off)
+                for i in 0..<Int(n) {
+                    s.rawGet(2, index: Int64(i + 1))
+                    do { try type.store(s, -1, to: c.cell(i), what: "element \(i + 1)") } catch {
+                        throw LuaArgumentError(2, "\(error)")
+                    }
+                    s.pop()
+                }
+            }
+            return 1
+        }
+    }
+}

@@ -1,0 +1,14 @@
+// Installs mp's synchronization primitives and shared values (API.md §2 "Synchronization", "Shared memory").
+
+extension MPModule {
+    /// `mp.Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier`,
+    /// `Value`, `Array`: all live in the arena and are sendable (registered with `Handles`).
+    static func installSync(_ s: LuaStack, _ t: Int32) {
+        LockKinds.install(s, t)
+        SemaphoreKinds.install(s, t)
+        EventKind.install(s, t)
+        ConditionKind.install(s, t)
+        BarrierKind.install(s, t)
+        SharedValueKinds.install(s, t)
+    }
+}
