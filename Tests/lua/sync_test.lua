@@ -134,6 +134,7 @@ T.test("Barrier: single party, action, fields, timeout breaks it, abort, reset",
   T.eq(ran, 2)
   T.eq(b.parties, 1); T.eq(b.n_waiting, 0); T.eq(b.broken, false)
   local b2 = mp.Barrier(2)
+  T.eq(b2:_action(), nil, "no action")
   local dt, ok, err = timed(pcall, b2.wait, b2, 0.2)
   T.eq(ok, false); T.eq(err.kind, "BrokenBarrierError"); assert(dt >= 0.2 and dt < 5, dt)
   T.eq(b2.broken, true)

@@ -215,6 +215,7 @@ enum BarrierKind {
                 s.rawGet(1, field: "parties"); s.rawGet(1, field: "action"); s.rawGet(1, field: "timeout")
                 s.remove(1)
             }
+            s.top = 3                            // fixed argument slots; the result goes above
             let parties = try s.checkInteger(1)
             guard parties >= 1, parties <= SharedBarrier.maxParties else {
                 throw LuaArgumentError(1, "parties must be between 1 and \(SharedBarrier.maxParties)")
