@@ -216,6 +216,22 @@ T.test("Barrier: a waiter killed while others wait wakes them with BrokenBarrier
   T.eq(broken.value, 1)
 end)
 
+T.test("Barrier: reset breaks current waiters, then the barrier works again", function()
+  local b, broken = mp.Barrier(2), mp.Value("i", 0)
+  local w = spawn(function()
+    local ok, err = pcall(b.wait, b, 30)
+    if not ok and err.kind == "BrokenBarrierError" then broken.value = 1 end
+    T.eq(b:wait(30), 0)                        -- usable again after the reset
+  end)
+  waitUntil(function() return b.n_waiting == 1 end, "the waiter")
+  b:reset()
+  waitUntil(function() return broken.value == 1 end, "BrokenBarrierError in the waiter")
+  waitUntil(function() return b.n_waiting == 1 end, "the waiter, again")
+  T.eq(b:wait(30), 1)
+  joinAll { w }
+  T.eq(b.broken, false)
+end)
+
 T.test("timeouts across processes: 0.2 s on a lock held elsewhere returns false, not early", function()
   local l, s, ready = mp.Lock(), mp.Semaphore(0), mp.Event()
   local h = holder(function() l:acquire() end, ready)

@@ -6,8 +6,8 @@ internal import CLua
 internal import LuaMPShims
 
 /// A barrier in the arena. Layout: `+0` magic, `+4` parties, `+8` count (arrived this cycle;
-/// equals parties while the action runs), `+12` generation, `+16` broken, `+20` the generation
-/// that `reset` cancelled, `+24` Double default timeout (NaN = none), `+32` robust mutex,
+/// equals parties while the action runs), `+12` generation, `+16` broken, `+20` 1 + the
+/// generation that `reset` cancelled (0: none), `+24` Double default timeout (NaN = none), `+32` robust mutex,
 /// `+72` EventCount, `+80` UInt32 pid of each arrived waiter.
 ///
 /// State changes happen under the internal robust mutex, held only for a few stores (never
@@ -96,7 +96,7 @@ struct SharedBarrier {
             let seen = events.prepare()
             let outcome: Bool? = try locked {
                 if generation.pointee != gen {
-                    if resetGeneration.pointee == gen { throw SharedBarrier.brokenError() }
+                    if resetGeneration.pointee == gen &+ 1 { throw SharedBarrier.brokenError() }
                     return true
                 }
                 if broken.pointee != 0 { throw SharedBarrier.brokenError() }
@@ -135,7 +135,7 @@ struct SharedBarrier {
     /// `reset()`: back to the empty state; current waiters get `BrokenBarrierError`.
     func reset() {
         locked {
-            resetGeneration.pointee = generation.pointee
+            resetGeneration.pointee = generation.pointee &+ 1
             generation.pointee &+= 1
             count.pointee = 0
             broken.pointee = 0
