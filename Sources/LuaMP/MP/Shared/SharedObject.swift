@@ -13,7 +13,7 @@ struct SharedRef {
     /// created in this process that were never sent (`Handles` encode) nor inherited by a
     /// child (`forkGeneration` unchanged) nor referenced by another arena object.
     var ownsMemory: Bool
-    /// `SharedKinds.forkGeneration` when the object was created.
+    /// `CurrentProcess.forkGeneration` when the object was created.
     var generation: UInt64
 }
 
@@ -21,7 +21,7 @@ struct SharedRef {
 ///
 /// Arena layout rule: every object starts with `UInt32 magic` (the kind's tag) so a handle
 /// decoder can check that an offset really holds this kind.
-struct SharedKind {
+final class SharedKind {
     /// The `__mpkind` and the metatable's name suffix (`"Lock"` → registry `"mp.Lock"`).
     let name: String
     /// The tag stored in the object's first 4 bytes.
@@ -47,22 +47,25 @@ struct SharedKind {
 
     /// The registry name of the metatable, `"mp.<name>"`.
     var metatableName: String { "mp." + name }
+    /// The same as a C string, made once (kinds live for the whole process): type checks run
+    /// on every method call and must not allocate.
+    let metatableCName: UnsafeMutablePointer<CChar>
+
+    init(name: String, magic: UInt32, bytes: Int) {
+        self.name = name
+        self.magic = magic
+        self.bytes = bytes
+        metatableCName = strdup("mp." + name)!
+    }
 }
 
 /// The registry of arena-backed kinds and their Lua plumbing.
 enum SharedKinds {
-    /// Incremented before every fork (pthread_atfork), so an object knows whether a child may
-    /// have inherited it.
-    nonisolated(unsafe) static var forkGeneration: UInt64 = 0
-    nonisolated(unsafe) private static var atforkInstalled = false
     nonisolated(unsafe) private(set) static var kinds: [String: SharedKind] = [:]
 
     /// Registers `kind` (once per process) and its handle codec. Idempotent.
     static func register(_ kind: SharedKind) {
-        if !atforkInstalled {
-            atforkInstalled = true
-            _ = pthread_atfork({ SharedKinds.forkGeneration &+= 1 }, nil, nil)
-        }
+        CurrentProcess.installForkHandlers()
         kinds[kind.name] = kind
         Handles.register(HandleKind(
             name: kind.name,
@@ -77,7 +80,7 @@ enum SharedKinds {
     static func push(_ s: LuaStack, _ kind: SharedKind, offset: UInt64, owned: Bool) {
         let p = luamp_newuserdata(s.L, MemoryLayout<SharedRef>.size)!
         p.initializeMemory(as: SharedRef.self, repeating: SharedRef(
-            offset: offset, ownsMemory: owned && kind.release != nil, generation: forkGeneration), count: 1)
+            offset: offset, ownsMemory: owned && kind.release != nil, generation: CurrentProcess.forkGeneration), count: 1)
         pushMetatable(s, kind)
         lua_setmetatable(s.L, -2)
     }
@@ -85,7 +88,7 @@ enum SharedKinds {
     /// The userdata at `i` if it is an object of `kind`, else nil. Stack: [-0, +0].
     static func toRef(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) -> UnsafeMutablePointer<SharedRef>? {
         // luaL_testudata: [-0, +0, m] — compares the metatable with the registry's, never raises.
-        luaL_testudata(s.L, i, kind.metatableName)?.assumingMemoryBound(to: SharedRef.self)
+        luaL_testudata(s.L, i, kind.metatableCName)?.assumingMemoryBound(to: SharedRef.self)
     }
 
     /// Argument `i` as an object of `kind`.
@@ -168,7 +171,7 @@ enum SharedKinds {
         if let release = kind.release {
             s.setFunction(mt, "__gc") { s in
                 guard let p = s.toUserdata(1)?.assumingMemoryBound(to: SharedRef.self) else { return 0 }
-                if p.pointee.ownsMemory, p.pointee.generation == SharedKinds.forkGeneration, let a = Arena.current {
+                if p.pointee.ownsMemory, p.pointee.generation == CurrentProcess.forkGeneration, let a = Arena.current {
                     p.pointee.ownsMemory = false
                     release(a, p.pointee.offset)
                 }

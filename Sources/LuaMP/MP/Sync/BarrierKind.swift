@@ -70,7 +70,7 @@ struct SharedBarrier {
     /// - Throws: `BrokenBarrierError` if the barrier is or becomes broken, times out (which
     ///   breaks it, as in Python), or a waiter died; `interrupted!`.
     func arrive(until deadline: Deadline) throws -> (index: Int, last: Bool) {
-        let me = UInt32(getpid())
+        let me = CurrentProcess.pid
         var gen: UInt32 = 0
         var index = 0
         // Register, waiting first while a previous cycle is still draining.
@@ -169,7 +169,7 @@ enum BarrierKind {
     """
 
     nonisolated(unsafe) static let kind: SharedKind = {
-        var k = SharedKind(name: "Barrier", magic: SharedBarrier.magic, bytes: SharedBarrier.size(parties: 1))
+        let k = SharedKind(name: "Barrier", magic: SharedBarrier.magic, bytes: SharedBarrier.size(parties: 1))
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("wait", waitSource)]
         k.methods = [

@@ -53,7 +53,7 @@ struct SharedCondition {
     func wait(until deadline: Deadline) throws -> Bool {
         let l = lock
         guard l.heldByMe else { throw LuaRaise("cannot wait on un-acquired lock") }
-        let me = UInt32(getpid())
+        let me = CurrentProcess.pid
         var mine = -1
         for i in 0..<SharedCondition.slots where slot(i)[1] == 0 || (slot(i)[0] != me && luamp_pid_alive(Int32(bitPattern: slot(i)[0])) == 0) {
             mine = i
@@ -122,7 +122,7 @@ enum ConditionKind {
     """
 
     nonisolated(unsafe) static let kind: SharedKind = {
-        var k = SharedKind(name: "Condition", magic: SharedCondition.magic, bytes: SharedCondition.size)
+        let k = SharedKind(name: "Condition", magic: SharedCondition.magic, bytes: SharedCondition.size)
         k.release = { a, off in
             let c = SharedCondition(a, off)
             a.free(c.lockOffset)

@@ -65,7 +65,7 @@ struct SharedEvent {
 
 enum EventKind {
     nonisolated(unsafe) static let kind: SharedKind = {
-        var k = SharedKind(name: "Event", magic: SharedEvent.magic, bytes: SharedEvent.size)
+        let k = SharedKind(name: "Event", magic: SharedEvent.magic, bytes: SharedEvent.size)
         k.release = { a, off in a.free(off) }
         k.methods = [
             ("set", { s in try eventArg(s).set(); return 0 }),

@@ -34,7 +34,7 @@ enum LockKinds {
     /// The kinds share their methods; `recursive` only changes the magic and error texts.
     static func kind(recursive: Bool) -> SharedKind {
         let name = recursive ? "RLock" : "Lock"
-        var k = SharedKind(name: name, magic: recursive ? SharedLock.rlockMagic : SharedLock.lockMagic,
+        let k = SharedKind(name: name, magic: recursive ? SharedLock.rlockMagic : SharedLock.lockMagic,
                            bytes: SharedLock.size)
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("with", withMethodSource)]

@@ -72,7 +72,7 @@ struct SharedSemaphore {
 
 enum SemaphoreKinds {
     static func kind(bounded: Bool) -> SharedKind {
-        var k = SharedKind(name: bounded ? "BoundedSemaphore" : "Semaphore",
+        let k = SharedKind(name: bounded ? "BoundedSemaphore" : "Semaphore",
                            magic: bounded ? SharedSemaphore.boundedMagic : SharedSemaphore.magic,
                            bytes: SharedSemaphore.size)
         k.release = { a, off in a.free(off) }

@@ -35,7 +35,7 @@ struct SharedLock {
     }
 
     /// True when this process holds the lock.
-    var heldByMe: Bool { luamp_atomic_load32(ownerPid) == UInt32(getpid()) && luamp_mutex_is_locked(mutex.mutex) != 0 }
+    var heldByMe: Bool { luamp_atomic_load32(ownerPid) == CurrentProcess.pid && luamp_mutex_is_locked(mutex.mutex) != 0 }
 
     /// Python's `acquire(block, timeout)`.
     /// - Returns: `.acquired`, `.ownerDied` (the previous holder died holding it) or `.timedOut`.
@@ -59,7 +59,7 @@ struct SharedLock {
             return .timedOut
         }
         if r != .timedOut {
-            luamp_atomic_store32(ownerPid, UInt32(getpid()))
+            luamp_atomic_store32(ownerPid, CurrentProcess.pid)
             depth.pointee = 1
         }
         return r
@@ -68,7 +68,7 @@ struct SharedLock {
     /// Releases one level (RLock) or the lock.
     /// - Throws: `LuaRaise` when this process does not hold it.
     func release() throws {
-        let me = UInt32(getpid())
+        let me = CurrentProcess.pid
         let owner = luamp_atomic_load32(ownerPid)
         guard owner == me, luamp_mutex_is_locked(mutex.mutex) != 0 else {
             if isRecursive {
@@ -111,7 +111,7 @@ struct SharedLock {
                 interrupted = true
             }
         }
-        luamp_atomic_store32(ownerPid, UInt32(getpid()))
+        luamp_atomic_store32(ownerPid, CurrentProcess.pid)
         depth.pointee = d
         if interrupted { throw LuaRaise("interrupted!") }
     }

@@ -69,7 +69,7 @@ enum SharedValueKinds {
     }
 
     nonisolated(unsafe) static let value: SharedKind = {
-        var k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
+        let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
         k.release = SharedCells.release
         k.methods = [("get_lock", getLock)]
         k.getField = { s, r, key in
@@ -87,7 +87,7 @@ enum SharedValueKinds {
     }()
 
     nonisolated(unsafe) static let array: SharedKind = {
-        var k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
+        let k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
         k.release = SharedCells.release
         k.methods = [
             ("get_lock", getLock),
