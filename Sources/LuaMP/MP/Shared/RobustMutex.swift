@@ -27,6 +27,9 @@ enum LockOutcome: Equatable {
 struct RobustMutex {
     let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
+    /// How many `pause`-paced polls `lock` makes before sleeping (a few microseconds).
+    static let spins = 200
+
     /// Bytes a mutex needs in shared memory (`MemoryLayout<pthread_mutex_t>.size`, 40 on x86-64).
     static let size = MemoryLayout<pthread_mutex_t>.size
 
@@ -73,6 +76,15 @@ struct RobustMutex {
     func lock(until deadline: Deadline = .never) throws -> LockOutcome {
         let first = try tryLock()
         if first != .timedOut || deadline.hasPassed { return first }
+        // Spin briefly first: the holder usually runs on another CPU and releases within
+        // nanoseconds, and sleeping in the kernel would cost both sides a futex syscall.
+        for _ in 0..<RobustMutex.spins {
+            luamp_cpu_relax()
+            if luamp_mutex_is_locked(mutex) == 0 {
+                let r = try tryLock()
+                if r != .timedOut { return r }
+            }
+        }
         while true {
             try Clock.checkInterrupt()
             let end = deadline.nextSliceEnd
