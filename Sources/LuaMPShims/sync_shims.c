@@ -1,5 +1,6 @@
 // Cross-process synchronization in C: futex and pidfd syscalls, clocklock, robust mutex attributes, mmap flags.
 #include "luamp_sync.h"
+#include "luamp_shims.h"
 #include <errno.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -59,4 +60,21 @@ void *luamp_map_shared(size_t size) {
 
 int luamp_release_pages(void *p, size_t len) {
     return madvise(p, len, MADV_REMOVE);
+}
+
+static int fast_trampoline(lua_State *L) {
+    luamp_fast_fn f = (luamp_fast_fn)lua_touserdata(L, lua_upvalueindex(1));
+    int argn = 0;
+    int n = f(L, &argn);
+    if (n >= 0) return n;
+    if (n == LUAMP_ARGERROR) {
+        const char *extra = lua_tostring(L, -1);
+        return luaL_argerror(L, argn, extra ? extra : "?");
+    }
+    return lua_error(L);
+}
+
+void luamp_push_fast_function(lua_State *L, luamp_fast_fn f) {
+    lua_pushlightuserdata(L, (void *)f);
+    lua_pushcclosure(L, fast_trampoline, 1);
 }

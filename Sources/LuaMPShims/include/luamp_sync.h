@@ -7,6 +7,18 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <time.h>
+#include <lua.h>
+
+// ---- fast Lua entry points for hot methods ----
+
+/// A Swift `@convention(c)` function with no captured context, called from Lua without the
+/// boxed-closure trampoline (no retain/release per call). Same contract as luamp_dispatch_fn:
+/// returns results pushed (>= 0), LUAMP_RAISE (error value on top) or LUAMP_ARGERROR.
+typedef int (*luamp_fast_fn)(lua_State *L, int *argn);
+
+/// Pushes a C closure calling `f` (kept as a light userdata upvalue); it raises after `f`
+/// returned, so no Lua error ever unwinds a Swift frame. C because lua_error lives here.
+void luamp_push_fast_function(lua_State *L, luamp_fast_fn f);
 
 // ---- futex (syscall(2) is variadic, so Swift cannot call it) ----
 

@@ -30,6 +30,12 @@ final class SharedKind {
     let bytes: Int
     /// Methods (`obj:name(...)`); argument 1 is the object.
     var methods: [(String, SwiftFunction)] = []
+    /// Hot methods as context-free functions (see FastFunction.swift).
+    var fastMethods: [(String, FastFunction)] = []
+    /// Fast `__index`/`__newindex` replacing `getField`/`setField` and the methods lookup
+    /// (the function must find methods itself, e.g. from upvalue… or by name).
+    var fastIndex: FastFunction? = nil
+    var fastNewIndex: FastFunction? = nil
     /// Methods written in Lua: (name, chunk source). The chunk receives a helper table
     /// (`monotonic`) as `...` and returns the function. Lua is used where the method calls user
     /// functions and must let their errors (any value) pass through unchanged (`with`, `wait_for`).
@@ -116,6 +122,7 @@ enum SharedKinds {
         s.push("mp." + kind.name); s.rawSet(mt, field: "__name")
         s.newTable(hashCount: Int32(kind.methods.count + kind.luaMethods.count))
         for (name, fn) in kind.methods { s.setFunction(-1, name, fn) }
+        for (name, fn) in kind.fastMethods { s.setFastFunction(-1, name, fn) }
         for (name, source) in kind.luaMethods {
             do {
                 try s.load(source, name: "=mp." + kind.name + "." + name, mode: "t")
@@ -126,6 +133,13 @@ enum SharedKinds {
             } catch {
                 preconditionFailure("built-in Lua method mp.\(kind.name).\(name) failed to load: \(error)")
             }
+        }
+        if let fast = kind.fastIndex {
+            s.rawSet(mt, field: "__methods")     // the fast __index looks methods up here
+            luamp_push_fast_function(s.L, fast)
+            s.rawSet(mt, field: "__index")
+            pushCommonMetamethods(s, mt, kind)
+            return
         }
         guard let getField = kind.getField else {
             s.rawSet(mt, field: "__index")       // methods only: a plain table is fastest
@@ -149,7 +163,9 @@ enum SharedKinds {
 
     /// __newindex, __tostring, __eq, __gc of `kind` into the metatable at `mt`. Stack: [-0, +0].
     private static func pushCommonMetamethods(_ s: LuaStack, _ mt: Int32, _ kind: SharedKind) {
-        if let setField = kind.setField {
+        if let fast = kind.fastNewIndex {
+            s.setFastFunction(mt, "__newindex", fast)
+        } else if let setField = kind.setField {
             s.setFunction(mt, "__newindex") { s in
                 let r = try SharedKinds.check(s, 1, kind)
                 let key = s.type(at: 2) == .string ? s.toString(2)! : (s.type(at: 2) == .number ? "#index" : "?")
@@ -178,6 +194,18 @@ enum SharedKinds {
                 return 0
             }
         }
+    }
+
+    /// For a fast `__index`: pushes method `key` (stack slot 2) of the object at slot 1 from its
+    /// metatable's `__methods`, or nil. Stack: [-0, +1].
+    static func pushMethod(_ s: LuaStack) {
+        guard lua_getmetatable(s.L, 1) != 0 else { s.pushNil(); return }
+        s.rawGet(-1, field: "__methods")
+        s.remove(-2)
+        guard s.type(at: -1) == .table else { return }
+        s.pushValue(2)
+        lua_rawget(s.L, -2)
+        s.remove(-2)
     }
 
     // MARK: handles (what the codec sends)

@@ -38,30 +38,42 @@ enum LockKinds {
                            bytes: SharedLock.size)
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("with", withMethodSource)]
-        k.methods = [
-            ("acquire", { s in
-                let l = try lockArg(s, recursive)
-                return try l.acquire(until: s.blockAndTimeout(2)).push(s)
-            }),
-            ("release", { s in
-                try lockArg(s, recursive).release()
-                return 0
-            }),
-            ("locked", { s in
-                s.push(try lockArg(s, recursive).isLocked)
-                return 1
-            }),
-        ]
+        k.fastMethods = recursive
+            ? [("acquire", { L, a in runFast(L, a) { s in try LockKinds.acquire(s, LockKinds.rlockTag) } }),
+               ("release", { L, a in runFast(L, a) { s in try LockKinds.release(s, LockKinds.rlockTag) } }),
+               ("locked", { L, a in runFast(L, a) { s in try LockKinds.locked(s, LockKinds.rlockTag) } })]
+            : [("acquire", { L, a in runFast(L, a) { s in try LockKinds.acquire(s, LockKinds.lockTag) } }),
+               ("release", { L, a in runFast(L, a) { s in try LockKinds.release(s, LockKinds.lockTag) } }),
+               ("locked", { L, a in runFast(L, a) { s in try LockKinds.locked(s, LockKinds.lockTag) } })]
         return k
     }
 
     nonisolated(unsafe) static let lock = kind(recursive: false)
     nonisolated(unsafe) static let rlock = kind(recursive: true)
 
+    static let lockTag = KindTag("mp.Lock")
+    static let rlockTag = KindTag("mp.RLock")
+
     /// Argument 1 as a lock view. - Throws: `LuaArgumentError` for other values.
-    static func lockArg(_ s: LuaStack, _ recursive: Bool) throws -> SharedLock {
-        let r = try SharedKinds.check(s, 1, recursive ? rlock : lock)
-        return SharedLock(try Arena.require(), r.offset)
+    @inline(__always)
+    static func lockArg(_ s: LuaStack, _ tag: KindTag) throws -> SharedLock {
+        SharedLock(try Arena.require(), try tag.ref(s, 1).pointee.offset)
+    }
+
+    /// `acquire([block [, timeout]])` → `true` | `true, "owner-died"` | `false`.
+    static func acquire(_ s: LuaStack, _ tag: KindTag) throws -> Int32 {
+        let l = try lockArg(s, tag)
+        return try l.acquire(until: s.blockAndTimeout(2)).push(s)
+    }
+
+    static func release(_ s: LuaStack, _ tag: KindTag) throws -> Int32 {
+        try lockArg(s, tag).release()
+        return 0
+    }
+
+    static func locked(_ s: LuaStack, _ tag: KindTag) throws -> Int32 {
+        s.push(try lockArg(s, tag).isLocked)
+        return 1
     }
 
     /// The Lock or RLock at `i` (for Condition and Value/Array's `lock` option), or nil.

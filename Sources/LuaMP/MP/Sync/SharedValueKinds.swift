@@ -61,28 +61,29 @@ enum SharedValueKinds {
         return 1
     }
 
-    /// `get_lock` reads as nil without a lock (`v:get_lock()` then fails like Python's AttributeError).
-    static func lockField(_ s: LuaStack, _ c: SharedCells, _ key: String) -> Bool {
-        guard key == "get_lock", c.lockOffset == 0 else { return false }
-        s.pushNil()
-        return true
-    }
+    static let valueTag = KindTag("mp.Value")
+    static let arrayTag = KindTag("mp.Array")
 
     nonisolated(unsafe) static let value: SharedKind = {
         let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
         k.release = SharedCells.release
         k.methods = [("get_lock", getLock)]
-        k.getField = { s, r, key in
-            let c = SharedCells(try Arena.require(), r.offset)
-            if key == "value" { c.type.push(s, from: c.cell()); return true }
-            if key == "typecode" { s.push(c.type.letter); return true }
-            return lockField(s, c, key)
-        }
-        k.setField = { s, r, key in
-            guard key == "value" else { throw LuaRaise("cannot set field '\(key)' of mp.Value (only 'value')") }
-            let c = SharedCells(try Arena.require(), r.offset)
+        k.fastIndex = { L, a in runFast(L, a) { s in
+            let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
+            if s.isKey(2, "value") { c.type.push(s, from: c.cell()); return 1 }
+            if s.isKey(2, "typecode") { s.push(c.type.letter); return 1 }
+            if s.isKey(2, "get_lock") && c.lockOffset == 0 { s.pushNil(); return 1 }
+            SharedKinds.pushMethod(s)
+            return 1
+        } }
+        k.fastNewIndex = { L, a in runFast(L, a) { s in
+            let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
+            guard s.isKey(2, "value") else {
+                throw LuaRaise("cannot set field '\(s.describe(2))' of mp.Value (only 'value')")
+            }
             try c.type.store(s, 3, to: c.cell(), what: "mp.Value")
-        }
+            return 0
+        } }
         return k
     }()
 
@@ -102,21 +103,26 @@ enum SharedValueKinds {
                 return 1
             }),
         ]
-        k.getField = { s, r, key in
-            let c = SharedCells(try Arena.require(), r.offset)
-            if key == "#index" {
-                c.type.push(s, from: c.cell(try index(s, c)))
-                return true
+        k.fastIndex = { L, a in runFast(L, a) { s in
+            let c = SharedCells(try Arena.require(), try SharedValueKinds.arrayTag.ref(s, 1).pointee.offset)
+            if s.type(at: 2) == .number {
+                c.type.push(s, from: c.cell(try SharedValueKinds.index(s, c)))
+                return 1
             }
-            if key == "typecode" { s.push(c.type.letter); return true }
-            return lockField(s, c, key)
-        }
-        k.setField = { s, r, key in
-            guard key == "#index" else { throw LuaRaise("cannot set field '\(key)' of mp.Array (use integer indices)") }
-            let c = SharedCells(try Arena.require(), r.offset)
-            let i = try index(s, c)
+            if s.isKey(2, "typecode") { s.push(c.type.letter); return 1 }
+            if s.isKey(2, "get_lock") && c.lockOffset == 0 { s.pushNil(); return 1 }
+            SharedKinds.pushMethod(s)
+            return 1
+        } }
+        k.fastNewIndex = { L, a in runFast(L, a) { s in
+            let c = SharedCells(try Arena.require(), try SharedValueKinds.arrayTag.ref(s, 1).pointee.offset)
+            guard s.type(at: 2) == .number else {
+                throw LuaRaise("cannot set field '\(s.describe(2))' of mp.Array (use integer indices)")
+            }
+            let i = try SharedValueKinds.index(s, c)
             try c.type.store(s, 3, to: c.cell(i), what: "mp.Array[\(i + 1)]")
-        }
+            return 0
+        } }
         k.metamethods = [
             ("__len", { s in
                 s.push(Int64(SharedCells(try Arena.require(), try SharedKinds.check(s, 1, array).offset).count))

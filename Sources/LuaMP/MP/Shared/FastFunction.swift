@@ -1,0 +1,82 @@
+// FastFunction: context-free Swift functions Lua calls directly, for the hottest methods (lock, value access).
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+/// A Swift function Lua calls through `luamp_push_fast_function`: a plain C function pointer,
+/// so a call costs no box lookup, closure context or retain/release (the boxed `SwiftFunction`
+/// path costs about twice as much per call). Write it as a closure literal that captures
+/// nothing and forwards to `runFast`:
+///
+/// ```swift
+/// static let acquire: FastFunction = { L, argn in runFast(L, argn) { s in … } }
+/// ```
+typealias FastFunction = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?) -> Int32
+
+/// Runs `body` for a `FastFunction` and turns a thrown error into the trampoline's protocol
+/// (the same rules as the boxed path's dispatcher): `LuaArgumentError` → `LUAMP_ARGERROR`,
+/// value errors (`MPError`) → their value, anything else → its message; the C side raises.
+@inline(__always)
+func runFast(_ L: OpaquePointer?, _ argn: UnsafeMutablePointer<Int32>?, _ body: (LuaStack) throws -> Int32) -> Int32 {
+    let s = LuaStack(L!)
+    do {
+        return try body(s)
+    } catch let e as LuaArgumentError {
+        s.push(e.message)
+        argn!.pointee = e.index
+        return Int32(LUAMP_ARGERROR)
+    } catch let e as any LuaValueError {
+        e.pushError(onto: s)
+        return Int32(LUAMP_RAISE)
+    } catch let e as LuaError {
+        s.push(e.message)
+        return Int32(LUAMP_RAISE)
+    } catch {
+        s.push(String(describing: error))
+        return Int32(LUAMP_RAISE)
+    }
+}
+
+/// A kind's identity for fast type checks: trivially copyable (no retain), made once.
+struct KindTag: @unchecked Sendable {   // immutable; the C string is never freed
+    /// The metatable's registry name, `"mp.Lock"`, as a C string.
+    let cName: UnsafeMutablePointer<CChar>
+    /// The same for messages.
+    let name: StaticString
+
+    init(_ name: StaticString) {
+        self.name = name
+        cName = strdup(name.description)!
+    }
+
+    /// Argument `i` as an object of this kind (`luaL_testudata`, never raises).
+    /// - Throws: `LuaArgumentError` ("mp.Lock expected, got table").
+    @inline(__always)
+    func ref(_ s: LuaStack, _ i: Int32) throws -> UnsafeMutablePointer<SharedRef> {
+        guard let p = luaL_testudata(s.L, i, cName) else {
+            let got = Handles.kindName(s, at: i).map { "mp." + $0 } ?? s.typeName(at: i)
+            throw LuaArgumentError(i, "\(name) expected, got \(got)")
+        }
+        return p.assumingMemoryBound(to: SharedRef.self)
+    }
+}
+
+extension LuaStack {
+    /// Sets `t[name]` to a fast function. Stack: [-0, +0].
+    func setFastFunction(_ t: Int32, _ name: String, _ fn: FastFunction) {
+        let t = absIndex(t)
+        luamp_push_fast_function(L, fn)
+        rawSet(t, field: name)
+    }
+}
+
+extension LuaStack {
+    /// True when the value at `i` is the string `key` (byte comparison, no Swift String made).
+    @inline(__always)
+    func isKey(_ i: Int32, _ key: StaticString) -> Bool {
+        guard lua_type(L, i) == LUA_TSTRING, let b = toBytes(i), b.count == key.utf8CodeUnitCount else { return false }
+        return memcmp(b.baseAddress!, key.utf8Start, b.count) == 0
+    }
+}
