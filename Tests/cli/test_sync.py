@@ -189,5 +189,16 @@ def ctrl_c_interrupts_condition_and_event_waits():
         assert interrupted(rc, err) and "not reached" not in out, (wait, rc, err)
 
 
+@test
+def lock_example_prints_whole_blocks():
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for _ in range(2):
+        r = subprocess.run([LUAMP, os.path.join(here, "examples", "lock.lua")], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split()
+        assert lines in ([str(i) for i in range(1, 11)], [str(i) for i in [6, 7, 8, 9, 10, 1, 2, 3, 4, 5]]), lines
+
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
