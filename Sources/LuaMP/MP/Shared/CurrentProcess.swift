@@ -22,6 +22,7 @@ enum CurrentProcess {
         guard !installed else { return }
         installed = true
         pid = UInt32(getpid())
-        _ = pthread_atfork({ CurrentProcess.forkGeneration &+= 1 }, nil, { CurrentProcess.pid = UInt32(getpid()) })
+        let rc = pthread_atfork({ CurrentProcess.forkGeneration &+= 1 }, nil, { CurrentProcess.pid = UInt32(getpid()) })
+        precondition(rc == 0, "pthread_atfork failed: \(rc)")
     }
 }
