@@ -1,0 +1,120 @@
+// Process shims: the fork itself and everything between fork() and the child's first Swift/Lua step.
+#include "luamp_shims.h"
+#include <dirent.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+/// Sets every catchable signal to its default action except SIGPIPE (ignored: channels handle
+/// EPIPE) and unblocks all signals. C because it loops over raw signal numbers with sigaction.
+static void reset_signals_in_child(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sa.sa_handler = (sig == SIGPIPE) ? SIG_IGN : SIG_DFL;
+        (void)sigaction(sig, &sa, NULL);   // EINVAL for the few numbers glibc reserves: harmless
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+pid_t luamp_fork(void) {
+    fflush(NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;          // parent (or -1 with errno)
+    // Child: nothing but async-signal-safe steps until the caller's body runs.
+    reset_signals_in_child();
+    luamp_interrupted = 0;
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1); // the parent died before PDEATHSIG was armed
+    return 0;
+}
+
+int luamp_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int luamp_reap(pid_t pid, int block, int *exitcode) {
+    int status = 0;
+    pid_t r;
+    do {
+        r = waitpid(pid, &status, block ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    if (WIFEXITED(status)) *exitcode = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) *exitcode = -WTERMSIG(status);
+    else *exitcode = -1000;            // stopped/continued: not requested, never reported
+    return 1;
+}
+
+void luamp_child_exit(int code) {
+    fflush(NULL);
+    _exit(code);
+}
+
+int luamp_thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') n++;
+    }
+    closedir(d);
+    return n;
+}
+
+void luamp_ignore_sigpipe(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    (void)sigaction(SIGPIPE, &sa, NULL);
+}
+
+void luamp_set_interrupt_pending(void) { luamp_interrupted = 1; }
+
+int luamp_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int luamp_call_in_thread(lua_State *L, int nargs) {
+    lua_State *co = lua_newthread(L);              // [f args... co]
+    lua_insert(L, -(nargs + 2));                   // [co f args...]
+    lua_xmove(L, co, nargs + 1);                   // [co]
+    int nres = 0;
+    int status = lua_resume(co, L, nargs, &nres);
+    if (status == LUA_OK) {
+        lua_pop(L, 1);
+        return LUA_OK;
+    }
+    if (status == LUA_YIELD) {
+        lua_pushliteral(L, "attempt to yield from outside a coroutine");
+        luaL_traceback(L, co, lua_tostring(L, -1), 0);
+    } else {
+        const char *msg = lua_tostring(co, -1);
+        if (msg == NULL) {
+            if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING) {
+                lua_xmove(co, L, 1);               // an object with __tostring: its text, no traceback
+                lua_remove(L, -2);
+                return LUA_ERRRUN;
+            }
+            msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+        }
+        luaL_traceback(L, co, msg, 0);
+    }
+    lua_remove(L, -2);                             // the thread
+    return status == LUA_YIELD ? LUA_ERRRUN : status;
+}
