@@ -89,7 +89,7 @@ static inline void luamp_flush_all(void) { fflush(NULL); }
 // ---- Processes: fork, reap, pidfd (process_shims.c) ----
 #include <sys/types.h>
 
-/// fflush(NULL), then fork. In the child, before returning 0: every signal back to its default
+/// fflush(NULL), then fork. In the child, before returning 0: signals 1–31 back to their default
 /// action (SIGPIPE stays ignored), no signal blocked, the interrupt flag cleared,
 /// PR_SET_PDEATHSIG(SIGKILL) armed, and _exit(1) if the parent already died (getppid() race).
 /// Returns the child's pid in the parent, 0 in the child, -1 with errno on failure.
@@ -109,8 +109,8 @@ int luamp_reap(pid_t pid, int block, int *exitcode);
 /// C: marks noreturn for the compiler and keeps flush + _exit together.
 __attribute__((noreturn)) void luamp_child_exit(int code);
 
-/// Threads in this process (entries of /proc/self/task), or -1 if it cannot be read.
-/// C: opendir/readdir without Foundation.
+/// Threads in this process (num_threads of /proc/self/stat), or -1 if it cannot be read.
+/// C: a raw read into a stack buffer, nothing allocated.
 int luamp_thread_count(void);
 
 /// signal(SIGPIPE, SIG_IGN) with sigaction: writes to closed pipes fail with EPIPE instead of
