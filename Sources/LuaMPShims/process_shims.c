@@ -27,6 +27,25 @@ static void reset_signals_in_child(void) {
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+// Descriptors the parent holds for its children (pidfds, status pipes): closed in every new
+// child, since they belong to its siblings. A fixed C array: touching no heap keeps the
+// copy-on-write faults after each fork down.
+enum { HELD_MAX = 4096 };
+static int held_fds[HELD_MAX];
+static int held_count;
+
+int luamp_hold_fd(int fd) {
+    if (held_count >= HELD_MAX) return -1;
+    held_fds[held_count++] = fd;
+    return 0;
+}
+
+void luamp_release_fd(int fd) {
+    for (int i = held_count - 1; i >= 0; i--) {
+        if (held_fds[i] == fd) { held_fds[i] = held_fds[--held_count]; return; }
+    }
+}
+
 pid_t luamp_fork(void) {
     fflush(NULL);
     pid_t parent = getpid();
@@ -37,6 +56,8 @@ pid_t luamp_fork(void) {
     luamp_interrupted = 0;
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1); // the parent died before PDEATHSIG was armed
+    for (int i = 0; i < held_count; i++) close(held_fds[i]);
+    held_count = 0;
     return 0;
 }
 

@@ -91,10 +91,18 @@ static inline void luamp_flush_all(void) { fflush(NULL); }
 
 /// fflush(NULL), then fork. In the child, before returning 0: signals 1–31 back to their default
 /// action (SIGPIPE stays ignored), no signal blocked, the interrupt flag cleared,
-/// PR_SET_PDEATHSIG(SIGKILL) armed, and _exit(1) if the parent already died (getppid() race).
+/// PR_SET_PDEATHSIG(SIGKILL) armed, _exit(1) if the parent already died (getppid() race), and
+/// the descriptors registered with luamp_hold_fd closed (they belong to the child's siblings).
 /// Returns the child's pid in the parent, 0 in the child, -1 with errno on failure.
 /// C: the child must run only async-signal-safe code before its body, and prctl is variadic.
 pid_t luamp_fork(void);
+
+/// Registers a descriptor this process holds for a child (closed in every later child).
+/// Returns -1 when 4096 are already held (the descriptor then simply stays open in children).
+/// C: luamp_fork's child path reads the list before any Swift code runs.
+int luamp_hold_fd(int fd);
+/// Unregisters a descriptor (call before closing it).
+void luamp_release_fd(int fd);
 
 /// pidfd_open(2): a file descriptor that polls readable when `pid` ends; -1 with errno
 /// (ENOSYS on kernels before 5.3). C: glibc has no wrapper before 2.36 (raw syscall).

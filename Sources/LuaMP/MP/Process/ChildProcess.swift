@@ -36,17 +36,13 @@ final class ChildProcess {
     /// What the child sent with `ChildContext.report`, read when it was reaped.
     private(set) var reportedMessage: String?
 
-    /// Descriptors held by the live `ChildProcess` objects of this process; a new child closes
-    /// them all first (they belong to its siblings).
-    nonisolated(unsafe) private static var heldDescriptors: Set<Int32> = []
-
     private init(pid: pid_t, pidfd: Int32, statusFD: Int32) {
         self.pid = pid
         self.pidfd = pidfd
         self.statusFD = statusFD
         self.ownerPID = getpid()
-        if pidfd >= 0 { ChildProcess.heldDescriptors.insert(pidfd) }
-        if statusFD >= 0 { ChildProcess.heldDescriptors.insert(statusFD) }
+        if pidfd >= 0 { _ = luamp_hold_fd(pidfd) }
+        if statusFD >= 0 { _ = luamp_hold_fd(statusFD) }
     }
 
     deinit {
@@ -91,8 +87,6 @@ final class ChildProcess {
         let pid = luamp_fork()
         if pid == 0 {
             close(fds[0])
-            for fd in heldDescriptors { close(fd) }
-            heldDescriptors.removeAll()
             let code = body(ChildContext(statusFD: fds[1]))
             exitChild(code)
         }
@@ -227,7 +221,7 @@ final class ChildProcess {
     private func closeDescriptors() {
         let owned = isOwnedHere
         for fd in [pidfd, statusFD] where fd >= 0 {
-            if owned { close(fd); ChildProcess.heldDescriptors.remove(fd) }
+            if owned { luamp_release_fd(fd); close(fd) }
         }
         pidfd = -1
         statusFD = -1

@@ -12,7 +12,7 @@ final class ProcessRecord {
     var name: String
     var daemon: Bool
     /// Python's `_identity` (the path of counters that names `Process-1:2`).
-    let identity: [Int]
+    let identity: String
     /// The child once started.
     var child: ChildProcess?
     /// Registry reference to the userdata while it is in `ProcessTree.children`.

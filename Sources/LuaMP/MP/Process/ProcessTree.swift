@@ -11,8 +11,9 @@ enum ProcessTree {
     nonisolated(unsafe) static var current: (name: String, pid: pid_t) = ("MainProcess", getpid())
     /// The parent in a child; nil in the host.
     nonisolated(unsafe) static var parent: (name: String, pid: pid_t)?
-    /// Python's `_identity`: the default-name path of this process (empty in the host).
-    nonisolated(unsafe) private static var identity: [Int] = []
+    /// Python's `_identity` as text: the default-name path of this process ("" in the host,
+    /// "1" in `Process-1`). A string, not an array: short ones live inline, no allocation.
+    nonisolated(unsafe) private static var identity = ""
     /// Processes constructed here so far (for default names).
     nonisolated(unsafe) private static var counter = 0
     /// Started, not yet forgotten (joined, reaped by active_children, or cleaned up at the end).
@@ -22,14 +23,14 @@ enum ProcessTree {
     static var isChild: Bool { parent != nil }
 
     /// The identity of the next Process constructed here: this process's identity plus a counter.
-    static func nextIdentity() -> [Int] {
+    static func nextIdentity() -> String {
         counter += 1
-        return identity + [counter]
+        return identity.isEmpty ? String(counter) : identity + ":" + String(counter)
     }
 
     /// `Process-1`, `Process-2`… in the host; `Process-1:1`… in the child `Process-1` (Python's names).
-    static func defaultName(_ identity: [Int]) -> String {
-        "Process-" + identity.map(String.init).joined(separator: ":")
+    static func defaultName(_ identity: String) -> String {
+        "Process-" + identity
     }
 
     /// In a freshly forked child: become the process `r`, forget the parent's children.
