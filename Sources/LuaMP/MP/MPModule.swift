@@ -10,6 +10,7 @@ enum MPModule {
     /// A new capability adds one line here.
     static func installCapabilities(_ s: LuaStack, _ t: Int32) {
         installBasics(s, t)
+        installCodec(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes

@@ -80,6 +80,11 @@ static inline int luamp_interrupt_pending(void) { return luamp_interrupted; }
 /// Routes SIGINT to `L`: the next Lua instruction raises "interrupted!". NULL restores SIG_DFL.
 void luamp_interrupt_target(lua_State *L);
 
+// ---- randomness ----
+#include <sys/random.h>
+/// getrandom(2): <sys/random.h> is not part of Swift's Glibc module. Returns bytes written or -1.
+static inline long luamp_getrandom(void *buf, size_t len) { return (long)getrandom(buf, len, 0); }
+
 // ---- stdio (Swift 6 cannot import stdout/stderr) ----
 static inline FILE *luamp_stdout(void) { return stdout; }
 static inline FILE *luamp_stderr(void) { return stderr; }
