@@ -10,12 +10,15 @@ enum MPModule {
     /// A new capability adds one line here.
     static func installCapabilities(_ s: LuaStack, _ t: Int32) {
         installBasics(s, t)
+        installProcesses(s, t)
+        installCodec(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes
     /// or pools cleans up here (join non-daemon children, terminate daemons and pools).
     /// A new capability with something to clean up adds one line here.
     static func finishCapabilities(_ s: LuaStack) {
+        finishProcesses(s)
     }
 
     /// Creates the module table, sets `package.loaded.mp` (so `require "mp"` returns it) and
