@@ -9,6 +9,7 @@ enum MPModule {
     /// Each installer adds its functions to the `mp` table at the given stack index.
     /// A new capability adds one line here.
     static func installCapabilities(_ s: LuaStack, _ t: Int32) {
+        installShared(s, t)
         installBasics(s, t)
         installProcesses(s, t)
         installCodec(s, t)

@@ -1,0 +1,74 @@
+// Deadline: a point on CLOCK_MONOTONIC (or "never") that every blocking wait is bounded by.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// When a blocking operation gives up, converted from Lua seconds at the API edge (as NIO's
+/// `TimeAmount`/`NIODeadline`): `nil` seconds wait forever, negative or zero seconds mean "now"
+/// (a non-blocking attempt). Internally every wait still runs in short slices
+/// (`Deadline.slice`) so it can notice Ctrl-C and dead peers.
+struct Deadline: Equatable {
+    /// Nanoseconds on CLOCK_MONOTONIC; `UInt64.max` = never.
+    let nanoseconds: UInt64
+
+    /// The longest single sleep of any wait loop (nanoseconds): 100 ms.
+    static let slice: UInt64 = 100_000_000
+
+    static let never = Deadline(nanoseconds: .max)
+    /// Already expired: a non-blocking attempt.
+    static var now: Deadline { Deadline(nanoseconds: Deadline.monotonicNow()) }
+
+    init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+
+    /// A deadline `seconds` from now; nil = never; NaN or negative = now; huge = never.
+    init(seconds: Double?) {
+        guard let s = seconds else { self = .never; return }
+        if !(s > 0) { self = .now; return }
+        if s >= 1e9 { self = .never; return }   // ~31 years: forever for our purposes
+        self.nanoseconds = Deadline.monotonicNow() &+ UInt64(s * 1e9)
+    }
+
+    var isNever: Bool { nanoseconds == .max }
+
+    /// True once the deadline has passed.
+    var hasPassed: Bool { !isNever && Deadline.monotonicNow() >= nanoseconds }
+
+    /// Nanoseconds left (0 when passed; `UInt64.max` for never).
+    var remaining: UInt64 {
+        if isNever { return .max }
+        let now = Deadline.monotonicNow()
+        return nanoseconds > now ? nanoseconds - now : 0
+    }
+
+    /// How long the next sleep of a wait loop may last: the time left, at most `Deadline.slice`.
+    var nextSlice: UInt64 { min(remaining, Deadline.slice) }
+
+    /// The absolute CLOCK_MONOTONIC time of the end of the next slice (for `pthread_mutex_clocklock`).
+    var nextSliceEnd: timespec {
+        let end = Deadline.monotonicNow() &+ nextSlice
+        return timespec(tv_sec: Int(end / 1_000_000_000), tv_nsec: Int(end % 1_000_000_000))
+    }
+
+    /// CLOCK_MONOTONIC now, in nanoseconds (`clock_gettime`).
+    static func monotonicNow() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+extension LuaStack {
+    /// A timeout argument: none/nil = never, else a number of seconds.
+    /// - Throws: `LuaArgumentError` when it is neither nil nor a number.
+    func deadlineArgument(_ i: Int32) throws -> Deadline {
+        if isNoneOrNil(i) { return .never }
+        return Deadline(seconds: try checkNumber(i))
+    }
+
+    /// Python's `(block, timeout)` pair: `block == false` means "now" whatever the timeout;
+    /// otherwise the timeout (nil = never).
+    func blockAndTimeout(_ blockIndex: Int32) throws -> Deadline {
+        if !optBool(blockIndex, true) { return .now }
+        return try deadlineArgument(blockIndex + 1)
+    }
+}

@@ -1,0 +1,189 @@
+// SharedObject: the Lua face of arena objects — userdata holding an offset, per-kind metatables, handles.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+/// What a Lua userdata for an arena object holds (Lua-owned memory, plain data only).
+struct SharedRef {
+    /// Offset of the object in the arena (its first UInt32 is the kind's magic).
+    var offset: UInt64
+    /// `ownsMemory`: this userdata may free the object when collected — set only for objects
+    /// created in this process that were never sent (`Handles` encode) nor inherited by a
+    /// child (`forkGeneration` unchanged) nor referenced by another arena object.
+    var ownsMemory: Bool
+    /// `SharedKinds.forkGeneration` when the object was created.
+    var generation: UInt64
+}
+
+/// The description of one kind of arena-backed Lua object (Lock, Event, Value, a queue, …).
+///
+/// Arena layout rule: every object starts with `UInt32 magic` (the kind's tag) so a handle
+/// decoder can check that an offset really holds this kind.
+struct SharedKind {
+    /// The `__mpkind` and the metatable's name suffix (`"Lock"` → registry `"mp.Lock"`).
+    let name: String
+    /// The tag stored in the object's first 4 bytes.
+    let magic: UInt32
+    /// The object's size in the arena (decoders check the block is at least this big).
+    let bytes: Int
+    /// Methods (`obj:name(...)`); argument 1 is the object.
+    var methods: [(String, SwiftFunction)] = []
+    /// Field reads (`obj.name`) tried before methods: push the value and return true, or
+    /// return false for "no such field". Stack: [-0, +1] when it returns true.
+    var getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil
+    /// Field writes (`obj.name = v`, value at stack index 3); throw for unknown or read-only fields.
+    var setField: ((LuaStack, SharedRef, String) throws -> Void)? = nil
+    /// Frees the object's arena memory (and memory only it references) when its owning
+    /// userdata is collected. Nil: never freed (lives as long as the arena).
+    var release: ((Arena, UInt64) -> Void)? = nil
+}
+
+/// The registry of arena-backed kinds and their Lua plumbing.
+enum SharedKinds {
+    /// Incremented before every fork (pthread_atfork), so an object knows whether a child may
+    /// have inherited it.
+    nonisolated(unsafe) static var forkGeneration: UInt64 = 0
+    nonisolated(unsafe) private static var atforkInstalled = false
+    nonisolated(unsafe) private(set) static var kinds: [String: SharedKind] = [:]
+
+    /// Registers `kind` (once per process) and its handle codec. Idempotent.
+    static func register(_ kind: SharedKind) {
+        if !atforkInstalled {
+            atforkInstalled = true
+            _ = pthread_atfork({ SharedKinds.forkGeneration &+= 1 }, nil, nil)
+        }
+        kinds[kind.name] = kind
+        Handles.register(HandleKind(
+            name: kind.name,
+            encode: { s, i in try SharedKinds.encode(s, i, kind) },
+            decode: { s, bytes in try SharedKinds.decode(s, bytes, kind) }))
+    }
+
+    // MARK: userdata
+
+    /// Pushes a new userdata for the object at `offset`. Stack: [-0, +1].
+    /// - Parameter owned: true for an object this process just created (may be freed on collection).
+    static func push(_ s: LuaStack, _ kind: SharedKind, offset: UInt64, owned: Bool) {
+        let p = luamp_newuserdata(s.L, MemoryLayout<SharedRef>.size)!
+        p.initializeMemory(as: SharedRef.self, repeating: SharedRef(
+            offset: offset, ownsMemory: owned && kind.release != nil, generation: forkGeneration), count: 1)
+        pushMetatable(s, kind)
+        lua_setmetatable(s.L, -2)
+    }
+
+    /// The userdata at `i` if it is an object of `kind`, else nil. Stack: [-0, +0].
+    static func toRef(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) -> UnsafeMutablePointer<SharedRef>? {
+        guard s.type(at: i) == .userdata, let p = s.toUserdata(i) else { return nil }
+        let ok: Bool = s.preservingTop {
+            guard lua_getmetatable(s.L, i) != 0 else { return false }
+            s.rawGet(s.registryIndex(), field: "mp." + kind.name)
+            return lua_rawequal(s.L, -1, -2) != 0
+        }
+        return ok ? p.assumingMemoryBound(to: SharedRef.self) : nil
+    }
+
+    /// Argument `i` as an object of `kind`.
+    /// - Throws: `LuaArgumentError` ("mp.Lock expected, got table").
+    static func check(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) throws -> SharedRef {
+        guard let r = toRef(s, i, kind) else {
+            let got = Handles.kindName(s, at: i).map { "mp." + $0 } ?? s.typeName(at: i)
+            throw LuaArgumentError(i, "mp.\(kind.name) expected, got \(got)")
+        }
+        return r.pointee
+    }
+
+    /// Marks the userdata at `i` as no longer the sole owner of its memory (it was sent, or
+    /// another arena object now references it): it will never be freed.
+    static func markShared(_ s: LuaStack, _ i: Int32) {
+        guard s.type(at: i) == .userdata, let p = s.toUserdata(i), Handles.kindName(s, at: i) != nil else { return }
+        p.assumingMemoryBound(to: SharedRef.self).pointee.ownsMemory = false
+    }
+
+    /// The metatable of `kind` (created on first use in this Lua state). Stack: [-0, +1].
+    static func pushMetatable(_ s: LuaStack, _ kind: SharedKind) {
+        guard luaL_newmetatable(s.L, "mp." + kind.name) != 0 else { return }
+        let mt = s.top
+        s.push(kind.name); s.rawSet(mt, field: "__mpkind")
+        s.push("mp." + kind.name); s.rawSet(mt, field: "__name")
+        s.newTable(hashCount: Int32(kind.methods.count))
+        for (name, fn) in kind.methods { s.setFunction(-1, name, fn) }
+        let getField = kind.getField
+        s.pushFunction(name: "__index", upvalues: 1) { s in
+            let r = try SharedKinds.check(s, 1, kind)
+            if s.type(at: 2) == .string, let key = s.toString(2) {
+                if let getField, try getField(s, r, key) { return 1 }
+                s.rawGet(s.upvalueIndex(2), field: key)
+                return 1
+            }
+            if let getField, s.type(at: 2) == .number, try getField(s, r, "#index") { return 1 }
+            s.pushNil()
+            return 1
+        }
+        s.rawSet(mt, field: "__index")
+        if let setField = kind.setField {
+            s.setFunction(mt, "__newindex") { s in
+                let r = try SharedKinds.check(s, 1, kind)
+                let key = s.type(at: 2) == .string ? s.toString(2)! : (s.type(at: 2) == .number ? "#index" : "?")
+                try setField(s, r, key)
+                return 0
+            }
+        }
+        s.setFunction(mt, "__tostring") { s in
+            let r = try SharedKinds.check(s, 1, kind)
+            s.push("mp.\(kind.name): 0x\(String(r.offset, radix: 16))")
+            return 1
+        }
+        s.setFunction(mt, "__eq") { s in
+            guard let a = SharedKinds.toRef(s, 1, kind), let b = SharedKinds.toRef(s, 2, kind) else { s.push(false); return 1 }
+            s.push(a.pointee.offset == b.pointee.offset)
+            return 1
+        }
+        if let release = kind.release {
+            s.setFunction(mt, "__gc") { s in
+                guard let p = s.toUserdata(1)?.assumingMemoryBound(to: SharedRef.self) else { return 0 }
+                if p.pointee.ownsMemory, p.pointee.generation == SharedKinds.forkGeneration, let a = Arena.current {
+                    p.pointee.ownsMemory = false
+                    release(a, p.pointee.offset)
+                }
+                return 0
+            }
+        }
+    }
+
+    // MARK: handles (what the codec sends)
+
+    /// Handle bytes: arena id (8, little-endian) + offset (8, little-endian).
+    static func encode(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) throws -> [UInt8] {
+        guard let r = toRef(s, i, kind) else { throw LuaRaise("not an mp.\(kind.name)") }
+        r.pointee.ownsMemory = false
+        let a = try Arena.require()
+        var out = [UInt8](); out.reserveCapacity(16)
+        withUnsafeBytes(of: a.id.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: r.pointee.offset.littleEndian) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Checks handle bytes and pushes a userdata for the object. Stack: [-0, +1].
+    /// - Throws: `MPError("DecodeError", …)` for a wrong length, another tree's arena, an offset
+    ///   that is not a live block, or a block holding another kind.
+    static func decode(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer, _ kind: SharedKind) throws {
+        guard bytes.count == 16 else { throw MPError("DecodeError", "bad mp.\(kind.name) handle (\(bytes.count) bytes)") }
+        let id = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        let off = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        guard let a = Arena.current, a.id == id else {
+            throw MPError("DecodeError", "mp.\(kind.name) handle from another process tree")
+        }
+        try validate(a, off, kind)
+        push(s, kind, offset: off, owned: false)
+    }
+
+    /// Throws `DecodeError` unless `offset` holds a live object of `kind`.
+    static func validate(_ a: Arena, _ offset: UInt64, _ kind: SharedKind) throws {
+        guard a.isLiveBlock(offset, minBytes: kind.bytes),
+              luamp_atomic_load32(a.pointer(offset).assumingMemoryBound(to: UInt32.self)) == kind.magic else {
+            throw MPError("DecodeError", "mp.\(kind.name) handle does not name a live object")
+        }
+    }
+}

@@ -1,0 +1,75 @@
+// Cross-process synchronization primitives Swift cannot call directly: futex (variadic syscall),
+// pthread_mutex_clocklock (GNU-only), pidfd_open (raw syscall), and C11 atomics on shared memory.
+#ifndef LUAMP_SYNC_H
+#define LUAMP_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <time.h>
+
+// ---- futex (syscall(2) is variadic, so Swift cannot call it) ----
+
+/// FUTEX_WAIT (shared, not PRIVATE: the word lives in MAP_SHARED memory) while `*word == expected`,
+/// for at most `timeout_ns` (relative; < 0 = forever). Returns 0 when woken, else -1 with errno
+/// EAGAIN (value differed), ETIMEDOUT or EINTR.
+int luamp_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
+
+/// FUTEX_WAKE (shared): wakes up to `n` waiters on `word`. Returns how many were woken, or -1.
+int luamp_futex_wake(uint32_t *word, int n);
+
+// ---- robust mutex helpers ----
+
+/// pthread_mutex_clocklock with CLOCK_MONOTONIC and an absolute deadline (GNU-only name).
+/// Returns the pthread error code (0, ETIMEDOUT, EOWNERDEAD, ENOTRECOVERABLE, EDEADLK, ...).
+int luamp_mutex_clocklock(pthread_mutex_t *m, int64_t deadline_sec, int64_t deadline_nsec);
+
+/// Initializes `m` as a process-shared, robust mutex of the given type
+/// (PTHREAD_MUTEX_NORMAL/ERRORCHECK/RECURSIVE). Returns the first failing pthread error, or 0.
+/// C because the attribute dance needs several macros (PTHREAD_MUTEX_ROBUST, _PSHARED).
+int luamp_mutex_init_robust(pthread_mutex_t *m, int type);
+
+/// The PTHREAD_MUTEX_* type constants (macros/enums in glibc's headers).
+static inline int luamp_mutex_type_normal(void) { return PTHREAD_MUTEX_NORMAL; }
+static inline int luamp_mutex_type_errorcheck(void) { return PTHREAD_MUTEX_ERRORCHECK; }
+static inline int luamp_mutex_type_recursive(void) { return PTHREAD_MUTEX_RECURSIVE; }
+
+// ---- process liveness ----
+
+/// 1 if `pid` is a live process, 0 if it is gone or a zombie (exited, not yet reaped): a pidfd
+/// becomes readable at exit, which kill(pid, 0) cannot tell. C because pidfd_open is a raw syscall.
+int luamp_pid_alive(int32_t pid);
+
+// ---- C11 atomics on words in shared memory (Swift's Atomic cannot wrap foreign memory) ----
+
+static inline uint32_t luamp_atomic_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void luamp_atomic_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline uint32_t luamp_atomic_add32(uint32_t *p, uint32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
+static inline uint32_t luamp_atomic_sub32(uint32_t *p, uint32_t v) { return __atomic_sub_fetch(p, v, __ATOMIC_SEQ_CST); }
+/// Compare-and-swap; returns 1 on success (and *p == desired), 0 otherwise.
+static inline int luamp_atomic_cas32(uint32_t *p, uint32_t expected, uint32_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t luamp_atomic_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void luamp_atomic_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t luamp_atomic_add64(uint64_t *p, uint64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
+static inline int luamp_atomic_cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+/// Relaxed loads/stores of small scalars (Value/Array cells: each access is atomic, as with ctypes under a lock).
+static inline uint8_t luamp_atomic_load8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void luamp_atomic_store8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+static inline uint16_t luamp_atomic_load16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void luamp_atomic_store16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+
+// ---- shared mappings ----
+
+/// mmap(MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE) of `size` bytes; NULL (errno set) on failure.
+/// C because MAP_NORESERVE/MAP_ANONYMOUS are Linux macros. The mapping is inherited across fork.
+void *luamp_map_shared(size_t size);
+
+/// Gives the pages of [p, p+len) (page-aligned) back to the system: madvise(MADV_REMOVE) frees the
+/// shmem backing, so RSS and Shmem drop; later reads see zeroes. Returns 0 or -1 (errno).
+int luamp_release_pages(void *p, size_t len);
+
+#endif
