@@ -130,6 +130,12 @@ final class LineEditor {
 
     // MARK: signals while at the prompt
 
+    /// Takes a Ctrl-C that arrived after the last line was read (before the code could run).
+    func takePendingInterrupt() -> Bool {
+        defer { promptSignal = 0 }
+        return promptSignal != 0
+    }
+
     /// Routes SIGINT and SIGWINCH to the prompt's flags (until code runs, which routes SIGINT
     /// to Lua). The REPL calls it again right after each chunk so Ctrl-C never kills it.
     func installPromptHandlers() {

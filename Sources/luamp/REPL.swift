@@ -19,6 +19,10 @@ struct REPL {
             guard let chunk = readChunk(editor) else { break }
             guard let function = chunk.function else { continue }
             editor.remember(chunk.source)
+            if editor.takePendingInterrupt() {   // Ctrl-C pressed as the line was entered
+                LuaRuntime.writeError("interrupted!\n")
+                continue
+            }
             do {
                 let values = try lua.withInterrupts { try lua.callFormatted(function, width: Self.terminalWidth()) }
                 editor.installPromptHandlers()
