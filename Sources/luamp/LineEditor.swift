@@ -106,10 +106,7 @@ final class LineEditor {
             if r < 0 { continue }   // EINTR: look at the flags again
             rl_callback_read_char()
         }
-        guard let line = deliveredLine else {
-            LuaRuntime.writeOutput("\n")
-            return .endOfInput
-        }
+        guard let line = deliveredLine else { return .endOfInput }
         return .line(line)
     }
 

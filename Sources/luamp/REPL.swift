@@ -34,6 +34,8 @@ struct REPL {
             }
             LuaRuntime.flushOutput()
         }
+        LuaRuntime.writeOutput("\n")   // leave the terminal on a fresh line, as lua does
+        LuaRuntime.flushOutput()
     }
 
     /// A compiled entry, or (function nil) one that was dropped or did not compile.

@@ -114,27 +114,29 @@ extension LuaRuntime {
 
     // MARK: the REPL
 
-    /// Compiles one REPL entry as `lua.c` does: first as `return <source>` (so an expression
-    /// prints its values), then as a statement. Chunk name `=stdin`.
+    /// Compiles one REPL entry as `lua.c` does. A single line is tried first as
+    /// `return <source>` (so an expression prints its values), then as a statement; an entry
+    /// continued over several lines is tried as a statement first (`f(\n1)` runs and prints
+    /// nothing, as in `lua`), then as an expression (so `{1,\n2}` still prints). Chunk name `=stdin`.
     /// - Returns: the compiled chunk, a function value to pass to `callFormatted`.
     /// - Throws: `LuaError.syntax`; `incompleteInput` is true when more lines could complete it.
     public func compileInteractive(_ source: String) throws -> LuaValue {
         let s = state.stack
+        let forms = source.contains("\n") ? [source, "return " + source] : ["return " + source, source]
         return try s.preservingTop {
-            var returnFormIncomplete = false
-            do {
-                try s.load("return " + source, name: "=stdin", mode: "t")
-                return .function(state.reference(fromTopOf: s))
-            } catch LuaError.syntax(_, let incomplete) {
-                returnFormIncomplete = incomplete
+            var statementError: (message: String, incomplete: Bool)?
+            var anyIncomplete = false
+            for form in forms {
+                do {
+                    try s.load(form, name: "=stdin", mode: "t")
+                    return .function(state.reference(fromTopOf: s))
+                } catch LuaError.syntax(let message, let incomplete) {
+                    anyIncomplete = anyIncomplete || incomplete
+                    if form == source || statementError == nil { statementError = (message, incomplete) }
+                }
             }
-            do {
-                try s.load(source, name: "=stdin", mode: "t")
-                return .function(state.reference(fromTopOf: s))
-            } catch LuaError.syntax(let message, let incomplete) {
-                // `{1,` or `f(1,`: an expression still open is worth another line too.
-                throw LuaError.syntax(message: message, incompleteInput: incomplete || returnFormIncomplete)
-            }
+            // Report the statement form's message; any form still open is worth another line.
+            throw LuaError.syntax(message: statementError?.message ?? "syntax error", incompleteInput: anyIncomplete)
         }
     }
 
