@@ -40,6 +40,11 @@ let package = Package(
             name: "LuaMPTests",
             dependencies: ["LuaMP"]
         ),
+        // The command's pure parts (option parsing), through @testable import of the executable.
+        .testTarget(
+            name: "luampTests",
+            dependencies: ["luamp"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
