@@ -34,7 +34,10 @@ let package = Package(
         // The command: a drop-in for the stock lua interpreter, plus the REPL.
         .executableTarget(
             name: "luamp",
-            dependencies: ["LuaMP", "CReadline"]
+            dependencies: ["LuaMP", "CReadline"],
+            // Release builds link the Swift runtime statically: start-up drops from ~3x to ~2x
+            // `lua5.4 -e ''` (no loading and relocating of libswiftCore, Concurrency, Dispatch…).
+            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
         ),
         .testTarget(
             name: "LuaMPTests",
