@@ -99,8 +99,10 @@ extension LuaRuntime {
         luamp_interrupt_target(state.stack.L)
         defer {
             luamp_interrupt_target(nil)
-            lua_sethook(state.stack.L, nil, 0, 0)
             sigintArrived = luamp_sigint_seen() != seen
+            // A Ctrl-C that came as the body ended leaves its hook armed: disarm it so the next
+            // Lua call does not raise a stale `interrupted!`.
+            if sigintArrived { lua_sethook(state.stack.L, nil, 0, 0) }
         }
         return try body()
     }
