@@ -9,6 +9,8 @@ import os, pty, re, select, shutil, signal, sys, tempfile, time
 LUAMP = os.environ.get("LUAMP") or os.path.join(os.path.dirname(__file__), "..", "..", ".build", "debug", "luamp")
 TIMEOUT = 20.0
 passed = failed = 0
+TERM = "dumb"
+CASES = []
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[a-zA-Z]|\x1b[=>]|\r")
 
 
@@ -16,7 +18,7 @@ class Session:
     """luamp in a pty; `expect` reads until a pattern shows up in the (escape-stripped) output."""
 
     def __init__(self, home, args=(), env_extra=None):
-        env = dict(os.environ, HOME=home, TERM="dumb", COLUMNS="80", LINES="24")
+        env = dict(os.environ, HOME=home, TERM=TERM, COLUMNS="80", LINES="24")
         env.pop("LUA_INIT", None)
         env.pop("LUA_INIT_5_4", None)
         env.update(env_extra or {})
@@ -88,26 +90,30 @@ class Session:
 
 
 def case(name):
-    def wrap(fn):
-        global passed, failed
-        home = tempfile.mkdtemp(prefix="luamp-repl-")
-        s = None
-        try:
-            s = Session(home)
-            s.expect(r"luamp \d+\.\d+\.\d+ \(Lua 5\.4\.\d+\)")
-            s.expect(r"> ")
-            fn(s, home)
-            passed += 1
-            print("ok  ", name)
-        except Exception as e:
-            failed += 1
-            print("FAIL", name, "\n   ", str(e).replace("\n", "\n    "))
-        finally:
-            if s:
-                s.close()
-            shutil.rmtree(home, ignore_errors=True)
+    def register(fn):
+        CASES.append((name, fn))
         return fn
-    return wrap
+    return register
+
+
+def run_case(name, fn):
+    global passed, failed
+    home = tempfile.mkdtemp(prefix="luamp-repl-")
+    s = None
+    try:
+        s = Session(home)
+        s.expect(r"luamp \d+\.\d+\.\d+ \(Lua 5\.4\.\d+\)")
+        s.expect(r"> ")
+        fn(s, home)
+        passed += 1
+        print("ok  ", f"[TERM={TERM}]", name)
+    except Exception as e:
+        failed += 1
+        print("FAIL", f"[TERM={TERM}]", name, "\n   ", str(e).replace("\n", "\n    "))
+    finally:
+        if s:
+            s.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @case("1+1 prints 2")
@@ -287,6 +293,10 @@ def script_then_repl():
         shutil.rmtree(home, ignore_errors=True)
 
 
+# A dumb terminal and a real one (readline then emits cursor and bracketed-paste sequences).
+for TERM in ("dumb", "xterm-256color"):
+    for name, fn in CASES:
+        run_case(name, fn)
 script_then_repl()
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
