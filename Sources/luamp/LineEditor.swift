@@ -14,15 +14,20 @@ enum LineInput: Equatable {
     case endOfInput
 }
 
-/// SIGINT/SIGWINCH seen while waiting at the prompt (plain stores from the signal handler).
+/// SIGINT/SIGWINCH/SIGTSTP seen while waiting at the prompt (plain stores from the signal handler).
 nonisolated(unsafe) private var promptSignal: Int32 = 0
 nonisolated(unsafe) private var windowChanged: Int32 = 0
+nonisolated(unsafe) private var suspendRequested: Int32 = 0
 /// The line readline's callback delivered, and whether it delivered one.
 nonisolated(unsafe) private var deliveredLine: String?
 nonisolated(unsafe) private var lineDelivered = false
 
 private func onPromptSignal(_ sig: Int32) {
-    if sig == SIGWINCH { windowChanged = 1 } else { promptSignal = 1 }
+    switch sig {
+    case SIGWINCH: windowChanged = 1
+    case SIGTSTP: suspendRequested = 1
+    default: promptSignal = 1
+    }
 }
 
 /// readline's line handler: keeps the line and removes the handler (so readline does not show
@@ -101,6 +106,10 @@ final class LineEditor {
                 windowChanged = 0
                 rl_resize_terminal()
             }
+            if suspendRequested != 0 {
+                suspendRequested = 0
+                suspend()
+            }
             var fds = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
             let r = poll(&fds, 1, -1)
             if r < 0 { continue }   // EINTR: look at the flags again
@@ -108,6 +117,16 @@ final class LineEditor {
         }
         guard let line = deliveredLine else { return .endOfInput }
         return .line(line)
+    }
+
+    /// Ctrl-Z at the prompt: give the terminal back, stop, and redraw the line when continued.
+    private func suspend() {
+        rl_deprep_terminal()
+        signal(SIGTSTP, SIG_DFL)
+        raise(SIGTSTP)   // stops here (ignored in an orphaned process group, as POSIX says)
+        installPromptHandlers()
+        rl_prep_terminal(1)
+        rl_forced_update_display()
     }
 
     // MARK: plain standard input
@@ -133,7 +152,7 @@ final class LineEditor {
         return promptSignal != 0
     }
 
-    /// Routes SIGINT and SIGWINCH to the prompt's flags (until code runs, which routes SIGINT
+    /// Routes SIGINT, SIGWINCH (and on a terminal SIGTSTP) to the prompt's flags (until code runs, which routes SIGINT
     /// to Lua). The REPL calls it again right after each chunk so Ctrl-C never kills it.
     func installPromptHandlers() {
         var sa = sigaction()
@@ -142,11 +161,13 @@ final class LineEditor {
         sa.sa_flags = 0   // no SA_RESTART: poll/read return EINTR
         sigaction(SIGINT, &sa, nil)
         sigaction(SIGWINCH, &sa, nil)
+        if usesReadline { sigaction(SIGTSTP, &sa, nil) }
     }
 
-    /// Gives SIGINT and SIGWINCH back their default actions.
+    /// Gives SIGINT, SIGWINCH and SIGTSTP back their default actions.
     func close() {
         signal(SIGINT, SIG_DFL)
         signal(SIGWINCH, SIG_DFL)
+        signal(SIGTSTP, SIG_DFL)
     }
 }

@@ -24,6 +24,7 @@ struct REPL {
                 continue
             }
             do {
+                signal(SIGTSTP, SIG_DFL)   // Ctrl-Z while code runs stops luamp as usual
                 let values = try lua.withInterrupts { try lua.callFormatted(function, width: Self.terminalWidth()) }
                 editor.installPromptHandlers()
                 if !values.isEmpty { LuaRuntime.writeOutput(values.joined(separator: "\t") + "\n") }

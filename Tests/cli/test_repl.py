@@ -26,16 +26,17 @@ class Session:
         if self.pid == 0:
             os.execve(LUAMP, [LUAMP, *args], env)
         self.buf = b""
+        self.mark = 0
         self.status = None
 
     def text(self):
         return ANSI.sub(b"", self.buf).decode(errors="replace")
 
     def expect(self, pattern, timeout=TIMEOUT):
-        """Waits until `pattern` (a regex) matches output after the current mark; returns the match."""
+        """Waits until `pattern` (a regex) matches the output that came after the last `send`."""
         deadline = time.monotonic() + timeout
         while True:
-            m = re.search(pattern, self.text()[self.mark:] if hasattr(self, "mark") else self.text(), re.S)
+            m = re.search(pattern, self.since_mark(), re.S)
             if m:
                 return m
             left = deadline - time.monotonic()
@@ -48,14 +49,15 @@ class Session:
                 except OSError:
                     data = b""
                 if not data:
-                    m = re.search(pattern, self.text()[getattr(self, "mark", 0):], re.S)
-                    if m:
-                        return m
                     raise AssertionError(f"EOF waiting for {pattern!r}; output:\n{self.text()!r}")
                 self.buf += data
 
+    def since_mark(self):
+        # The mark is a raw byte offset, so escape sequences split across reads cannot shift it.
+        return ANSI.sub(b"", self.buf[self.mark:]).decode(errors="replace")
+
     def set_mark(self):
-        self.mark = len(self.text())
+        self.mark = len(self.buf)
 
     def send(self, s):
         self.set_mark()
@@ -255,6 +257,15 @@ def _(s, home):
     s.expect(r"\n4\n> ")
 
 
+@case("Ctrl-Z at the prompt (no job control here: nothing stops) leaves the line editable")
+def _(s, home):
+    s.send("1+")
+    s.expect(r"1\+")
+    s.send(b"\x1a")
+    s.send("1\n")
+    s.expect(r"\n2\n> ")
+
+
 @case("Ctrl-D exits with status 0")
 def _(s, home):
     s.send(b"\x04")
@@ -293,10 +304,53 @@ def script_then_repl():
         shutil.rmtree(home, ignore_errors=True)
 
 
+def suspend_and_resume_under_bash():
+    """Ctrl-Z under a job-control shell stops luamp with the terminal restored; fg redraws the line."""
+    global passed, failed
+    name = "Ctrl-Z under bash: stopped, terminal sane, fg brings the half-typed line back"
+    if not shutil.which("bash"):
+        print("skip", name)
+        return
+    home = tempfile.mkdtemp(prefix="luamp-repl-")
+    b = Session.__new__(Session)
+    env = dict(os.environ, HOME=home, TERM="xterm", PS1="BASH$ ")
+    b.pid, b.fd = pty.fork()
+    if b.pid == 0:
+        os.execve(shutil.which("bash"), ["bash", "--norc", "--noprofile", "-i"], env)
+    b.buf, b.mark, b.status = b"", 0, None
+    try:
+        b.expect(r"BASH\$ ")
+        b.send(os.path.abspath(LUAMP) + "\n")
+        b.expect(r"\n> ")
+        b.send("x = 5\n")
+        b.expect(r"\n> ")
+        b.send("1+")
+        b.expect(r"1\+")
+        b.send(b"\x1a")
+        b.expect(r"Stopped.*BASH\$ ")
+        b.send("stty -a\n")
+        b.expect(r" icanon .* echo .*BASH\$ ")   # bash got a cooked terminal back
+        b.send("fg\n")
+        b.expect(r"luamp")
+        b.send("x\n")
+        b.expect(r"1\+x\n6\n> ")
+        b.send(b"\x04")
+        b.expect(r"BASH\$ ")
+        passed += 1
+        print("ok  ", name)
+    except Exception as e:
+        failed += 1
+        print("FAIL", name, "\n   ", str(e).replace("\n", "\n    "))
+    finally:
+        b.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
 # A dumb terminal and a real one (readline then emits cursor and bracketed-paste sequences).
 for TERM in ("dumb", "xterm-256color"):
     for name, fn in CASES:
         run_case(name, fn)
 script_then_repl()
+suspend_and_resume_under_bash()
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
