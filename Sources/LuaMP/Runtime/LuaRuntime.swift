@@ -25,6 +25,8 @@ public final class LuaRuntime {
     }
 
     let state: LuaState
+    /// Whether a SIGINT arrived during the last `withInterrupts` (LuaRuntime+Command.swift).
+    var sigintArrived = false
 
     /// Creates a runtime.
     /// - Throws: `LuaError` if the state cannot be created or a library fails to open.

@@ -77,6 +77,10 @@ extern volatile sig_atomic_t luamp_interrupted;
 static inline int luamp_take_interrupt(void) { int v = luamp_interrupted; luamp_interrupted = 0; return v; }
 /// Reads the interrupt flag without clearing it.
 static inline int luamp_interrupt_pending(void) { return luamp_interrupted; }
+/// How many SIGINTs the interrupt handler has seen (never cleared: the CLI compares counts to
+/// tell an uncaught "interrupted!" caused by Ctrl-C from one a script raised itself).
+extern volatile sig_atomic_t luamp_sigint_count;
+static inline long luamp_sigint_seen(void) { return (long)luamp_sigint_count; }
 /// Routes SIGINT to `L`: the next Lua instruction raises "interrupted!". NULL restores SIG_DFL.
 void luamp_interrupt_target(lua_State *L);
 
