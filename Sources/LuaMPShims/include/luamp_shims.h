@@ -98,7 +98,9 @@ static inline void luamp_flush_all(void) { fflush(NULL); }
 // ---- Processes: fork, reap, pidfd (process_shims.c) ----
 #include <sys/types.h>
 
-/// fflush(NULL), then fork. In the child, before returning 0: signals 1–31 back to their default
+/// fflush(NULL), then fork with every signal blocked (restored in the parent; in the child a
+/// signal that came meanwhile gets its default action, never the parent's handler). In the
+/// child, before returning 0: signals 1–31 back to their default
 /// action (SIGPIPE stays ignored), no signal blocked, the interrupt flag cleared,
 /// PR_SET_PDEATHSIG(SIGKILL) armed, _exit(1) if the parent already died (getppid() race), and
 /// the descriptors registered with luamp_hold_fd closed (they belong to the child's siblings).
