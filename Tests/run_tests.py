@@ -14,10 +14,13 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, LUAMP=luamp, LUA_PATH=os.path.join(here, "lua", "?.lua") + ";;")
     jobs = []
-    for f in sorted(os.listdir(os.path.join(here, "lua"))):
+    def listing(sub):
+        d = os.path.join(here, sub)
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+    for f in listing("lua"):
         if f.endswith("_test.lua") and filt in f:
             jobs.append(([luamp, os.path.join(here, "lua", f)], f))
-    for f in sorted(os.listdir(os.path.join(here, "cli"))):
+    for f in listing("cli"):
         if f.startswith("test_") and f.endswith(".py") and filt in f:
             jobs.append(([sys.executable, os.path.join(here, "cli", f)], f))
     total_p = total_f = 0

@@ -80,6 +80,7 @@ int luamp_ptolstring(lua_State *L, int idx) {
 // ---- interrupts (lua.c's lstop/laction) ----
 
 volatile sig_atomic_t luamp_interrupted = 0;
+volatile sig_atomic_t luamp_sigint_count = 0;
 static lua_State *volatile interrupt_state = NULL;
 
 static void lstop(lua_State *L, lua_Debug *ar) {
@@ -92,6 +93,7 @@ static void laction(int sig) {
     int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
     (void)sig;
     luamp_interrupted = 1;
+    luamp_sigint_count++;
     if (interrupt_state) lua_sethook(interrupt_state, lstop, flag, 1);   // async-signal-safe by design
 }
 

@@ -1,17 +1,12 @@
-// luamp: entry point — parse the command line, then run it (placeholder until the CLI lands).
-import LuaMP
+// luamp: entry point — parse the command line, run it, exit with its status.
 #if canImport(Glibc)
 import Glibc
 #endif
 
-let argv = CommandLine.arguments
-do {
-    let lua = try LuaRuntime()
-    if argv.count > 1 {
-        try lua.run(file: argv[1], arguments: Array(argv.dropFirst(2)))
-    }
-    exit(0)
-} catch {
-    let msg = "luamp: \(error)\n"; _ = msg.withCString { write(2, $0, strlen($0)) }
-    exit(1)
+/// Runs in its own function so the runtime is released (the Lua state closed, finalizers run)
+/// before `exit`.
+func luampMain() -> Int32 {
+    Interpreter(options: CommandLineOptions(parsing: CommandLine.arguments)).run()
 }
+
+exit(luampMain())

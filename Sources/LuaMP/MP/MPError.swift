@@ -8,7 +8,7 @@ internal import LuaMPShims
 /// Kinds: `Empty`, `Full`, `EOFError`, `TimeoutError`, `BrokenBarrierError`, `RemoteError`
 /// (plus `traceback`), `WorkerLost` (plus `pid` and `signal` or `exitcode`), `SendError`,
 /// `DecodeError`.
-struct MPError: LuaValueError, CustomStringConvertible {
+struct MPError: LuaValueError, CustomStringConvertible, @unchecked Sendable {  // fields hold only plain values
     var kind: String
     var message: String
     /// Extra fields, e.g. `traceback`, `pid`, `signal`, `exitcode`.

@@ -12,12 +12,15 @@ enum MPModule {
         installShared(s, t)
         installBasics(s, t)
         installSync(s, t)
+        installProcesses(s, t)
+        installCodec(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes
     /// or pools cleans up here (join non-daemon children, terminate daemons and pools).
     /// A new capability with something to clean up adds one line here.
     static func finishCapabilities(_ s: LuaStack) {
+        finishProcesses(s)
     }
 
     /// Creates the module table, sets `package.loaded.mp` (so `require "mp"` returns it) and

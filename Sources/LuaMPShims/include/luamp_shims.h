@@ -77,13 +77,76 @@ extern volatile sig_atomic_t luamp_interrupted;
 static inline int luamp_take_interrupt(void) { int v = luamp_interrupted; luamp_interrupted = 0; return v; }
 /// Reads the interrupt flag without clearing it.
 static inline int luamp_interrupt_pending(void) { return luamp_interrupted; }
+/// How many SIGINTs the interrupt handler has seen (never cleared: the CLI compares counts to
+/// tell an uncaught "interrupted!" caused by Ctrl-C from one a script raised itself).
+extern volatile sig_atomic_t luamp_sigint_count;
+static inline long luamp_sigint_seen(void) { return (long)luamp_sigint_count; }
 /// Routes SIGINT to `L`: the next Lua instruction raises "interrupted!". NULL restores SIG_DFL.
 void luamp_interrupt_target(lua_State *L);
+
+// ---- randomness ----
+#include <sys/random.h>
+/// getrandom(2): <sys/random.h> is not part of Swift's Glibc module. Returns bytes written or -1.
+static inline long luamp_getrandom(void *buf, size_t len) { return (long)getrandom(buf, len, 0); }
 
 // ---- stdio (Swift 6 cannot import stdout/stderr) ----
 static inline FILE *luamp_stdout(void) { return stdout; }
 static inline FILE *luamp_stderr(void) { return stderr; }
 static inline FILE *luamp_stdin(void) { return stdin; }
 static inline void luamp_flush_all(void) { fflush(NULL); }
+
+// ---- Processes: fork, reap, pidfd (process_shims.c) ----
+#include <sys/types.h>
+
+/// fflush(NULL), then fork with every signal blocked (restored in the parent; in the child a
+/// signal that came meanwhile gets its default action, never the parent's handler). In the
+/// child, before returning 0: signals 1–31 back to their default
+/// action (SIGPIPE stays ignored), no signal blocked, the interrupt flag cleared,
+/// PR_SET_PDEATHSIG(SIGKILL) armed, _exit(1) if the parent already died (getppid() race), and
+/// the descriptors registered with luamp_hold_fd closed (they belong to the child's siblings).
+/// Returns the child's pid in the parent, 0 in the child, -1 with errno on failure.
+/// C: the child must run only async-signal-safe code before its body, and prctl is variadic.
+pid_t luamp_fork(void);
+
+/// Registers a descriptor this process holds for a child (closed in every later child).
+/// Returns -1 when 4096 are already held (the descriptor then simply stays open in children).
+/// C: luamp_fork's child path reads the list before any Swift code runs.
+int luamp_hold_fd(int fd);
+/// Unregisters a descriptor (call before closing it).
+void luamp_release_fd(int fd);
+
+/// pidfd_open(2): a file descriptor that polls readable when `pid` ends; -1 with errno
+/// (ENOSYS on kernels before 5.3). C: glibc has no wrapper before 2.36 (raw syscall).
+int luamp_pidfd_open(pid_t pid);
+
+/// waitpid(pid), retrying EINTR. Returns 1 and sets `*exitcode` (the exit status, or -N after
+/// signal N) when the child was reaped, 0 if it still runs (`block` == 0), -1 with errno.
+/// C: the W* status macros.
+int luamp_reap(pid_t pid, int block, int *exitcode);
+
+/// How every child ends: fflush(NULL) then _exit(code) (no atexit handlers, no parent cleanup).
+/// C: marks noreturn for the compiler and keeps flush + _exit together.
+__attribute__((noreturn)) void luamp_child_exit(int code);
+
+/// Threads in this process (num_threads of /proc/self/stat), or -1 if it cannot be read.
+/// C: a raw read into a stack buffer, nothing allocated.
+int luamp_thread_count(void);
+
+/// signal(SIGPIPE, SIG_IGN) with sigaction: writes to closed pipes fail with EPIPE instead of
+/// killing the process. C: struct sigaction's handler union.
+void luamp_ignore_sigpipe(void);
+
+/// Calls the function below `nargs` arguments in a new coroutine (so a child's traceback shows
+/// only the target's frames, not the parent's `start` call it was forked from), discarding
+/// results. On error pushes "message\nstack traceback:\n…" (as luamp_msghandler would) and
+/// returns the Lua status; a yield out of the target is an error. Stack: [-(nargs+1), +(0|1)].
+/// C: luaL_callmeta and lua_resume's protocol (no Swift frame may be under a raise).
+int luamp_call_in_thread(lua_State *L, int nargs);
+
+/// pipe2(fds, O_CLOEXEC). C: pipe2 is a GNU extension (_GNU_SOURCE is set only for this target).
+int luamp_pipe_cloexec(int fds[2]);
+
+/// Sets the interrupt flag again (after a wait consumed it), so the caller still sees the Ctrl-C.
+void luamp_set_interrupt_pending(void);
 
 #endif

@@ -1,0 +1,215 @@
+// The encoder: walks a value on the Lua stack and writes the wire format (no per-value allocations).
+internal import CLua
+internal import LuaMPShims
+
+/// Collects `lua_dump`'s output into the encoder's buffer (`ud` points at a `ByteWriter`).
+private func dumpWriter(_ L: OpaquePointer?, _ p: UnsafeRawPointer?, _ size: Int, _ ud: UnsafeMutableRawPointer?) -> Int32 {
+    if let p, size > 0 { ud!.assumingMemoryBound(to: ByteWriter.self).pointee.append(p, size) }
+    return 0
+}
+
+/// One encoding pass over stack values. Owns malloc'd buffers: call `release()` when done.
+struct Encoder {
+    let L: OpaquePointer
+    var w: ByteWriter
+    /// Tables and Lua functions already written: address → offset of their tag.
+    var seen = PointerMap()
+    /// Absolute stack index of the sender's globals table.
+    let globals: Int32
+
+    /// Pushes the globals table (the caller restores the stack top afterwards).
+    init(_ L: OpaquePointer, capacity: Int = 256) {
+        self.L = L
+        luamp_pushglobaltable(L)
+        globals = lua_gettop(L)
+        w = ByteWriter(capacity: capacity)
+    }
+
+    func release() {
+        w.release()
+        seen.release()
+    }
+
+    /// Writes the value at absolute index `idx`.
+    mutating func value(_ idx: Int32, depth: Int) throws(EncodeFailure) {
+        switch lua_type(L, idx) {
+        case LUA_TNIL, LUA_TNONE:
+            w.u8(CodecFormat.Tag.nil)
+        case LUA_TBOOLEAN:
+            w.u8(lua_toboolean(L, idx) != 0 ? CodecFormat.Tag.true : CodecFormat.Tag.false)
+        case LUA_TNUMBER:
+            if lua_isinteger(L, idx) != 0 {
+                integer(Int64(lua_tointegerx(L, idx, nil)))
+            } else {
+                w.tagged(CodecFormat.Tag.float, lua_tonumberx(L, idx, nil).bitPattern)
+            }
+        case LUA_TSTRING:
+            var len = 0
+            let p = lua_tolstring(L, idx, &len)!
+            string(UnsafeRawPointer(p), len)
+        case LUA_TTABLE:
+            try table(idx, depth: depth)
+        case LUA_TFUNCTION:
+            try function(idx, depth: depth)
+        case LUA_TUSERDATA:
+            try handle(idx)
+        case LUA_TLIGHTUSERDATA:
+            throw EncodeFailure("cannot send a light userdata")
+        case LUA_TTHREAD:
+            throw EncodeFailure("cannot send a thread (coroutine)")
+        default:
+            throw EncodeFailure("cannot send a \(String(cString: lua_typename(L, lua_type(L, idx))))")
+        }
+    }
+
+    @inline(__always)
+    mutating func integer(_ i: Int64) {
+        if i >= -128 && i <= 127 {
+            w.tagged(CodecFormat.Tag.int8, Int8(truncatingIfNeeded: i))
+        } else if i >= Int64(Int32.min) && i <= Int64(Int32.max) {
+            w.tagged(CodecFormat.Tag.int32, Int32(truncatingIfNeeded: i))
+        } else {
+            w.tagged(CodecFormat.Tag.int64, i)
+        }
+    }
+
+    @inline(__always)
+    mutating func string(_ p: UnsafeRawPointer, _ len: Int) {
+        if len < 256 {
+            w.reserve(2 + len)
+            w.tagged(CodecFormat.Tag.str8, UInt8(len))
+        } else if len <= Int(UInt32.max) {
+            w.reserve(5 + len)
+            w.tagged(CodecFormat.Tag.str32, UInt32(len))
+        } else {
+            w.tagged(CodecFormat.Tag.str64, UInt64(len))
+        }
+        w.append(p, len)
+    }
+
+    /// A reference to an object already written at `offset`; marks that object as shared.
+    private mutating func reference(_ offset: Int) {
+        let tag = w.base.load(fromByteOffset: offset, as: UInt8.self)
+        if tag == CodecFormat.Tag.table || tag == CodecFormat.Tag.function { w.patchByte(tag + 1, at: offset) }
+        w.tagged(CodecFormat.Tag.ref, UInt64(offset))
+    }
+
+    private func checkDepth(_ depth: Int) throws(EncodeFailure) {
+        guard depth < CodecFormat.maxDepth else {
+            throw EncodeFailure("nesting deeper than \(CodecFormat.maxDepth) levels")
+        }
+        guard lua_checkstack(L, 8) != 0 else { throw EncodeFailure("Lua stack overflow while encoding") }
+    }
+
+    /// A table: one `lua_next` pass; keys 1, 2, 3… met first go to the array section, the rest
+    /// (from the first key out of sequence on) are written as pairs.
+    mutating func table(_ t: Int32, depth: Int) throws(EncodeFailure) {
+        if lua_rawequal(L, t, globals) != 0 {
+            w.u8(CodecFormat.Tag.globals)
+            return
+        }
+        let p = lua_topointer(L, t)!
+        if let off = seen.get(p) { return reference(off) }
+        try checkDepth(depth)
+        let tagPos = w.count
+        seen.insert(p, tagPos)
+        w.reserve(9)
+        w.u8(CodecFormat.Tag.table)
+        w.int(UInt64(0))   // both counts, patched below
+        var narr: Int64 = 0
+        var npairs: Int64 = 0
+        lua_pushnil(L)
+        let k = lua_gettop(L)
+        let v = k + 1
+        while lua_next(L, t) != 0 {
+            if npairs == 0 && lua_isinteger(L, k) != 0 && lua_tointegerx(L, k, nil) == narr + 1 {
+                do { try value(v, depth: depth + 1) } catch {
+                    var e = error; e.components.append("[\(narr + 1)]"); throw e
+                }
+                narr += 1
+            } else {
+                do { try value(k, depth: depth + 1) } catch {
+                    var e = error; e.components.append(CodecPath.key); throw e
+                }
+                do { try value(v, depth: depth + 1) } catch {
+                    var e = error; e.components.append(CodecPath.component(forKeyAt: k, L)); throw e
+                }
+                npairs += 1
+            }
+            lua_settop(L, k)
+        }
+        guard narr <= Int64(UInt32.max), npairs <= Int64(UInt32.max) else {
+            throw EncodeFailure("table too large to send (more than 2^32 entries)")
+        }
+        w.patch(UInt32(narr), at: tagPos + 1)
+        w.patch(UInt32(npairs), at: tagPos + 5)
+    }
+
+    /// A Lua function (bytecode + MAC + upvalues) or a standard C function by name.
+    mutating func function(_ f: Int32, depth: Int) throws(EncodeFailure) {
+        if lua_iscfunction(L, f) != 0 {
+            guard let name = CodecNames.name(L, at: f) else {
+                throw EncodeFailure("cannot send a C function (only standard-library and mp functions are sent, by name)")
+            }
+            var n = name
+            n.withUTF8 { b in
+                w.tagged(CodecFormat.Tag.cfunction, UInt8(b.count))
+                w.append(b.baseAddress!, b.count)
+            }
+            return
+        }
+        let p = lua_topointer(L, f)!
+        if let off = seen.get(p) { return reference(off) }
+        try checkDepth(depth)
+        let tagPos = w.count
+        seen.insert(p, tagPos)
+        w.tagged(CodecFormat.Tag.function, UInt32(0))
+        let start = w.count
+        lua_pushvalue(L, f)
+        _ = withUnsafeMutablePointer(to: &w) { lua_dump(L, dumpWriter, $0, 0) }
+        lua_settop(L, -2)
+        let len = w.count - start
+        guard len <= Int(UInt32.max) else { throw EncodeFailure("function too large to send") }
+        w.patch(UInt32(len), at: tagPos + 1)
+        w.int(CodecKey.mac(UnsafeRawBufferPointer(start: w.base + start, count: len)))
+        var n: Int32 = 0
+        while lua_getupvalue(L, f, n + 1) != nil {
+            lua_settop(L, -2)
+            n += 1
+        }
+        w.u8(UInt8(truncatingIfNeeded: n))
+        var i: Int32 = 1
+        while i <= n {
+            let name = lua_getupvalue(L, f, i)
+            do { try value(lua_gettop(L), depth: depth + 1) } catch {
+                var e = error
+                e.components.append(CodecPath.upvalue(name.map { String(cString: $0) } ?? "?"))
+                throw e
+            }
+            lua_settop(L, -2)
+            i += 1
+        }
+    }
+
+    /// An mp object (`__mpkind` in its metatable, registered in `Handles`).
+    mutating func handle(_ idx: Int32) throws(EncodeFailure) {
+        let s = LuaStack(L)
+        guard let kindName = Handles.kindName(s, at: idx), let kind = Handles.kinds[kindName] else {
+            throw EncodeFailure("cannot send a userdata")
+        }
+        let payload: [UInt8]
+        do { payload = try kind.encode(s, idx) } catch {
+            throw EncodeFailure("cannot send this \(kindName): \(error)")
+        }
+        guard kindName.utf8.count < 256, payload.count <= Int(UInt32.max) else {
+            throw EncodeFailure("cannot send this \(kindName): encoding too large")
+        }
+        var n = kindName
+        n.withUTF8 { b in
+            w.tagged(CodecFormat.Tag.handle, UInt8(b.count))
+            w.append(b.baseAddress!, b.count)
+        }
+        w.int(UInt32(payload.count))
+        payload.withUnsafeBytes { w.append($0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, $0.count) }
+    }
+}

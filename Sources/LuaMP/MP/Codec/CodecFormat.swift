@@ -1,0 +1,48 @@
+// The codec's wire format: version, message kinds, value tags and limits (docs/codec.md "Format").
+
+/// Constants of the luamp wire format, version 1.
+///
+/// A message is `[version][kind][payload]`: `kind` is `value` (one encoded value) or `tuple`
+/// (a `UInt32` count, then that many values). Every multi-byte number is little-endian.
+enum CodecFormat {
+    /// The format version byte; a decoder refuses any other.
+    static let version: UInt8 = 1
+    /// Message kinds (second byte).
+    static let kindValue: UInt8 = 0
+    static let kindTuple: UInt8 = 1
+
+    /// Deepest nesting of tables/functions a message may have (encoder and decoder).
+    static let maxDepth = 200
+
+    /// Value tags.
+    enum Tag {
+        static let `nil`: UInt8 = 0x00
+        static let `false`: UInt8 = 0x01
+        static let `true`: UInt8 = 0x02
+        /// Integer in 1 / 4 / 8 bytes (two's complement).
+        static let int8: UInt8 = 0x03
+        static let int32: UInt8 = 0x04
+        static let int64: UInt8 = 0x05
+        /// Float: the 8 bytes of the IEEE-754 double (NaN payload, ±inf, -0.0 exact).
+        static let float: UInt8 = 0x06
+        /// String with a 1 / 4 / 8-byte length, then the bytes.
+        static let str8: UInt8 = 0x07
+        static let str32: UInt8 = 0x08
+        static let str64: UInt8 = 0x09
+        /// Table: `UInt32` array count, `UInt32` pair count, array values (keys 1…n), then key/value pairs.
+        static let table: UInt8 = 0x0A
+        /// The same, for a table referenced again later in the message (the decoder remembers it).
+        static let sharedTable: UInt8 = 0x0B
+        /// A reference: `UInt64` offset (from the message start) of an earlier shared table/function.
+        static let ref: UInt8 = 0x0C
+        /// Lua function: `UInt32` bytecode length, bytecode, `UInt64` MAC, `UInt8` upvalue count, upvalues.
+        static let function: UInt8 = 0x0D
+        static let sharedFunction: UInt8 = 0x0E
+        /// The sender's globals table (`_G` / `_ENV`): becomes the receiver's globals.
+        static let globals: UInt8 = 0x0F
+        /// Standard-library or mp C function by name: `UInt8` length, name.
+        static let cfunction: UInt8 = 0x10
+        /// mp object: `UInt8` kind-name length, kind name, `UInt32` payload length, payload.
+        static let handle: UInt8 = 0x11
+    }
+}

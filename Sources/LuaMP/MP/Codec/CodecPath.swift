@@ -1,0 +1,74 @@
+// Paths in SendError messages (`args[2].conn`, `value.f.<upvalue x>`): built only when encoding fails.
+internal import CLua
+
+/// Why a value cannot be sent, with the path to it collected while the encoder unwinds.
+/// Nothing here runs on the success path: components are added only by `catch` blocks.
+struct EncodeFailure: Error {
+    /// What went wrong, e.g. "cannot send a userdata".
+    var message: String
+    /// Path components, innermost first (each already formatted: `.name`, `[2]`, `.<upvalue x>`).
+    var components: [String] = []
+
+    init(_ message: String) { self.message = message }
+
+    /// The full path under `root` ("args", "value", …).
+    /// Paths through more than 16 levels keep the first and last 8 components around `…`.
+    func path(root: String) -> String {
+        let c = Array(components.reversed())
+        if c.count <= 16 { return root + c.joined() }
+        return root + c[..<8].joined() + "…" + c[(c.count - 8)...].joined()
+    }
+
+    /// The `SendError` users see: message prefixed by the path, plus a `path` field.
+    func sendError(root: String) -> MPError {
+        let p = path(root: root)
+        return MPError("SendError", "\(p): \(message)", [("path", .string(p))])
+    }
+}
+
+enum CodecPath {
+    /// The component for the table key at stack index `k`: `.name` for identifier strings,
+    /// `[3]` for integers, `["two words"]` for other strings, `[1.5]`/`[true]`, `[<table>]` otherwise.
+    static func component(forKeyAt k: Int32, _ L: OpaquePointer) -> String {
+        switch lua_type(L, k) {
+        case LUA_TNUMBER:
+            if lua_isinteger(L, k) != 0 { return "[\(lua_tointegerx(L, k, nil))]" }
+            return "[\(lua_tonumberx(L, k, nil))]"
+        case LUA_TSTRING:
+            var len = 0
+            let p = lua_tolstring(L, k, &len)!
+            let s = String(decoding: UnsafeRawBufferPointer(start: p, count: len), as: UTF8.self)
+            return isIdentifier(s) ? ".\(s)" : "[\(quoted(s))]"
+        case LUA_TBOOLEAN:
+            return lua_toboolean(L, k) != 0 ? "[true]" : "[false]"
+        default:
+            return "[<\(String(cString: lua_typename(L, lua_type(L, k))))>]"
+        }
+    }
+
+    /// The component for upvalue `name` of a function: `.<upvalue name>`.
+    static func upvalue(_ name: String) -> String { ".<upvalue \(name)>" }
+
+    /// The component for an error inside a key (a table used as a key): `.<key>`.
+    static let key = ".<key>"
+
+    static func isIdentifier(_ s: String) -> Bool {
+        guard let f = s.utf8.first, f == UInt8(ascii: "_") || isLetter(f) else { return false }
+        return s.utf8.allSatisfy { $0 == UInt8(ascii: "_") || isLetter($0) || ($0 >= 48 && $0 <= 57) }
+    }
+
+    private static func isLetter(_ c: UInt8) -> Bool { (c | 0x20) >= 97 && (c | 0x20) <= 122 }
+
+    private static func quoted(_ s: String) -> String {
+        var out = "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c.value < 32 ? "?" : c)
+            }
+        }
+        return out + "\""
+    }
+}

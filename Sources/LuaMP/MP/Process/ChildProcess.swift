@@ -1,0 +1,237 @@
+// ChildProcess: fork a child that runs a Swift body, then join, signal and reap it (used by Process and Pool).
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import LuaMPShims
+
+/// A forked child process of this process: the one way luamp creates processes.
+///
+/// `spawn` forks (after `fflush(NULL)`, with the child's signals reset, `PR_SET_PDEATHSIG` armed
+/// and the `getppid()` race checked — see `luamp_fork`) and runs `body` in the child; whatever
+/// `body` returns becomes the exit status via `fflush(NULL); _exit(status)`. The child never
+/// returns into the parent's code. The parent keeps the pid, a pidfd (so `join(timeout:)`
+/// polls without signals) and the read end of a small *status pipe* on which the child may
+/// `report` a message (for example an uncaught error) that `reportedMessage` returns after reaping.
+///
+/// Rules for users (Process, Pool):
+/// - Every spawned child must end up reaped: call `join()` (or `join(timeout:)` until it
+///   returns true); `terminate`/`kill` only send signals. The object closes its descriptors
+///   when reaped, and on `deinit` (an unreaped child is then killed and reaped, never leaked).
+/// - Only the process that spawned a child may join or signal it (`isOwnedHere`). A forked
+///   child closes every descriptor its parent held for other children before `body` runs, and
+///   inherited `ChildProcess` objects become inert there (never waited for, signalled or closed).
+/// - Spawning refuses (throws) when the process has more than one thread: fork in a threaded
+///   process can deadlock the child (DESIGN.md §3), and a clear error beats a hung worker.
+final class ChildProcess {
+    /// The child's process id.
+    let pid: pid_t
+    /// pidfd of the child, or -1 (kernel without pidfd_open, or after reaping).
+    private(set) var pidfd: Int32
+    /// Read end of the status pipe (non-blocking), or -1.
+    private var statusFD: Int32
+    /// The process that spawned it; only that one may wait for or signal it.
+    private let ownerPID: pid_t
+    /// Exit code once reaped: `n` for `_exit(n)`, `-N` after signal N.
+    private(set) var exitCode: Int32?
+    /// What the child sent with `ChildContext.report`, read when it was reaped.
+    private(set) var reportedMessage: String?
+
+    private init(pid: pid_t, pidfd: Int32, statusFD: Int32) {
+        self.pid = pid
+        self.pidfd = pidfd
+        self.statusFD = statusFD
+        self.ownerPID = getpid()
+        if pidfd >= 0 { _ = luamp_hold_fd(pidfd) }
+        if statusFD >= 0 { _ = luamp_hold_fd(statusFD) }
+    }
+
+    deinit {
+        if exitCode == nil, isOwnedHere {
+            _ = Glibc.kill(pid, SIGKILL)
+            var code: Int32 = 0
+            _ = luamp_reap(pid, 1, &code)
+        }
+        closeDescriptors()
+    }
+
+    /// What a child's body can do besides computing its exit status.
+    struct ChildContext {
+        fileprivate let statusFD: Int32
+        /// Sends `message` to the parent (read at reap time as `reportedMessage`). At most
+        /// 60 KiB are kept so the write never blocks on a full pipe. Call once.
+        func report(_ message: String) {
+            var bytes = Array(message.utf8.prefix(60 * 1024))
+            var off = 0
+            while off < bytes.count {
+                let n = bytes.withUnsafeMutableBytes { write(statusFD, $0.baseAddress! + off, $0.count - off) }
+                if n < 0 { if errno == EINTR { continue }; return }
+                off += n
+            }
+        }
+    }
+
+    /// Forks a child running `body`.
+    /// - Parameters:
+    ///   - body: runs in the child only; returns the exit status (0–255). It may also end the
+    ///     process itself with `ChildProcess.exitChild`, never by returning into parent code.
+    /// - Returns: the child, in the parent.
+    /// - Throws: `LuaRaise` when the process has other threads, or fork/pipe fail
+    ///   (`EAGAIN`: too many processes, `ENOMEM`).
+    /// Wraps `luamp_fork` (fork), `pipe2`, `pidfd_open`.
+    static func spawn(_ body: (ChildContext) -> Int32) throws -> ChildProcess {
+        try checkSingleThreaded()
+        var fds: [Int32] = [-1, -1]
+        guard luamp_pipe_cloexec(&fds) == 0 else {
+            throw LuaRaise("cannot start a process: pipe failed: \(String(cString: strerror(errno)))")
+        }
+        let pid = luamp_fork()
+        if pid == 0 {
+            close(fds[0])
+            let code = body(ChildContext(statusFD: fds[1]))
+            exitChild(code)
+        }
+        let err = errno
+        close(fds[1])
+        if pid < 0 {
+            close(fds[0])
+            throw LuaRaise("cannot start a process: fork failed: \(String(cString: strerror(err)))")
+        }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        let pfd = luamp_pidfd_open(pid)
+        if pfd >= 0 { _ = fcntl(pfd, F_SETFD, FD_CLOEXEC) }
+        return ChildProcess(pid: pid, pidfd: pfd, statusFD: fds[0])
+    }
+
+    /// Ends the calling child: `fflush(NULL); _exit(code)`. Never returns.
+    static func exitChild(_ code: Int32) -> Never {
+        luamp_child_exit(code)
+    }
+
+    /// Throws unless this process has exactly one thread (fork of a threaded process can
+    /// deadlock the child on a lock another thread held).
+    static func checkSingleThreaded() throws {
+        let n = luamp_thread_count()
+        if n > 1 {
+            throw LuaRaise("cannot start a process: this process has \(n) threads, and fork() is only safe with 1 (luamp uses no threads; something in the host or a loaded C module started them)")
+        }
+    }
+
+    /// True in the process that spawned the child.
+    var isOwnedHere: Bool { ownerPID == getpid() }
+
+    /// True until the child has been reaped. Reaps it if it has ended (never blocks).
+    var isAlive: Bool {
+        guard exitCode == nil, isOwnedHere else { return false }
+        return !tryReap(block: false)
+    }
+
+    /// Waits for the child to end and reaps it.
+    /// - Parameter timeout: seconds; nil waits as long as it takes.
+    /// - Returns: true once the child has been reaped, false if `timeout` passed first.
+    /// - Throws: `LuaRaise("interrupted!")` when Ctrl-C arrives while waiting (the child is
+    ///   not reaped; call again or kill it). The interrupt flag stays set, as the Ctrl-C hook
+    ///   leaves it, so `ProcessTree.finish` knows to stop children instead of joining them.
+    /// Polls the pidfd in ≤ 100 ms slices (no signals), then `waitpid`. Without a pidfd it
+    /// polls `waitpid(WNOHANG)` every 1–10 ms.
+    func join(timeout: Double? = nil) throws -> Bool {
+        if exitCode != nil { return true }
+        guard isOwnedHere else { throw LuaRaise("can only join a child process") }
+        let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
+        var nap = 1.0
+        while true {
+            if tryReap(block: false) { return true }
+            if luamp_interrupt_pending() != 0 {
+                // Left set, as the Ctrl-C hook leaves it: the script is being interrupted, and
+                // the end-of-script cleanup must stop the children rather than wait for them.
+                throw LuaRaise("interrupted!")
+            }
+            var slice = 100.0
+            if let d = deadline {
+                let left = (d - Clock.monotonicSeconds()) * 1000
+                if left <= 0 { return false }
+                slice = min(slice, left.rounded(.up))
+            }
+            if pidfd >= 0 {
+                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&p, 1, Int32(slice))          // EINTR: loop, check the interrupt flag
+            } else {
+                var ts = timespec(tv_sec: 0, tv_nsec: Int(min(nap, slice) * 1e6))
+                _ = nanosleep(&ts, nil)
+                nap = min(nap * 2, 10)
+            }
+        }
+    }
+
+    /// Sends `signal` unless the child was already reaped (so a recycled pid is never hit).
+    /// - Throws: `LuaRaise` when called from a process that did not spawn the child.
+    func send(signal: Int32) throws {
+        guard isOwnedHere else { throw LuaRaise("can only signal a child process") }
+        if exitCode == nil { _ = Glibc.kill(pid, signal) }
+    }
+
+    /// SIGTERM.
+    func terminate() throws { try send(signal: SIGTERM) }
+    /// SIGKILL.
+    func kill() throws { try send(signal: SIGKILL) }
+    /// SIGINT (what Ctrl-C sends).
+    func interrupt() throws { try send(signal: SIGINT) }
+
+    /// Stops the child for good: SIGTERM, up to `grace` seconds, then SIGKILL; always reaps.
+    /// Never throws and ignores Ctrl-C (cleanup must finish).
+    func stop(grace: Double = 1.0) {
+        guard exitCode == nil, isOwnedHere else { return }
+        _ = Glibc.kill(pid, SIGTERM)
+        let deadline = Clock.monotonicSeconds() + grace
+        while !tryReap(block: false) {
+            if Clock.monotonicSeconds() >= deadline {
+                _ = Glibc.kill(pid, SIGKILL)
+                _ = tryReap(block: true)
+                return
+            }
+            var ts = timespec(tv_sec: 0, tv_nsec: 2_000_000)
+            _ = nanosleep(&ts, nil)
+        }
+    }
+
+    // MARK: internals
+
+    /// waitpid; on success records the exit code, reads the status pipe, closes descriptors.
+    private func tryReap(block: Bool) -> Bool {
+        if exitCode != nil { return true }
+        var code: Int32 = 0
+        let r = luamp_reap(pid, block ? 1 : 0, &code)
+        if r == 0 { return false }
+        // r < 0 (ECHILD) means someone else reaped it: report it as lost to SIGKILL's code.
+        exitCode = r > 0 ? code : -SIGKILL
+        readStatusPipe()
+        closeDescriptors()
+        return true
+    }
+
+    private func readStatusPipe() {
+        guard statusFD >= 0 else { return }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(statusFD, $0.baseAddress, $0.count) }
+            if n > 0 { out.append(contentsOf: buf[0..<n]); continue }
+            if n < 0 && errno == EINTR { continue }
+            break
+        }
+        if !out.isEmpty { reportedMessage = String(decoding: out, as: UTF8.self) }
+    }
+
+    /// Closes the pidfd and the status pipe — only in the owner: in a forked child these numbers
+    /// were closed at fork and may name other files by now.
+    private func closeDescriptors() {
+        let owned = isOwnedHere
+        for fd in [pidfd, statusFD] where fd >= 0 {
+            if owned { luamp_release_fd(fd); close(fd) }
+        }
+        pidfd = -1
+        statusFD = -1
+    }
+}
+
+@available(*, unavailable, message: "processes are managed from the thread that owns the Lua state")
+extension ChildProcess: Sendable {}

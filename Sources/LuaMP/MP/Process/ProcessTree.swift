@@ -1,0 +1,157 @@
+// The process tree: who this process is, the children it started, end-of-script cleanup, os.exit.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+/// Per-process bookkeeping of the tree (reset in every forked child).
+enum ProcessTree {
+    /// This process: `MainProcess` in the host, the Process's name in a child.
+    nonisolated(unsafe) static var current: (name: String, pid: pid_t) = ("MainProcess", getpid())
+    /// The parent in a child; nil in the host.
+    nonisolated(unsafe) static var parent: (name: String, pid: pid_t)?
+    /// Python's `_identity` as text: the default-name path of this process ("" in the host,
+    /// "1" in `Process-1`). A string, not an array: short ones live inline, no allocation.
+    nonisolated(unsafe) private static var identity = ""
+    /// Processes constructed here so far (for default names).
+    nonisolated(unsafe) private static var counter = 0
+    /// Started, not yet forgotten (joined, reaped by active_children, or cleaned up at the end).
+    nonisolated(unsafe) private(set) static var children: [ProcessRecord] = []
+
+    /// True in a process luamp forked.
+    static var isChild: Bool { parent != nil }
+
+    /// The identity of the next Process constructed here: this process's identity plus a counter.
+    static func nextIdentity() -> String {
+        counter += 1
+        return identity.isEmpty ? String(counter) : identity + ":" + String(counter)
+    }
+
+    /// `Process-1`, `Process-2`… in the host; `Process-1:1`… in the child `Process-1` (Python's names).
+    static func defaultName(_ identity: String) -> String {
+        "Process-" + identity
+    }
+
+    /// In a freshly forked child: become the process `r`, forget the parent's children.
+    static func enterChild(_ r: ProcessRecord, parentName: String, parentPID: pid_t) {
+        parent = (parentName, parentPID)
+        current = (r.name, getpid())
+        identity = r.identity
+        counter = 0
+        children = []                    // inherited records stay inert: not ours to join
+    }
+
+    /// Records a started Process (the userdata at `i`) and keeps it alive until forgotten.
+    static func adopt(_ s: LuaStack, _ r: ProcessRecord, at i: Int32) {
+        s.pushValue(i)
+        r.ref = luaL_ref(s.L, s.registryIndex())
+        children.append(r)
+    }
+
+    /// Drops a reaped Process from `children` and releases its registry reference.
+    static func forget(_ s: LuaStack, _ r: ProcessRecord) {
+        children.removeAll { $0 === r }
+        if r.ref != LUA_NOREF {
+            luaL_unref(s.L, s.registryIndex(), r.ref)
+            r.ref = LUA_NOREF
+        }
+    }
+
+    /// Ends this process's children the way Python does at interpreter exit: daemon children
+    /// are terminated, then every child is joined. If the script was interrupted (the interrupt
+    /// flag is set on entry) or Ctrl-C arrives while joining, the remaining children are stopped
+    /// instead (SIGTERM, then SIGKILL after 1 s) and reaped, and the flag is left set so the
+    /// caller can end with status 130.
+    static func finish(_ s: LuaStack) {
+        for r in children where r.daemon { r.child?.stop(grace: 1.0) }
+        // A script that ended because of Ctrl-C (the flag is still set) does not wait.
+        var interrupted = luamp_interrupt_pending() != 0
+        for r in children where !interrupted {
+            guard let c = r.child else { continue }
+            do {
+                _ = try c.join()
+            } catch {
+                interrupted = true
+            }
+        }
+        if interrupted {
+            for r in children { r.child?.stop(grace: 1.0) }
+            luamp_set_interrupt_pending()
+        }
+        for r in children { forget(s, r) }
+    }
+}
+
+extension MPModule {
+    /// `mp.current_process`, `mp.parent_process`, `mp.active_children`, and the `os.exit` wrapper.
+    static func installProcessTree(_ s: LuaStack, _ t: Int32) {
+        s.setFunction(t, "current_process") { s in
+            pushIdentity(s, ProcessTree.current.name, ProcessTree.current.pid)
+            return 1
+        }
+        s.setFunction(t, "parent_process") { s in
+            if let p = ProcessTree.parent { pushIdentity(s, p.name, p.pid) } else { s.pushNil() }
+            return 1
+        }
+        s.setFunction(t, "active_children") { s in
+            for r in ProcessTree.children where !(r.child?.isAlive ?? false) {
+                ProcessTree.forget(s, r)
+            }
+            s.newTable(arrayCount: Int32(ProcessTree.children.count))
+            for (i, r) in ProcessTree.children.enumerated() {
+                _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(r.ref))
+                s.rawSet(-2, index: Int64(i + 1))
+            }
+            return 1
+        }
+        wrapExit(s)
+    }
+
+    /// `{name = …, pid = …}`. Stack: [-0, +1].
+    private static func pushIdentity(_ s: LuaStack, _ name: String, _ pid: pid_t) {
+        s.newTable(hashCount: 2)
+        s.push(name); s.rawSet(-2, field: "name")
+        s.push(Int64(pid)); s.rawSet(-2, field: "pid")
+    }
+
+    /// The end of the main chunk for processes (called from `finishCapabilities`).
+    static func finishProcesses(_ s: LuaStack) {
+        ProcessTree.finish(s)
+    }
+
+    /// Replaces `os.exit` by a wrapper that first cleans up: in the host it runs every
+    /// capability's finish, then calls the original `os.exit` with the same arguments (so
+    /// `os.exit(true|false|n [, close])` keeps its meaning); in a forked child it cleans up only
+    /// that child's own children and ends with `fflush(NULL); _exit(code)` — the parent's
+    /// cleanup and atexit handlers never run in a child. A Lua chunk does the final call, since
+    /// Swift never calls Lua functions unprotected. Stack: [-0, +0].
+    private static func wrapExit(_ s: LuaStack) {
+        s.preservingTop {
+            guard s.getGlobal("os") == .table, s.rawGet(-1, field: "exit") == .function else { return }
+            let original = s.top
+            let wrapper = "local finish, exit = ...\nreturn function(...) finish(...) return exit(...) end"
+            guard (try? s.load(wrapper, name: "=os.exit")) != nil else { return }
+            s.pushFunction(name: "exit") { s in
+                if ProcessTree.isChild {
+                    let code: Int32
+                    switch s.type(at: 1) {
+                    case .none, .nil: code = 0
+                    case .boolean: code = s.toBool(1) ? 0 : 1
+                    default:
+                        // Not an integer: return, and the original os.exit raises its argument error.
+                        guard let v = s.toInteger(1) else { return 0 }
+                        code = Int32(truncatingIfNeeded: v)
+                    }
+                    MPModule.finishCapabilities(s)
+                    ChildProcess.exitChild(code & 0xff)
+                }
+                MPModule.finishCapabilities(s)
+                return 0
+            }
+            s.pushValue(original)
+            guard (try? s.pcall(nargs: 2, nresults: 1)) != nil else { return }
+            s.rawSet(-3, field: "exit")
+        }
+    }
+}

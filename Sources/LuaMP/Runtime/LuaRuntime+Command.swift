@@ -1,0 +1,212 @@
+// LuaRuntime+Command: what a `lua`-style command needs beyond running code — `arg`, `-l`, `-W`, Ctrl-C, stdio.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+extension LuaRuntime {
+    // MARK: identity
+
+    /// The luamp version, e.g. `0.1.0` (also `mp.version`).
+    public static var version: String { MPModule.version }
+
+    /// The Lua release luamp is built with, e.g. `Lua 5.4.4` (`LUA_RELEASE`).
+    public static var luaRelease: String { String(cString: luamp_lua_release()) }
+
+    /// The line `luamp -v` prints: `luamp 0.1.0 (Lua 5.4.4)`.
+    public static var versionLine: String { "luamp \(version) (\(luaRelease))" }
+
+    // MARK: the command line
+
+    /// Sets the global `arg` the way `lua.c`'s `createargtable` does: `arg[0]` is the script,
+    /// `arg[1…]` its arguments and negative indices the interpreter and its options.
+    /// - Parameters:
+    ///   - commandLine: the whole `argv`, program name first.
+    ///   - scriptIndex: the index of the script in `commandLine`; `nil` (no script) puts the
+    ///     program name at 0 and the options at 1….
+    public func setCommandLine(_ commandLine: [String], scriptIndex: Int?) {
+        let script = scriptIndex ?? 0
+        let s = state.stack
+        s.preservingTop {
+            s.newTable(arrayCount: Int32(max(0, commandLine.count - script - 1)), hashCount: Int32(script + 1))
+            for (i, a) in commandLine.enumerated() {
+                s.push(a)
+                s.rawSet(-2, index: Int64(i - script))
+            }
+            s.setGlobal("arg")
+        }
+    }
+
+    /// `require(module)` and stores the result in the global `global` (`lua -l global=module`).
+    /// - Throws: `LuaError` when the module cannot be loaded or raises.
+    public func require(_ module: String, as global: String) throws {
+        let s = state.stack
+        try s.preservingTop {
+            s.getGlobal("require")
+            s.push(module)
+            try s.pcall(nargs: 1, nresults: 1)
+            s.setGlobal(global)
+        }
+    }
+
+    /// Turns warnings on (`warn("@on")`, the `-W` of `lua`). Wraps `lua_warning`.
+    public func enableWarnings() {
+        luamp_warning(state.stack.L, "@on", 0)
+    }
+
+    /// Runs a script file the way `lua script args…` does, taking the chunk's `...` from the
+    /// global `arg` table (so code run before the script may change it), like `lua.c`'s
+    /// `handle_script`. A first line starting with `#` is skipped.
+    /// - Parameters:
+    ///   - path: the script; `nil` reads standard input.
+    ///   - passingArguments: pass `arg[1…#arg]` as `...` (false runs the chunk with none, as
+    ///     `LUA_INIT=@file` and a piped standard input do).
+    /// - Throws: `LuaError.file` if it cannot be read, `.syntax`, or `.runtime` (including
+    ///   `'arg' is not a table`).
+    public func runScript(_ path: String?, passingArguments: Bool = true) throws {
+        let s = state.stack
+        try s.preservingTop {
+            let status = luaL_loadfilex(s.L, path, nil)
+            if status != LUA_OK { throw s.popError(status: status) }
+            var n: Int32 = 0
+            if passingArguments {
+                guard s.getGlobal("arg") == .table else {
+                    throw LuaError.runtime(message: "'arg' is not a table", traceback: "")
+                }
+                let t = s.top
+                let count = s.rawLength(t)
+                guard count < 1_000_000, s.checkStack(Int32(count) + 3) else {
+                    throw LuaError.runtime(message: "too many arguments to script", traceback: "")
+                }
+                for i in 0..<count { s.rawGet(t, index: i + 1) }
+                s.remove(t)
+                n = Int32(count)
+            }
+            try s.pcall(nargs: n, nresults: 0)
+        }
+    }
+
+    // MARK: Ctrl-C
+
+    /// Runs `body` with Ctrl-C routed to this runtime: a SIGINT makes the running Lua code
+    /// raise `interrupted!` at its next instruction (a hook, as `lua.c` does; the signal handler
+    /// never touches the state) and wakes blocking `mp` waits. SIGINT is back to its default
+    /// action afterwards. `interruptedBySignal` tells whether a SIGINT arrived meanwhile.
+    /// Wraps `luamp_interrupt_target`.
+    public func withInterrupts<T>(_ body: () throws -> T) rethrows -> T {
+        let seen = luamp_sigint_seen()
+        luamp_interrupt_target(state.stack.L)
+        defer {
+            luamp_interrupt_target(nil)
+            sigintArrived = luamp_sigint_seen() != seen
+            // A Ctrl-C that came as the body ended leaves its hook armed: disarm it so the next
+            // Lua call does not raise a stale `interrupted!`.
+            if sigintArrived { lua_sethook(state.stack.L, nil, 0, 0) }
+        }
+        return try body()
+    }
+
+    /// True when the error is the `interrupted!` that Ctrl-C raised during the last
+    /// `withInterrupts` (and not, say, a script's own `error("...")` with other text).
+    public func isInterruption(_ error: Error) -> Bool {
+        guard sigintArrived, let e = error as? LuaError, case .runtime(let message, _) = e else { return false }
+        return message.hasSuffix("interrupted!")
+    }
+
+    // MARK: the REPL
+
+    /// Compiles one REPL entry as `lua.c` does. A single line is tried first as
+    /// `return <source>` (so an expression prints its values), then as a statement; an entry
+    /// continued over several lines is tried as a statement first (`f(\n1)` runs and prints
+    /// nothing, as in `lua`), then as an expression (so `{1,\n2}` still prints). Chunk name `=stdin`.
+    /// - Returns: the compiled chunk, a function value to pass to `callFormatted`.
+    /// - Throws: `LuaError.syntax`; `incompleteInput` is true when more lines could complete it.
+    public func compileInteractive(_ source: String) throws -> LuaValue {
+        let s = state.stack
+        let forms = source.contains("\n") ? [source, "return " + source] : ["return " + source, source]
+        return try s.preservingTop {
+            var statementError: (message: String, incomplete: Bool)?
+            var anyIncomplete = false
+            for form in forms {
+                do {
+                    try s.load(form, name: "=stdin", mode: "t")
+                    return .function(state.reference(fromTopOf: s))
+                } catch LuaError.syntax(let message, let incomplete) {
+                    anyIncomplete = anyIncomplete || incomplete
+                    if form == source || statementError == nil { statementError = (message, incomplete) }
+                }
+            }
+            // Report the statement form's message; any form still open is worth another line.
+            throw LuaError.syntax(message: statementError?.message ?? "syntax error", incompleteInput: anyIncomplete)
+        }
+    }
+
+    /// Calls a function (a chunk from `compileInteractive`) and formats each result the way the
+    /// REPL shows it (`ValueFormatter`: tables pretty-printed, nested strings quoted).
+    /// - Returns: one text per result (empty when the chunk returned nothing).
+    /// - Throws: `LuaError.runtime` with the traceback.
+    public func callFormatted(_ function: LuaValue, width: Int = 80) throws -> [String] {
+        let s = state.stack
+        return try s.preservingTop {
+            let base = s.top
+            s.push(function)
+            try s.pcall(nargs: 0, nresults: LUA_MULTRET)
+            guard s.top > base else { return [] }
+            var out: [String] = []
+            s.checkStack(8)
+            for i in (base + 1)...s.top {
+                out.append(ValueFormatter(stack: s, width: width).format(at: i))
+            }
+            return out
+        }
+    }
+
+    /// `tostring(_G[name])` (running `__tostring`), or `nil` when the global is nil. The REPL
+    /// reads its prompts `_PROMPT`/`_PROMPT2` this way.
+    public func globalText(_ name: String) -> String? {
+        let s = state.stack
+        return s.preservingTop {
+            if s.getGlobal(name) == .nil { return nil }
+            return s.describe(-1)
+        }
+    }
+
+    // MARK: standard streams through C stdio (the streams Lua's `print` and `io` use)
+
+    /// Writes text to the C `stdout` that `print` uses, so output stays in order.
+    public static func writeOutput(_ text: String) { write(text, to: luamp_stdout()) }
+
+    /// Writes text to the C `stderr` and flushes it.
+    public static func writeError(_ text: String) {
+        write(text, to: luamp_stderr())
+        fflush(luamp_stderr())
+    }
+
+    /// Flushes the C `stdout`.
+    public static func flushOutput() { fflush(luamp_stdout()) }
+
+    /// Reads one line from the C `stdin` (the stream `io.read` uses), without its newline.
+    /// - Returns: the line, or nil at end of input or on an error (`errno` says which; a signal
+    ///   gives `EINTR`, and the stream stays usable).
+    public static func readInputLine() -> String? {
+        var buffer: UnsafeMutablePointer<CChar>? = nil
+        var size = 0
+        defer { free(buffer) }
+        let n = getline(&buffer, &size, luamp_stdin())
+        guard n >= 0, let b = buffer else {
+            let saved = errno
+            clearerr(luamp_stdin())
+            errno = saved
+            return nil
+        }
+        var bytes = UnsafeRawBufferPointer(start: b, count: n)
+        if bytes.last == 10 { bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast()) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func write(_ text: String, to file: UnsafeMutablePointer<FILE>?) {
+        var t = text
+        t.withUTF8 { buf in _ = fwrite(buf.baseAddress, 1, buf.count, file) }
+    }
+}

@@ -1,0 +1,164 @@
+// Process shims: the fork itself and everything between fork() and the child's first Swift/Lua step.
+#include "luamp_shims.h"
+#include <stdlib.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+/// Sets every standard signal (1–31) to its default action except SIGPIPE (ignored: channels
+/// handle EPIPE) and unblocks all signals. Real-time signals (never used by luamp) keep their
+/// disposition: resetting them too would double the syscalls of every start.
+/// C because it loops over raw signal numbers with sigaction.
+static void reset_signals_in_child(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < 32; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sa.sa_handler = (sig == SIGPIPE) ? SIG_IGN : SIG_DFL;
+        (void)sigaction(sig, &sa, NULL);   // EINVAL for the few numbers glibc reserves: harmless
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+// Descriptors the parent holds for its children (pidfds, status pipes): closed in every new
+// child, since they belong to its siblings. A fixed C array: touching no heap keeps the
+// copy-on-write faults after each fork down.
+enum { HELD_MAX = 4096 };
+static int held_fds[HELD_MAX];
+static int held_count;
+
+int luamp_hold_fd(int fd) {
+    if (held_count >= HELD_MAX) return -1;
+    held_fds[held_count++] = fd;
+    return 0;
+}
+
+void luamp_release_fd(int fd) {
+    for (int i = held_count - 1; i >= 0; i--) {
+        if (held_fds[i] == fd) { held_fds[i] = held_fds[--held_count]; return; }
+    }
+}
+
+pid_t luamp_fork(void) {
+    fflush(NULL);
+    pid_t parent = getpid();
+    // All signals blocked across the fork: a Ctrl-C arriving before the child has reset its
+    // handlers would otherwise run the parent's handler in the child (arming its Lua
+    // interrupt hook), so the child would raise "interrupted!" instead of dying of SIGINT.
+    sigset_t all, saved;
+    sigfillset(&all);
+    (void)sigprocmask(SIG_SETMASK, &all, &saved);
+    pid_t pid = fork();
+    if (pid != 0) {                    // parent (or -1 with errno)
+        int err = errno;
+        (void)sigprocmask(SIG_SETMASK, &saved, NULL);
+        errno = err;
+        return pid;
+    }
+    // Child: nothing but async-signal-safe steps until the caller's body runs. Signals that
+    // came meanwhile stay pending until reset_signals_in_child unblocks them, and then get
+    // their default action.
+    reset_signals_in_child();
+    luamp_interrupted = 0;
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1); // the parent died before PDEATHSIG was armed
+    for (int i = 0; i < held_count; i++) close(held_fds[i]);
+    held_count = 0;
+    return 0;
+}
+
+int luamp_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int luamp_reap(pid_t pid, int block, int *exitcode) {
+    int status = 0;
+    pid_t r;
+    do {
+        r = waitpid(pid, &status, block ? 0 : WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    if (WIFEXITED(status)) *exitcode = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status)) *exitcode = -WTERMSIG(status);
+    else *exitcode = -1000;            // stopped/continued: not requested, never reported
+    return 1;
+}
+
+void luamp_child_exit(int code) {
+    fflush(NULL);
+    _exit(code);
+}
+
+int luamp_thread_count(void) {
+    // Field 20 of /proc/self/stat (num_threads): one small read, no allocation (opendir
+    // would malloc 32 KiB, and every page the parent touches costs a copy-on-write fault later).
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n;
+    do { n = read(fd, buf, sizeof buf - 1); } while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');       // the command name may contain spaces and parentheses
+    if (!p) return -1;
+    int field = 2;
+    for (p++; *p && field < 20; p++) {
+        if (*p == ' ') field++;
+    }
+    return field == 20 ? atoi(p) : -1;
+}
+
+void luamp_ignore_sigpipe(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    (void)sigaction(SIGPIPE, &sa, NULL);
+}
+
+void luamp_set_interrupt_pending(void) { luamp_interrupted = 1; }
+
+int luamp_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int luamp_call_in_thread(lua_State *L, int nargs) {
+    lua_State *co = lua_newthread(L);              // [f args... co]
+    lua_insert(L, -(nargs + 2));                   // [co f args...]
+    lua_xmove(L, co, nargs + 1);                   // [co]
+    int nres = 0;
+    int status = lua_resume(co, L, nargs, &nres);
+    if (status == LUA_OK) {
+        lua_pop(L, 1);
+        return LUA_OK;
+    }
+    if (status == LUA_YIELD) {
+        lua_pushliteral(L, "attempt to yield from outside a coroutine");
+        luaL_traceback(L, co, lua_tostring(L, -1), 0);
+    } else {
+        const char *msg = lua_tostring(co, -1);
+        if (msg == NULL) {
+            if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING) {
+                lua_xmove(co, L, 1);               // an object with __tostring: its text, no traceback
+                lua_remove(L, -2);
+                return LUA_ERRRUN;
+            }
+            msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+        }
+        luaL_traceback(L, co, msg, 0);
+    }
+    lua_remove(L, -2);                             // the thread
+    return status == LUA_YIELD ? LUA_ERRRUN : status;
+}

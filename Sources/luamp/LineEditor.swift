@@ -1,0 +1,173 @@
+// LineEditor: reads REPL lines — GNU readline (callback mode, history) on a terminal, plain stdin otherwise.
+import CReadline
+import LuaMP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What reading a line gave.
+enum LineInput: Equatable {
+    case line(String)
+    /// Ctrl-C at the prompt: the line is dropped.
+    case interrupted
+    /// Ctrl-D on an empty line, or the end of standard input.
+    case endOfInput
+}
+
+/// SIGINT/SIGWINCH/SIGTSTP seen while waiting at the prompt (plain stores from the signal handler).
+nonisolated(unsafe) private var promptSignal: Int32 = 0
+nonisolated(unsafe) private var windowChanged: Int32 = 0
+nonisolated(unsafe) private var suspendRequested: Int32 = 0
+/// The line readline's callback delivered, and whether it delivered one.
+nonisolated(unsafe) private var deliveredLine: String?
+nonisolated(unsafe) private var lineDelivered = false
+
+private func onPromptSignal(_ sig: Int32) {
+    switch sig {
+    case SIGWINCH: windowChanged = 1
+    case SIGTSTP: suspendRequested = 1
+    default: promptSignal = 1
+    }
+}
+
+/// readline's line handler: keeps the line and removes the handler (so readline does not show
+/// the prompt again by itself).
+private func onReadlineLine(_ line: UnsafeMutablePointer<CChar>?) {
+    if let line {
+        deliveredLine = String(cString: line)
+        free(line)
+    } else {
+        deliveredLine = nil
+    }
+    lineDelivered = true
+    rl_callback_handler_remove()
+}
+
+/// Reads lines for the REPL. On a terminal it uses GNU readline's callback interface and waits
+/// with `poll`, so Ctrl-C (a SIGINT handler without `SA_RESTART`) wakes it and drops the line
+/// cleanly; history persists in `historyPath`. Otherwise it reads standard input plainly,
+/// printing the prompt as `lua` does.
+final class LineEditor {
+    let usesReadline: Bool
+    let historyPath: String?
+
+    /// - Parameters:
+    ///   - terminal: standard input is a terminal (use readline).
+    ///   - historyPath: where history is kept (`$HOME/.luamp_history`); nil keeps none.
+    init(terminal: Bool, historyPath: String?) {
+        usesReadline = terminal
+        self.historyPath = historyPath
+        promptSignal = 0
+        windowChanged = 0
+        lineDelivered = false
+        if terminal {
+            luamp_rl_set_name("luamp")
+            luamp_rl_disable_signal_handlers()
+            rl_bind_key(9, rl_insert)   // Tab inserts itself instead of completing file names
+            using_history()
+            stifle_history(1000)
+            if let p = historyPath { read_history(p) }
+        }
+    }
+
+    /// Shows `prompt` and reads one line.
+    func readLine(prompt: String) -> LineInput {
+        installPromptHandlers()
+        return usesReadline ? readWithReadline(prompt) : readPlain(prompt)
+    }
+
+    /// Records an entered chunk in the history file.
+    func remember(_ entry: String) {
+        guard usesReadline, !entry.isEmpty else { return }
+        add_history(entry)
+        if let p = historyPath { write_history(p) }
+    }
+
+    // MARK: readline
+
+    private func readWithReadline(_ prompt: String) -> LineInput {
+        lineDelivered = false
+        promptSignal = 0
+        rl_callback_handler_install(prompt, onReadlineLine)
+        while !lineDelivered {
+            if promptSignal != 0 {
+                promptSignal = 0
+                luamp_rl_point_to_end()
+                rl_redisplay()
+                rl_free_line_state()
+                rl_callback_sigcleanup()
+                rl_replace_line("", 0)
+                rl_callback_handler_remove()
+                LuaRuntime.writeOutput("^C\n")
+                LuaRuntime.flushOutput()
+                return .interrupted
+            }
+            if windowChanged != 0 {
+                windowChanged = 0
+                rl_resize_terminal()
+            }
+            if suspendRequested != 0 {
+                suspendRequested = 0
+                suspend()
+            }
+            var fds = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+            let r = poll(&fds, 1, -1)
+            if r < 0 { continue }   // EINTR: look at the flags again
+            rl_callback_read_char()
+        }
+        guard let line = deliveredLine else { return .endOfInput }
+        return .line(line)
+    }
+
+    /// Ctrl-Z at the prompt: give the terminal back, stop, and redraw the line when continued.
+    private func suspend() {
+        rl_deprep_terminal()
+        signal(SIGTSTP, SIG_DFL)
+        raise(SIGTSTP)   // stops here (ignored in an orphaned process group, as POSIX says)
+        installPromptHandlers()
+        rl_prep_terminal(1)
+        rl_forced_update_display()
+    }
+
+    // MARK: plain standard input
+
+    private func readPlain(_ prompt: String) -> LineInput {
+        promptSignal = 0
+        LuaRuntime.writeOutput(prompt)
+        LuaRuntime.flushOutput()
+        if let line = LuaRuntime.readInputLine() { return .line(line) }
+        if promptSignal != 0 {
+            promptSignal = 0
+            LuaRuntime.writeOutput("\n")
+            return .interrupted
+        }
+        return .endOfInput
+    }
+
+    // MARK: signals while at the prompt
+
+    /// Takes a Ctrl-C that arrived after the last line was read (before the code could run).
+    func takePendingInterrupt() -> Bool {
+        defer { promptSignal = 0 }
+        return promptSignal != 0
+    }
+
+    /// Routes SIGINT, SIGWINCH (and on a terminal SIGTSTP) to the prompt's flags (until code runs, which routes SIGINT
+    /// to Lua). The REPL calls it again right after each chunk so Ctrl-C never kills it.
+    func installPromptHandlers() {
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_handler = onPromptSignal
+        sigemptyset(&sa.sa_mask)
+        sa.sa_flags = 0   // no SA_RESTART: poll/read return EINTR
+        sigaction(SIGINT, &sa, nil)
+        sigaction(SIGWINCH, &sa, nil)
+        if usesReadline { sigaction(SIGTSTP, &sa, nil) }
+    }
+
+    /// Gives SIGINT, SIGWINCH and SIGTSTP back their default actions.
+    func close() {
+        signal(SIGINT, SIG_DFL)
+        signal(SIGWINCH, SIG_DFL)
+        signal(SIGTSTP, SIG_DFL)
+    }
+}

@@ -1,0 +1,93 @@
+// REPL: the interactive loop — read a chunk (continuing while incomplete), run it, show its values.
+import LuaMP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `lua.c`'s `doREPL`: prompts from `_PROMPT`/`_PROMPT2`, expressions print their values
+/// (pretty-printed), statements run, incomplete chunks continue on the next line, Ctrl-C at the
+/// prompt drops the chunk, Ctrl-C while code runs raises `interrupted!` and returns here,
+/// Ctrl-D (end of input) leaves. Errors print without the program name, as in `lua`.
+struct REPL {
+    let lua: LuaRuntime
+
+    /// Runs until end of input.
+    func run() {
+        let editor = LineEditor(terminal: isatty(0) != 0, historyPath: Self.historyPath())
+        defer { editor.close() }
+        while true {
+            guard let chunk = readChunk(editor) else { break }
+            guard let function = chunk.function else { continue }
+            editor.remember(chunk.source)
+            if editor.takePendingInterrupt() {   // Ctrl-C pressed as the line was entered
+                LuaRuntime.writeError("interrupted!\n")
+                continue
+            }
+            do {
+                signal(SIGTSTP, SIG_DFL)   // Ctrl-Z while code runs stops luamp as usual
+                let values = try lua.withInterrupts { try lua.callFormatted(function, width: Self.terminalWidth()) }
+                editor.installPromptHandlers()
+                if !values.isEmpty { LuaRuntime.writeOutput(values.joined(separator: "\t") + "\n") }
+            } catch {
+                editor.installPromptHandlers()
+                LuaRuntime.flushOutput()
+                LuaRuntime.writeError("\(error)\n")
+            }
+            LuaRuntime.flushOutput()
+        }
+        LuaRuntime.writeOutput("\n")   // leave the terminal on a fresh line, as lua does
+        LuaRuntime.flushOutput()
+    }
+
+    /// A compiled entry, or (function nil) one that was dropped or did not compile.
+    private struct Chunk {
+        var source: String
+        var function: LuaValue?
+    }
+
+    /// Reads lines until they form a chunk. Returns nil at end of input.
+    private func readChunk(_ editor: LineEditor) -> Chunk? {
+        var source: String
+        switch editor.readLine(prompt: prompt("_PROMPT", "> ")) {
+        case .endOfInput: return nil
+        case .interrupted: return Chunk(source: "", function: nil)
+        case .line(let l): source = l
+        }
+        while true {
+            do {
+                return Chunk(source: source, function: try lua.compileInteractive(source))
+            } catch LuaError.syntax(let message, true) {
+                switch editor.readLine(prompt: prompt("_PROMPT2", ">> ")) {
+                case .line(let more): source += "\n" + more
+                case .interrupted: return Chunk(source: "", function: nil)
+                case .endOfInput:
+                    LuaRuntime.writeError(message + "\n")
+                    return nil
+                }
+            } catch {
+                editor.remember(source)
+                LuaRuntime.flushOutput()
+                LuaRuntime.writeError("\(error)\n")
+                return Chunk(source: source, function: nil)
+            }
+        }
+    }
+
+    private func prompt(_ global: String, _ fallback: String) -> String {
+        lua.globalText(global) ?? fallback
+    }
+
+    /// `$HOME/.luamp_history`, or nil without a home.
+    static func historyPath() -> String? {
+        guard let h = getenv("HOME") else { return nil }
+        let home = String(cString: h)
+        return home.isEmpty ? nil : home + "/.luamp_history"
+    }
+
+    /// The terminal's width for pretty-printing (80 when unknown).
+    static func terminalWidth() -> Int {
+        var ws = winsize()
+        if ioctl(1, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col >= 20 { return Int(ws.ws_col) }
+        return 80
+    }
+}

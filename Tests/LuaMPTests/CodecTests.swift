@@ -1,0 +1,198 @@
+// The codec in-process: seeded round-trip properties, a regression corpus of tricky inputs, and a mutation fuzz.
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import LuaMP
+internal import CLua
+
+/// The directory holding Tests/lua (codec_gen.lua is shared with the Lua-level tests).
+private let luaTestsDir: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(2)                          // CodecTests.swift, LuaMPTests
+    return parts.joined(separator: "/") + "/lua"
+}()
+
+private func runtimeWithGenerator() throws -> LuaRuntime {
+    let lua = try LuaRuntime()
+    _ = try lua.run(string: "package.path = '\(luaTestsDir)/?.lua;' .. package.path; G = require 'codec_gen'")
+    return lua
+}
+
+/// A splitmix64 generator: reproducible from its seed.
+private struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
+}
+
+@Suite struct CodecTests {
+    @Test func randomValuesRoundTrip() throws {
+        let lua = try runtimeWithGenerator()
+        let cases = try lua.evaluate("""
+            local n = 0
+            for seed = 1, 3000 do
+              math.randomseed(seed)
+              local v = G.value(math.random(1, 8))
+              local ok, why = G.equal(v, mp.loads(mp.dumps(v)))
+              if not ok then error('seed ' .. seed .. ': ' .. why) end
+              n = n + 1
+            end
+            return n
+            """)
+        #expect(cases == [.integer(3000)])
+    }
+
+    @Test func tupleRoundTripKeepsNilsAndCount() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        _ = try lua.run(string: "T = {1, nil, 'x', nil}")
+        s.preservingTop {
+            s.pushNil(); s.push(Int64(7)); s.pushNil(); s.push("z")
+            var out: [UInt8] = [0xAA]
+            #expect(throws: Never.self) { try Codec.encodeTuple(s, from: -4, count: 4, path: "args", into: &out) }
+            #expect(out.first == 0xAA)
+            let n = out.dropFirst().withUnsafeBytes { try? Codec.decodeTuple(s, $0) }
+            #expect(n == 4)
+            #expect(s.type(at: -4) == .nil && s.toInteger(-3) == 7 && s.type(at: -2) == .nil && s.toString(-1) == "z")
+        }
+    }
+
+    @Test func sendErrorNamesThePathInTuples() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        try s.preservingTop {
+            s.push(Int64(1))
+            _ = try lua.run(string: "C = {conn = io.stdout}")
+            s.getGlobal("C")
+            var out: [UInt8] = []
+            do {
+                try Codec.encodeTuple(s, from: -2, count: 2, path: "args", into: &out)
+                Issue.record("expected SendError")
+            } catch let e as MPError {
+                #expect(e.kind == "SendError")
+                #expect(e.message == "args[2].conn: cannot send a userdata")
+            }
+            #expect(out.isEmpty)
+        }
+    }
+
+    @Test func encodeAndDecodeLeaveTheStackBalanced() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        _ = try lua.run(string: "V = {1, {2, {3}}, f = function() return 1 end}; V.me = V")
+        s.getGlobal("V")
+        let top = s.top
+        let bytes = try Codec.encode(s, at: -1, path: "value")
+        #expect(s.top == top)
+        try bytes.withUnsafeBytes { try Codec.decode(s, $0) }
+        #expect(s.top == top + 1)
+        #expect(throws: MPError.self) { try bytes.dropLast().withUnsafeBytes { try Codec.decode(s, $0) } }
+        #expect(s.top == top + 1)
+    }
+
+    /// Hand-made inputs that once were (or could be) dangerous: each must raise DecodeError.
+    @Test func corpusOfTrickyInputsIsRejected() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        let deep = [UInt8]([1, 0]) + [UInt8](repeating: 0, count: 0) + Array(repeating: [0x0A, 1, 0, 0, 0, 0, 0, 0, 0], count: 10_000).flatMap { $0 }
+        let corpus: [(String, [UInt8])] = [
+            ("empty", []),
+            ("version only", [1]),
+            ("wrong version", [9, 0, 0]),
+            ("tuple header for a value", [1, 1, 0, 0, 0, 0]),
+            ("unknown tag", [1, 0, 0xEE]),
+            ("truncated int64", [1, 0, 5, 1, 2, 3]),
+            ("string length beyond input", [1, 0, 8, 0xFF, 0xFF, 0xFF, 0x7F, 0x41]),
+            ("str64 huge length", [1, 0, 9] + [UInt8](repeating: 0xFF, count: 8)),
+            ("table counts beyond input", [1, 0, 0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]),
+            ("nil key", [1, 0, 0x0A, 0, 0, 0, 0, 1, 0, 0, 0, 0, 2]),
+            ("NaN key", [1, 0, 0x0A, 0, 0, 0, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0xF8, 0x7F, 2]),
+            ("ref without objects", [1, 0, 0x0C, 0, 0, 0, 0, 0, 0, 0, 0]),
+            ("forward ref", [1, 0, 0x0B, 1, 0, 0, 0, 0, 0, 0, 0, 0x0C, 50, 0, 0, 0, 0, 0, 0, 0]),
+            ("self ref to non-shared", [1, 0, 0x0A, 1, 0, 0, 0, 0, 0, 0, 0, 0x0C, 2, 0, 0, 0, 0, 0, 0, 0]),
+            ("deep nesting", deep),
+            ("function with a bad MAC", [1, 0, 0x0D, 4, 0, 0, 0, 0x1B, 0x4C, 0x75, 0x61] + [UInt8](repeating: 0, count: 9)),
+            ("unknown C function", [1, 0, 0x10, 3, 0x66, 0x6F, 0x6F]),
+            ("unknown handle kind", [1, 0, 0x11, 1, 0x5A, 0, 0, 0, 0]),
+            ("trailing bytes", [1, 0, 0, 0]),
+            ("huge tuple count", [1, 1, 0xFF, 0xFF, 0xFF, 0xFF]),
+        ]
+        for (name, bytes) in corpus {
+            let top = s.top
+            do {
+                try bytes.withUnsafeBytes { b in
+                    if name.contains("tuple count") { _ = try Codec.decodeTuple(s, b) } else { try Codec.decode(s, b) }
+                }
+                Issue.record("\(name): decoded without error")
+            } catch let e as MPError {
+                #expect(e.kind == "DecodeError", "\(name)")
+            }
+            #expect(s.top == top, "\(name): stack not restored")
+        }
+    }
+
+    /// Seeded mutation fuzz: valid messages with bytes flipped, truncated, inserted, spliced, plus
+    /// random bytes. Every input must decode or raise DecodeError; nothing may crash.
+    @Test func mutationFuzzNeverCrashes() throws {
+        let lua = try runtimeWithGenerator()
+        let s = lua.state.stack
+        var seeds: [[UInt8]] = []
+        for seed in 1...60 {
+            _ = try lua.run(string: "math.randomseed(\(seed)); FUZZ = G.value(4)")
+            s.getGlobal("FUZZ")
+            seeds.append(try Codec.encode(s, at: -1, path: "value"))
+            s.pop()
+        }
+        let iterations = LuaMPTestEnv.long ? 20_000_000 : 1_000_000
+        var rng = SplitMix(state: 0xC0DEC)
+        var buf: [UInt8] = []
+        var decoded = 0
+        let top = s.top
+        for i in 0..<iterations {
+            let base = seeds[rng.below(seeds.count)]
+            buf.removeAll(keepingCapacity: true)
+            switch rng.below(6) {
+            case 0: buf.append(contentsOf: base.prefix(rng.below(base.count + 1)))   // truncation
+            case 1:                                                                   // random bytes after a header
+                buf.append(contentsOf: [1, UInt8(rng.below(2))])
+                for _ in 0..<rng.below(40) { buf.append(UInt8(truncatingIfNeeded: rng.next())) }
+            case 2:                                                                   // splice two messages
+                let other = seeds[rng.below(seeds.count)]
+                buf.append(contentsOf: base.prefix(rng.below(base.count + 1)))
+                buf.append(contentsOf: other.suffix(rng.below(other.count + 1)))
+            default:                                                                  // flips/sets/inserts
+                buf.append(contentsOf: base)
+                for _ in 0...rng.below(4) where !buf.isEmpty {
+                    let at = rng.below(buf.count)
+                    switch rng.below(4) {
+                    case 0: buf[at] ^= UInt8(1 << rng.below(8))
+                    case 1: buf[at] = [0, 0xFF, 0x7F, 0x80, 1][rng.below(5)]
+                    case 2: buf.insert(UInt8(truncatingIfNeeded: rng.next()), at: at)
+                    default: buf.remove(at: at)
+                    }
+                }
+            }
+            do {
+                try buf.withUnsafeBytes { try Codec.decode(s, $0) }
+                decoded += 1
+                s.top = top
+            } catch let e as MPError {
+                if e.kind != "DecodeError" { Issue.record("iteration \(i): \(e)") }
+            }
+            if s.top != top { Issue.record("iteration \(i): stack not restored"); s.top = top }
+            if i % 100_000 == 0 { _ = try lua.run(string: "collectgarbage()") }
+        }
+        #expect(decoded > 0)
+    }
+}
+
+enum LuaMPTestEnv {
+    static var long: Bool { getenv("LUAMP_LONG").map { String(cString: $0) == "1" } ?? false }
+}

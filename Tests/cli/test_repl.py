@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""The luamp REPL through a real pseudo-terminal: prompts, values, continuation, history, Ctrl-C, Ctrl-D.
+
+Every wait reads until an expected text appears (generous timeouts), never sleep-and-hope.
+Run: LUAMP=.build/debug/luamp python3 Tests/cli/test_repl.py
+"""
+import os, pty, re, select, shutil, signal, sys, tempfile, time
+
+LUAMP = os.environ.get("LUAMP") or os.path.join(os.path.dirname(__file__), "..", "..", ".build", "debug", "luamp")
+TIMEOUT = 20.0
+passed = failed = 0
+TERM = "dumb"
+CASES = []
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[a-zA-Z]|\x1b[=>]|\r")
+
+
+class Session:
+    """luamp in a pty; `expect` reads until a pattern shows up in the (escape-stripped) output."""
+
+    def __init__(self, home, args=(), env_extra=None):
+        env = dict(os.environ, HOME=home, TERM=TERM, COLUMNS="80", LINES="24")
+        env.pop("LUA_INIT", None)
+        env.pop("LUA_INIT_5_4", None)
+        env.update(env_extra or {})
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execve(LUAMP, [LUAMP, *args], env)
+        self.buf = b""
+        self.mark = 0
+        self.status = None
+
+    def text(self):
+        return ANSI.sub(b"", self.buf).decode(errors="replace")
+
+    def expect(self, pattern, timeout=TIMEOUT):
+        """Waits until `pattern` (a regex) matches the output that came after the last `send`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.since_mark(), re.S)
+            if m:
+                return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {pattern!r}; output so far:\n{self.text()!r}")
+            r, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if r:
+                try:
+                    data = os.read(self.fd, 4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    raise AssertionError(f"EOF waiting for {pattern!r}; output:\n{self.text()!r}")
+                self.buf += data
+
+    def since_mark(self):
+        # The mark is a raw byte offset, so escape sequences split across reads cannot shift it.
+        return ANSI.sub(b"", self.buf[self.mark:]).decode(errors="replace")
+
+    def set_mark(self):
+        self.mark = len(self.buf)
+
+    def send(self, s):
+        self.set_mark()
+        os.write(self.fd, s.encode() if isinstance(s, str) else s)
+
+    def wait_exit(self, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = st
+                return os.waitstatus_to_exitcode(st)
+            r, _, _ = select.select([self.fd], [], [], 0.2)
+            if r:
+                try:
+                    self.buf += os.read(self.fd, 4096)
+                except OSError:
+                    pass
+        raise AssertionError("luamp did not exit; output:\n" + self.text())
+
+    def close(self):
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except OSError:
+                pass
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def case(name):
+    def register(fn):
+        CASES.append((name, fn))
+        return fn
+    return register
+
+
+def run_case(name, fn):
+    global passed, failed
+    home = tempfile.mkdtemp(prefix="luamp-repl-")
+    s = None
+    try:
+        s = Session(home)
+        s.expect(r"luamp \d+\.\d+\.\d+ \(Lua 5\.4\.\d+\)")
+        s.expect(r"> ")
+        fn(s, home)
+        passed += 1
+        print("ok  ", f"[TERM={TERM}]", name)
+    except Exception as e:
+        failed += 1
+        print("FAIL", f"[TERM={TERM}]", name, "\n   ", str(e).replace("\n", "\n    "))
+    finally:
+        if s:
+            s.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@case("1+1 prints 2")
+def _(s, home):
+    s.send("1+1\n")
+    s.expect(r"\n2\n> ")
+
+
+@case("several values are tab-separated, strings unquoted at top level")
+def _(s, home):
+    s.send("1, 'a', nil, true\n")
+    s.expect(r"\n1\ta\tnil\ttrue\n> ")
+
+
+@case("a statement prints nothing and its effect persists")
+def _(s, home):
+    s.send("x = 40\n")
+    s.expect(r"x = 40\n> ")
+    s.send("x + 2\n")
+    s.expect(r"\n42\n> ")
+
+
+@case("multi-line function definition continues with >>")
+def _(s, home):
+    s.send("function f(a)\n")
+    s.expect(r"\n>> ")
+    s.send("  return a * 2\n")
+    s.expect(r"\n>> ")
+    s.send("end\n")
+    s.expect(r"end\n> ")
+    s.send("f(21)\n")
+    s.expect(r"\n42\n> ")
+
+
+@case("a table prints pretty (sorted keys, nested strings quoted, no table: 0x)")
+def _(s, home):
+    s.send("{3, 4, name = 'w', b = {x = 1}, [10] = true}\n")
+    m = s.expect(r"\n(\{.*\})\n> ")
+    assert m.group(1) == '{3, 4, [10] = true, b = {x = 1}, name = "w"}', m.group(1)
+
+
+@case("a cyclic table is marked, a long one elided")
+def _(s, home):
+    s.send("t = {1}; t.self = t\n")
+    s.expect(r"\n> ")
+    s.send("t\n")
+    m = s.expect(r"\n(\{.*?\})\n> ")
+    assert "<cycle: table: 0x" in m.group(1), m.group(1)
+    s.send("local r = {} for i = 1, 500 do r[i] = i end return r\n")
+    m = s.expect(r"… \(450 more\)\n\}\n> ")
+
+
+@case("a runtime error prints message and traceback, REPL goes on")
+def _(s, home):
+    s.send("error('boom')\n")
+    s.expect(r"stdin:1: boom\nstack traceback:")
+    s.expect(r"> ")
+    s.send("1+2\n")
+    s.expect(r"\n3\n> ")
+
+
+@case("a syntax error is reported, REPL goes on")
+def _(s, home):
+    s.send("x = = 1\n")
+    s.expect(r"stdin:1: unexpected symbol near '='")
+    s.expect(r"> ")
+    s.send("'ok'\n")
+    s.expect(r"\nok\n> ")
+
+
+@case("_PROMPT and _PROMPT2 set the prompts")
+def _(s, home):
+    s.send("_PROMPT = 'lua$ '; _PROMPT2 = '...'\n")
+    s.expect(r"lua\$ ")
+    s.send("do\n")
+    s.expect(r"\.\.\.")
+    s.send("end\n")
+    s.expect(r"lua\$ ")
+
+
+@case("history file written to $HOME/.luamp_history")
+def _(s, home):
+    s.send("y = 123\n")
+    s.expect(r"\n> ")
+    s.send("y\n")
+    s.expect(r"\n123\n> ")
+    s.send(b"\x04")
+    assert s.wait_exit() == 0
+    with open(os.path.join(home, ".luamp_history")) as f:
+        lines = f.read().split("\n")
+    assert "y = 123" in lines and "y" in lines, lines
+
+
+@case("Ctrl-C at the prompt drops the line and keeps the REPL alive")
+def _(s, home):
+    s.send("this is not lua")
+    s.expect(r"this is not lua")
+    s.send(b"\x03")
+    s.expect(r"\n> ")
+    s.send("6*7\n")
+    s.expect(r"\n42\n> ")
+
+
+@case("Ctrl-C in a continuation drops the whole chunk")
+def _(s, home):
+    s.send("function g()\n")
+    s.expect(r"\n>> ")
+    s.send(b"\x03")
+    s.expect(r"\n> ")
+    s.send("g == nil\n")
+    s.expect(r"\ntrue\n> ")
+
+
+@case("Ctrl-C during while true do end prints interrupted! and the REPL keeps working")
+def _(s, home):
+    s.send("print('spinning') while true do end\n")
+    s.expect(r"\nspinning\n")
+    s.send(b"\x03")
+    s.expect(r"interrupted!")
+    s.expect(r"\n> ")
+    s.send("1+1\n")
+    s.expect(r"\n2\n> ")
+    # and a second time: the handler is re-armed
+    s.send("print('again') while true do end\n")
+    s.expect(r"\nagain\n")
+    s.send(b"\x03")
+    s.expect(r"interrupted!.*\n> ")
+    s.send("'still here'\n")
+    s.expect(r"\nstill here\n> ")
+
+
+@case("Ctrl-C during mp.sleep interrupts it")
+def _(s, home):
+    s.send("print('sleeping') mp.sleep(60)\n")
+    s.expect(r"\nsleeping\n")
+    s.send(b"\x03")
+    s.expect(r"interrupted!.*\n> ")
+    s.send("2+2\n")
+    s.expect(r"\n4\n> ")
+
+
+@case("Ctrl-Z at the prompt (no job control here: nothing stops) leaves the line editable")
+def _(s, home):
+    s.send("1+")
+    s.expect(r"1\+")
+    s.send(b"\x1a")
+    s.send("1\n")
+    s.expect(r"\n2\n> ")
+
+
+@case("Ctrl-D exits with status 0")
+def _(s, home):
+    s.send(b"\x04")
+    assert s.wait_exit() == 0
+
+
+@case("os.exit(3) from the REPL exits 3")
+def _(s, home):
+    s.send("os.exit(3)\n")
+    assert s.wait_exit() == 3
+
+
+def script_then_repl():
+    """-i after a script: the script's globals are there."""
+    global passed, failed
+    home = tempfile.mkdtemp(prefix="luamp-repl-")
+    fd, path = tempfile.mkstemp(suffix=".lua")
+    os.write(fd, b"answer = 42\n")
+    os.close(fd)
+    s = Session(home, ["-i", path])
+    try:
+        s.expect(r"luamp \d")
+        s.expect(r"> ")
+        s.send("answer\n")
+        s.expect(r"\n42\n> ")
+        s.send(b"\x04")
+        assert s.wait_exit() == 0
+        passed += 1
+        print("ok   -i script leaves its globals to the REPL")
+    except Exception as e:
+        failed += 1
+        print("FAIL -i script leaves its globals to the REPL\n   ", e)
+    finally:
+        s.close()
+        os.unlink(path)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def suspend_and_resume_under_bash():
+    """Ctrl-Z under a job-control shell stops luamp with the terminal restored; fg redraws the line."""
+    global passed, failed
+    name = "Ctrl-Z under bash: stopped, terminal sane, fg brings the half-typed line back"
+    if not shutil.which("bash"):
+        print("skip", name)
+        return
+    home = tempfile.mkdtemp(prefix="luamp-repl-")
+    b = Session.__new__(Session)
+    env = dict(os.environ, HOME=home, TERM="xterm", PS1="BASH$ ")
+    b.pid, b.fd = pty.fork()
+    if b.pid == 0:
+        os.execve(shutil.which("bash"), ["bash", "--norc", "--noprofile", "-i"], env)
+    b.buf, b.mark, b.status = b"", 0, None
+    try:
+        b.expect(r"BASH\$ ")
+        b.send(os.path.abspath(LUAMP) + "\n")
+        b.expect(r"\n> ")
+        b.send("x = 5\n")
+        b.expect(r"\n> ")
+        b.send("1+")
+        b.expect(r"1\+")
+        b.send(b"\x1a")
+        b.expect(r"Stopped.*BASH\$ ")
+        b.send("stty -a\n")
+        b.expect(r" icanon .* echo .*BASH\$ ")   # bash got a cooked terminal back
+        b.send("fg\n")
+        b.expect(r"luamp")
+        b.send("x\n")
+        b.expect(r"1\+x\n6\n> ")
+        b.send(b"\x04")
+        b.expect(r"BASH\$ ")
+        passed += 1
+        print("ok  ", name)
+    except Exception as e:
+        failed += 1
+        print("FAIL", name, "\n   ", str(e).replace("\n", "\n    "))
+    finally:
+        b.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# A dumb terminal and a real one (readline then emits cursor and bracketed-paste sequences).
+for TERM in ("dumb", "xterm-256color"):
+    for name, fn in CASES:
+        run_case(name, fn)
+script_then_repl()
+suspend_and_resume_under_bash()
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
