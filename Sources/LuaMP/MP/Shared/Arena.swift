@@ -44,10 +44,14 @@ struct Arena {
     /// Where blocks start (one slab in; the header needs less than a page).
     static let dataStart: UInt64 = 64 * 1024
 
-    /// This process tree's arena, mapped by `installShared` (nil until then or if mapping failed).
-    nonisolated(unsafe) static var current: Arena?
+    /// This process tree's arena: mapped on first use (by `installShared`, before any fork)
+    /// and inherited by children together with the mapping. Thread-safe (a Swift `static let`
+    /// is initialized once), so runtimes created on several threads share one arena.
+    static var current: Arena? { mapping.arena }
     /// Why mapping failed, for the error message of a later `Arena.require()`.
-    nonisolated(unsafe) static var mapError: String?
+    static var mapError: String? { mapping.error }
+
+    private static let mapping: (arena: Arena?, error: String?) = Arena.map()
 
     /// The arena, or a clear error when it could not be mapped.
     /// - Throws: `LuaRaise` naming the mmap failure.
@@ -56,25 +60,25 @@ struct Arena {
         throw LuaRaise("mp shared memory is unavailable: \(mapError ?? "arena not mapped")")
     }
 
-    /// Maps the arena if this process does not have one yet (children inherit the parent's:
-    /// `current` is copied by fork together with the mapping). Tries 64 GiB, then smaller sizes
-    /// down to 256 MiB. Wraps `mmap`.
+    /// Maps the arena if this process does not have one yet.
     /// - Returns: the arena, or nil if no size could be mapped (reason in `mapError`).
     @discardableResult
-    static func installIfNeeded() -> Arena? {
-        if let a = current { return a }
+    static func installIfNeeded() -> Arena? { current }
+
+    /// Tries 64 GiB, then smaller sizes down to 256 MiB. Wraps `mmap`.
+    private static func map() -> (arena: Arena?, error: String?) {
         var want: UInt64 = 64 << 30
+        var error: String?
         while want >= 256 << 20 {
             if let p = luamp_map_shared(Int(want)) {
                 let a = Arena(base: p, size: want)
                 a.format()
-                current = a
-                return a
+                return (a, nil)
             }
-            mapError = "mmap of \(want >> 20) MiB failed: \(String(cString: strerror(errno)))"
+            error = "mmap of \(want >> 20) MiB failed: \(String(cString: strerror(errno)))"
             want /= 2
         }
-        return nil
+        return (nil, error)
     }
 
     /// Writes a fresh header (fresh mappings are zero-filled).
@@ -121,3 +125,7 @@ struct Arena {
     /// The allocator's mutex.
     var mutex: RobustMutex { RobustMutex(at: base + Header.mutex) }
 }
+
+/// An `Arena` value is immutable (base address and size); the memory it names is shared by design
+/// and synchronized by the objects living in it.
+extension Arena: @unchecked Sendable {}

@@ -15,14 +15,13 @@ enum CurrentProcess {
     nonisolated(unsafe) static var pid: UInt32 = UInt32(getpid())
     /// Incremented in the parent before every fork.
     nonisolated(unsafe) static var forkGeneration: UInt64 = 0
-    nonisolated(unsafe) private static var installed = false
 
-    /// Registers the fork handlers once per process (children inherit them).
-    static func installForkHandlers() {
-        guard !installed else { return }
-        installed = true
+    /// Registers the fork handlers once per process (children inherit them). Thread-safe.
+    static func installForkHandlers() { _ = handlersInstalled }
+
+    private static let handlersInstalled: Void = {
         pid = UInt32(getpid())
         let rc = pthread_atfork({ CurrentProcess.forkGeneration &+= 1 }, nil, { CurrentProcess.pid = UInt32(getpid()) })
         precondition(rc == 0, "pthread_atfork failed: \(rc)")
-    }
+    }()
 }

@@ -69,7 +69,8 @@ final class SharedKind {
 enum SharedKinds {
     nonisolated(unsafe) private(set) static var kinds: [String: SharedKind] = [:]
 
-    /// Registers `kind` (once per process) and its handle codec. Idempotent.
+    /// Registers `kind` and its handle codec. Call it once per process per kind, from a
+    /// `static let` initializer (thread-safe), not from a per-runtime installer.
     static func register(_ kind: SharedKind) {
         CurrentProcess.installForkHandlers()
         kinds[kind.name] = kind

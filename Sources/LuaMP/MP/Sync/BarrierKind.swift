@@ -209,7 +209,6 @@ enum BarrierKind {
     /// Installs `mp.Barrier(parties [, action [, timeout]])` (or `{parties =, action =, timeout =}`).
     /// The action is kept with the Lua object (inherited by forked children), not in the arena.
     static func install(_ s: LuaStack, _ t: Int32) {
-        SharedKinds.register(kind)
         s.setFunction(t, "Barrier") { s in
             if s.type(at: 1) == .table {
                 s.rawGet(1, field: "parties"); s.rawGet(1, field: "action"); s.rawGet(1, field: "timeout")

@@ -154,7 +154,6 @@ enum ConditionKind {
 
     /// Installs `mp.Condition([lock])`: `lock` is an mp.Lock or mp.RLock (default: a new RLock).
     static func install(_ s: LuaStack, _ t: Int32) {
-        SharedKinds.register(kind)
         s.setFunction(t, "Condition") { s in
             var lockOffset: UInt64? = nil
             if !s.isNoneOrNil(1) {

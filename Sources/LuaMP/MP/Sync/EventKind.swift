@@ -85,7 +85,6 @@ enum EventKind {
     }
 
     static func install(_ s: LuaStack, _ t: Int32) {
-        SharedKinds.register(kind)
         s.setFunction(t, "Event") { s in
             SharedKinds.push(s, kind, offset: try SharedEvent.create(), owned: true)
             return 1

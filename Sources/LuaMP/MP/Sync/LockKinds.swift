@@ -94,8 +94,6 @@ enum LockKinds {
 
     /// Registers both kinds and installs `mp.Lock()` and `mp.RLock()`.
     static func install(_ s: LuaStack, _ t: Int32) {
-        SharedKinds.register(lock)
-        SharedKinds.register(rlock)
         s.setFunction(t, "Lock") { s in
             SharedKinds.push(s, lock, offset: try SharedLock.create(recursive: false), owned: true)
             return 1

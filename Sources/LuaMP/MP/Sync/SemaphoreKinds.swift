@@ -109,8 +109,6 @@ enum SemaphoreKinds {
     /// Registers both kinds and installs `mp.Semaphore([value])`, `mp.BoundedSemaphore([value])`
     /// (value may also come as `{value = n}`).
     static func install(_ s: LuaStack, _ t: Int32) {
-        SharedKinds.register(semaphore)
-        SharedKinds.register(bounded)
         for (name, kind, isBounded) in [("Semaphore", semaphore, false), ("BoundedSemaphore", bounded, true)] {
             s.setFunction(t, name) { s in
                 var v: Int64 = 1

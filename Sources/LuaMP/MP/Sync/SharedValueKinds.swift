@@ -176,8 +176,6 @@ enum SharedValueKinds {
     }
 
     static func install(_ s: LuaStack, _ t: Int32) {
-        SharedKinds.register(value)
-        SharedKinds.register(array)
         s.setFunction(t, "Value") { s in
             s.top = 3                            // fixed argument slots; results go above
             let type = try s.typeCodeArgument(1)
