@@ -39,27 +39,31 @@ func runFast(_ L: OpaquePointer?, _ argn: UnsafeMutablePointer<Int32>?, _ body: 
     }
 }
 
-/// A kind's identity for fast type checks: trivially copyable (no retain), made once.
-struct KindTag: @unchecked Sendable {   // immutable; the C string is never freed
-    /// The metatable's registry name, `"mp.Lock"`, as a C string.
-    let cName: UnsafeMutablePointer<CChar>
-    /// The same for messages.
+/// A kind's identity for fast type checks: trivially copyable (no retain).
+struct KindTag: Sendable {
+    /// The kind's magic, also stored in every userdata of the kind (`SharedRef.kindMagic`).
+    let magic: UInt32
+    /// `"mp.Lock"`, for messages.
     let name: StaticString
 
-    init(_ name: StaticString) {
+    init(_ name: StaticString, magic: UInt32) {
         self.name = name
-        cName = strdup(name.description)!
+        self.magic = magic
     }
 
-    /// Argument `i` as an object of this kind (`luaL_testudata`, never raises).
+    /// Argument `i` as an object of this kind. The check is a full userdata of exactly
+    /// `SharedRef`'s size carrying this kind's magic — as strong as a metatable check in
+    /// practice (Lua code cannot forge userdata contents; only luamp makes these) and a third
+    /// of the cost of `luaL_testudata`'s registry lookup.
     /// - Throws: `LuaArgumentError` ("mp.Lock expected, got table").
     @inline(__always)
     func ref(_ s: LuaStack, _ i: Int32) throws -> UnsafeMutablePointer<SharedRef> {
-        guard let p = luaL_testudata(s.L, i, cName) else {
-            let got = Handles.kindName(s, at: i).map { "mp." + $0 } ?? s.typeName(at: i)
-            throw LuaArgumentError(i, "\(name) expected, got \(got)")
+        if lua_type(s.L, i) == LUA_TUSERDATA, lua_rawlen(s.L, i) == MemoryLayout<SharedRef>.size,
+           let p = lua_touserdata(s.L, i)?.assumingMemoryBound(to: SharedRef.self), p.pointee.kindMagic == magic {
+            return p
         }
-        return p.assumingMemoryBound(to: SharedRef.self)
+        let got = Handles.kindName(s, at: i).map { "mp." + $0 } ?? s.typeName(at: i)
+        throw LuaArgumentError(i, "\(name) expected, got \(got)")
     }
 }
 

@@ -7,6 +7,9 @@ internal import LuaMPShims
 
 /// What a Lua userdata for an arena object holds (Lua-owned memory, plain data only).
 struct SharedRef {
+    /// The kind's magic (as in the arena object): lets hot paths check the userdata's kind
+    /// without a metatable lookup (`KindTag.ref`).
+    var kindMagic: UInt32
     /// Offset of the object in the arena (its first UInt32 is the kind's magic).
     var offset: UInt64
     /// `ownsMemory`: this userdata may free the object when collected — set only for objects
@@ -53,15 +56,11 @@ final class SharedKind {
 
     /// The registry name of the metatable, `"mp.<name>"`.
     var metatableName: String { "mp." + name }
-    /// The same as a C string, made once (kinds live for the whole process): type checks run
-    /// on every method call and must not allocate.
-    let metatableCName: UnsafeMutablePointer<CChar>
 
     init(name: String, magic: UInt32, bytes: Int) {
         self.name = name
         self.magic = magic
         self.bytes = bytes
-        metatableCName = strdup("mp." + name)!
     }
 }
 
@@ -87,15 +86,18 @@ enum SharedKinds {
     static func push(_ s: LuaStack, _ kind: SharedKind, offset: UInt64, owned: Bool) {
         let p = luamp_newuserdata(s.L, MemoryLayout<SharedRef>.size)!
         p.initializeMemory(as: SharedRef.self, repeating: SharedRef(
-            offset: offset, ownsMemory: owned && kind.release != nil, generation: CurrentProcess.forkGeneration), count: 1)
+            kindMagic: kind.magic, offset: offset, ownsMemory: owned && kind.release != nil, generation: CurrentProcess.forkGeneration), count: 1)
         pushMetatable(s, kind)
         lua_setmetatable(s.L, -2)
     }
 
     /// The userdata at `i` if it is an object of `kind`, else nil. Stack: [-0, +0].
     static func toRef(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) -> UnsafeMutablePointer<SharedRef>? {
-        // luaL_testudata: [-0, +0, m] — compares the metatable with the registry's, never raises.
-        luaL_testudata(s.L, i, kind.metatableCName)?.assumingMemoryBound(to: SharedRef.self)
+        // The same check as KindTag.ref: a userdata of SharedRef's size with the kind's magic.
+        guard lua_type(s.L, i) == LUA_TUSERDATA, lua_rawlen(s.L, i) == MemoryLayout<SharedRef>.size,
+              let p = lua_touserdata(s.L, i)?.assumingMemoryBound(to: SharedRef.self),
+              p.pointee.kindMagic == kind.magic else { return nil }
+        return p
     }
 
     /// Argument `i` as an object of `kind`.

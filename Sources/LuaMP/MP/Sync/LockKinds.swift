@@ -51,8 +51,8 @@ enum LockKinds {
     nonisolated(unsafe) static let lock = kind(recursive: false)
     nonisolated(unsafe) static let rlock = kind(recursive: true)
 
-    static let lockTag = KindTag("mp.Lock")
-    static let rlockTag = KindTag("mp.RLock")
+    static let lockTag = KindTag("mp.Lock", magic: SharedLock.lockMagic)
+    static let rlockTag = KindTag("mp.RLock", magic: SharedLock.rlockMagic)
 
     /// Argument 1 as a lock view. - Throws: `LuaArgumentError` for other values.
     @inline(__always)

@@ -61,8 +61,8 @@ enum SharedValueKinds {
         return 1
     }
 
-    static let valueTag = KindTag("mp.Value")
-    static let arrayTag = KindTag("mp.Array")
+    static let valueTag = KindTag("mp.Value", magic: SharedCells.valueMagic)
+    static let arrayTag = KindTag("mp.Array", magic: SharedCells.arrayMagic)
 
     nonisolated(unsafe) static let value: SharedKind = {
         let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)

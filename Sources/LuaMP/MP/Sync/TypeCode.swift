@@ -80,7 +80,12 @@ enum TypeCode: UInt8 {
     /// Checks the Lua value at `i` and writes it to the cell at `p`.
     /// - Throws: `LuaRaise` naming `what` when the value is not a number, not an integer for an
     ///   integer type, or out of the type's range.
-    func store(_ s: LuaStack, _ i: Int32, to p: UnsafeMutableRawPointer, what: String) throws {
+    func store(_ s: LuaStack, _ i: Int32, to p: UnsafeMutableRawPointer, what: @autoclosure () -> String) throws {
+        if size == 8 && !isFloat && s.isInteger(i), let v = s.toInteger(i), v >= 0 || range.lowerBound < 0 {
+            luamp_atomic_store64(p.assumingMemoryBound(to: UInt64.self), UInt64(bitPattern: v))   // fast path
+            return
+        }
+        let what = what()
         guard s.type(at: i) == .number else {
             throw LuaRaise("\(what): number expected, got \(s.typeName(at: i))")
         }
