@@ -84,7 +84,21 @@ static inline uint64_t luamp_atomic_add64(uint64_t *p, uint64_t v) { return __at
 static inline int luamp_atomic_cas64(uint64_t *p, uint64_t expected, uint64_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
-/// Relaxed loads/stores of small scalars (Value/Array cells: each access is atomic, as with ctypes under a lock).
+/// Relaxed 32-bit access for fields a mutex already orders (a lock's owner pid and depth):
+/// no fence, but never torn, so other processes may peek at them.
+static inline uint32_t luamp_relaxed_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void luamp_relaxed_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+/// Acquire loads / release stores for Value and Array cells: never torn, ordered like a
+/// message hand-off (on x86 plain moves, no fence).
+static inline uint8_t luamp_cell_load8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void luamp_cell_store8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint16_t luamp_cell_load16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void luamp_cell_store16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint32_t luamp_cell_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void luamp_cell_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint64_t luamp_cell_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void luamp_cell_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/// Sequentially consistent loads/stores of small scalars (Value/Array cells: each access is atomic, as with ctypes under a lock).
 static inline uint8_t luamp_atomic_load8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void luamp_atomic_store8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 static inline uint16_t luamp_atomic_load16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }

@@ -9,7 +9,8 @@ internal import LuaMPShims
 /// (re-entry count, RLock), `+16` the robust error-checking `pthread_mutex_t`.
 ///
 /// The mutex gives owner death (the kernel's robust list releases it when the holder dies); the
-/// owner pid and depth are written only by the holder, after locking and before unlocking.
+/// owner pid and depth are written only by the holder, after locking and before unlocking, so
+/// relaxed atomics suffice (the mutex orders them).
 struct SharedLock {
     static let lockMagic: UInt32 = 0x4c4b_4c4d      // "MLKL"
     static let rlockMagic: UInt32 = 0x4c4b_524d     // "MRKL"
@@ -35,7 +36,7 @@ struct SharedLock {
     }
 
     /// True when this process holds the lock.
-    var heldByMe: Bool { luamp_atomic_load32(ownerPid) == CurrentProcess.pid && luamp_mutex_is_locked(mutex.mutex) != 0 }
+    var heldByMe: Bool { luamp_relaxed_load32(ownerPid) == CurrentProcess.pid && luamp_mutex_is_locked(mutex.mutex) != 0 }
 
     /// Python's `acquire(block, timeout)`.
     /// - Returns: `.acquired`, `.ownerDied` (the previous holder died holding it) or `.timedOut`.
@@ -59,7 +60,7 @@ struct SharedLock {
             return .timedOut
         }
         if r != .timedOut {
-            luamp_atomic_store32(ownerPid, CurrentProcess.pid)
+            luamp_relaxed_store32(ownerPid, CurrentProcess.pid)
             depth.pointee = 1
         }
         return r
@@ -69,7 +70,7 @@ struct SharedLock {
     /// - Throws: `LuaRaise` when this process does not hold it.
     func release() throws {
         let me = CurrentProcess.pid
-        let owner = luamp_atomic_load32(ownerPid)
+        let owner = luamp_relaxed_load32(ownerPid)
         guard owner == me, luamp_mutex_is_locked(mutex.mutex) != 0 else {
             if isRecursive {
                 throw LuaRaise("cannot release un-acquired lock" + (owner != 0 && luamp_mutex_is_locked(mutex.mutex) != 0 ? " (it is held by process \(owner))" : ""))
@@ -83,7 +84,7 @@ struct SharedLock {
             return
         }
         depth.pointee = 0
-        luamp_atomic_store32(ownerPid, 0)
+        luamp_relaxed_store32(ownerPid, 0)
         guard mutex.unlock() else { throw LuaRaise("cannot release un-acquired lock") }
     }
 
@@ -93,7 +94,7 @@ struct SharedLock {
         guard heldByMe else { throw LuaRaise("cannot wait on un-acquired lock") }
         let d = depth.pointee
         depth.pointee = 0
-        luamp_atomic_store32(ownerPid, 0)
+        luamp_relaxed_store32(ownerPid, 0)
         mutex.unlock()
         return d
     }
@@ -111,7 +112,7 @@ struct SharedLock {
                 interrupted = true
             }
         }
-        luamp_atomic_store32(ownerPid, CurrentProcess.pid)
+        luamp_relaxed_store32(ownerPid, CurrentProcess.pid)
         depth.pointee = d
         if interrupted { throw LuaRaise("interrupted!") }
     }

@@ -6,7 +6,8 @@ internal import LuaMPShims
 
 /// A C scalar type named by Python's typecode (`'b' 'B' 'h' 'H' 'i' 'I' 'l' 'L' 'q' 'Q' 'f' 'd'`,
 /// plus `"int"` = `'q'` and `"double"` = `'d'`), with its C size on Linux x86-64/arm64.
-/// Every cell read or write is one atomic access, so a reader never sees a torn value.
+/// Every cell read or write is one atomic access (acquire load / release store), so a reader
+/// never sees a torn value.
 enum TypeCode: UInt8 {
     case int8 = 98        // 'b'
     case uint8 = 66       // 'B'
@@ -64,16 +65,16 @@ enum TypeCode: UInt8 {
     /// Reads the cell at `p` and pushes it (integer or float). Stack: [-0, +1].
     func push(_ s: LuaStack, from p: UnsafeMutableRawPointer) {
         switch self {
-        case .int8: s.push(Int64(Int8(bitPattern: luamp_atomic_load8(p.assumingMemoryBound(to: UInt8.self)))))
-        case .uint8: s.push(Int64(luamp_atomic_load8(p.assumingMemoryBound(to: UInt8.self))))
-        case .int16: s.push(Int64(Int16(bitPattern: luamp_atomic_load16(p.assumingMemoryBound(to: UInt16.self)))))
-        case .uint16: s.push(Int64(luamp_atomic_load16(p.assumingMemoryBound(to: UInt16.self))))
-        case .int32: s.push(Int64(Int32(bitPattern: luamp_atomic_load32(p.assumingMemoryBound(to: UInt32.self)))))
-        case .uint32: s.push(Int64(luamp_atomic_load32(p.assumingMemoryBound(to: UInt32.self))))
+        case .int8: s.push(Int64(Int8(bitPattern: luamp_cell_load8(p.assumingMemoryBound(to: UInt8.self)))))
+        case .uint8: s.push(Int64(luamp_cell_load8(p.assumingMemoryBound(to: UInt8.self))))
+        case .int16: s.push(Int64(Int16(bitPattern: luamp_cell_load16(p.assumingMemoryBound(to: UInt16.self)))))
+        case .uint16: s.push(Int64(luamp_cell_load16(p.assumingMemoryBound(to: UInt16.self))))
+        case .int32: s.push(Int64(Int32(bitPattern: luamp_cell_load32(p.assumingMemoryBound(to: UInt32.self)))))
+        case .uint32: s.push(Int64(luamp_cell_load32(p.assumingMemoryBound(to: UInt32.self))))
         case .long, .ulong, .int64, .uint64:
-            s.push(Int64(bitPattern: luamp_atomic_load64(p.assumingMemoryBound(to: UInt64.self))))
-        case .float: s.push(Double(Float(bitPattern: luamp_atomic_load32(p.assumingMemoryBound(to: UInt32.self)))))
-        case .double: s.push(Double(bitPattern: luamp_atomic_load64(p.assumingMemoryBound(to: UInt64.self))))
+            s.push(Int64(bitPattern: luamp_cell_load64(p.assumingMemoryBound(to: UInt64.self))))
+        case .float: s.push(Double(Float(bitPattern: luamp_cell_load32(p.assumingMemoryBound(to: UInt32.self)))))
+        case .double: s.push(Double(bitPattern: luamp_cell_load64(p.assumingMemoryBound(to: UInt64.self))))
         }
     }
 
@@ -82,7 +83,7 @@ enum TypeCode: UInt8 {
     ///   integer type, or out of the type's range.
     func store(_ s: LuaStack, _ i: Int32, to p: UnsafeMutableRawPointer, what: @autoclosure () -> String) throws {
         if size == 8 && !isFloat && s.isInteger(i), let v = s.toInteger(i), v >= 0 || range.lowerBound < 0 {
-            luamp_atomic_store64(p.assumingMemoryBound(to: UInt64.self), UInt64(bitPattern: v))   // fast path
+            luamp_cell_store64(p.assumingMemoryBound(to: UInt64.self), UInt64(bitPattern: v))   // fast path
             return
         }
         let what = what()
@@ -92,9 +93,9 @@ enum TypeCode: UInt8 {
         if isFloat {
             let d = s.toNumber(i)!
             if self == .float {
-                luamp_atomic_store32(p.assumingMemoryBound(to: UInt32.self), Float(d).bitPattern)
+                luamp_cell_store32(p.assumingMemoryBound(to: UInt32.self), Float(d).bitPattern)
             } else {
-                luamp_atomic_store64(p.assumingMemoryBound(to: UInt64.self), d.bitPattern)
+                luamp_cell_store64(p.assumingMemoryBound(to: UInt64.self), d.bitPattern)
             }
             return
         }
@@ -105,10 +106,10 @@ enum TypeCode: UInt8 {
             throw LuaRaise("\(what): \(v) out of range for typecode '\(letter)' (\(range.lowerBound)..\(range.upperBound))")
         }
         switch size {
-        case 1: luamp_atomic_store8(p.assumingMemoryBound(to: UInt8.self), UInt8(truncatingIfNeeded: v))
-        case 2: luamp_atomic_store16(p.assumingMemoryBound(to: UInt16.self), UInt16(truncatingIfNeeded: v))
-        case 4: luamp_atomic_store32(p.assumingMemoryBound(to: UInt32.self), UInt32(truncatingIfNeeded: v))
-        default: luamp_atomic_store64(p.assumingMemoryBound(to: UInt64.self), UInt64(bitPattern: v))
+        case 1: luamp_cell_store8(p.assumingMemoryBound(to: UInt8.self), UInt8(truncatingIfNeeded: v))
+        case 2: luamp_cell_store16(p.assumingMemoryBound(to: UInt16.self), UInt16(truncatingIfNeeded: v))
+        case 4: luamp_cell_store32(p.assumingMemoryBound(to: UInt32.self), UInt32(truncatingIfNeeded: v))
+        default: luamp_cell_store64(p.assumingMemoryBound(to: UInt64.self), UInt64(bitPattern: v))
         }
     }
 }
