@@ -216,6 +216,24 @@ T.test("Barrier: a waiter killed while others wait wakes them with BrokenBarrier
   T.eq(broken.value, 1)
 end)
 
+T.test("Barrier: the last party killed inside the action breaks it for the waiters", function()
+  local inaction, broken = mp.Event(), mp.Value("i", 0)
+  local b = mp.Barrier(2, function() inaction:set(); mp.sleep(60) end)
+  local a = spawn(function()
+    local ok, err = pcall(b.wait, b, 30)
+    if not ok and err.kind == "BrokenBarrierError" then broken.value = 1 end
+  end)
+  waitUntil(function() return b.n_waiting == 1 end, "the first party")
+  local last = spawn(function() b:wait() end)
+  assert(inaction:wait(10))
+  last:kill(); last:join()
+  local t0 = mp.monotonic()
+  joinAll { a }
+  assert(mp.monotonic() - t0 < 1, "took " .. (mp.monotonic() - t0))
+  T.eq(broken.value, 1)
+  T.eq(select(2, pcall(b.wait, b, 5)).kind, "BrokenBarrierError")
+end)
+
 T.test("Barrier: reset breaks current waiters, then the barrier works again", function()
   local b, broken = mp.Barrier(2), mp.Value("i", 0)
   local w = spawn(function()

@@ -86,7 +86,9 @@ struct SharedBarrier {
                 return true
             }
             if registered { break }
-            if try !events.wait(seen: seen, until: deadline) {
+            // Draining: the last party of the previous cycle runs the action; if it dies there
+            // the barrier breaks (deadWaiter), so this wait cannot hang either.
+            if try !events.wait(seen: seen, until: deadline, poll: { deadWaiter(except: me) }) {
                 locked { breakLocked() }
                 throw SharedBarrier.brokenError()
             }
