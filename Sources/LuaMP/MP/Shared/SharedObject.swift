@@ -57,10 +57,26 @@ final class SharedKind {
     /// The registry name of the metatable, `"mp.<name>"`.
     var metatableName: String { "mp." + name }
 
-    init(name: String, magic: UInt32, bytes: Int) {
+    /// All but `name`, `magic` and `bytes` can also be set afterwards (it is a class: kinds are
+    /// shared, registered once and never copied).
+    init(name: String, magic: UInt32, bytes: Int,
+         methods: [(String, SwiftFunction)] = [],
+         luaMethods: [(String, String)] = [],
+         fastMethods: [(String, FastFunction)] = [],
+         getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil,
+         setField: ((LuaStack, SharedRef, String) throws -> Void)? = nil,
+         release: ((Arena, UInt64) -> Void)? = nil,
+         metamethods: [(String, SwiftFunction)] = []) {
         self.name = name
         self.magic = magic
         self.bytes = bytes
+        self.methods = methods
+        self.luaMethods = luaMethods
+        self.fastMethods = fastMethods
+        self.getField = getField
+        self.setField = setField
+        self.release = release
+        self.metamethods = metamethods
     }
 }
 
