@@ -54,7 +54,7 @@ static inline int luamp_mutex_is_locked(pthread_mutex_t *m) {
 }
 
 /// A spin-wait hint (x86 `pause`, arm `yield`): compiler builtins Swift cannot call.
-static inline void luamp_cpu_relax(void) {
+static inline void luamp_spin_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)

@@ -79,7 +79,7 @@ struct RobustMutex {
         // Spin briefly first: the holder usually runs on another CPU and releases within
         // nanoseconds, and sleeping in the kernel would cost both sides a futex syscall.
         for _ in 0..<RobustMutex.spins {
-            luamp_cpu_relax()
+            luamp_spin_pause()
             if luamp_mutex_is_locked(mutex) == 0 {
                 let r = try tryLock()
                 if r != .timedOut { return r }
