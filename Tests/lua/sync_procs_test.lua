@@ -293,6 +293,39 @@ T.test("objects created after workers started, sent to them (mp.dumps through a 
   T.eq(objs.done:is_set(), true)
 end)
 
+T.test("objects created later reach running workers through a queue (when queues exist)", function()
+  if not mp.Queue then return end
+  local q = mp.Queue()
+  local ps = {}
+  for w = 1, 3 do
+    ps[w] = spawn(function()
+      local objs = q:get()
+      for _ = 1, 1000 do objs.lock:with(function() objs.v.value = objs.v.value + 1 end) end
+      objs.a[w] = w
+      objs.done:release()
+    end)
+  end
+  local objs = { lock = mp.Lock(), v = mp.Value("i", 0), a = mp.Array("i", 3), done = mp.Semaphore(0) }
+  for _ = 1, 3 do q:put(objs) end
+  for _ = 1, 3 do assert(objs.done:acquire(true, 30)) end
+  joinAll(ps)
+  T.eq(objs.v.value, 3000)
+  T.eq(table.concat(objs.a:totable(), ","), "1,2,3")
+end)
+
+T.test("objects created after a pool started reach its tasks as upvalues (when pools exist)", function()
+  if not mp.Pool then return end
+  local pool = mp.Pool(2)
+  local lock, v = mp.Lock(), mp.Value("i", 0)
+  local r = pool:map(function(k)
+    for _ = 1, 500 do lock:with(function() v.value = v.value + 1 end) end
+    return k * 2
+  end, { 1, 2, 3, 4 })
+  pool:close(); pool:join()
+  T.eq(v.value, 2000)
+  T.eq(r[4], 8)
+end)
+
 T.test("semaphore hand-off between processes", function()
   local items, space, v = mp.Semaphore(0), mp.Semaphore(2), mp.Value("i", 0)
   local prod = spawn(function() for _ = 1, 200 do assert(space:acquire(true, 10)); v.value = v.value + 1; items:release() end end)
