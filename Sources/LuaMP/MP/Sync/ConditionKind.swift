@@ -52,7 +52,7 @@ struct SharedCondition {
     /// - Throws: when the caller does not hold the lock, too many waiters, `interrupted!`.
     func wait(until deadline: Deadline) throws -> Bool {
         let l = lock
-        guard l.heldByMe else { throw LuaRaise("cannot wait on un-acquired lock") }
+        guard l.heldByMe else { throw LuaArgumentError(1, "cannot wait on un-acquired lock") }
         let me = CurrentProcess.pid
         var mine = -1
         for i in 0..<SharedCondition.slots where slot(i)[1] == 0 || (slot(i)[0] != me && luamp_pid_alive(Int32(bitPattern: slot(i)[0])) == 0) {
@@ -79,7 +79,7 @@ struct SharedCondition {
 
     /// Wakes up to `n` waiters (oldest first). - Throws: when the caller does not hold the lock.
     func notify(_ n: Int) throws {
-        guard lock.heldByMe else { throw LuaRaise("cannot notify on un-acquired lock") }
+        guard lock.heldByMe else { throw LuaArgumentError(1, "cannot notify on un-acquired lock") }
         var left = n
         var woke = false
         while left > 0 {

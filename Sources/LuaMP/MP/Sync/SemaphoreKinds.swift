@@ -54,13 +54,13 @@ struct SharedSemaphore {
     }
 
     /// Adds `n` units and wakes up to `n` sleepers.
-    /// - Throws: `LuaRaise` when a bounded semaphore would go above its start value.
+    /// - Throws: `LuaArgumentError` when a bounded semaphore would go above its start value.
     func release(_ n: UInt32) throws {
         if base.load(as: UInt32.self) == SharedSemaphore.boundedMagic {
             let b = bound
             while true {
                 let v = luamp_atomic_load32(value)
-                guard UInt64(v) + UInt64(n) <= UInt64(b) else { throw LuaRaise("semaphore or lock released too many times") }
+                guard UInt64(v) + UInt64(n) <= UInt64(b) else { throw LuaArgumentError(1, "semaphore or lock released too many times") }
                 if luamp_atomic_cas32(value, v, v + n) != 0 { break }
             }
         } else {

@@ -52,7 +52,7 @@ struct SharedLock {
                 return .acquired
             }
             if deadline.isNever {
-                throw LuaRaise("deadlock: this process already holds the lock (use mp.RLock to re-enter)")
+                throw LuaArgumentError(1, "deadlock: this process already holds the lock (use mp.RLock to re-enter)")
             }
             // Python waits out the timeout: nobody else can release our lock.
             let left = deadline.remaining
@@ -67,15 +67,16 @@ struct SharedLock {
     }
 
     /// Releases one level (RLock) or the lock.
-    /// - Throws: `LuaRaise` when this process does not hold it.
+    /// - Throws: `LuaArgumentError` (argument 1, the lock: misuse is a `bad argument` error as
+    ///   API.md asks) when this process does not hold it.
     func release() throws {
         let me = CurrentProcess.pid
         let owner = luamp_relaxed_load32(ownerPid)
         guard owner == me, luamp_mutex_is_locked(mutex.mutex) != 0 else {
             if isRecursive {
-                throw LuaRaise("cannot release un-acquired lock" + (owner != 0 && luamp_mutex_is_locked(mutex.mutex) != 0 ? " (it is held by process \(owner))" : ""))
+                throw LuaArgumentError(1, "cannot release un-acquired lock" + (owner != 0 && luamp_mutex_is_locked(mutex.mutex) != 0 ? " (it is held by process \(owner))" : ""))
             }
-            throw LuaRaise(luamp_mutex_is_locked(mutex.mutex) != 0
+            throw LuaArgumentError(1, luamp_mutex_is_locked(mutex.mutex) != 0
                 ? "cannot release a lock held by another process (pid \(owner))"
                 : "cannot release un-acquired lock")
         }
@@ -85,13 +86,13 @@ struct SharedLock {
         }
         depth.pointee = 0
         luamp_relaxed_store32(ownerPid, 0)
-        guard mutex.unlock() else { throw LuaRaise("cannot release un-acquired lock") }
+        guard mutex.unlock() else { throw LuaArgumentError(1, "cannot release un-acquired lock") }
     }
 
     /// Releases every level (Condition.wait) and returns the depth to restore.
-    /// - Throws: `LuaRaise` when this process does not hold it.
+    /// - Throws: `LuaArgumentError` when this process does not hold it.
     func releaseAll() throws -> UInt32 {
-        guard heldByMe else { throw LuaRaise("cannot wait on un-acquired lock") }
+        guard heldByMe else { throw LuaArgumentError(1, "cannot wait on un-acquired lock") }
         let d = depth.pointee
         depth.pointee = 0
         luamp_relaxed_store32(ownerPid, 0)
