@@ -104,6 +104,30 @@ for _, case in ipairs {
   end)
 end
 
+T.test("owner death soak: workers hammering a lock are killed at random moments; nobody hangs", function()
+  local rounds = T.long and 200 or 20
+  local l, v, died = mp.Lock(), mp.Value("q", 0), 0
+  local function worker() while true do l:acquire(); v.value = v.value + 1; l:release() end end
+  local ps = { spawn(worker), spawn(worker) }
+  for r = 1, rounds do
+    mp.sleep(0.001 + math.random() * 0.01)
+    local k = (r % 2) + 1
+    ps[k]:kill(); ps[k]:join()
+    local before = v.value
+    local ok, why = l:acquire(true, 10)          -- the survivor never blocks us for long
+    T.eq(ok, true, "round " .. r)
+    if why == "owner-died" then died = died + 1 end
+    l:release()
+    ps[k] = spawn(worker)
+    waitUntil(function() return v.value > before end, "progress after round " .. r)
+  end
+  for _, p in ipairs(ps) do p:kill(); p:join() end
+  l:acquire(true, 5); l:release()
+  T.eq((l:acquire(false)), true); l:release()
+  assert(v.value > rounds)
+  print(string.format("# owner-death soak: %d rounds, holder killed inside the lock %d times", rounds, died))
+end)
+
 T.test("owner death: a process exiting (os.exit) while holding a Lock", function()
   local l = mp.Lock()
   local p = spawn(function() l:acquire(); os.exit(3) end)
