@@ -80,6 +80,19 @@ static inline int luamp_interrupt_pending(void) { return luamp_interrupted; }
 /// Routes SIGINT to `L`: the next Lua instruction raises "interrupted!". NULL restores SIG_DFL.
 void luamp_interrupt_target(lua_State *L);
 
+/// lua_concat of the top `n` strings under lua_pcall (lua_concat may raise): pushes the result
+/// (or the error message) in their place; returns a Lua status. mp.dumps uses it to build a message
+/// holding big strings with a single copy of each.
+int luamp_pconcat(lua_State *L, int n);
+
+/// Checks once that the running liblua has Lua 5.4's struct Table layout (see lua_shims.c) and
+/// enables luamp_fastarray; returns 1 if enabled. Must be C: it mirrors a C struct Swift cannot see.
+int luamp_fastarray_check(lua_State *L);
+/// The array part of a table given by its lua_topointer address (16-byte slots: 8-byte value,
+/// then the type tag byte) and its length in *count; NULL when the fast path is off. Valid until
+/// the table is next modified.
+const void *luamp_fastarray(const void *table, unsigned int *count);
+
 // ---- randomness ----
 #include <sys/random.h>
 /// getrandom(2): <sys/random.h> is not part of Swift's Glibc module. Returns bytes written or -1.

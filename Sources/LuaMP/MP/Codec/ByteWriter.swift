@@ -70,6 +70,22 @@ struct ByteWriter {
         base.storeBytes(of: v, toByteOffset: offset, as: UInt8.self)
     }
 
+    /// `tag`, a one-byte length and `n` (< 256) bytes from `p`, with a single capacity check.
+    @inline(__always)
+    mutating func shortString(_ tag: UInt8, _ p: UnsafeRawPointer, _ n: Int) {
+        reserve(2 + n)
+        let d = base + count
+        d.storeBytes(of: tag, as: UInt8.self)
+        d.storeBytes(of: UInt8(truncatingIfNeeded: n), toByteOffset: 1, as: UInt8.self)
+        if n <= 16 {
+            var i = 0
+            while i < n { (d + 2 + i).storeBytes(of: p.load(fromByteOffset: i, as: UInt8.self), as: UInt8.self); i += 1 }
+        } else {
+            memcpy(d + 2, p, n)
+        }
+        count &+= 2 + n
+    }
+
     mutating func append(_ p: UnsafeRawPointer, _ n: Int) {
         guard n > 0 else { return }
         reserve(n)

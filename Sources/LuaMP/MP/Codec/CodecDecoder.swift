@@ -37,7 +37,6 @@ struct Decoder {
 
     private func check(_ depth: Int, _ at: Int) throws(MPError) {
         guard depth < CodecFormat.maxDepth else { throw r.failure("nesting deeper than \(CodecFormat.maxDepth) levels", at: at) }
-        guard lua_checkstack(L, 8) != 0 else { throw r.failure("Lua stack overflow", at: at) }
     }
 
     /// Remembers the object on top of the stack as the shared object at `offset`. Stack: [-0, +0].

@@ -16,14 +16,38 @@ struct Encoder {
     var seen = PointerMap()
     /// Absolute stack index of the sender's globals table.
     let globals: Int32
+    /// Its address: a table with this address is the globals table.
+    let globalsPointer: UnsafeRawPointer?
+    /// Strings at least this long are kept out of the buffer (see `external`).
+    static let externalThreshold = 64 << 10
+    /// Stack index of the table anchoring big strings kept out of the buffer; 0 when every
+    /// string is copied into the buffer.
+    let anchor: Int32
+    /// Buffer offsets where the anchored strings belong, in order (anchor[1], anchor[2], …).
+    var splits: [Int] = []
+    /// Total bytes of anchored strings up to and including string i.
+    var externalAfter: [Int] = []
+    /// Bytes of anchored strings so far: message offset = buffer offset + this.
+    var externalBytes = 0
 
-    /// Pushes the globals table (the caller restores the stack top afterwards).
-    init(_ L: OpaquePointer, capacity: Int = 256) {
+    /// Pushes the globals table, and with `external` an anchor table: then strings of 64 KiB or
+    /// more are not copied but recorded in `splits` (the caller restores the stack top afterwards).
+    init(_ L: OpaquePointer, external: Bool = false) {
         self.L = L
         luamp_pushglobaltable(L)
         globals = lua_gettop(L)
-        w = ByteWriter(capacity: capacity)
+        globalsPointer = lua_topointer(L, globals)
+        if external {
+            lua_createtable(L, 0, 0)
+            anchor = lua_gettop(L)
+        } else {
+            anchor = 0
+        }
+        w = ByteWriter(capacity: 256)
     }
+
+    /// Offset of the next byte in the message.
+    var messageOffset: Int { w.count + externalBytes }
 
     func release() {
         w.release()
@@ -31,8 +55,14 @@ struct Encoder {
     }
 
     /// Writes the value at absolute index `idx`.
+    @inline(__always)
     mutating func value(_ idx: Int32, depth: Int) throws(EncodeFailure) {
-        switch lua_type(L, idx) {
+        try value(idx, type: lua_type(L, idx), depth: depth)
+    }
+
+    /// Writes the value at absolute index `idx`, whose `lua_type` the caller already knows.
+    mutating func value(_ idx: Int32, type: Int32, depth: Int) throws(EncodeFailure) {
+        switch type {
         case LUA_TNIL, LUA_TNONE:
             w.u8(CodecFormat.Tag.nil)
         case LUA_TBOOLEAN:
@@ -46,7 +76,7 @@ struct Encoder {
         case LUA_TSTRING:
             var len = 0
             let p = lua_tolstring(L, idx, &len)!
-            string(UnsafeRawPointer(p), len)
+            string(UnsafeRawPointer(p), len, at: idx)
         case LUA_TTABLE:
             try table(idx, depth: depth)
         case LUA_TFUNCTION:
@@ -73,11 +103,30 @@ struct Encoder {
         }
     }
 
+    /// A string; a big one in external mode is anchored instead of copied (`idx` is where it is).
+    @inline(__always)
+    mutating func string(_ p: UnsafeRawPointer, _ len: Int, at idx: Int32) {
+        if anchor != 0 && len >= Encoder.externalThreshold {
+            if len <= Int(UInt32.max) {
+                w.tagged(CodecFormat.Tag.str32, UInt32(len))
+            } else {
+                w.tagged(CodecFormat.Tag.str64, UInt64(len))
+            }
+            lua_pushvalue(L, idx)
+            lua_rawseti(L, anchor, lua_Integer(splits.count + 1))
+            splits.append(w.count)
+            externalBytes += len
+            externalAfter.append(externalBytes)
+            return
+        }
+        string(p, len)
+    }
+
     @inline(__always)
     mutating func string(_ p: UnsafeRawPointer, _ len: Int) {
         if len < 256 {
-            w.reserve(2 + len)
-            w.tagged(CodecFormat.Tag.str8, UInt8(len))
+            w.shortString(CodecFormat.Tag.str8, p, len)
+            return
         } else if len <= Int(UInt32.max) {
             w.reserve(5 + len)
             w.tagged(CodecFormat.Tag.str32, UInt32(len))
@@ -89,46 +138,70 @@ struct Encoder {
 
     /// A reference to an object already written at `offset`; marks that object as shared.
     private mutating func reference(_ offset: Int) {
-        let tag = w.base.load(fromByteOffset: offset, as: UInt8.self)
-        if tag == CodecFormat.Tag.table || tag == CodecFormat.Tag.function { w.patchByte(tag + 1, at: offset) }
+        let at = bufferOffset(ofMessageOffset: offset)
+        let tag = w.base.load(fromByteOffset: at, as: UInt8.self)
+        if tag == CodecFormat.Tag.table || tag == CodecFormat.Tag.function { w.patchByte(tag + 1, at: at) }
         w.tagged(CodecFormat.Tag.ref, UInt64(offset))
+    }
+
+    /// Where message offset `m` (of an object's tag) lies in the buffer: minus the anchored
+    /// strings before it. Each anchored string ends at message offset `splits[i] + externalBefore[i+1]`.
+    private func bufferOffset(ofMessageOffset m: Int) -> Int {
+        var i = splits.count - 1
+        while i >= 0 {
+            if splits[i] + externalAfter[i] <= m { return m - externalAfter[i] }
+            i -= 1
+        }
+        return m
     }
 
     private func checkDepth(_ depth: Int) throws(EncodeFailure) {
         guard depth < CodecFormat.maxDepth else {
             throw EncodeFailure("nesting deeper than \(CodecFormat.maxDepth) levels")
         }
-        guard lua_checkstack(L, 8) != 0 else { throw EncodeFailure("Lua stack overflow while encoding") }
     }
 
     /// A table: one `lua_next` pass; keys 1, 2, 3… met first go to the array section, the rest
     /// (from the first key out of sequence on) are written as pairs.
     mutating func table(_ t: Int32, depth: Int) throws(EncodeFailure) {
-        if lua_rawequal(L, t, globals) != 0 {
+        let p = lua_topointer(L, t)!
+        if p == globalsPointer {
             w.u8(CodecFormat.Tag.globals)
             return
         }
-        let p = lua_topointer(L, t)!
         if let off = seen.get(p) { return reference(off) }
         try checkDepth(depth)
         let tagPos = w.count
-        seen.insert(p, tagPos)
+        seen.insert(p, tagPos + externalBytes)
         w.reserve(9)
         w.u8(CodecFormat.Tag.table)
         w.int(UInt64(0))   // both counts, patched below
         var narr: Int64 = 0
         var npairs: Int64 = 0
-        lua_pushnil(L)
+        narr = numbersFromArrayPart(p)
+        if narr > 0 { lua_pushinteger(L, lua_Integer(narr)) } else { lua_pushnil(L) }   // lua_next resumes after it
         let k = lua_gettop(L)
         let v = k + 1
         while lua_next(L, t) != 0 {
-            if npairs == 0 && lua_isinteger(L, k) != 0 && lua_tointegerx(L, k, nil) == narr + 1 {
-                do { try value(v, depth: depth + 1) } catch {
-                    var e = error; e.components.append("[\(narr + 1)]"); throw e
+            // Integral float keys are stored as integers by Lua, so a number key equal to
+            // narr + 1 is the integer key narr + 1.
+            let kt = lua_type(L, k)
+            if npairs == 0 && kt == LUA_TNUMBER && lua_tointegerx(L, k, nil) == narr + 1 {
+                let vt = lua_type(L, v)
+                if vt == LUA_TNUMBER {   // inline fast path for the commonest array values
+                    if lua_isinteger(L, v) != 0 {
+                        integer(Int64(lua_tointegerx(L, v, nil)))
+                    } else {
+                        w.tagged(CodecFormat.Tag.float, lua_tonumberx(L, v, nil).bitPattern)
+                    }
+                } else {
+                    do { try value(v, type: vt, depth: depth + 1) } catch {
+                        var e = error; e.components.append("[\(narr + 1)]"); throw e
+                    }
                 }
                 narr += 1
             } else {
-                do { try value(k, depth: depth + 1) } catch {
+                do { try value(k, type: kt, depth: depth + 1) } catch {
                     var e = error; e.components.append(CodecPath.key); throw e
                 }
                 do { try value(v, depth: depth + 1) } catch {
@@ -143,6 +216,31 @@ struct Encoder {
         }
         w.patch(UInt32(narr), at: tagPos + 1)
         w.patch(UInt32(npairs), at: tagPos + 5)
+    }
+
+    /// Writes the leading run of numbers t[1], t[2]… straight from the table's array part
+    /// (`luamp_fastarray`, when the liblua layout check passed) and returns how many. The rest
+    /// of the table continues through `lua_next` from that key, which lies in the array part.
+    @inline(__always)
+    private mutating func numbersFromArrayPart(_ table: UnsafeRawPointer) -> Int64 {
+        var count: UInt32 = 0
+        guard let raw = luamp_fastarray(table, &count), count > 0 else { return 0 }
+        let n = Int(count)
+        w.reserve(9 * n)
+        var i = 0
+        while i < n {
+            let slot = raw + 16 * i
+            let tag = slot.load(fromByteOffset: 8, as: UInt8.self)
+            if tag == 0x13 {          // LUA_VNUMFLT
+                w.tagged(CodecFormat.Tag.float, slot.load(as: UInt64.self))
+            } else if tag == 0x03 {   // LUA_VNUMINT
+                integer(slot.load(as: Int64.self))
+            } else {
+                break
+            }
+            i += 1
+        }
+        return Int64(i)
     }
 
     /// A Lua function (bytecode + MAC + upvalues) or a standard C function by name.
@@ -162,7 +260,7 @@ struct Encoder {
         if let off = seen.get(p) { return reference(off) }
         try checkDepth(depth)
         let tagPos = w.count
-        seen.insert(p, tagPos)
+        seen.insert(p, tagPos + externalBytes)
         w.tagged(CodecFormat.Tag.function, UInt32(0))
         let start = w.count
         lua_pushvalue(L, f)

@@ -13,6 +13,9 @@ enum CodecFormat {
 
     /// Deepest nesting of tables/functions a message may have (encoder and decoder).
     static let maxDepth = 200
+    /// Lua stack slots an encode or decode may use: each level holds at most two (table and key,
+    /// or function and upvalue), plus a few for the leaves. Checked once per message.
+    static let stackNeeded: Int32 = Int32(2 * maxDepth + 32)
 
     /// Value tags.
     enum Tag {
