@@ -188,24 +188,23 @@ struct Encoder {
             let kt = lua_type(L, k)
             if npairs == 0 && kt == LUA_TNUMBER && lua_tointegerx(L, k, nil) == narr + 1 {
                 let vt = lua_type(L, v)
-                if vt == LUA_TNUMBER {   // inline fast path for the commonest array values
-                    if lua_isinteger(L, v) != 0 {
-                        integer(Int64(lua_tointegerx(L, v, nil)))
-                    } else {
-                        w.tagged(CodecFormat.Tag.float, lua_tonumberx(L, v, nil).bitPattern)
-                    }
-                } else {
+                if !scalar(v, type: vt) {
                     do { try value(v, type: vt, depth: depth + 1) } catch {
                         var e = error; e.components.append("[\(narr + 1)]"); throw e
                     }
                 }
                 narr += 1
             } else {
-                do { try value(k, type: kt, depth: depth + 1) } catch {
-                    var e = error; e.components.append(CodecPath.key); throw e
+                if !scalar(k, type: kt) {
+                    do { try value(k, type: kt, depth: depth + 1) } catch {
+                        var e = error; e.components.append(CodecPath.key); throw e
+                    }
                 }
-                do { try value(v, depth: depth + 1) } catch {
-                    var e = error; e.components.append(CodecPath.component(forKeyAt: k, L)); throw e
+                let vt = lua_type(L, v)
+                if !scalar(v, type: vt) {
+                    do { try value(v, type: vt, depth: depth + 1) } catch {
+                        var e = error; e.components.append(CodecPath.component(forKeyAt: k, L)); throw e
+                    }
                 }
                 npairs += 1
             }
@@ -216,6 +215,32 @@ struct Encoder {
         }
         w.patch(UInt32(narr), at: tagPos + 1)
         w.patch(UInt32(npairs), at: tagPos + 5)
+    }
+
+    /// Writes a number, short string or boolean inline (the table loop's fast path); returns
+    /// false, writing nothing, for every other type.
+    @inline(__always)
+    private mutating func scalar(_ idx: Int32, type: Int32) -> Bool {
+        if type == LUA_TNUMBER {
+            if lua_isinteger(L, idx) != 0 {
+                integer(Int64(lua_tointegerx(L, idx, nil)))
+            } else {
+                w.tagged(CodecFormat.Tag.float, lua_tonumberx(L, idx, nil).bitPattern)
+            }
+            return true
+        }
+        if type == LUA_TSTRING {
+            var len = 0
+            let p = lua_tolstring(L, idx, &len)!
+            if len >= 256 { return false }
+            w.shortString(CodecFormat.Tag.str8, p, len)
+            return true
+        }
+        if type == LUA_TBOOLEAN {
+            w.u8(lua_toboolean(L, idx) != 0 ? CodecFormat.Tag.true : CodecFormat.Tag.false)
+            return true
+        }
+        return false
     }
 
     /// Writes the leading run of numbers t[1], t[2]… straight from the table's array part
