@@ -138,7 +138,7 @@ private struct SplitMix {
         }
     }
 
-    /// Seeded mutation fuzz: valid messages with bytes flipped, truncated, inserted, spliced, plus
+    /// Seeded mutation fuzz: valid messages (values and tuples) with bytes flipped, truncated, inserted, spliced, plus
     /// random bytes. Every input must decode or raise DecodeError; nothing may crash.
     @Test func mutationFuzzNeverCrashes() throws {
         let lua = try runtimeWithGenerator()
@@ -148,7 +148,11 @@ private struct SplitMix {
             _ = try lua.run(string: "math.randomseed(\(seed)); FUZZ = G.value(4)")
             s.getGlobal("FUZZ")
             seeds.append(try Codec.encode(s, at: -1, path: "value"))
-            s.pop()
+            s.push(Int64(seed)); s.pushNil()
+            var tuple: [UInt8] = []
+            try Codec.encodeTuple(s, from: -3, count: 3, path: "args", into: &tuple)
+            seeds.append(tuple)
+            s.pop(3)
         }
         let iterations = LuaMPTestEnv.long ? 20_000_000 : 1_000_000
         var rng = SplitMix(state: 0xC0DEC)
@@ -180,7 +184,9 @@ private struct SplitMix {
                 }
             }
             do {
-                try buf.withUnsafeBytes { try Codec.decode(s, $0) }
+                try buf.withUnsafeBytes { b in
+                    if b.count > 1 && b[1] == CodecFormat.kindTuple { _ = try Codec.decodeTuple(s, b) } else { try Codec.decode(s, b) }
+                }
                 decoded += 1
                 s.top = top
             } catch let e as MPError {
