@@ -5,6 +5,7 @@ import Glibc
 #endif
 @testable import LuaMP
 internal import CLua
+internal import LuaMPShims
 
 /// The directory holding Tests/lua (codec_gen.lua is shared with the Lua-level tests).
 private let luaTestsDir: String = {
@@ -47,6 +48,25 @@ private struct SplitMix {
             return n
             """)
         #expect(cases == [.integer(3000)])
+    }
+
+    /// The same property through the public-API table walk (the fallback when liblua's layout
+    /// differs), and the layout check passing on this platform's liblua.
+    @Test func randomValuesRoundTripThroughTheAPIPath() throws {
+        let lua = try runtimeWithGenerator()
+        #expect(luamp_fasttable_check(lua.state.stack.L) == 1, "liblua layout probe failed: fast path off")
+        Encoder.fastTables = false
+        defer { Encoder.fastTables = true }
+        let cases = try lua.evaluate("""
+            for seed = 5001, 6000 do
+              math.randomseed(seed)
+              local v = G.value(math.random(1, 8))
+              local ok, why = G.equal(v, mp.loads(mp.dumps(v)))
+              if not ok then error('seed ' .. seed .. ': ' .. why) end
+            end
+            return 1000
+            """)
+        #expect(cases == [.integer(1000)])
     }
 
     @Test func tupleRoundTripKeepsNilsAndCount() throws {

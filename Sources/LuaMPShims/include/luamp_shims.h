@@ -85,13 +85,29 @@ void luamp_interrupt_target(lua_State *L);
 /// holding big strings with a single copy of each.
 int luamp_pconcat(lua_State *L, int n);
 
-/// Checks once that the running liblua has Lua 5.4's struct Table layout (see lua_shims.c) and
-/// enables luamp_fastarray; returns 1 if enabled. Must be C: it mirrors a C struct Swift cannot see.
-int luamp_fastarray_check(lua_State *L);
-/// The array part of a table given by its lua_topointer address (16-byte slots: 8-byte value,
-/// then the type tag byte) and its length in *count; NULL when the fast path is off. Valid until
-/// the table is next modified.
-const void *luamp_fastarray(const void *table, unsigned int *count);
+// ---- reading tables directly (the codec's hot loop; see table_shims.c) ----
+
+/// Lua 5.4 layout facts the encoder reads (lobject.h): TValue slots of the array part are 16 bytes
+/// (8-byte value, type tag at 8); hash nodes are 24 bytes (value, value tag at 8, key tag at 9,
+/// key value at 16); a string's bytes start at 24, a short string's length is the byte at 11, a
+/// long string's the size_t at 16. Type tags: see LUAMP_TAG_*.
+enum {
+    LUAMP_SLOT_SIZE = 16, LUAMP_NODE_SIZE = 24, LUAMP_NODE_KEYTAG = 9, LUAMP_NODE_KEY = 16,
+    LUAMP_STR_CONTENTS = 24, LUAMP_STR_SHORTLEN = 11, LUAMP_STR_LONGLEN = 16,
+    LUAMP_TAG_FALSE = 0x01, LUAMP_TAG_TRUE = 0x11, LUAMP_TAG_INT = 0x03, LUAMP_TAG_FLOAT = 0x13,
+    LUAMP_TAG_SHORTSTR = 0x44, LUAMP_TAG_LONGSTR = 0x54,
+};
+
+/// The parts of a table: its array part (asize slots) and hash nodes (nsize nodes).
+typedef struct { const void *array; unsigned int asize; const void *nodes; unsigned int nsize; } luamp_tableparts;
+
+/// Checks once that the running liblua has exactly the layout above, using probe tables; enables
+/// luamp_fasttable and returns 1 if so. Must be C: it mirrors C structs Swift cannot see.
+int luamp_fasttable_check(lua_State *L);
+/// Fills *out for the table at address `table` (lua_topointer); returns 0 when the fast path is
+/// off. The pointers stay valid until the table is next modified (no insertion happens while the
+/// encoder reads it).
+int luamp_fasttable(const void *table, luamp_tableparts *out);
 
 // ---- randomness ----
 #include <sys/random.h>

@@ -77,13 +77,26 @@ struct ByteWriter {
         let d = base + count
         d.storeBytes(of: tag, as: UInt8.self)
         d.storeBytes(of: UInt8(truncatingIfNeeded: n), toByteOffset: 1, as: UInt8.self)
-        if n <= 16 {
-            var i = 0
-            while i < n { (d + 2 + i).storeBytes(of: p.load(fromByteOffset: i, as: UInt8.self), as: UInt8.self); i += 1 }
-        } else {
-            memcpy(d + 2, p, n)
-        }
+        copySmall(d + 2, p, n)
         count &+= 2 + n
+    }
+
+    /// memcpy for short strings without the call: overlapping 8- or 4-byte moves (never reading
+    /// outside `p[0..<n]`), memcpy beyond 16 bytes.
+    @inline(__always)
+    private func copySmall(_ d: UnsafeMutableRawPointer, _ p: UnsafeRawPointer, _ n: Int) {
+        if n >= 8 && n <= 16 {
+            d.storeBytes(of: p.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            (d + n - 8).storeBytes(of: p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self), as: UInt64.self)
+        } else if n >= 4 && n < 8 {
+            d.storeBytes(of: p.loadUnaligned(as: UInt32.self), as: UInt32.self)
+            (d + n - 4).storeBytes(of: p.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self), as: UInt32.self)
+        } else if n < 4 {
+            var i = 0
+            while i < n { d.storeBytes(of: p.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self); i += 1 }
+        } else {
+            memcpy(d, p, n)
+        }
     }
 
     mutating func append(_ p: UnsafeRawPointer, _ n: Int) {

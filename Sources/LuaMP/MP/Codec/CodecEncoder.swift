@@ -18,6 +18,8 @@ struct Encoder {
     let globals: Int32
     /// Its address: a table with this address is the globals table.
     let globalsPointer: UnsafeRawPointer?
+    /// Whether tables may be read from memory (tests turn it off to exercise the API path).
+    nonisolated(unsafe) static var fastTables = true
     /// Strings at least this long are kept out of the buffer (see `external`).
     static let externalThreshold = 64 << 10
     /// Stack index of the table anchoring big strings kept out of the buffer; 0 when every
@@ -161,8 +163,8 @@ struct Encoder {
         }
     }
 
-    /// A table: one `lua_next` pass; keys 1, 2, 3… met first go to the array section, the rest
-    /// (from the first key out of sequence on) are written as pairs.
+    /// A table: the globals marker, a reference to a table already written, or the table
+    /// itself (from memory when the layout check passed, else through `lua_next`).
     mutating func table(_ t: Int32, depth: Int) throws(EncodeFailure) {
         let p = lua_topointer(L, t)!
         if p == globalsPointer {
@@ -178,8 +180,23 @@ struct Encoder {
         w.int(UInt64(0))   // both counts, patched below
         var narr: Int64 = 0
         var npairs: Int64 = 0
-        narr = numbersFromArrayPart(p)
-        if narr > 0 { lua_pushinteger(L, lua_Integer(narr)) } else { lua_pushnil(L) }   // lua_next resumes after it
+        var parts = luamp_tableparts()
+        if Encoder.fastTables, luamp_fasttable(p, &parts) != 0, let counts = try fastTableBody(t, parts, depth: depth) {
+            (narr, npairs) = counts
+        } else {
+            try apiTableBody(t, narr: &narr, npairs: &npairs, depth: depth)
+        }
+        guard narr <= Int64(UInt32.max), npairs <= Int64(UInt32.max) else {
+            throw EncodeFailure("table too large to send (more than 2^32 entries)")
+        }
+        w.patch(UInt32(narr), at: tagPos + 1)
+        w.patch(UInt32(npairs), at: tagPos + 5)
+    }
+
+    /// The table body through the public API: one `lua_next` pass; keys 1, 2, 3… met first go
+    /// to the array section, the rest (from the first key out of sequence on) are pairs.
+    private mutating func apiTableBody(_ t: Int32, narr: inout Int64, npairs: inout Int64, depth: Int) throws(EncodeFailure) {
+        lua_pushnil(L)
         let k = lua_gettop(L)
         let v = k + 1
         while lua_next(L, t) != 0 {
@@ -210,11 +227,7 @@ struct Encoder {
             }
             lua_settop(L, k)
         }
-        guard narr <= Int64(UInt32.max), npairs <= Int64(UInt32.max) else {
-            throw EncodeFailure("table too large to send (more than 2^32 entries)")
-        }
-        w.patch(UInt32(narr), at: tagPos + 1)
-        w.patch(UInt32(npairs), at: tagPos + 5)
+        lua_settop(L, k - 1)
     }
 
     /// Writes a number, short string or boolean inline (the table loop's fast path); returns
@@ -241,31 +254,6 @@ struct Encoder {
             return true
         }
         return false
-    }
-
-    /// Writes the leading run of numbers t[1], t[2]… straight from the table's array part
-    /// (`luamp_fastarray`, when the liblua layout check passed) and returns how many. The rest
-    /// of the table continues through `lua_next` from that key, which lies in the array part.
-    @inline(__always)
-    private mutating func numbersFromArrayPart(_ table: UnsafeRawPointer) -> Int64 {
-        var count: UInt32 = 0
-        guard let raw = luamp_fastarray(table, &count), count > 0 else { return 0 }
-        let n = Int(count)
-        w.reserve(9 * n)
-        var i = 0
-        while i < n {
-            let slot = raw + 16 * i
-            let tag = slot.load(fromByteOffset: 8, as: UInt8.self)
-            if tag == 0x13 {          // LUA_VNUMFLT
-                w.tagged(CodecFormat.Tag.float, slot.load(as: UInt64.self))
-            } else if tag == 0x03 {   // LUA_VNUMINT
-                integer(slot.load(as: Int64.self))
-            } else {
-                break
-            }
-            i += 1
-        }
-        return Int64(i)
     }
 
     /// A Lua function (bytecode + MAC + upvalues) or a standard C function by name.

@@ -7,7 +7,7 @@ extension MPModule {
     /// inherits it) and snapshots the standard-library C functions sent by name.
     static func installCodec(_ s: LuaStack, _ t: Int32) {
         CodecKey.prepare()
-        _ = luamp_fastarray_check(s.L)
+        _ = luamp_fasttable_check(s.L)
         CodecNames.install(s, mp: t)
         s.setFunction(t, "dumps") { s in
             try Codec.pushEncoded(s, at: 1, path: "value")

@@ -43,10 +43,10 @@ struct PointerMap {
         count += 1
     }
 
-    /// Grows 4× while small (fewer rehashes for big messages), 2× beyond a million slots.
+    /// Grows 4× while small (fewer rehashes), 2× from 64 Ki slots on (less memory to clear).
     private mutating func grow() {
         let old = slots, oldSize = slots == nil ? 0 : mask + 1
-        let size = oldSize == 0 ? 256 : oldSize * (oldSize < (1 << 20) ? 4 : 2)
+        let size = oldSize == 0 ? 256 : oldSize * (oldSize < (1 << 16) ? 4 : 2)
         slots = calloc(size, MemoryLayout<(key: UInt, value: Int)>.stride)!
             .assumingMemoryBound(to: (key: UInt, value: Int).self)
         mask = size - 1
