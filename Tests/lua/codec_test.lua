@@ -142,6 +142,18 @@ T.test("unsendable values name their type and path", function()
   assert(pcall(mp.dumps, fine), "199 levels are fine")
 end)
 
+T.test("encoding pauses the garbage collector only while it runs", function()
+  assert(collectgarbage("isrunning"))
+  mp.dumps({ 1, { 2 } })
+  assert(collectgarbage("isrunning"), "running again after dumps")
+  pcall(mp.dumps, { io.stdout })
+  assert(collectgarbage("isrunning"), "running again after a SendError")
+  collectgarbage("stop")
+  mp.dumps({ 1 })
+  assert(not collectgarbage("isrunning"), "a stopped collector stays stopped")
+  collectgarbage("restart")
+end)
+
 T.test("loads rejects malformed, truncated and forged input", function()
   local good = mp.dumps({ 1, "two", { three = 3 }, function() return 4 end })
   for cut = 0, #good - 1 do

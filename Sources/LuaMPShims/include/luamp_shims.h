@@ -109,6 +109,16 @@ int luamp_fasttable_check(lua_State *L);
 /// encoder reads it).
 int luamp_fasttable(const void *table, luamp_tableparts *out);
 
+/// Stops the garbage collector and returns whether it was running (lua_gc is variadic). The encoder
+/// pauses it so no finalizer can run, and modify a table being read, in the middle of a message.
+static inline int luamp_gc_pause(lua_State *L) {
+    int running = lua_gc(L, LUA_GCISRUNNING);
+    if (running) lua_gc(L, LUA_GCSTOP);
+    return running;
+}
+/// Restarts the garbage collector (lua_gc is variadic).
+static inline void luamp_gc_resume(lua_State *L) { lua_gc(L, LUA_GCRESTART); }
+
 // ---- randomness ----
 #include <sys/random.h>
 /// getrandom(2): <sys/random.h> is not part of Swift's Glibc module. Returns bytes written or -1.

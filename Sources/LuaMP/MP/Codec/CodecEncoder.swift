@@ -46,14 +46,21 @@ struct Encoder {
             anchor = 0
         }
         w = ByteWriter(capacity: 256)
+        // No GC step (so no finalizer running Lua code) may happen while tables are being read.
+        pausedGC = luamp_gc_pause(L) != 0
     }
 
     /// Offset of the next byte in the message.
     var messageOffset: Int { w.count + externalBytes }
 
+    /// Whether this encoder paused the garbage collector (and must restart it).
+    let pausedGC: Bool
+
+    /// Frees the buffers and restarts the garbage collector.
     func release() {
         w.release()
         seen.release()
+        if pausedGC { luamp_gc_resume(L) }
     }
 
     /// Writes the value at absolute index `idx`.
