@@ -103,6 +103,40 @@ private struct SplitMix {
         }
     }
 
+    /// mp objects go through their registered HandleKind; unknown userdata and light userdata do not.
+    @Test func handlesUseTheirRegisteredKind() throws {
+        Handles.register(HandleKind(name: "CodecTestKind", encode: { s, i in
+            [UInt8(truncatingIfNeeded: s.rawLength(i)), 7]
+        }, decode: { s, bytes in
+            s.push("handle \(bytes[0]) \(bytes[1])")
+        }))
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        try s.preservingTop {
+            _ = lua_newuserdatauv(s.L, 5, 0)
+            s.newTable()
+            s.push("CodecTestKind")
+            s.rawSet(-2, field: "__mpkind")
+            lua_setmetatable(s.L, -2)
+            let ud = s.top
+            s.newTable()
+            s.pushValue(ud)
+            s.rawSet(-2, field: "h")
+            let bytes = try Codec.encode(s, at: -1, path: "value")
+            try bytes.withUnsafeBytes { try Codec.decode(s, $0) }
+            s.rawGet(-1, field: "h")
+            #expect(s.toString(-1) == "handle 5 7")
+
+            lua_pushlightuserdata(s.L, UnsafeMutableRawPointer(bitPattern: 0x1234))
+            do {
+                _ = try Codec.encode(s, at: -1, path: "value")
+                Issue.record("expected SendError")
+            } catch let e as MPError {
+                #expect(e.message == "value: cannot send a light userdata")
+            }
+        }
+    }
+
     @Test func encodeAndDecodeLeaveTheStackBalanced() throws {
         let lua = try LuaRuntime()
         let s = lua.state.stack
