@@ -20,7 +20,7 @@ struct Encoder {
     let globalsPointer: UnsafeRawPointer?
     /// Whether tables may be read from memory (tests turn it off to exercise the API path).
     nonisolated(unsafe) static var fastTables = true
-    /// Strings at least this long are kept out of the buffer (see `external`).
+    /// Strings at least this long are kept out of the buffer in external mode (`init(external:)`).
     static let externalThreshold = 64 << 10
     /// Stack index of the table anchoring big strings kept out of the buffer; 0 when every
     /// string is copied into the buffer.
@@ -31,6 +31,8 @@ struct Encoder {
     var externalAfter: [Int] = []
     /// Bytes of anchored strings so far: message offset = buffer offset + this.
     var externalBytes = 0
+    /// Whether this encoder paused the garbage collector (and must restart it).
+    let pausedGC: Bool
 
     /// Pushes the globals table, and with `external` an anchor table: then strings of 64 KiB or
     /// more are not copied but recorded in `splits` (the caller restores the stack top afterwards).
@@ -49,12 +51,6 @@ struct Encoder {
         // No GC step (so no finalizer running Lua code) may happen while tables are being read.
         pausedGC = luamp_gc_pause(L) != 0
     }
-
-    /// Offset of the next byte in the message.
-    var messageOffset: Int { w.count + externalBytes }
-
-    /// Whether this encoder paused the garbage collector (and must restart it).
-    let pausedGC: Bool
 
     /// Frees the buffers and restarts the garbage collector.
     func release() {
