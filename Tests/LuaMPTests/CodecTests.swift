@@ -192,12 +192,46 @@ private struct SplitMix {
         }
     }
 
+    /// Closures sharing a variable travel as joined upvalues; every single-byte change to such a
+    /// message (offsets, indices, tags) must decode or raise DecodeError, never reach a bad join.
+    @Test func everyByteMutationOfJoinedUpvaluesIsSafe() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        _ = try lua.run(string: """
+            local n, m = 0, 10
+            J = { inc = function() n = n + 1; return n end, get = function() return n, m end,
+                  set = function(v) m = v end }
+            """)
+        s.getGlobal("J")
+        let message = try Codec.encode(s, at: -1, path: "value")
+        s.pop()
+        #expect(message.contains(CodecFormat.Tag.joinedUpvalue))
+        let top = s.top
+        var rejected = 0
+        for at in 2..<message.count {
+            for v: UInt8 in [0, 1, 2, 0x12, 0x7F, 0xFF] where message[at] != v {
+                var m = message
+                m[at] = v
+                do { try m.withUnsafeBytes { try Codec.decode(s, $0) } } catch let e as MPError {
+                    #expect(e.kind == "DecodeError")
+                    rejected += 1
+                }
+                s.top = top
+            }
+        }
+        #expect(rejected > 0)
+    }
+
     /// Seeded mutation fuzz: valid messages (values and tuples) with bytes flipped, truncated, inserted, spliced, plus
     /// random bytes. Every input must decode or raise DecodeError; nothing may crash.
     @Test func mutationFuzzNeverCrashes() throws {
         let lua = try runtimeWithGenerator()
         let s = lua.state.stack
         var seeds: [[UInt8]] = []
+        _ = try lua.run(string: "local n = 0; SHARED = {function() n = n + 1 end, function() return n end}")
+        s.getGlobal("SHARED")
+        seeds.append(try Codec.encode(s, at: -1, path: "value"))
+        s.pop()
         for seed in 1...60 {
             _ = try lua.run(string: "math.randomseed(\(seed)); FUZZ = G.value(4)")
             s.getGlobal("FUZZ")

@@ -85,6 +85,25 @@ T.test("functions shared between upvalues stay shared within one message", funct
   T.eq(r.b()(), 2, "the shared copy keeps one counter")
 end)
 
+T.test("closures sharing a local keep sharing it within one message", function()
+  local function counter()
+    local n = 0
+    return { inc = function() n = n + 1; return n end, get = function() return n end }
+  end
+  local c = counter()
+  c.inc()
+  local r = rt(c)
+  T.eq(r.get(), 1, "the value is copied")
+  r.inc(); r.inc()
+  T.eq(r.get(), 3, "inc and get still share one n")
+  T.eq(c.get(), 1, "the sender's n is untouched")
+  local a, b = rt({ counter(), counter() }), nil
+  a[1].inc()
+  T.eq(a[2].get(), 0, "separate objects stay separate")
+  b = rt(c.inc)
+  T.eq(b(), 2, "a lone closure carries its own copy")
+end)
+
 T.test("_ENV binds to the receiver's globals", function()
   CODEC_GLOBAL = "sender"
   local function reads() return CODEC_GLOBAL end

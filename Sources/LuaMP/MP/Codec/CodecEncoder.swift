@@ -14,6 +14,8 @@ struct Encoder {
     var w: ByteWriter
     /// Tables and Lua functions already written: address → offset of their tag.
     var seen = PointerMap()
+    /// Upvalues (`lua_upvalueid`) already written: → function message offset << 8 | upvalue index.
+    var upvalues = PointerMap()
     /// Absolute stack index of the sender's globals table.
     let globals: Int32
     /// Its address: a table with this address is the globals table.
@@ -56,6 +58,7 @@ struct Encoder {
     func release() {
         w.release()
         seen.release()
+        upvalues.release()
         if pausedGC { luamp_gc_resume(L) }
     }
 
@@ -143,10 +146,14 @@ struct Encoder {
 
     /// A reference to an object already written at `offset`; marks that object as shared.
     private mutating func reference(_ offset: Int) {
-        let at = bufferOffset(ofMessageOffset: offset)
+        markShared(bufferOffset(ofMessageOffset: offset))
+        w.tagged(CodecFormat.Tag.ref, UInt64(offset))
+    }
+
+    /// Turns the table/function tag at buffer offset `at` into its shared variant.
+    private mutating func markShared(_ at: Int) {
         let tag = w.base.load(fromByteOffset: at, as: UInt8.self)
         if tag == CodecFormat.Tag.table || tag == CodecFormat.Tag.function { w.patchByte(tag + 1, at: at) }
-        w.tagged(CodecFormat.Tag.ref, UInt64(offset))
     }
 
     /// Where message offset `m` (of an object's tag) lies in the buffer: minus the anchored
@@ -292,9 +299,24 @@ struct Encoder {
             n += 1
         }
         w.u8(UInt8(truncatingIfNeeded: n))
+        let messageOffset = tagPos + externalBytes
         var i: Int32 = 1
         while i <= n {
             let name = lua_getupvalue(L, f, i)
+            // A variable captured by several closures of this message stays one variable:
+            // later closures join the first one's upvalue instead of carrying a copy.
+            if lua_topointer(L, -1) != globalsPointer || lua_type(L, -1) != LUA_TTABLE,
+               let id = lua_upvalueid(L, f, i) {
+                if let first = upvalues.get(id) {
+                    markShared(bufferOffset(ofMessageOffset: first >> 8))
+                    w.tagged(CodecFormat.Tag.joinedUpvalue, UInt64(first >> 8))
+                    w.u8(UInt8(first & 0xFF))
+                    lua_settop(L, -2)
+                    i += 1
+                    continue
+                }
+                upvalues.insert(id, messageOffset << 8 | Int(i))
+            }
             do { try value(lua_gettop(L), depth: depth + 1) } catch {
                 var e = error
                 e.components.append(CodecPath.upvalue(name.map { String(cString: $0) } ?? "?"))

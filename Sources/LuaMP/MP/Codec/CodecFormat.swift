@@ -45,6 +45,9 @@ enum CodecFormat {
         static let globals: UInt8 = 0x0F
         /// Standard-library or mp C function by name: `UInt8` length, name.
         static let cfunction: UInt8 = 0x10
+        /// In an upvalue list only: this upvalue is the same variable as upvalue `UInt8` of the
+        /// earlier shared function at `UInt64` offset (closures sharing a local keep sharing it).
+        static let joinedUpvalue: UInt8 = 0x12
         /// mp object: `UInt8` kind-name length, kind name, `UInt32` payload length, payload.
         static let handle: UInt8 = 0x11
     }
