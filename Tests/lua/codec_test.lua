@@ -193,4 +193,42 @@ T.test("loads rejects malformed, truncated and forged input", function()
   T.raises("function from an unverified source", mp.loads, handmade)
 end)
 
+T.test("another luamp run refuses functions from this run, but loads plain data", function()
+  local luamp = os.getenv("LUAMP")
+  assert(luamp, "run through Tests/run_tests.py (LUAMP is the binary)")
+  local fpath, dpath = os.tmpname(), os.tmpname()
+  local fh = io.open(fpath, "wb"); fh:write(mp.dumps(function() return 1 end)); fh:close()
+  fh = io.open(dpath, "wb"); fh:write(mp.dumps({ 1, "two", { 3.5 } })); fh:close()
+  local spath = os.tmpname()
+  fh = io.open(spath, "w")
+  fh:write([[local fh = io.open((...), "rb"); local ok, v = pcall(mp.loads, fh:read("a"))
+    io.write(ok and ("ok " .. v[2] .. " " .. v[3][1]) or tostring(v))]])
+  fh:close()
+  local function other(path)
+    local p = io.popen(string.format("%q %q %q", luamp, spath, path))
+    local out = p:read("a"); p:close(); return out
+  end
+  local f_out, d_out = other(fpath), other(dpath)
+  os.remove(fpath); os.remove(dpath); os.remove(spath)
+  T.eq(f_out, "DecodeError: function from an unverified source (functions load only from this luamp process tree)")
+  T.eq(d_out, "ok two 3.5")
+end)
+
+T.test("a forked child loads functions its parent dumped, with the child's globals", function()
+  if not mp.Process then io.stderr:write("codec_test: mp.Process not in this build, cross-process case skipped\n") return end
+  local path = os.tmpname()
+  local shared = 5
+  CODEC_WHO = "parent"
+  local fh = io.open(path, "wb"); fh:write(mp.dumps(function(x) return x + shared, CODEC_WHO end)); fh:close()
+  local p = mp.Process{ target = function(file)
+    CODEC_WHO = "child"
+    local h = io.open(file, "rb"); local g = mp.loads(h:read("a")); h:close()
+    local a, b = g(1)
+    assert(a == 6 and b == "child", tostring(a) .. " " .. tostring(b))
+  end, args = { path } }
+  p:start(); p:join()
+  os.remove(path)
+  T.eq(p.exitcode, 0)
+end)
+
 T.done()
