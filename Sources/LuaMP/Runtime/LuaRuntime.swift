@@ -17,6 +17,7 @@ public final class LuaRuntime {
         /// Install the `mp` module (`require "mp"` and the global `mp`).
         public var installMP: Bool
 
+        /// Options with every default: standard libraries and `mp` on, environment honoured.
         public init(ignoreEnvironment: Bool = false, openStandardLibraries: Bool = true, installMP: Bool = true) {
             self.ignoreEnvironment = ignoreEnvironment
             self.openStandardLibraries = openStandardLibraries
@@ -142,7 +143,7 @@ public final class LuaRuntime {
             args.reserveCapacity(Int(n))
             for i in 1...max(n, 1) where i <= n { args.append(try stack.value(at: i, state: state)) }
             let results = try function(args)
-            stack.checkStack(Int32(results.count) + 1)
+            try stack.ensureStack(results.count)
             for r in results { stack.push(r) }
             return Int32(results.count)
         }
@@ -165,7 +166,7 @@ public final class LuaRuntime {
     /// Calls the function on top of the stack with `args`, returning every result.
     private func callLoaded(_ s: LuaStack, _ args: [LuaValue]) throws -> [LuaValue] {
         let base = s.top - 1
-        s.checkStack(Int32(args.count) + 1)
+        try s.ensureStack(args.count)
         for a in args { s.push(a) }
         try s.pcall(nargs: Int32(args.count), nresults: LUA_MULTRET)
         var out: [LuaValue] = []
