@@ -41,6 +41,14 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "-z", "-Xlinker", "now"],
                                           .when(configuration: .release))]
         ),
+        // A small app for Tests/cli/test_embedding.py: registers Swift functions, starts Dispatch
+        // threads, runs scripts directly and through LuaForkServer. Test-only (it uses Dispatch,
+        // which Sources/ never does).
+        .executableTarget(
+            name: "luamp-embed-harness",
+            dependencies: ["LuaMP"],
+            path: "Tests/EmbedHarness"
+        ),
         .testTarget(
             name: "LuaMPTests",
             dependencies: ["LuaMP"]
