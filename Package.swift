@@ -61,3 +61,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// DocC: `scripts/docs` sets LUAMP_DOCS=1 to add the documentation plugin, so ordinary builds and
+// CI resolve no extra package (`swift package generate-documentation` needs it).
+if Context.environment["LUAMP_DOCS"] == "1" {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}
