@@ -5,6 +5,7 @@
 //   thread-guard       start Dispatch threads, then try to start a Process in-process
 //   fork-server REPS   start Dispatch threads, then run REPS forking scripts through a fork server
 //   remote-api         the LuaRemoteRuntime API, errors and lost runtimes
+//   bench              CASE SECONDS lines for scripts/bench embedding
 //   no-serve           main forgets serveIfRequested: start() must fail clearly, not hang
 import Dispatch
 import Glibc
@@ -37,6 +38,13 @@ struct HarnessError: Error, CustomStringConvertible {
 let command = CommandLine.arguments.dropFirst().first ?? ""
 if command != "no-serve" {
     LuaForkServer.serveIfRequested(setup: { try setUpRuntime($0) })   // first thing, before any thread
+}
+
+/// Seconds on the monotonic clock.
+func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 /// Threads of this process (/proc/self/status).
@@ -227,6 +235,31 @@ func runCommand() throws -> Int32 {
         }
         print("\(passed) passed, \(failed) failed")
         return failed == 0 ? 0 : 1
+
+    case "bench":
+        // CASE SECONDS lines for scripts/benchmarks/embedding.lua (compared with Python's forkserver).
+        startAppThreads()
+        var t0 = monotonic()
+        let server = try LuaForkServer.start()
+        let first = try server.makeRuntime()
+        _ = try first.evaluate("1")
+        print("forkserver_first_worker \(monotonic() - t0)")
+        t0 = monotonic()
+        for _ in 0..<1000 { _ = try first.evaluate("1") }
+        print("roundtrip_x1000 \(monotonic() - t0)")
+        try first.run(string: "function noop() end")
+        t0 = monotonic()
+        for _ in 0..<50 { try first.run(string: "local p = mp.Process(noop) p:start() p:join()") }
+        print("process_start_join_x50 \(monotonic() - t0)")
+        t0 = monotonic()
+        for _ in 0..<20 { try server.makeRuntime().close() }
+        print("new_runtime_x20 \(monotonic() - t0)")
+        let direct = try LuaRuntime()
+        t0 = monotonic()
+        for _ in 0..<1000 { _ = try direct.evaluate("1") }
+        print("# in-process evaluate x1000: \(monotonic() - t0) s")
+        server.stop()
+        return 0
 
     case "no-serve":
         // The spawned copy runs this same command, reaches start() and is refused.
