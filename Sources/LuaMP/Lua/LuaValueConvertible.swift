@@ -2,8 +2,8 @@
 
 /// A Swift value that can become a Lua value.
 ///
-/// `Int`, `Int64`, `Int32`, `Double`, `Float`, `String`, `Bool`, `[UInt8]`-free arrays,
-/// string-keyed dictionaries, optionals, `LuaTable` and `LuaValue` itself conform.
+/// `Int`, `Int64`, `Int32`, `Double`, `Float`, `String`, `Bool`, arrays and string-keyed
+/// dictionaries of conforming values, optionals, `LuaTable` and `LuaValue` itself conform.
 public protocol LuaValueRepresentable {
     /// The Lua value for `self`.
     var luaValue: LuaValue { get }
