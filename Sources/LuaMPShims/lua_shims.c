@@ -110,3 +110,17 @@ void luamp_interrupt_target(lua_State *L) {
     }
     sigaction(SIGINT, &sa, NULL);
 }
+
+// ---- concatenation under protection (mp.dumps assembles big messages with one copy) ----
+
+static int concat_helper(lua_State *L) {
+    lua_concat(L, lua_gettop(L));
+    return 1;
+}
+
+int luamp_pconcat(lua_State *L, int n) {
+    lua_pushcfunction(L, concat_helper);
+    lua_insert(L, -(n + 1));
+    return lua_pcall(L, n, 1, 0);
+}
+

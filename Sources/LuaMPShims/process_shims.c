@@ -49,9 +49,22 @@ void luamp_release_fd(int fd) {
 pid_t luamp_fork(void) {
     fflush(NULL);
     pid_t parent = getpid();
+    // All signals blocked across the fork: a Ctrl-C arriving before the child has reset its
+    // handlers would otherwise run the parent's handler in the child (arming its Lua
+    // interrupt hook), so the child would raise "interrupted!" instead of dying of SIGINT.
+    sigset_t all, saved;
+    sigfillset(&all);
+    (void)sigprocmask(SIG_SETMASK, &all, &saved);
     pid_t pid = fork();
-    if (pid != 0) return pid;          // parent (or -1 with errno)
-    // Child: nothing but async-signal-safe steps until the caller's body runs.
+    if (pid != 0) {                    // parent (or -1 with errno)
+        int err = errno;
+        (void)sigprocmask(SIG_SETMASK, &saved, NULL);
+        errno = err;
+        return pid;
+    }
+    // Child: nothing but async-signal-safe steps until the caller's body runs. Signals that
+    // came meanwhile stay pending until reset_signals_in_child unblocks them, and then get
+    // their default action.
     reset_signals_in_child();
     luamp_interrupted = 0;
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -33,7 +33,7 @@ struct Interpreter {
             return report(error, progname: progname)
         }
         let status = runAll(lua, progname: progname)
-        lua.finish()
+        lua.finish(interrupted: status == 130)
         LuaRuntime.flushOutput()
         return status
     }

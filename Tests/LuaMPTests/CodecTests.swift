@@ -5,6 +5,7 @@ import Glibc
 #endif
 @testable import LuaMP
 internal import CLua
+internal import LuaMPShims
 
 /// The directory holding Tests/lua (codec_gen.lua is shared with the Lua-level tests).
 private let luaTestsDir: String = {
@@ -49,6 +50,25 @@ private struct SplitMix {
         #expect(cases == [.integer(3000)])
     }
 
+    /// The same property through the public-API table walk (the fallback when liblua's layout
+    /// differs), and the layout check passing on this platform's liblua.
+    @Test func randomValuesRoundTripThroughTheAPIPath() throws {
+        let lua = try runtimeWithGenerator()
+        #expect(luamp_fasttable_check(lua.state.stack.L) == 1, "liblua layout probe failed: fast path off")
+        Encoder.fastTables = false
+        defer { Encoder.fastTables = true }
+        let cases = try lua.evaluate("""
+            for seed = 5001, 6000 do
+              math.randomseed(seed)
+              local v = G.value(math.random(1, 8))
+              local ok, why = G.equal(v, mp.loads(mp.dumps(v)))
+              if not ok then error('seed ' .. seed .. ': ' .. why) end
+            end
+            return 1000
+            """)
+        #expect(cases == [.integer(1000)])
+    }
+
     @Test func tupleRoundTripKeepsNilsAndCount() throws {
         let lua = try LuaRuntime()
         let s = lua.state.stack
@@ -80,6 +100,40 @@ private struct SplitMix {
                 #expect(e.message == "args[2].conn: cannot send a userdata")
             }
             #expect(out.isEmpty)
+        }
+    }
+
+    /// mp objects go through their registered HandleKind; unknown userdata and light userdata do not.
+    @Test func handlesUseTheirRegisteredKind() throws {
+        Handles.register(HandleKind(name: "CodecTestKind", encode: { s, i in
+            [UInt8(truncatingIfNeeded: s.rawLength(i)), 7]
+        }, decode: { s, bytes in
+            s.push("handle \(bytes[0]) \(bytes[1])")
+        }))
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        try s.preservingTop {
+            _ = lua_newuserdatauv(s.L, 5, 0)
+            s.newTable()
+            s.push("CodecTestKind")
+            s.rawSet(-2, field: "__mpkind")
+            lua_setmetatable(s.L, -2)
+            let ud = s.top
+            s.newTable()
+            s.pushValue(ud)
+            s.rawSet(-2, field: "h")
+            let bytes = try Codec.encode(s, at: -1, path: "value")
+            try bytes.withUnsafeBytes { try Codec.decode(s, $0) }
+            s.rawGet(-1, field: "h")
+            #expect(s.toString(-1) == "handle 5 7")
+
+            lua_pushlightuserdata(s.L, UnsafeMutableRawPointer(bitPattern: 0x1234))
+            do {
+                _ = try Codec.encode(s, at: -1, path: "value")
+                Issue.record("expected SendError")
+            } catch let e as MPError {
+                #expect(e.message == "value: cannot send a light userdata")
+            }
         }
     }
 
@@ -138,17 +192,55 @@ private struct SplitMix {
         }
     }
 
-    /// Seeded mutation fuzz: valid messages with bytes flipped, truncated, inserted, spliced, plus
+    /// Closures sharing a variable travel as joined upvalues; every single-byte change to such a
+    /// message (offsets, indices, tags) must decode or raise DecodeError, never reach a bad join.
+    @Test func everyByteMutationOfJoinedUpvaluesIsSafe() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        _ = try lua.run(string: """
+            local n, m = 0, 10
+            J = { inc = function() n = n + 1; return n end, get = function() return n, m end,
+                  set = function(v) m = v end }
+            """)
+        s.getGlobal("J")
+        let message = try Codec.encode(s, at: -1, path: "value")
+        s.pop()
+        #expect(message.contains(CodecFormat.Tag.joinedUpvalue))
+        let top = s.top
+        var rejected = 0
+        for at in 2..<message.count {
+            for v: UInt8 in [0, 1, 2, 0x12, 0x7F, 0xFF] where message[at] != v {
+                var m = message
+                m[at] = v
+                do { try m.withUnsafeBytes { try Codec.decode(s, $0) } } catch let e as MPError {
+                    #expect(e.kind == "DecodeError")
+                    rejected += 1
+                }
+                s.top = top
+            }
+        }
+        #expect(rejected > 0)
+    }
+
+    /// Seeded mutation fuzz: valid messages (values and tuples) with bytes flipped, truncated, inserted, spliced, plus
     /// random bytes. Every input must decode or raise DecodeError; nothing may crash.
     @Test func mutationFuzzNeverCrashes() throws {
         let lua = try runtimeWithGenerator()
         let s = lua.state.stack
         var seeds: [[UInt8]] = []
+        _ = try lua.run(string: "local n = 0; SHARED = {function() n = n + 1 end, function() return n end}")
+        s.getGlobal("SHARED")
+        seeds.append(try Codec.encode(s, at: -1, path: "value"))
+        s.pop()
         for seed in 1...60 {
             _ = try lua.run(string: "math.randomseed(\(seed)); FUZZ = G.value(4)")
             s.getGlobal("FUZZ")
             seeds.append(try Codec.encode(s, at: -1, path: "value"))
-            s.pop()
+            s.push(Int64(seed)); s.pushNil()
+            var tuple: [UInt8] = []
+            try Codec.encodeTuple(s, from: -3, count: 3, path: "args", into: &tuple)
+            seeds.append(tuple)
+            s.pop(3)
         }
         let iterations = LuaMPTestEnv.long ? 20_000_000 : 1_000_000
         var rng = SplitMix(state: 0xC0DEC)
@@ -180,7 +272,9 @@ private struct SplitMix {
                 }
             }
             do {
-                try buf.withUnsafeBytes { try Codec.decode(s, $0) }
+                try buf.withUnsafeBytes { b in
+                    if b.count > 1 && b[1] == CodecFormat.kindTuple { _ = try Codec.decodeTuple(s, b) } else { try Codec.decode(s, b) }
+                }
                 decoded += 1
                 s.top = top
             } catch let e as MPError {

@@ -85,6 +85,25 @@ T.test("functions shared between upvalues stay shared within one message", funct
   T.eq(r.b()(), 2, "the shared copy keeps one counter")
 end)
 
+T.test("closures sharing a local keep sharing it within one message", function()
+  local function counter()
+    local n = 0
+    return { inc = function() n = n + 1; return n end, get = function() return n end }
+  end
+  local c = counter()
+  c.inc()
+  local r = rt(c)
+  T.eq(r.get(), 1, "the value is copied")
+  r.inc(); r.inc()
+  T.eq(r.get(), 3, "inc and get still share one n")
+  T.eq(c.get(), 1, "the sender's n is untouched")
+  local a, b = rt({ counter(), counter() }), nil
+  a[1].inc()
+  T.eq(a[2].get(), 0, "separate objects stay separate")
+  b = rt(c.inc)
+  T.eq(b(), 2, "a lone closure carries its own copy")
+end)
+
 T.test("_ENV binds to the receiver's globals", function()
   CODEC_GLOBAL = "sender"
   local function reads() return CODEC_GLOBAL end
@@ -142,6 +161,18 @@ T.test("unsendable values name their type and path", function()
   assert(pcall(mp.dumps, fine), "199 levels are fine")
 end)
 
+T.test("encoding pauses the garbage collector only while it runs", function()
+  assert(collectgarbage("isrunning"))
+  mp.dumps({ 1, { 2 } })
+  assert(collectgarbage("isrunning"), "running again after dumps")
+  pcall(mp.dumps, { io.stdout })
+  assert(collectgarbage("isrunning"), "running again after a SendError")
+  collectgarbage("stop")
+  mp.dumps({ 1 })
+  assert(not collectgarbage("isrunning"), "a stopped collector stays stopped")
+  collectgarbage("restart")
+end)
+
 T.test("loads rejects malformed, truncated and forged input", function()
   local good = mp.dumps({ 1, "two", { three = 3 }, function() return 4 end })
   for cut = 0, #good - 1 do
@@ -160,6 +191,44 @@ T.test("loads rejects malformed, truncated and forged input", function()
   local chunk = string.dump(function() return 1 end)
   local handmade = "\1\0\13" .. string.pack("<I4", #chunk) .. chunk .. string.rep("\0", 8) .. "\0"
   T.raises("function from an unverified source", mp.loads, handmade)
+end)
+
+T.test("another luamp run refuses functions from this run, but loads plain data", function()
+  local luamp = os.getenv("LUAMP")
+  assert(luamp, "run through Tests/run_tests.py (LUAMP is the binary)")
+  local fpath, dpath = os.tmpname(), os.tmpname()
+  local fh = io.open(fpath, "wb"); fh:write(mp.dumps(function() return 1 end)); fh:close()
+  fh = io.open(dpath, "wb"); fh:write(mp.dumps({ 1, "two", { 3.5 } })); fh:close()
+  local spath = os.tmpname()
+  fh = io.open(spath, "w")
+  fh:write([[local fh = io.open((...), "rb"); local ok, v = pcall(mp.loads, fh:read("a"))
+    io.write(ok and ("ok " .. v[2] .. " " .. v[3][1]) or tostring(v))]])
+  fh:close()
+  local function other(path)
+    local p = io.popen(string.format("%q %q %q", luamp, spath, path))
+    local out = p:read("a"); p:close(); return out
+  end
+  local f_out, d_out = other(fpath), other(dpath)
+  os.remove(fpath); os.remove(dpath); os.remove(spath)
+  T.eq(f_out, "DecodeError: function from an unverified source (functions load only from this luamp process tree)")
+  T.eq(d_out, "ok two 3.5")
+end)
+
+T.test("a forked child loads functions its parent dumped, with the child's globals", function()
+  if not mp.Process then io.stderr:write("codec_test: mp.Process not in this build, cross-process case skipped\n") return end
+  local path = os.tmpname()
+  local shared = 5
+  CODEC_WHO = "parent"
+  local fh = io.open(path, "wb"); fh:write(mp.dumps(function(x) return x + shared, CODEC_WHO end)); fh:close()
+  local p = mp.Process{ target = function(file)
+    CODEC_WHO = "child"
+    local h = io.open(file, "rb"); local g = mp.loads(h:read("a")); h:close()
+    local a, b = g(1)
+    assert(a == 6 and b == "child", tostring(a) .. " " .. tostring(b))
+  end, args = { path } }
+  p:start(); p:join()
+  os.remove(path)
+  T.eq(p.exitcode, 0)
 end)
 
 T.done()

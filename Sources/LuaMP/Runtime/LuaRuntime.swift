@@ -171,7 +171,11 @@ public final class LuaRuntime {
     /// Ends a script the way Python ends its main module: non-daemon child processes are
     /// joined, daemon children terminated and pools left open terminated. `luamp` calls it when
     /// the main chunk ends (also after an error); embedders call it when their script is done.
-    public func finish() {
+    ///
+    /// - Parameter interrupted: the script ended by Ctrl-C: children and pools are stopped
+    ///   rather than waited for (as a second Ctrl-C would in Python).
+    public func finish(interrupted: Bool = false) {
+        if interrupted { luamp_set_interrupt_pending() }
         MPModule.finishCapabilities(state.stack)
     }
 

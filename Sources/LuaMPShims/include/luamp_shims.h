@@ -84,6 +84,45 @@ static inline long luamp_sigint_seen(void) { return (long)luamp_sigint_count; }
 /// Routes SIGINT to `L`: the next Lua instruction raises "interrupted!". NULL restores SIG_DFL.
 void luamp_interrupt_target(lua_State *L);
 
+/// lua_concat of the top `n` strings under lua_pcall (lua_concat may raise): pushes the result
+/// (or the error message) in their place; returns a Lua status. mp.dumps uses it to build a message
+/// holding big strings with a single copy of each.
+int luamp_pconcat(lua_State *L, int n);
+
+// ---- reading tables directly (the codec's hot loop; see table_shims.c) ----
+
+/// Lua 5.4 layout facts the encoder reads (lobject.h): TValue slots of the array part are 16 bytes
+/// (8-byte value, type tag at 8); hash nodes are 24 bytes (value, value tag at 8, key tag at 9,
+/// key value at 16); a string's bytes start at 24, a short string's length is the byte at 11, a
+/// long string's the size_t at 16. Type tags: see LUAMP_TAG_*.
+enum {
+    LUAMP_SLOT_SIZE = 16, LUAMP_NODE_SIZE = 24, LUAMP_NODE_KEYTAG = 9, LUAMP_NODE_KEY = 16,
+    LUAMP_STR_CONTENTS = 24, LUAMP_STR_SHORTLEN = 11, LUAMP_STR_LONGLEN = 16,
+    LUAMP_TAG_FALSE = 0x01, LUAMP_TAG_TRUE = 0x11, LUAMP_TAG_INT = 0x03, LUAMP_TAG_FLOAT = 0x13,
+    LUAMP_TAG_SHORTSTR = 0x44, LUAMP_TAG_LONGSTR = 0x54,
+};
+
+/// The parts of a table: its array part (asize slots) and hash nodes (nsize nodes).
+typedef struct { const void *array; unsigned int asize; const void *nodes; unsigned int nsize; } luamp_tableparts;
+
+/// Checks once that the running liblua has exactly the layout above, using probe tables; enables
+/// luamp_fasttable and returns 1 if so. Must be C: it mirrors C structs Swift cannot see.
+int luamp_fasttable_check(lua_State *L);
+/// Fills *out for the table at address `table` (lua_topointer); returns 0 when the fast path is
+/// off. The pointers stay valid until the table is next modified (no insertion happens while the
+/// encoder reads it).
+int luamp_fasttable(const void *table, luamp_tableparts *out);
+
+/// Stops the garbage collector and returns whether it was running (lua_gc is variadic). The encoder
+/// pauses it so no finalizer can run, and modify a table being read, in the middle of a message.
+static inline int luamp_gc_pause(lua_State *L) {
+    int running = lua_gc(L, LUA_GCISRUNNING);
+    if (running) lua_gc(L, LUA_GCSTOP);
+    return running;
+}
+/// Restarts the garbage collector (lua_gc is variadic).
+static inline void luamp_gc_resume(lua_State *L) { lua_gc(L, LUA_GCRESTART); }
+
 // ---- randomness ----
 #include <sys/random.h>
 /// getrandom(2): <sys/random.h> is not part of Swift's Glibc module. Returns bytes written or -1.
@@ -98,7 +137,9 @@ static inline void luamp_flush_all(void) { fflush(NULL); }
 // ---- Processes: fork, reap, pidfd (process_shims.c) ----
 #include <sys/types.h>
 
-/// fflush(NULL), then fork. In the child, before returning 0: signals 1–31 back to their default
+/// fflush(NULL), then fork with every signal blocked (restored in the parent; in the child a
+/// signal that came meanwhile gets its default action, never the parent's handler). In the
+/// child, before returning 0: signals 1–31 back to their default
 /// action (SIGPIPE stays ignored), no signal blocked, the interrupt flag cleared,
 /// PR_SET_PDEATHSIG(SIGKILL) armed, _exit(1) if the parent already died (getppid() race), and
 /// the descriptors registered with luamp_hold_fd closed (they belong to the child's siblings).

@@ -70,6 +70,35 @@ struct ByteWriter {
         base.storeBytes(of: v, toByteOffset: offset, as: UInt8.self)
     }
 
+    /// `tag`, a one-byte length and `n` (< 256) bytes from `p`, with a single capacity check.
+    @inline(__always)
+    mutating func shortString(_ tag: UInt8, _ p: UnsafeRawPointer, _ n: Int) {
+        reserve(2 + n)
+        let d = base + count
+        d.storeBytes(of: tag, as: UInt8.self)
+        d.storeBytes(of: UInt8(truncatingIfNeeded: n), toByteOffset: 1, as: UInt8.self)
+        copySmall(d + 2, p, n)
+        count &+= 2 + n
+    }
+
+    /// memcpy for short strings without the call: overlapping 8- or 4-byte moves (never reading
+    /// outside `p[0..<n]`), memcpy beyond 16 bytes.
+    @inline(__always)
+    private func copySmall(_ d: UnsafeMutableRawPointer, _ p: UnsafeRawPointer, _ n: Int) {
+        if n >= 8 && n <= 16 {
+            d.storeBytes(of: p.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            (d + n - 8).storeBytes(of: p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self), as: UInt64.self)
+        } else if n >= 4 && n < 8 {
+            d.storeBytes(of: p.loadUnaligned(as: UInt32.self), as: UInt32.self)
+            (d + n - 4).storeBytes(of: p.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self), as: UInt32.self)
+        } else if n < 4 {
+            var i = 0
+            while i < n { d.storeBytes(of: p.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self); i += 1 }
+        } else {
+            memcpy(d, p, n)
+        }
+    }
+
     mutating func append(_ p: UnsafeRawPointer, _ n: Int) {
         guard n > 0 else { return }
         reserve(n)

@@ -67,7 +67,7 @@ enum Codec {
                                _ fill: (inout Encoder) throws(EncodeFailure) -> Void) throws -> R {
         let L = s.L
         let top = lua_gettop(L)
-        guard lua_checkstack(L, 16) != 0 else { throw MPError("SendError", "\(path): Lua stack overflow") }
+        guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("SendError", "\(path): Lua stack overflow") }
         var enc = Encoder(L)
         defer { enc.release() }
         enc.w.u8(CodecFormat.version)
@@ -84,7 +84,7 @@ enum Codec {
     static func decode(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer) throws {
         let L = s.L
         let top = lua_gettop(L)
-        guard lua_checkstack(L, 16) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
+        guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
         lua_pushnil(L)   // the shared-object table's slot
         var dec = Decoder(L, bytes, refs: top + 1)
         do {
@@ -104,7 +104,7 @@ enum Codec {
     static func decodeTuple(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer) throws -> Int32 {
         let L = s.L
         let top = lua_gettop(L)
-        guard lua_checkstack(L, 16) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
+        guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
         lua_pushnil(L)
         var dec = Decoder(L, bytes, refs: top + 1)
         var n: Int32 = 0
@@ -115,7 +115,7 @@ enum Codec {
                 throw dec.r.failure("tuple count \(count) exceeds the input left", at: 2)
             }
             n = Int32(count)
-            guard lua_checkstack(L, n + 16) != 0 else { throw MPError("DecodeError", "too many values (\(n)) for the Lua stack") }
+            guard lua_checkstack(L, n + CodecFormat.stackNeeded) != 0 else { throw MPError("DecodeError", "too many values (\(n)) for the Lua stack") }
             for _ in 0..<n { try dec.value(depth: 0) }
             try dec.finish()
         } catch {

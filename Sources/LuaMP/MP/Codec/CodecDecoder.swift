@@ -37,7 +37,6 @@ struct Decoder {
 
     private func check(_ depth: Int, _ at: Int) throws(MPError) {
         guard depth < CodecFormat.maxDepth else { throw r.failure("nesting deeper than \(CodecFormat.maxDepth) levels", at: at) }
-        guard lua_checkstack(L, 8) != 0 else { throw r.failure("Lua stack overflow", at: at) }
     }
 
     /// Remembers the object on top of the stack as the shared object at `offset`. Stack: [-0, +0].
@@ -148,12 +147,37 @@ struct Decoder {
         let nups = Int32(try r.u8())
         var i: Int32 = 1
         while i <= nups {
-            try value(depth: depth + 1)
-            guard lua_setupvalue(L, f, i) != nil else {
+            guard lua_getupvalue(L, f, i) != nil else {
                 throw r.failure("function has fewer than \(nups) upvalues", at: at)
+            }
+            lua_settop(L, -2)
+            if r.remaining > 0 && r.base.load(fromByteOffset: r.pos, as: UInt8.self) == CodecFormat.Tag.joinedUpvalue {
+                try join(f, i)
+            } else {
+                try value(depth: depth + 1)
+                lua_setupvalue(L, f, i)
             }
             i += 1
         }
+    }
+
+    /// Makes upvalue `i` of the function at `f` the same variable as an upvalue of an earlier
+    /// shared Lua function; both indices are checked first (lua_upvaluejoin does not check them).
+    private mutating func join(_ f: Int32, _ i: Int32) throws(MPError) {
+        let at = r.pos
+        _ = try r.u8()
+        let off = try r.int(UInt64.self)
+        let n = Int32(try r.u8())
+        guard haveRefs, off < UInt64(at), lua_rawgeti(L, refs, lua_Integer(off)) == LUA_TFUNCTION,
+              lua_iscfunction(L, -1) == 0 else {
+            throw r.failure("joined upvalue names no earlier Lua function", at: at)
+        }
+        guard n >= 1, lua_getupvalue(L, -1, n) != nil else {
+            throw r.failure("joined upvalue \(n) does not exist", at: at)
+        }
+        lua_settop(L, -2)
+        lua_upvaluejoin(L, f, i, -1, n)
+        lua_settop(L, -2)
     }
 
     private mutating func handle(at: Int) throws(MPError) {

@@ -14,25 +14,63 @@ struct Encoder {
     var w: ByteWriter
     /// Tables and Lua functions already written: address → offset of their tag.
     var seen = PointerMap()
+    /// Upvalues (`lua_upvalueid`) already written: → function message offset << 8 | upvalue index.
+    var upvalues = PointerMap()
     /// Absolute stack index of the sender's globals table.
     let globals: Int32
+    /// Its address: a table with this address is the globals table.
+    let globalsPointer: UnsafeRawPointer?
+    /// Whether tables may be read from memory (tests turn it off to exercise the API path).
+    nonisolated(unsafe) static var fastTables = true
+    /// Strings at least this long are kept out of the buffer in external mode (`init(external:)`).
+    static let externalThreshold = 64 << 10
+    /// Stack index of the table anchoring big strings kept out of the buffer; 0 when every
+    /// string is copied into the buffer.
+    let anchor: Int32
+    /// Buffer offsets where the anchored strings belong, in order (anchor[1], anchor[2], …).
+    var splits: [Int] = []
+    /// Total bytes of anchored strings up to and including string i.
+    var externalAfter: [Int] = []
+    /// Bytes of anchored strings so far: message offset = buffer offset + this.
+    var externalBytes = 0
+    /// Whether this encoder paused the garbage collector (and must restart it).
+    let pausedGC: Bool
 
-    /// Pushes the globals table (the caller restores the stack top afterwards).
-    init(_ L: OpaquePointer, capacity: Int = 256) {
+    /// Pushes the globals table, and with `external` an anchor table: then strings of 64 KiB or
+    /// more are not copied but recorded in `splits` (the caller restores the stack top afterwards).
+    init(_ L: OpaquePointer, external: Bool = false) {
         self.L = L
         luamp_pushglobaltable(L)
         globals = lua_gettop(L)
-        w = ByteWriter(capacity: capacity)
+        globalsPointer = lua_topointer(L, globals)
+        if external {
+            lua_createtable(L, 0, 0)
+            anchor = lua_gettop(L)
+        } else {
+            anchor = 0
+        }
+        w = ByteWriter(capacity: 256)
+        // No GC step (so no finalizer running Lua code) may happen while tables are being read.
+        pausedGC = luamp_gc_pause(L) != 0
     }
 
+    /// Frees the buffers and restarts the garbage collector.
     func release() {
         w.release()
         seen.release()
+        upvalues.release()
+        if pausedGC { luamp_gc_resume(L) }
     }
 
     /// Writes the value at absolute index `idx`.
+    @inline(__always)
     mutating func value(_ idx: Int32, depth: Int) throws(EncodeFailure) {
-        switch lua_type(L, idx) {
+        try value(idx, type: lua_type(L, idx), depth: depth)
+    }
+
+    /// Writes the value at absolute index `idx`, whose `lua_type` the caller already knows.
+    mutating func value(_ idx: Int32, type: Int32, depth: Int) throws(EncodeFailure) {
+        switch type {
         case LUA_TNIL, LUA_TNONE:
             w.u8(CodecFormat.Tag.nil)
         case LUA_TBOOLEAN:
@@ -46,7 +84,7 @@ struct Encoder {
         case LUA_TSTRING:
             var len = 0
             let p = lua_tolstring(L, idx, &len)!
-            string(UnsafeRawPointer(p), len)
+            string(UnsafeRawPointer(p), len, at: idx)
         case LUA_TTABLE:
             try table(idx, depth: depth)
         case LUA_TFUNCTION:
@@ -73,11 +111,30 @@ struct Encoder {
         }
     }
 
+    /// A string; a big one in external mode is anchored instead of copied (`idx` is where it is).
+    @inline(__always)
+    mutating func string(_ p: UnsafeRawPointer, _ len: Int, at idx: Int32) {
+        if anchor != 0 && len >= Encoder.externalThreshold {
+            if len <= Int(UInt32.max) {
+                w.tagged(CodecFormat.Tag.str32, UInt32(len))
+            } else {
+                w.tagged(CodecFormat.Tag.str64, UInt64(len))
+            }
+            lua_pushvalue(L, idx)
+            lua_rawseti(L, anchor, lua_Integer(splits.count + 1))
+            splits.append(w.count)
+            externalBytes += len
+            externalAfter.append(externalBytes)
+            return
+        }
+        string(p, len)
+    }
+
     @inline(__always)
     mutating func string(_ p: UnsafeRawPointer, _ len: Int) {
         if len < 256 {
-            w.reserve(2 + len)
-            w.tagged(CodecFormat.Tag.str8, UInt8(len))
+            w.shortString(CodecFormat.Tag.str8, p, len)
+            return
         } else if len <= Int(UInt32.max) {
             w.reserve(5 + len)
             w.tagged(CodecFormat.Tag.str32, UInt32(len))
@@ -89,60 +146,124 @@ struct Encoder {
 
     /// A reference to an object already written at `offset`; marks that object as shared.
     private mutating func reference(_ offset: Int) {
-        let tag = w.base.load(fromByteOffset: offset, as: UInt8.self)
-        if tag == CodecFormat.Tag.table || tag == CodecFormat.Tag.function { w.patchByte(tag + 1, at: offset) }
+        markShared(bufferOffset(ofMessageOffset: offset))
         w.tagged(CodecFormat.Tag.ref, UInt64(offset))
+    }
+
+    /// Turns the table/function tag at buffer offset `at` into its shared variant.
+    private mutating func markShared(_ at: Int) {
+        let tag = w.base.load(fromByteOffset: at, as: UInt8.self)
+        if tag == CodecFormat.Tag.table || tag == CodecFormat.Tag.function { w.patchByte(tag + 1, at: at) }
+    }
+
+    /// Where message offset `m` (of an object's tag) lies in the buffer: minus the anchored
+    /// strings before it. Each anchored string ends at message offset `splits[i] + externalBefore[i+1]`.
+    private func bufferOffset(ofMessageOffset m: Int) -> Int {
+        var i = splits.count - 1
+        while i >= 0 {
+            if splits[i] + externalAfter[i] <= m { return m - externalAfter[i] }
+            i -= 1
+        }
+        return m
     }
 
     private func checkDepth(_ depth: Int) throws(EncodeFailure) {
         guard depth < CodecFormat.maxDepth else {
             throw EncodeFailure("nesting deeper than \(CodecFormat.maxDepth) levels")
         }
-        guard lua_checkstack(L, 8) != 0 else { throw EncodeFailure("Lua stack overflow while encoding") }
     }
 
-    /// A table: one `lua_next` pass; keys 1, 2, 3… met first go to the array section, the rest
-    /// (from the first key out of sequence on) are written as pairs.
+    /// A table: the globals marker, a reference to a table already written, or the table
+    /// itself (from memory when the layout check passed, else through `lua_next`).
     mutating func table(_ t: Int32, depth: Int) throws(EncodeFailure) {
-        if lua_rawequal(L, t, globals) != 0 {
+        let p = lua_topointer(L, t)!
+        if p == globalsPointer {
             w.u8(CodecFormat.Tag.globals)
             return
         }
-        let p = lua_topointer(L, t)!
         if let off = seen.get(p) { return reference(off) }
         try checkDepth(depth)
         let tagPos = w.count
-        seen.insert(p, tagPos)
+        seen.insert(p, tagPos + externalBytes)
         w.reserve(9)
         w.u8(CodecFormat.Tag.table)
         w.int(UInt64(0))   // both counts, patched below
         var narr: Int64 = 0
         var npairs: Int64 = 0
-        lua_pushnil(L)
-        let k = lua_gettop(L)
-        let v = k + 1
-        while lua_next(L, t) != 0 {
-            if npairs == 0 && lua_isinteger(L, k) != 0 && lua_tointegerx(L, k, nil) == narr + 1 {
-                do { try value(v, depth: depth + 1) } catch {
-                    var e = error; e.components.append("[\(narr + 1)]"); throw e
-                }
-                narr += 1
-            } else {
-                do { try value(k, depth: depth + 1) } catch {
-                    var e = error; e.components.append(CodecPath.key); throw e
-                }
-                do { try value(v, depth: depth + 1) } catch {
-                    var e = error; e.components.append(CodecPath.component(forKeyAt: k, L)); throw e
-                }
-                npairs += 1
-            }
-            lua_settop(L, k)
+        var parts = luamp_tableparts()
+        if Encoder.fastTables, luamp_fasttable(p, &parts) != 0, let counts = try fastTableBody(t, parts, depth: depth) {
+            (narr, npairs) = counts
+        } else {
+            try apiTableBody(t, narr: &narr, npairs: &npairs, depth: depth)
         }
         guard narr <= Int64(UInt32.max), npairs <= Int64(UInt32.max) else {
             throw EncodeFailure("table too large to send (more than 2^32 entries)")
         }
         w.patch(UInt32(narr), at: tagPos + 1)
         w.patch(UInt32(npairs), at: tagPos + 5)
+    }
+
+    /// The table body through the public API: one `lua_next` pass; keys 1, 2, 3… met first go
+    /// to the array section, the rest (from the first key out of sequence on) are pairs.
+    private mutating func apiTableBody(_ t: Int32, narr: inout Int64, npairs: inout Int64, depth: Int) throws(EncodeFailure) {
+        lua_pushnil(L)
+        let k = lua_gettop(L)
+        let v = k + 1
+        while lua_next(L, t) != 0 {
+            // Integral float keys are stored as integers by Lua, so a number key equal to
+            // narr + 1 is the integer key narr + 1.
+            let kt = lua_type(L, k)
+            if npairs == 0 && kt == LUA_TNUMBER && lua_tointegerx(L, k, nil) == narr + 1 {
+                let vt = lua_type(L, v)
+                if !scalar(v, type: vt) {
+                    do { try value(v, type: vt, depth: depth + 1) } catch {
+                        var e = error; e.components.append("[\(narr + 1)]"); throw e
+                    }
+                }
+                narr += 1
+            } else {
+                if !scalar(k, type: kt) {
+                    do { try value(k, type: kt, depth: depth + 1) } catch {
+                        var e = error; e.components.append(CodecPath.key); throw e
+                    }
+                }
+                let vt = lua_type(L, v)
+                if !scalar(v, type: vt) {
+                    do { try value(v, type: vt, depth: depth + 1) } catch {
+                        var e = error; e.components.append(CodecPath.component(forKeyAt: k, L)); throw e
+                    }
+                }
+                npairs += 1
+            }
+            lua_settop(L, k)
+        }
+        lua_settop(L, k - 1)
+    }
+
+    /// Writes a number, short string or boolean inline (the table loop's fast path); returns
+    /// false, writing nothing, for every other type.
+    @inline(__always)
+    private mutating func scalar(_ idx: Int32, type: Int32) -> Bool {
+        if type == LUA_TNUMBER {
+            if lua_isinteger(L, idx) != 0 {
+                integer(Int64(lua_tointegerx(L, idx, nil)))
+            } else {
+                w.tagged(CodecFormat.Tag.float, lua_tonumberx(L, idx, nil).bitPattern)
+            }
+            return true
+        }
+        if type == LUA_TSTRING {
+            var len = 0
+            let p = lua_tolstring(L, idx, &len)!
+            if len >= 256 { return false }
+            w.shortString(CodecFormat.Tag.str8, p, len)
+            return true
+        }
+        if type == LUA_TBOOLEAN {
+            w.u8(lua_toboolean(L, idx) != 0 ? CodecFormat.Tag.true : CodecFormat.Tag.false)
+            return true
+        }
+        return false
     }
 
     /// A Lua function (bytecode + MAC + upvalues) or a standard C function by name.
@@ -162,7 +283,7 @@ struct Encoder {
         if let off = seen.get(p) { return reference(off) }
         try checkDepth(depth)
         let tagPos = w.count
-        seen.insert(p, tagPos)
+        seen.insert(p, tagPos + externalBytes)
         w.tagged(CodecFormat.Tag.function, UInt32(0))
         let start = w.count
         lua_pushvalue(L, f)
@@ -178,9 +299,24 @@ struct Encoder {
             n += 1
         }
         w.u8(UInt8(truncatingIfNeeded: n))
+        let messageOffset = tagPos + externalBytes
         var i: Int32 = 1
         while i <= n {
             let name = lua_getupvalue(L, f, i)
+            // A variable captured by several closures of this message stays one variable:
+            // later closures join the first one's upvalue instead of carrying a copy.
+            if lua_topointer(L, -1) != globalsPointer || lua_type(L, -1) != LUA_TTABLE,
+               let id = lua_upvalueid(L, f, i) {
+                if let first = upvalues.get(id) {
+                    markShared(bufferOffset(ofMessageOffset: first >> 8))
+                    w.tagged(CodecFormat.Tag.joinedUpvalue, UInt64(first >> 8))
+                    w.u8(UInt8(first & 0xFF))
+                    lua_settop(L, -2)
+                    i += 1
+                    continue
+                }
+                upvalues.insert(id, messageOffset << 8 | Int(i))
+            }
             do { try value(lua_gettop(L), depth: depth + 1) } catch {
                 var e = error
                 e.components.append(CodecPath.upvalue(name.map { String(cString: $0) } ?? "?"))

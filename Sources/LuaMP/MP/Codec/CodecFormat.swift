@@ -13,6 +13,9 @@ enum CodecFormat {
 
     /// Deepest nesting of tables/functions a message may have (encoder and decoder).
     static let maxDepth = 200
+    /// Lua stack slots an encode or decode may use: each level holds at most two (table and key,
+    /// or function and upvalue), plus a few for the leaves. Checked once per message.
+    static let stackNeeded: Int32 = Int32(2 * maxDepth + 32)
 
     /// Value tags.
     enum Tag {
@@ -42,6 +45,9 @@ enum CodecFormat {
         static let globals: UInt8 = 0x0F
         /// Standard-library or mp C function by name: `UInt8` length, name.
         static let cfunction: UInt8 = 0x10
+        /// In an upvalue list only: this upvalue is the same variable as upvalue `UInt8` of the
+        /// earlier shared function at `UInt64` offset (closures sharing a local keep sharing it).
+        static let joinedUpvalue: UInt8 = 0x12
         /// mp object: `UInt8` kind-name length, kind name, `UInt32` payload length, payload.
         static let handle: UInt8 = 0x11
     }

@@ -50,11 +50,8 @@ struct SipHash24 {
 /// is installed) and inherited by every forked child. A process outside the tree does not know it,
 /// so it can neither forge function chunks nor load ones sent to it.
 enum CodecKey {
-    nonisolated(unsafe) private static var key: (UInt64, UInt64)?
-
-    /// The key, created from `getrandom` on first use.
-    static var current: (UInt64, UInt64) {
-        if let k = key { return k }
+    /// The key, drawn from `getrandom` on first use (a `static let`: initialised exactly once).
+    static let current: (UInt64, UInt64) = {
         var words: (UInt64, UInt64) = (0, 0)
         withUnsafeMutableBytes(of: &words) { buf in
             var got = 0
@@ -63,9 +60,8 @@ enum CodecKey {
                 if r > 0 { got += r } else if r < 0 && errno != EINTR { fatalError("getrandom failed: errno \(errno)") }
             }
         }
-        key = words
         return words
-    }
+    }()
 
     /// Creates the key now (called at install so every later fork inherits it).
     static func prepare() { _ = current }

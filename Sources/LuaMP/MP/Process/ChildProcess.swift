@@ -129,7 +129,8 @@ final class ChildProcess {
     /// - Parameter timeout: seconds; nil waits as long as it takes.
     /// - Returns: true once the child has been reaped, false if `timeout` passed first.
     /// - Throws: `LuaRaise("interrupted!")` when Ctrl-C arrives while waiting (the child is
-    ///   not reaped; call again or kill it).
+    ///   not reaped; call again or kill it). The interrupt flag stays set, as the Ctrl-C hook
+    ///   leaves it, so `ProcessTree.finish` knows to stop children instead of joining them.
     /// Polls the pidfd in ≤ 100 ms slices (no signals), then `waitpid`. Without a pidfd it
     /// polls `waitpid(WNOHANG)` every 1–10 ms.
     func join(timeout: Double? = nil) throws -> Bool {
@@ -139,7 +140,11 @@ final class ChildProcess {
         var nap = 1.0
         while true {
             if tryReap(block: false) { return true }
-            try Clock.checkInterrupt()
+            if luamp_interrupt_pending() != 0 {
+                // Left set, as the Ctrl-C hook leaves it: the script is being interrupted, and
+                // the end-of-script cleanup must stop the children rather than wait for them.
+                throw LuaRaise("interrupted!")
+            }
             var slice = 100.0
             if let d = deadline {
                 let left = (d - Clock.monotonicSeconds()) * 1000

@@ -59,11 +59,14 @@ enum ProcessTree {
     }
 
     /// Ends this process's children the way Python does at interpreter exit: daemon children
-    /// are terminated, then every child is joined. Ctrl-C while joining stops the remaining
-    /// children (SIGTERM, then SIGKILL after 1 s), reaps them and leaves the interrupt flag set.
+    /// are terminated, then every child is joined. If the script was interrupted (the interrupt
+    /// flag is set on entry) or Ctrl-C arrives while joining, the remaining children are stopped
+    /// instead (SIGTERM, then SIGKILL after 1 s) and reaped, and the flag is left set so the
+    /// caller can end with status 130.
     static func finish(_ s: LuaStack) {
         for r in children where r.daemon { r.child?.stop(grace: 1.0) }
-        var interrupted = false
+        // A script that ended because of Ctrl-C (the flag is still set) does not wait.
+        var interrupted = luamp_interrupt_pending() != 0
         for r in children where !interrupted {
             guard let c = r.child else { continue }
             do {
