@@ -224,6 +224,21 @@ func runCommand() throws -> Int32 {
         kill(doomed.pid, SIGKILL)
         let timedOut = finished.wait(timeout: .now() + 20) == .timedOut
         expect(!timedOut && outcome.value == 2, "killed runtime gives an error", "outcome \(outcome.value)")
+        // close() from another thread stops a blocked call at once (the busy process is
+        // ended by server.stop() below).
+        let busy = try server.makeRuntime()
+        let busyOutcome = Shared(0)
+        let busyDone = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            do { _ = try busy.run(string: "while true do end"); busyOutcome.update { $0 = 1 } } catch {
+                busyOutcome.update { $0 = error is LuaForkServerError ? 2 : 3 }
+            }
+            busyDone.signal()
+        }
+        usleep(200_000)
+        busy.close()
+        let busyTimedOut = busyDone.wait(timeout: .now() + 20) == .timedOut
+        expect(!busyTimedOut && busyOutcome.value == 2, "close() ends a blocked call", "outcome \(busyOutcome.value)")
         expect(try lua.evaluate("'alive'") == ["alive"], "other runtimes unaffected")
         expect(server.serverThreadCount == 1, "server is single-threaded", "\(server.serverThreadCount)")
         server.stop()

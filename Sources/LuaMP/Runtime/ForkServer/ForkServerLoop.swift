@@ -43,6 +43,7 @@ enum ForkServerLoop {
             }
             close(fd)
         }
+        for s in sessions { try? s.terminate() }       // all at once, then wait for each
         for s in sessions { s.stop(grace: 1.0) }
         ChildProcess.exitChild(0)
     }

@@ -96,7 +96,10 @@ public final class LuaRemoteRuntime: @unchecked Sendable {
     }
 
     /// Ends the runtime's process (after its `finish` step). Later calls throw. Idempotent.
+    /// A call in progress on another thread stops waiting and throws at once; the process
+    /// exits when its current Lua code returns (use `LuaForkServer.stop()` to end it sooner).
     public func close() {
+        _ = shutdown(socket.fd, Int32(SHUT_RDWR))    // wakes a thread blocked in `request`
         lock.withLock {
             if closed { return }
             closed = true
