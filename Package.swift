@@ -41,6 +41,14 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "-z", "-Xlinker", "now"],
                                           .when(configuration: .release))]
         ),
+        // A small app for Tests/cli/test_embedding.py: registers Swift functions, starts Dispatch
+        // threads, runs scripts directly and through LuaForkServer. Test-only (it uses Dispatch,
+        // which Sources/ never does).
+        .executableTarget(
+            name: "luamp-embed-harness",
+            dependencies: ["LuaMP"],
+            path: "Tests/EmbedHarness"
+        ),
         .testTarget(
             name: "LuaMPTests",
             dependencies: ["LuaMP"]
@@ -53,3 +61,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// DocC: `scripts/docs` sets LUAMP_DOCS=1 to add the documentation plugin, so ordinary builds and
+// CI resolve no extra package (`swift package generate-documentation` needs it).
+if Context.environment["LUAMP_DOCS"] == "1" {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}

@@ -14,7 +14,8 @@ enum LineInput: Equatable {
     case endOfInput
 }
 
-/// SIGINT/SIGWINCH/SIGTSTP seen while waiting at the prompt (plain stores from the signal handler).
+/// SIGINT/SIGWINCH/SIGTSTP seen while waiting at the prompt (plain word stores from the signal
+/// handler; each is initialised in `LineEditor.init` before handlers exist).
 nonisolated(unsafe) private var promptSignal: Int32 = 0
 nonisolated(unsafe) private var windowChanged: Int32 = 0
 nonisolated(unsafe) private var suspendRequested: Int32 = 0
@@ -57,8 +58,11 @@ final class LineEditor {
     init(terminal: Bool, historyPath: String?) {
         usesReadline = terminal
         self.historyPath = historyPath
+        // Touch every flag the signal handler writes before any handler is installed: a Swift
+        // global's first access runs its lazy initialiser, which is not async-signal-safe.
         promptSignal = 0
         windowChanged = 0
+        suspendRequested = 0
         lineDelivered = false
         if terminal {
             luamp_rl_set_name("luamp")

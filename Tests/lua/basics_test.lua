@@ -18,4 +18,13 @@ T.test("sleep waits at least as long as asked", function()
   T.raises("bad argument #1 to '[%w.]*sleep'", mp.sleep, "x")
 end)
 
+T.test("an absurdly long sleep sleeps (no crash) and is stoppable", function()
+  local p = mp.Process(function() mp.sleep(1e19) end)
+  p:start()
+  T.eq(p:join(0.3), false, "still sleeping")
+  p:terminate()
+  p:join()
+  T.eq(p.exitcode, -15)
+end)
+
 T.done()

@@ -47,7 +47,9 @@ extension LuaError {
 
 /// Thrown by Swift code that Lua called: becomes an ordinary Lua error with this message.
 public struct LuaRaise: Error, CustomStringConvertible {
+    /// The Lua error message.
     public let message: String
+    /// An error that raises `message` in Lua.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
@@ -55,8 +57,11 @@ public struct LuaRaise: Error, CustomStringConvertible {
 /// Thrown by Swift code that Lua called: becomes `bad argument #index to 'name' (message)`.
 /// The function name is filled in by `luaL_argerror` from Lua's debug information.
 public struct LuaArgumentError: Error, CustomStringConvertible {
+    /// The 1-based argument position.
     public let index: Int32
+    /// What is wrong, e.g. `number expected, got table`.
     public let message: String
+    /// An argument error for argument `index`.
     public init(_ index: Int32, _ message: String) { self.index = index; self.message = message }
     public var description: String { "bad argument #\(index) (\(message))" }
 }

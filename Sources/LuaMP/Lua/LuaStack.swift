@@ -51,6 +51,14 @@ struct LuaStack {
     @discardableResult
     func checkStack(_ n: Int32) -> Bool { lua_checkstack(L, n) != 0 }
 
+    /// Makes room for `n` more values, or throws: for pushes whose count comes from data.
+    /// - Throws: `LuaRaise` when `n` is beyond a million or Lua cannot grow the stack.
+    func ensureStack(_ n: Int) throws {
+        guard n < 1_000_000, lua_checkstack(L, Int32(n) + 1) != 0 else {
+            throw LuaRaise("too many values (\(n)) for the Lua stack")
+        }
+    }
+
     /// Runs `body` and restores the stack top afterwards (mlua's StackGuard).
     func preservingTop<T>(_ body: () throws -> T) rethrows -> T {
         let saved = lua_gettop(L)
@@ -189,7 +197,8 @@ struct LuaStack {
 
     /// Loads a chunk as a function. Stack: [-0, +1] on success, [-0, +0] when it throws.
     /// - Parameters:
-    ///   - mode: "t" (text only, the default for untrusted input), "b" or "bt".
+    ///   - mode: "bt" (the default: source or bytecode, for code the caller trusts), "t" (source
+    ///     only: use it for untrusted input) or "b".
     /// - Throws: `LuaError.syntax` (with `incompleteInput`) or `.memory`.
     func load(_ bytes: UnsafeRawBufferPointer, name: String, mode: String = "bt") throws {
         let status = luamp_loadbuffer(L, bytes.baseAddress?.assumingMemoryBound(to: CChar.self),

@@ -13,7 +13,7 @@ extension LuaStack {
         case .string(let s): push(s)
         case .bytes(let b): push(bytes: b)
         case .table(let t):
-            checkStack(3)
+            precondition(checkStack(3), "Lua stack overflow pushing a nested table")
             newTable(hashCount: Int32(min(t.count, 1 << 20)))
             for (k, val) in t.entries {
                 push(k)

@@ -72,14 +72,17 @@ extension LuaValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expres
 
 /// A snapshot of a Lua table: its keys and values (nil values are absent, as in Lua).
 public struct LuaTable: Hashable, CustomStringConvertible {
+    /// Every key and its value (integral float keys are stored as integers, as Lua does).
     public private(set) var entries: [LuaValue: LuaValue] = [:]
 
+    /// An empty table.
     public init() {}
     /// A sequence `{a, b, c}` (nils leave holes).
     public init(array: [LuaValue]) {
         for (i, v) in array.enumerated() where v != .nil { entries[.integer(Int64(i + 1))] = v }
     }
 
+    /// `t[key]`; assigning `.nil` removes the key.
     public subscript(key: LuaValue) -> LuaValue {
         get { entries[Self.normalize(key)] ?? .nil }
         set {
@@ -87,10 +90,12 @@ public struct LuaTable: Hashable, CustomStringConvertible {
             if newValue == .nil { entries[k] = nil } else { entries[k] = newValue }
         }
     }
+    /// `t.key` for a string key.
     public subscript(key: String) -> LuaValue {
         get { self[.string(key)] }
         set { self[.string(key)] = newValue }
     }
+    /// `t[index]` for an integer key.
     public subscript(index: Int) -> LuaValue {
         get { self[.integer(Int64(index))] }
         set { self[.integer(Int64(index))] = newValue }
@@ -104,6 +109,7 @@ public struct LuaTable: Hashable, CustomStringConvertible {
         return out
     }
 
+    /// The number of keys.
     public var count: Int { entries.count }
 
     /// Floats with an integral value are integer keys in Lua.

@@ -35,9 +35,9 @@ enum Clock {
         let deadline = monotonicSeconds() + seconds
         while true {
             try checkInterrupt()
-            let left = deadline - monotonicSeconds()
+            let left = min(deadline - monotonicSeconds(), 0.1)   // 100 ms slices: Ctrl-C is noticed
             if left <= 0 { return }
-            var ts = timespec(tv_sec: Int(left), tv_nsec: Int((left - Double(Int(left))) * 1e9))
+            var ts = timespec(tv_sec: 0, tv_nsec: Int(left * 1e9))
             _ = nanosleep(&ts, nil)
         }
     }

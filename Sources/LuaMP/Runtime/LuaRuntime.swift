@@ -9,18 +9,37 @@ internal import LuaMPShims
 /// the process has that one thread.
 public final class LuaRuntime {
     /// How a runtime is set up.
-    public struct Options {
+    public struct Options: Sendable {
         /// Ignore `LUA_PATH*`/`LUA_CPATH*` (the `-E` of `lua`); `LUA_INIT` is the caller's business.
         public var ignoreEnvironment: Bool
-        /// Open Lua's standard libraries (`base`, `string`, `table`, `io`, `os`, …).
+        /// Open Lua's standard libraries (those in `libraries`). `false` opens none.
         public var openStandardLibraries: Bool
+        /// Which standard libraries to open when `openStandardLibraries` is true (all by default).
+        public var libraries: LuaLibraries
         /// Install the `mp` module (`require "mp"` and the global `mp`).
         public var installMP: Bool
+        /// Templates put in front of `package.path` (`"/app/lua/?.lua"`), searched first.
+        public var packagePath: [String]
+        /// Templates put in front of `package.cpath` (`"/app/lib/?.so"`), searched first.
+        public var packageCPath: [String]
 
-        public init(ignoreEnvironment: Bool = false, openStandardLibraries: Bool = true, installMP: Bool = true) {
+        /// Options with every default: all standard libraries and `mp`, environment honoured.
+        /// - Parameters:
+        ///   - ignoreEnvironment: ignore `LUA_PATH*`/`LUA_CPATH*`.
+        ///   - openStandardLibraries: open the libraries in `libraries`.
+        ///   - libraries: which standard libraries (default: all of them).
+        ///   - installMP: install the `mp` module.
+        ///   - packagePath: `?`-templates searched before `package.path`'s defaults.
+        ///   - packageCPath: `?`-templates searched before `package.cpath`'s defaults.
+        public init(ignoreEnvironment: Bool = false, openStandardLibraries: Bool = true,
+                    libraries: LuaLibraries = .all, installMP: Bool = true,
+                    packagePath: [String] = [], packageCPath: [String] = []) {
             self.ignoreEnvironment = ignoreEnvironment
             self.openStandardLibraries = openStandardLibraries
+            self.libraries = libraries
             self.installMP = installMP
+            self.packagePath = packagePath
+            self.packageCPath = packageCPath
         }
     }
 
@@ -38,8 +57,8 @@ public final class LuaRuntime {
             s.rawSet(s.registryIndex(), field: "LUA_NOENV")
         }
         if options.openStandardLibraries {
-            s.push(cFunction: openLibraries)
-            try s.pcall(nargs: 0, nresults: 0)
+            try LuaLibraries.open(options.libraries, on: s)
+            LuaLibraries.prependSearchPaths(path: options.packagePath, cpath: options.packageCPath, on: s)
         }
         if options.installMP { MPModule.install(s) }
     }
@@ -135,14 +154,15 @@ public final class LuaRuntime {
     /// pool workers inherit it.
     public func register(_ name: String, _ function: @escaping ([LuaValue]) throws -> [LuaValue]) {
         let s = state.stack
-        let state = self.state
-        s.pushFunction(name: name) { stack in
+        // unowned: the closure lives inside the Lua state that `state` owns (a strong
+        // capture would be a cycle that never closes the state).
+        s.pushFunction(name: name) { [unowned(unsafe) state = self.state] stack in
             var args: [LuaValue] = []
             let n = stack.top
             args.reserveCapacity(Int(n))
             for i in 1...max(n, 1) where i <= n { args.append(try stack.value(at: i, state: state)) }
             let results = try function(args)
-            stack.checkStack(Int32(results.count) + 1)
+            try stack.ensureStack(results.count)
             for r in results { stack.push(r) }
             return Int32(results.count)
         }
@@ -165,7 +185,7 @@ public final class LuaRuntime {
     /// Calls the function on top of the stack with `args`, returning every result.
     private func callLoaded(_ s: LuaStack, _ args: [LuaValue]) throws -> [LuaValue] {
         let base = s.top - 1
-        s.checkStack(Int32(args.count) + 1)
+        try s.ensureStack(args.count)
         for a in args { s.push(a) }
         try s.pcall(nargs: Int32(args.count), nresults: LUA_MULTRET)
         var out: [LuaValue] = []
@@ -184,12 +204,6 @@ public final class LuaRuntime {
 
 @available(*, unavailable, message: "a Lua state belongs to one thread")
 extension LuaRuntime: Sendable {}
-
-/// luaL_openlibs under lua_pcall (it can raise on memory errors).
-private func openLibraries(_ L: OpaquePointer?) -> Int32 {
-    luaL_openlibs(L)
-    return 0
-}
 
 extension LuaStack {
     /// Pushes a plain C function. Stack: [-0, +1].

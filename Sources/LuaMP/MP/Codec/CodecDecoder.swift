@@ -102,7 +102,9 @@ struct Decoder {
             throw r.failure("table counts \(narr)/\(npairs) exceed the input left", at: at)
         }
         try check(depth, at)
-        lua_createtable(L, Int32(narr), Int32(npairs))
+        // The counts are only size hints: capped, so a short hostile input cannot make Lua
+        // preallocate far more than it will fill (the table grows as values arrive).
+        lua_createtable(L, Int32(min(narr, 1 << 16)), Int32(min(npairs, 1 << 16)))
         let t = lua_gettop(L)
         if shared { remember(at) }
         var i = 1

@@ -112,7 +112,7 @@ final class ChildProcess {
     static func checkSingleThreaded() throws {
         let n = luamp_thread_count()
         if n > 1 {
-            throw LuaRaise("cannot start a process: this process has \(n) threads, and fork() is only safe with 1 (luamp uses no threads; something in the host or a loaded C module started them)")
+            throw LuaRaise("cannot start a process: this process has \(n) threads, and fork() is only safe with 1 (luamp uses no threads; something in the host or a loaded C module started them); an app with threads runs such scripts through LuaForkServer (see docs/embedding.md)")
         }
     }
 

@@ -1,0 +1,304 @@
+// luamp-embed-harness: an app-like executable for Tests/cli/test_embedding.py (Swift functions in forked workers, the thread guard, the fork server).
+//
+// Usage: luamp-embed-harness COMMAND [ARGS]
+//   direct             no threads: run a forking script in-process, workers call Swift functions
+//   thread-guard       start Dispatch threads, then try to start a Process in-process
+//   fork-server REPS   start Dispatch threads, then run REPS forking scripts through a fork server
+//   remote-api         the LuaRemoteRuntime API, errors and lost runtimes
+//   bench              CASE SECONDS lines for scripts/bench embedding
+//   no-serve           main forgets serveIfRequested: start() must fail clearly, not hang
+import Dispatch
+import Glibc
+import LuaMP
+
+/// The Swift functions every runtime of this app gets (in-process and in fork-server runtimes).
+func setUpRuntime(_ lua: LuaRuntime) throws {
+    if lua.global("print") == .nil { throw HarnessError("setup needs the base library") }
+    lua.register("host_add") { args in
+        [.integer(try args.argument(0, as: Int64.self) + args.argument(1, as: Int64.self))]
+    }
+    lua.register("host_pid") { _ in [.integer(Int64(getpid()))] }
+    lua.register("host_fail") { _ in throw LuaRaise("host says no") }
+}
+
+/// A value shared between app threads, behind a lock.
+final class Shared<T>: @unchecked Sendable {
+    private var v: T
+    private let lock = DispatchSemaphore(value: 1)
+    init(_ v: T) { self.v = v }
+    var value: T { lock.wait(); defer { lock.signal() }; return v }
+    func update(_ f: (inout T) -> Void) { lock.wait(); defer { lock.signal() }; f(&v) }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+let command = CommandLine.arguments.dropFirst().first ?? ""
+if command != "no-serve" {
+    LuaForkServer.serveIfRequested(setup: { try setUpRuntime($0) })   // first thing, before any thread
+}
+
+/// Seconds on the monotonic clock.
+func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Threads of this process (/proc/self/status).
+func threadCount() -> Int {
+    guard let f = fopen("/proc/self/status", "r") else { return -1 }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, f) != nil {
+        let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if s.hasPrefix("Threads:") { return Int(s.dropFirst(8).trimmingCharacters()) ?? -1 }
+    }
+    return -1
+}
+
+extension Substring {
+    func trimmingCharacters() -> String { String(self.filter { !$0.isWhitespace }) }
+}
+
+/// What a real app does before it runs scripts: Dispatch work, a Swift concurrency task, and a
+/// thread that stays busy the whole time.
+func startAppThreads() {
+    let group = DispatchGroup()
+    for i in 0..<4 {
+        DispatchQueue.global().async(group: group) {
+            var x = 0
+            for j in 0..<200_000 { x &+= j &* i }
+            if x == 42 { print("") }
+        }
+    }
+    group.wait()
+    let done = DispatchSemaphore(value: 0)
+    Task.detached { done.signal() }
+    done.wait()
+    DispatchQueue.global().async { while true { usleep(2000) } }
+}
+
+/// A script whose workers call the app's Swift function: three processes report through their
+/// exit codes (no queue needed); a pool, when `mp.Pool` exists, maps over it too.
+let forkingScript = """
+    local base = ...
+    local procs = {}
+    for i = 1, 3 do
+        local p = mp.Process(function() os.exit(host_add(base, i)) end)
+        p:start()
+        procs[i] = p
+    end
+    local codes = {}
+    for i, p in ipairs(procs) do
+        p:join()
+        assert(p.exitcode == base + i, "worker " .. i .. " exit code " .. tostring(p.exitcode))
+        codes[i] = p.exitcode
+    end
+    if mp.Pool then
+        local pool = mp.Pool(2)
+        local r = pool:map(function(x) return host_add(x, base) end, {1, 2, 3})
+        pool:close(); pool:join()
+        assert(r[1] == base + 1 and r[3] == base + 3, "pool results")
+    end
+    return codes[1], codes[2], codes[3], mp.Pool ~= nil
+    """
+
+func expect(_ ok: Bool, _ what: String, _ detail: @autoclosure () -> String = "") {
+    if ok { passed += 1; print("PASS \(what)") } else { failed += 1; print("FAIL \(what) \(detail())") }
+}
+nonisolated(unsafe) var passed = 0
+nonisolated(unsafe) var failed = 0
+
+func runCommand() throws -> Int32 {
+    switch command {
+    case "direct":
+        let lua = try LuaRuntime()
+        try setUpRuntime(lua)
+        let r = try lua.run(string: forkingScript, arguments: [10])
+        print("direct results \(r.prefix(3).map(\.description).joined(separator: " ")) pool=\(r[3])")
+        lua.finish()
+        return 0
+
+    case "thread-guard":
+        startAppThreads()
+        print("app threads \(threadCount())")
+        let lua = try LuaRuntime()
+        try setUpRuntime(lua)
+        let r = try lua.evaluate("pcall(function() local p = mp.Process(function() end); p:start() end)")
+        print("start ok=\(r[0])")
+        print("error: \(r.count > 1 ? r[1].description : "")")
+        return 0
+
+    case "fork-server":
+        let reps = Int(CommandLine.arguments.dropFirst(2).first ?? "") ?? 200
+        startAppThreads()
+        print("app threads \(threadCount())")
+        let server = try LuaForkServer.start()
+        print("server threads \(server.serverThreadCount)")
+        let lua = try server.makeRuntime()
+        for rep in 1...reps {
+            let r = try lua.run(string: forkingScript, arguments: [.integer(Int64(rep % 100))])
+            let b = Int64(rep % 100)
+            guard r.prefix(3) == [.integer(b + 1), .integer(b + 2), .integer(b + 3)] else {
+                print("rep \(rep) wrong results \(r)")
+                return 1
+            }
+        }
+        print("sequential reps \(reps) ok")
+        // Several app threads at once, each with its own runtime.
+        let results = Shared([Int](repeating: -1, count: 4))
+        DispatchQueue.concurrentPerform(iterations: 4) { t in
+            do {
+                let rt = try server.makeRuntime()
+                for _ in 0..<3 { _ = try rt.run(string: forkingScript, arguments: [.integer(Int64(20 * t))]) }
+                results.update { $0[t] = 3 }
+            } catch {
+                print("thread \(t): \(error)")
+                results.update { $0[t] = 0 }
+            }
+        }
+        print("concurrent runtimes \(results.value.filter { $0 == 3 }.count)/4 ok")
+        print("server threads \(server.serverThreadCount)")
+        server.stop()
+        return 0
+
+    case "remote-api":
+        startAppThreads()
+        let server = try LuaForkServer.start()
+        let lua = try server.makeRuntime()
+        expect(try lua.evaluate("6 * 7, 'x'") == [42, "x"], "evaluate")
+        expect(try lua.evaluate("1.5", as: Double.self) == 1.5, "evaluate as")
+        try lua.setGlobal("config", ["workers": 3, "name": "w"] as [String: LuaValue])
+        expect(try lua.global("config") == ["workers": 3, "name": "w"], "globals round trip")
+        expect(try lua.global("config", as: [String: LuaValue].self)["workers"] == 3, "global as")
+        let remotePID = try lua.evaluate("host_pid()")
+        expect(lua.pid != getpid() && remotePID == [.integer(Int64(lua.pid))], "runs in its own process")
+        let tricky: LuaValue = [1: 2.0, "bin": .bytes([0, 255, 10]), true: [[1, 2], ["k": .nil]], 3.5: "f"]
+        try lua.run(string: "function echo(...) return ... end")
+        expect(try lua.call(global: "echo", [tricky, .nil, 7]) == [tricky, .nil, 7], "values cross faithfully")
+        do {
+            _ = try lua.run(string: "local function f() error('boom') end f()", name: "=job")
+            expect(false, "runtime error")
+        } catch let LuaError.runtime(message, traceback) {
+            expect(message == "job:1: boom" && traceback.contains("stack traceback:") && traceback.contains("job:1"),
+                   "runtime error with traceback", message + traceback)
+        }
+        do { _ = try lua.run(string: "x = = 1"); expect(false, "syntax error") } catch let LuaError.syntax(m, _) {
+            expect(m.contains("unexpected symbol"), "syntax error", m)
+        }
+        do { _ = try lua.evaluate("host_fail()"); expect(false, "swift error") } catch let LuaError.runtime(m, _) {
+            expect(m.contains("host says no"), "Swift function error", m)
+        }
+        do { _ = try lua.evaluate("print"); expect(false, "function result") } catch let e as LuaForkServerError {
+            expect(e.message.contains("cannot cross"), "functions do not cross", e.message)
+        }
+        expect(try lua.evaluate("1 + 1") == [2], "still usable after errors")
+        let path = "/tmp/luamp-harness-\(getpid()).lua"
+        if let f = fopen(path, "w") { fputs("return arg[0], select('#', ...), ...\n", f); fclose(f) }
+        expect(try lua.run(file: path, arguments: ["a", "b"]) == [.string(path), 2, "a", "b"], "run file with arguments")
+        unlink(path)
+        do { _ = try server.makeRuntime(options: .init(openStandardLibraries: false)); expect(false, "setup error") } catch {
+            expect("\(error)".contains("setup needs the base library"), "setup error reaches makeRuntime", "\(error)")
+        }
+        let limited = try server.makeRuntime(options: .init(libraries: [.base, .string], packagePath: ["/nowhere/?.lua"]))
+        expect(try limited.evaluate("io == nil and os == nil and string ~= nil") == [true], "library selection")
+        // A runtime killed while a request runs: the call throws, it does not hang.
+        let doomed = try server.makeRuntime()
+        let outcome = Shared(0)
+        let finished = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            do {
+                _ = try doomed.run(string: "while true do end")
+                outcome.update { $0 = 1 }
+            } catch let e as LuaForkServerError {
+                outcome.update { $0 = e.message.contains("ended") ? 2 : 3 }
+            } catch {
+                outcome.update { $0 = 4 }
+            }
+            finished.signal()
+        }
+        usleep(200_000)
+        kill(doomed.pid, SIGKILL)
+        let timedOut = finished.wait(timeout: .now() + 20) == .timedOut
+        expect(!timedOut && outcome.value == 2, "killed runtime gives an error", "outcome \(outcome.value)")
+        // close() from another thread stops a blocked call at once (the busy process is
+        // ended by server.stop() below).
+        let busy = try server.makeRuntime()
+        let busyOutcome = Shared(0)
+        let busyDone = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            do { _ = try busy.run(string: "while true do end"); busyOutcome.update { $0 = 1 } } catch {
+                busyOutcome.update { $0 = error is LuaForkServerError ? 2 : 3 }
+            }
+            busyDone.signal()
+        }
+        usleep(200_000)
+        busy.close()
+        let busyTimedOut = busyDone.wait(timeout: .now() + 20) == .timedOut
+        expect(!busyTimedOut && busyOutcome.value == 2, "close() ends a blocked call", "outcome \(busyOutcome.value)")
+        expect(try lua.evaluate("'alive'") == ["alive"], "other runtimes unaffected")
+        expect(server.serverThreadCount == 1, "server is single-threaded", "\(server.serverThreadCount)")
+        server.stop()
+        do { _ = try server.makeRuntime(); expect(false, "stopped") } catch {
+            expect("\(error)".contains("stopped"), "makeRuntime after stop", "\(error)")
+        }
+        do { _ = try lua.evaluate("1"); expect(false, "runtime after stop") } catch {
+            expect(error is LuaForkServerError, "runtime after stop throws", "\(error)")
+        }
+        print("\(passed) passed, \(failed) failed")
+        return failed == 0 ? 0 : 1
+
+    case "bench":
+        // CASE SECONDS lines for scripts/benchmarks/embedding.lua (compared with Python's forkserver).
+        startAppThreads()
+        var t0 = monotonic()
+        let server = try LuaForkServer.start()
+        let first = try server.makeRuntime()
+        _ = try first.evaluate("1")
+        print("forkserver_first_worker \(monotonic() - t0)")
+        t0 = monotonic()
+        for _ in 0..<1000 { _ = try first.evaluate("1") }
+        print("roundtrip_x1000 \(monotonic() - t0)")
+        try first.run(string: "function noop() end")
+        t0 = monotonic()
+        for _ in 0..<50 { try first.run(string: "local p = mp.Process(noop) p:start() p:join()") }
+        print("process_start_join_x50 \(monotonic() - t0)")
+        t0 = monotonic()
+        for _ in 0..<20 { try server.makeRuntime().close() }
+        print("new_runtime_x20 \(monotonic() - t0)")
+        let direct = try LuaRuntime()
+        t0 = monotonic()
+        for _ in 0..<1000 { _ = try direct.evaluate("1") }
+        print("# in-process evaluate x1000: \(monotonic() - t0) s")
+        server.stop()
+        return 0
+
+    case "no-serve":
+        // The spawned copy runs this same command, reaches start() and is refused.
+        do {
+            _ = try LuaForkServer.start(timeout: 20)
+            print("started?!")
+            return 1
+        } catch {
+            print("start failed: \(error)")
+            return 2
+        }
+
+    default:
+        print("unknown command '\(command)'")
+        return 64
+    }
+}
+
+do {
+    let code = try runCommand()
+    fflush(nil)
+    exit(code)
+} catch {
+    print("error: \(error)")
+    fflush(nil)
+    exit(1)
+}
