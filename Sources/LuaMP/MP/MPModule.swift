@@ -13,6 +13,7 @@ enum MPModule {
         installBasics(s, t)
         installProcesses(s, t)
         installCodec(s, t)
+        installQueues(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes
