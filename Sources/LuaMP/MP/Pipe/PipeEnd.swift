@@ -64,28 +64,29 @@ final class PipeEnd {
         var header = (UInt64(0), UInt64(0))
         try withUnsafeMutableBytes(of: &header) { h in
             PipeFrame.header(for: payload, into: h.baseAddress!)
-            var sent = 0
-            let total = PipeFrame.headerBytes + payload.count
-            while sent < total {
-                var iov = [iovec](repeating: iovec(), count: 2)
-                var n: Int32 = 0
-                if sent < PipeFrame.headerBytes {
-                    iov[0] = iovec(iov_base: h.baseAddress! + sent, iov_len: PipeFrame.headerBytes - sent)
-                    n = 1
+            try withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { iov in
+                var sent = 0
+                let total = PipeFrame.headerBytes + payload.count
+                while sent < total {
+                    var n = 0
+                    if sent < PipeFrame.headerBytes {
+                        iov[0] = iovec(iov_base: h.baseAddress! + sent, iov_len: PipeFrame.headerBytes - sent)
+                        n = 1
+                    }
+                    let off = max(0, sent - PipeFrame.headerBytes)
+                    if payload.count > off {
+                        iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress! + off),
+                                       iov_len: payload.count - off)
+                        n += 1
+                    }
+                    let r = writev(writeFD, iov.baseAddress, Int32(n))
+                    if r < 0 {
+                        if errno == EINTR { try Clock.checkInterrupt(); continue }
+                        if errno == EPIPE { throw LuaRaise("broken pipe: the receiving end is closed") }
+                        throw LuaRaise("pipe send failed: \(String(cString: strerror(errno)))")
+                    }
+                    sent += r
                 }
-                let off = max(0, sent - PipeFrame.headerBytes)
-                if payload.count > off {
-                    iov[Int(n)] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress! + off),
-                                        iov_len: payload.count - off)
-                    n += 1
-                }
-                let r = writev(writeFD, iov, n)
-                if r < 0 {
-                    if errno == EINTR { try Clock.checkInterrupt(); continue }
-                    if errno == EPIPE { throw LuaRaise("broken pipe: the receiving end is closed") }
-                    throw LuaRaise("pipe send failed: \(String(cString: strerror(errno)))")
-                }
-                sent += r
             }
         }
     }

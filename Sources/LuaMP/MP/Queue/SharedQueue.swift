@@ -240,9 +240,18 @@ struct SharedQueue {
         MPError("DecodeError", "queue memory is corrupted (\(what))")
     }
 
-    /// Polls the message count for up to ~30 µs (checking the clock every 64 rounds).
+    /// Polls the message count for up to ~30 µs (checking the clock every 64 rounds) before a
+    /// consumer sleeps, so a steady stream costs neither futex sleeps nor wakes. Only one process
+    /// spins per queue at a time (the `spinUntil` word holds when its spin ends): with many
+    /// consumers on few cores, more spinners would only steal CPU from the producers. A spinner
+    /// killed mid-spin blocks nobody: its claim expires after the spin time.
     private func spin() {
-        let until = Deadline.monotonicNow() &+ 30_000
+        let slot = (base + QueueLayout.spinUntil).assumingMemoryBound(to: UInt64.self)
+        let now = Deadline.monotonicNow()
+        let claimed = luamp_atomic_load64(slot)
+        let until = now &+ 30_000
+        guard claimed < now, luamp_atomic_cas64(slot, claimed, until) != 0 else { return }
+        defer { _ = luamp_atomic_cas64(slot, until, 0) }
         while true {
             for _ in 0..<64 {
                 if approximateCount > 0 { return }
