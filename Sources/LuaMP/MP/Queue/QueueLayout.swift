@@ -12,7 +12,6 @@ internal import LuaMPShims
 ///  64  pthread_mutex_t (robust, shared, 40 bytes)
 /// 104  EventCount notEmpty   112 EventCount notFull   120 EventCount allDone
 /// 128  state: head, tail, count, unfinished  (UInt64 each)
-/// 160  UInt64 spinUntil: when the one consumer allowed to spin stops (CLOCK_MONOTONIC ns)
 /// 192  journal: the same four words        224 UInt64 journal valid flag
 /// 232  UInt64 spare big-message block (reused to avoid page faults), 0 if none
 /// ```
@@ -33,7 +32,6 @@ enum QueueLayout {
     static let notFull = 112
     static let allDone = 120
     static let state = 128
-    static let spinUntil = 160
     static let journal = 192
     static let journalValid = 224
     static let spare = 232
