@@ -13,7 +13,7 @@ internal import LuaMPShims
 /// 104  EventCount notEmpty   112 EventCount notFull   120 EventCount allDone
 /// 128  state: head, tail, count, unfinished  (UInt64 each)
 /// 192  journal: the same four words        224 UInt64 journal valid flag
-/// 232  UInt64 spare big-message block (reused to avoid page faults), 0 if none
+/// 160  UInt64 x 4 and 232 UInt64: spare big-message blocks (reused to avoid page faults), 0 = none
 /// ```
 ///
 /// **Crash consistency.** Every change of the four state words goes through `commit`: the new
@@ -34,7 +34,12 @@ enum QueueLayout {
     static let state = 128
     static let journal = 192
     static let journalValid = 224
-    static let spare = 232
+    /// Slots caching big-message blocks for reuse (see `SharedQueue.giveBack`).
+    static let spareSlots = [160, 168, 176, 184, 232]
+    /// Blocks up to this size are cached; bigger messages give their memory back at once.
+    static let cachedBlockMax = 4 << 20
+    /// Big-message blocks are at least this big, so a cached block fits most later messages.
+    static let cachedBlockMin = 256 << 10
     static let size = 256
 
     /// Indices of the state words.
@@ -119,6 +124,4 @@ extension SharedQueue {
     /// Messages in the queue, read without the lock (approximate, as in Python).
     var approximateCount: UInt64 { luamp_atomic_load64(word(QueueLayout.state) + 2) }
 
-    /// The spare big-message block slot (atomic exchange, no lock).
-    var spareSlot: UnsafeMutablePointer<UInt64> { word(QueueLayout.spare) }
 }

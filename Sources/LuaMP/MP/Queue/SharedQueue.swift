@@ -260,29 +260,40 @@ struct SharedQueue {
 
     // MARK: big-message blocks
 
-    /// A block for a big message of `n` bytes: the queue's spare block if big enough, else a new one.
+    /// A block for a big message of `n` bytes: a cached one if big enough, else a new one.
     private func takeBlock(_ n: Int) throws -> UInt64 {
-        let spare = exchangeSpare(0)
-        if spare != 0 {
-            if arena.requestedSize(spare) >= n { return spare }
-            arena.free(spare)
+        if n <= QueueLayout.cachedBlockMax {
+            for slot in QueueLayout.spareSlots {
+                let p = spare(slot)
+                let b = luamp_atomic_load64(p)
+                if b != 0, arena.requestedSize(b) >= n, luamp_atomic_cas64(p, b, 0) != 0 { return b }
+            }
         }
-        do { return try arena.allocate(n) } catch {
+        do { return try arena.allocate(max(n, QueueLayout.cachedBlockMin)) } catch {
             throw LuaRaise("cannot put on the queue: \(error)")
         }
     }
 
-    /// Returns a big message's block after decoding: kept as the queue's spare (so the next big
-    /// message reuses pages already mapped) unless a spare is already there.
+    /// Returns a big message's block after decoding. Blocks up to `cachedBlockMax` are kept in the
+    /// queue's spare slots (lock-free) so that steady big-message traffic reuses pages already
+    /// mapped: a fresh shared page costs a fault and zeroing, and freeing gives pages back
+    /// (`MADV_REMOVE`). Bigger blocks, or when every slot is taken, are freed.
     func giveBack(_ block: UInt64) {
-        let old = exchangeSpare(block)
-        if old != 0 { arena.free(old) }
+        if arena.requestedSize(block) <= QueueLayout.cachedBlockMax {
+            for slot in QueueLayout.spareSlots where luamp_atomic_cas64(spare(slot), 0, block) != 0 { return }
+        }
+        arena.free(block)
     }
 
-    private func exchangeSpare(_ v: UInt64) -> UInt64 {
-        while true {
-            let cur = luamp_atomic_load64(spareSlot)
-            if luamp_atomic_cas64(spareSlot, cur, v) != 0 { return cur }
+    private func spare(_ slot: Int) -> UnsafeMutablePointer<UInt64> {
+        (base + slot).assumingMemoryBound(to: UInt64.self)
+    }
+
+    /// Frees the cached blocks (queue destruction).
+    private func dropSpares() {
+        for slot in QueueLayout.spareSlots {
+            let b = luamp_atomic_load64(spare(slot))
+            if b != 0, luamp_atomic_cas64(spare(slot), b, 0) != 0 { arena.free(b) }
         }
     }
 
@@ -353,8 +364,7 @@ struct SharedQueue {
             }
             if pos >= QueueLayout.segmentBytes { break }
         }
-        let spare = exchangeSpare(0)
-        if spare != 0 { arena.free(spare) }
+        dropSpares()
         arena.free(offset)
     }
 }
