@@ -128,4 +128,32 @@ import Glibc
         header[0] ^= 0xff
         #expect(kind { _ = try header.withUnsafeBytes { try PipeFrame.parse($0.baseAddress!) } } == "DecodeError")
     }
+
+    @Test func checksumsOfPartsEqualTheChecksumOfTheWhole() {
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        bytes.withUnsafeBytes { all in
+            let whole = PipeFrame.checksum(all)
+            for cut in [0, 1, 7, 15, 16, 17, 500, 999, 1000] {
+                var c = Checksum()
+                c.update(UnsafeRawBufferPointer(rebasing: all[0..<cut]))
+                c.update(UnsafeRawBufferPointer(rebasing: all[cut...]))
+                #expect(c.finish(length: all.count) == whole, "cut at \(cut)")
+            }
+            #expect(PipeFrame.checksum(UnsafeRawBufferPointer(rebasing: all[0..<999])) != whole)
+        }
+    }
+
+    @Test func bigStringsTakeTheFastPathWithTheCodecsExactBytes() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        for n in [EncodedString.threshold - 1, EncodedString.threshold, 70_000] {
+            s.push(String(repeating: "k", count: n))
+            let codec = try Codec.encode(s, at: -1, path: "value")
+            var fast: [UInt8] = []
+            let taken = EncodedString.withParts(s, at: -1) { head, body in fast = Array(head) + Array(body) }
+            #expect(taken == (n >= EncodedString.threshold))
+            if taken { #expect(fast == codec) }
+            s.pop()
+        }
+    }
 }

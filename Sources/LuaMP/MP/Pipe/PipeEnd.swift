@@ -50,34 +50,37 @@ final class PipeEnd {
 
     // MARK: send
 
-    /// Sends one frame holding `payload` (blocks while the pipe is full).
+    /// Sends one frame whose payload is `head` followed by `body` (blocks while the pipe is full).
     /// - Throws: `LuaRaise` on a receive-only or closed end, or when the other end is closed
     ///   (`EPIPE`: SIGPIPE is ignored); `interrupted!` on Ctrl-C.
     /// Wraps `writev`, `fcntl(F_SETPIPE_SZ)`.
-    func send(_ payload: UnsafeRawBufferPointer) throws {
+    func send(_ head: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer? = nil) throws {
         try checkOpen()
         guard writeFD >= 0 else { throw LuaRaise("this end of the pipe only receives (duplex = false)") }
-        if !grown && payload.count >= 64 * 1024 {
+        let tail = body ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        if !grown && head.count + tail.count >= 64 * 1024 {
             grown = true
             _ = luamp_pipe_set_size(writeFD, 1 << 20)   // may fail past the per-user limit: keep the size
         }
         var header = (UInt64(0), UInt64(0))
         try withUnsafeMutableBytes(of: &header) { h in
-            PipeFrame.header(for: payload, into: h.baseAddress!)
-            try withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { iov in
-                var sent = 0
-                let total = PipeFrame.headerBytes + payload.count
-                while sent < total {
-                    var n = 0
-                    if sent < PipeFrame.headerBytes {
-                        iov[0] = iovec(iov_base: h.baseAddress! + sent, iov_len: PipeFrame.headerBytes - sent)
-                        n = 1
-                    }
-                    let off = max(0, sent - PipeFrame.headerBytes)
-                    if payload.count > off {
-                        iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress! + off),
-                                       iov_len: payload.count - off)
-                        n += 1
+            PipeFrame.header(for: head, tail, into: h.baseAddress!)
+            let parts = (UnsafeRawBufferPointer(h), head, tail)
+            try withUnsafeTemporaryAllocation(of: iovec.self, capacity: 3) { iov in
+                var skip = 0        // bytes of the frame already written
+                let total = parts.0.count + parts.1.count + parts.2.count
+                while skip < total {
+                    var n = 0, at = 0
+                    for k in 0..<3 {
+                        let part = k == 0 ? parts.0 : (k == 1 ? parts.1 : parts.2)
+                        guard part.count > 0 else { continue }
+                        if skip < at + part.count {
+                            let off = max(0, skip - at)
+                            iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: part.baseAddress! + off),
+                                           iov_len: part.count - off)
+                            n += 1
+                        }
+                        at += part.count
                     }
                     let r = writev(writeFD, iov.baseAddress, Int32(n))
                     if r < 0 {
@@ -85,7 +88,7 @@ final class PipeEnd {
                         if errno == EPIPE { throw LuaRaise("broken pipe: the receiving end is closed") }
                         throw LuaRaise("pipe send failed: \(String(cString: strerror(errno)))")
                     }
-                    sent += r
+                    skip += r
                 }
             }
         }

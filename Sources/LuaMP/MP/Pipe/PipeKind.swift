@@ -77,6 +77,7 @@ enum PipeKind {
         s.newTable(hashCount: 4)
         s.setFunction(-1, "send") { s in
             let e = try check(s)
+            if try EncodedString.withParts(s, at: 2, { try e.send($0, $1) }) { return 0 }
             try Codec.withEncoded(s, at: 2, path: "value") { try e.send($0) }
             return 0
         }

@@ -71,8 +71,12 @@ enum QueueKinds {
     static func put(_ s: LuaStack, _ deadline: Deadline) throws -> Int32 {
         let (q, f) = try check(s)
         try checkOpen(q)
+        let joinable = f == .joinable
+        if try EncodedString.withParts(s, at: 2, { try q.put($0, then: $1, deadline: deadline, countsTask: joinable) }) {
+            return 0
+        }
         try Codec.withEncoded(s, at: 2, path: "value") { bytes in
-            try q.put(bytes, deadline: deadline, countsTask: f == .joinable)
+            try q.put(bytes, deadline: deadline, countsTask: joinable)
         }
         return 0
     }

@@ -66,15 +66,23 @@ struct SharedQueue {
     /// Appends one encoded message, waiting for room until `deadline` if the queue is bounded.
     /// A big message is copied into its own block before the lock is taken.
     /// - Parameters:
-    ///   - bytes: the codec's encoding of the message.
+    ///   - bytes: the codec's encoding of the message (or its first part).
+    ///   - body: the rest of the encoding, for a message sent in two parts without joining them
+    ///     first (`EncodedString`); its total must exceed `QueueLayout.inlineMax`.
     ///   - countsTask: JoinableQueue: the message adds one unfinished task.
     /// - Throws: `MPError("Full")` when no room came in time; `LuaRaise` when the arena is exhausted;
     ///   `interrupted!` on Ctrl-C.
-    func put(_ bytes: UnsafeRawBufferPointer, deadline: Deadline, countsTask: Bool) throws {
+    func put(_ bytes: UnsafeRawBufferPointer, then body: UnsafeRawBufferPointer? = nil,
+             deadline: Deadline, countsTask: Bool) throws {
         var big: UInt64 = 0
-        if bytes.count > QueueLayout.inlineMax {
-            big = try takeBlock(bytes.count)
-            memcpy(arena.pointer(big), bytes.baseAddress!, bytes.count)
+        let total = bytes.count + (body?.count ?? 0)
+        if total > QueueLayout.inlineMax {
+            big = try takeBlock(total)
+            let p = arena.pointer(big)
+            if bytes.count > 0 { memcpy(p, bytes.baseAddress!, bytes.count) }
+            if let body, body.count > 0 { memcpy(p + bytes.count, body.baseAddress!, body.count) }
+        } else {
+            precondition(body == nil, "a two-part message must be big")
         }
         let limit = maxsize
         while true {
@@ -96,7 +104,7 @@ struct SharedQueue {
                 continue
             }
             do {
-                s.tail = try append(at: s.tail, bytes, big: big)
+                s.tail = try append(at: s.tail, bytes, big: big, total: total)
             } catch {
                 mutex.unlock()
                 if big != 0 { giveBack(big) }
@@ -114,7 +122,7 @@ struct SharedQueue {
 
     /// Writes a record beyond `tail` (invisible until committed) and returns the new tail.
     /// Starts a new segment when the record does not fit, linking it with a `QNXT` record.
-    private func append(at tail: UInt64, _ bytes: UnsafeRawBufferPointer, big: UInt64) throws -> UInt64 {
+    private func append(at tail: UInt64, _ bytes: UnsafeRawBufferPointer, big: UInt64, total: Int) throws -> UInt64 {
         let need = big != 0 ? QueueLayout.bigRecordBytes : QueueLayout.inlineRecordBytes(bytes.count)
         var seg = QueueLayout.segment(tail)
         var pos = QueueLayout.position(tail)
@@ -129,7 +137,7 @@ struct SharedQueue {
         if big != 0 {
             r.storeBytes(of: QueueLayout.recordBig, as: UInt32.self)
             r.storeBytes(of: UInt32(0), toByteOffset: 4, as: UInt32.self)
-            r.storeBytes(of: UInt64(bytes.count), toByteOffset: 8, as: UInt64.self)
+            r.storeBytes(of: UInt64(total), toByteOffset: 8, as: UInt64.self)
             r.storeBytes(of: big, toByteOffset: 16, as: UInt64.self)
         } else {
             r.storeBytes(of: QueueLayout.recordInline, as: UInt32.self)
