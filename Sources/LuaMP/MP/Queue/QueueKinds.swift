@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import CLua
 internal import LuaMPShims
 
 extension MPModule {
@@ -54,13 +55,22 @@ enum QueueKinds {
 
     // MARK: methods
 
-    /// The queue at argument 1 of any queue kind.
+    /// The queue at argument 1 of any queue kind. The hot path of every method: metatables are
+    /// compared by name with `luaL_testudata` ([-0, +0, m]: never raises), nothing is allocated.
     private static func check(_ s: LuaStack) throws -> (SharedQueue, SharedQueue.Flavor) {
-        let a = try Arena.require()
-        for (k, f) in [(queue, SharedQueue.Flavor.queue), (joinable, .joinable), (simple, .simple)] {
-            if let r = SharedKinds.toRef(s, 1, k) { return (SharedQueue(a, r.pointee.offset), f) }
+        let flavor: SharedQueue.Flavor
+        let p: UnsafeMutableRawPointer
+        if let u = luaL_testudata(s.L, 1, "mp.Queue") {
+            (p, flavor) = (u, .queue)
+        } else if let u = luaL_testudata(s.L, 1, "mp.JoinableQueue") {
+            (p, flavor) = (u, .joinable)
+        } else if let u = luaL_testudata(s.L, 1, "mp.SimpleQueue") {
+            (p, flavor) = (u, .simple)
+        } else {
+            throw LuaArgumentError(1, "mp.Queue expected, got \(Handles.kindName(s, at: 1).map { "mp." + $0 } ?? s.typeName(at: 1))")
         }
-        throw LuaArgumentError(1, "mp.Queue expected, got \(Handles.kindName(s, at: 1).map { "mp." + $0 } ?? s.typeName(at: 1))")
+        guard let a = Arena.current else { _ = try Arena.require(); fatalError("unreachable") }
+        return (SharedQueue(a, p.load(as: SharedRef.self).offset), flavor)
     }
 
     private static func checkOpen(_ q: SharedQueue) throws {

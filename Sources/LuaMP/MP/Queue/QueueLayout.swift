@@ -95,19 +95,23 @@ extension SharedQueue {
         return QueueState(head: p[0], tail: p[1], count: p[2], unfinished: p[3])
     }
 
-    /// Publishes `s` through the journal (mutex held). See `QueueLayout`.
+    /// Publishes `s` through the journal (mutex held). See `QueueLayout`. The release fences keep
+    /// the three steps in order as other processes (and a process killed midway) see them.
     func commit(_ s: QueueState) {
         let j = word(QueueLayout.journal)
         j[0] = s.head; j[1] = s.tail; j[2] = s.count; j[3] = s.unfinished
-        luamp_atomic_store64(word(QueueLayout.journalValid), 1)       // the commit point
+        luamp_fence_release()
+        luamp_store64_relaxed(word(QueueLayout.journalValid), 1)       // the commit point
+        luamp_fence_release()
         apply(s)
-        luamp_atomic_store64(word(QueueLayout.journalValid), 0)
+        luamp_fence_release()
+        luamp_store64_relaxed(word(QueueLayout.journalValid), 0)
     }
 
     private func apply(_ s: QueueState) {
         let p = word(QueueLayout.state)
         p[0] = s.head; p[1] = s.tail
-        luamp_atomic_store64(p + 2, s.count)   // read without the lock by qsize/empty and spinners
+        luamp_store64_relaxed(p + 2, s.count)   // read without the lock by qsize/empty and spinners
         p[3] = s.unfinished
     }
 
@@ -117,11 +121,12 @@ extension SharedQueue {
         if luamp_atomic_load64(word(QueueLayout.journalValid)) == 1 {
             let j = word(QueueLayout.journal)
             apply(QueueState(head: j[0], tail: j[1], count: j[2], unfinished: j[3]))
-            luamp_atomic_store64(word(QueueLayout.journalValid), 0)
+            luamp_fence_release()
+            luamp_store64_relaxed(word(QueueLayout.journalValid), 0)
         }
     }
 
     /// Messages in the queue, read without the lock (approximate, as in Python).
-    var approximateCount: UInt64 { luamp_atomic_load64(word(QueueLayout.state) + 2) }
+    var approximateCount: UInt64 { luamp_load64_relaxed(word(QueueLayout.state) + 2) }
 
 }
