@@ -224,4 +224,13 @@ T.test("256 MiB message round trip through a queue between processes", function(
   T.eq(q:get() == big, true); T.eq(q:get() == big, true)
 end)
 
+T.test("examples/queue.lua prints the sorted squares", function()
+  local luamp = os.getenv("LUAMP") or arg[-1]
+  local f = assert(io.popen(string.format("%q examples/queue.lua", luamp)))
+  local out = f:read("a")
+  local ok = f:close()
+  T.eq(out, "[1, 4, 9, 16, 25]\n")
+  T.eq(ok, true)
+end)
+
 T.done()
