@@ -104,6 +104,27 @@ T.test("a pipe end created after a worker started reaches it through a queue", f
   T.raises("closed", inbox.put, inbox, y)
 end)
 
+T.test("a queue travels through a pipe; one made by a child reaches its parent", function()
+  local a, b = mp.Pipe()
+  local w = mp.Process(function()
+    local q = b:recv()                -- made by the parent after this worker started
+    q:put("via pipe")
+    local mine = mp.Queue()           -- made in the child, used by the parent
+    mine:put({from = mp.getpid()})
+    b:send(mine)
+    b:recv()                          -- keep running until the parent is done
+  end)
+  w:start()
+  local q = mp.Queue()
+  a:send(q)
+  T.eq(q:get(true, 30), "via pipe")
+  local mine = a:recv()
+  T.eq(mine:get(true, 30).from, w.pid)
+  a:send("done")
+  w:join()
+  T.eq(w.exitcode, 0)
+end)
+
 T.test("bad arguments are clear errors", function()
   local a = mp.Pipe()
   T.raises("mp.Connection expected", a.send, {}, 1)
