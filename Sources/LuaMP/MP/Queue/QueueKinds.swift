@@ -9,6 +9,7 @@ extension MPModule {
     /// Installs `mp.Queue([maxsize])`, `mp.SimpleQueue()`, `mp.JoinableQueue([maxsize])` (each
     /// also taking `{maxsize = n}`) and registers the three kinds as sendable. Stack: [-0, +0].
     static func installQueues(_ s: LuaStack, _ t: Int32) {
+        QueueFaults.configure()
         for kind in [QueueKinds.queue, QueueKinds.simple, QueueKinds.joinable] { SharedKinds.register(kind) }
         s.setFunction(t, "Queue") { s in try QueueKinds.construct(s, QueueKinds.queue, .queue) }
         s.setFunction(t, "JoinableQueue") { s in try QueueKinds.construct(s, QueueKinds.joinable, .joinable) }

@@ -97,12 +97,13 @@ extension SharedQueue {
 
     /// Publishes `s` through the journal (mutex held). See `QueueLayout`. The release fences keep
     /// the three steps in order as other processes (and a process killed midway) see them.
-    func commit(_ s: QueueState) {
+    func commit(_ s: QueueState, fault: QueueFaults.Point? = nil) {
         let j = word(QueueLayout.journal)
         j[0] = s.head; j[1] = s.tail; j[2] = s.count; j[3] = s.unfinished
         luamp_fence_release()
         luamp_store64_relaxed(word(QueueLayout.journalValid), 1)       // the commit point
         luamp_fence_release()
+        if let fault { QueueFaults.reach(fault) }
         apply(s)
         luamp_fence_release()
         luamp_store64_relaxed(word(QueueLayout.journalValid), 0)

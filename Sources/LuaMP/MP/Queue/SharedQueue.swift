@@ -112,7 +112,8 @@ struct SharedQueue {
             }
             s.count += 1
             if countsTask { s.unfinished += 1 }
-            commit(s)
+            QueueFaults.reach(.putBeforeCommit)
+            commit(s, fault: .putInCommit)
             let wake = notEmpty.advance()
             mutex.unlock()
             if wake { notEmpty.wake(1) }
@@ -187,11 +188,13 @@ struct SharedQueue {
                 throw error
             }
             s.count -= 1
-            commit(s)
+            QueueFaults.reach(.getBeforeCommit)
+            commit(s, fault: .getInCommit)
             let wake = maxsize > 0 ? notFull.advance() : false
             mutex.unlock()
             if wake { notFull.wake(1) }
             for seg in retired { arena.free(seg) }   // behind the committed head: nobody else sees them
+            QueueFaults.reach(.getAfterCommit)
             return taken
         }
     }
