@@ -80,6 +80,8 @@ T.test("close: this process puts no more; a child forked later may", function()
   T.eq(p.exitcode, 0)
   local q2 = mp.Queue()
   q2:put(1); q2:close(); T.raises("closed", q2.get, q2)
+  q2 = nil
+  for _ = 1, 20 do collectgarbage(); local fresh = mp.Queue(); fresh:put(1); T.eq(fresh:get(), 1) end
   q:join_thread(); q:cancel_join_thread()   -- Python compatibility: no feeder thread here
 end)
 

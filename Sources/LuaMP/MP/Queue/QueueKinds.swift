@@ -26,7 +26,12 @@ enum QueueKinds {
     nonisolated(unsafe) static let simple = SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
                                    methods: simpleMethods, release: release)
 
-    private static func release(_ a: Arena, _ off: UInt64) { SharedQueue(a, off).destroy() }
+    /// Frees an owned queue (this process made it and never shared it) and forgets that it was
+    /// closed here: the offset may be reused by the next queue.
+    private static func release(_ a: Arena, _ off: UInt64) {
+        ClosedQueues.remove(off)
+        SharedQueue(a, off).destroy()
+    }
 
     /// `mp.Queue(maxsize)` / `mp.Queue{maxsize = n}`: 0 or less is unbounded (as Python).
     static func construct(_ s: LuaStack, _ kind: SharedKind, _ flavor: SharedQueue.Flavor) throws -> Int32 {
@@ -164,7 +169,8 @@ enum QueueKinds {
 }
 
 /// Queues this process closed (`q:close()`): per process, like Python's `_closed` flag, so a
-/// child forked later starts with every queue open.
+/// child forked later starts with every queue open. Keyed by offset: a queue's memory is only
+/// ever freed (and its offset reused) by the process that owns it, which removes the entry.
 enum ClosedQueues {
     nonisolated(unsafe) private static var offsets: Set<UInt64> = []
     nonisolated(unsafe) private static var owner: pid_t = 0
@@ -172,6 +178,10 @@ enum ClosedQueues {
     static func insert(_ off: UInt64) {
         if owner != getpid() { offsets = []; owner = getpid() }
         offsets.insert(off)
+    }
+
+    static func remove(_ off: UInt64) {
+        if owner == getpid() { offsets.remove(off) }
     }
 
     static func contains(_ off: UInt64) -> Bool {
