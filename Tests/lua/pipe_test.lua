@@ -53,6 +53,10 @@ T.test("recv raises EOFError once the other end is closed everywhere and drained
   T.raises("closed", b.send, b, 1)
   T.raises("closed", b.recv, b)
   b:close()   -- closing twice is harmless
+  local r3, w3 = mp.Pipe(false)
+  do local w <close> = w3; w:send("last") end   -- <close> closes the end at the end of the scope
+  T.eq(r3:recv(), "last")
+  T.raises("EOFError", r3.recv, r3)
 end)
 
 T.test("many small messages and big ones between processes, in order", function()

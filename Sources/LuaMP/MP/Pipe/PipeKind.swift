@@ -101,6 +101,8 @@ enum PipeKind {
             s.push("mp.Connection (\(mode))")
             return 1
         }
+        // `local conn <close> = ...` closes the end when the scope ends.
+        s.setFunction(mt, "__close") { s in try check(s).close(); return 0 }
         s.setFunction(mt, "__gc") { s in
             guard let p = luaL_testudata(s.L, 1, metatable) else { return 0 }
             if let raw = p.load(as: UnsafeMutableRawPointer?.self) {
