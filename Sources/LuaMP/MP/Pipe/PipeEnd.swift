@@ -27,7 +27,7 @@ final class PipeEnd {
     init(readFD: Int32, writeFD: Int32) {
         self.readFD = readFD
         self.writeFD = writeFD
-        buffer = malloc(PipeEnd.bufferBytes)!
+        buffer = malloc(readFD >= 0 ? PipeEnd.bufferBytes : 16)!   // send-only ends never read
     }
 
     deinit {
