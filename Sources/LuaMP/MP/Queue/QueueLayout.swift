@@ -4,7 +4,7 @@ import Glibc
 #endif
 internal import LuaMPShims
 
-/// The arena layout of one queue (`mp.Queue`, `mp.SimpleQueue`, `mp.JoinableQueue`), 256 bytes.
+/// The arena layout of one queue (`mp.Queue`, `mp.SimpleQueue`, `mp.JoinableQueue`), 512 bytes.
 ///
 /// ```
 ///   0  UInt32 magic (the kind's tag)        4  UInt32 flavor (0 Queue, 1 Simple, 2 Joinable)
@@ -13,7 +13,8 @@ internal import LuaMPShims
 /// 104  EventCount notEmpty   112 EventCount notFull   120 EventCount allDone
 /// 128  state: head, tail, count, unfinished  (UInt64 each)
 /// 192  journal: the same four words        224 UInt64 journal valid flag
-/// 160  UInt64 x 4 and 232 UInt64: spare big-message blocks (reused to avoid page faults), 0 = none
+/// 256  UInt64 x 16: cached big-message blocks (reused to avoid page faults), 0 = empty slot
+/// 384  UInt64 bytes held by cached blocks (their requested sizes)
 /// ```
 ///
 /// **Crash consistency.** Every change of the four state words goes through `commit`: the new
@@ -35,12 +36,15 @@ enum QueueLayout {
     static let journal = 192
     static let journalValid = 224
     /// Slots caching big-message blocks for reuse (see `SharedQueue.giveBack`).
-    static let spareSlots = [160, 168, 176, 184, 232]
+    static let spareSlots = (0..<16).map { 256 + 8 * $0 }
+    static let cachedBytes = 384
     /// Blocks up to this size are cached; bigger messages give their memory back at once.
     static let cachedBlockMax = 4 << 20
+    /// At most this many bytes of blocks are cached per queue.
+    static let cachedBudget: UInt64 = 16 << 20
     /// Big-message blocks are at least this big, so a cached block fits most later messages.
     static let cachedBlockMin = 256 << 10
-    static let size = 256
+    static let size = 512
 
     /// Indices of the state words.
     static let head = 0, tail = 1, count = 2, unfinished = 3
