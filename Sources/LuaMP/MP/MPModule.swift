@@ -14,6 +14,8 @@ enum MPModule {
         installSync(s, t)
         installProcesses(s, t)
         installCodec(s, t)
+        installQueues(s, t)
+        installPipes(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes

@@ -1,0 +1,169 @@
+// The Lua face of pipes: mp.Pipe([duplex]) and the Connection object (send, recv, poll, close), sendable.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+extension MPModule {
+    /// Installs `mp.Pipe([duplex=true])` → `a, b` and registers `Connection` as sendable.
+    /// Stack: [-0, +0].
+    static func installPipes(_ s: LuaStack, _ t: Int32) {
+        Handles.register(HandleKind(name: PipeKind.name, encode: PipeKind.encode, decode: PipeKind.decode))
+        s.setFunction(t, "Pipe") { s in
+            let duplex: Bool
+            if s.type(at: 1) == .table {
+                s.rawGet(1, field: "duplex")
+                duplex = s.optBool(-1, true)
+                s.pop()
+            } else {
+                duplex = s.optBool(1, true)
+            }
+            let (a, b) = try PipeKind.makePair(duplex: duplex)
+            PipeKind.push(s, a)
+            PipeKind.push(s, b)
+            return 2
+        }
+    }
+}
+
+/// `Connection` userdata: holds a retained `PipeEnd` (released by `__gc`, which closes it).
+enum PipeKind {
+    static let name = "Connection"
+    static let metatable = "mp.Connection"
+
+    /// Two kernel pipes for duplex (one per direction), one for simplex (`a` receives, `b` sends).
+    /// Wraps `pipe2(O_CLOEXEC)`.
+    static func makePair(duplex: Bool) throws -> (PipeEnd, PipeEnd) {
+        func pipe() throws -> (Int32, Int32) {
+            var fds: [Int32] = [-1, -1]
+            guard luamp_pipe_cloexec(&fds) == 0 else {
+                throw LuaRaise("cannot create a pipe: \(String(cString: strerror(errno)))")
+            }
+            return (fds[0], fds[1])
+        }
+        let (r1, w1) = try pipe()
+        if !duplex { return (PipeEnd(readFD: r1, writeFD: -1), PipeEnd(readFD: -1, writeFD: w1)) }
+        let (r2, w2): (Int32, Int32)
+        do { (r2, w2) = try pipe() } catch { close(r1); close(w1); throw error }
+        return (PipeEnd(readFD: r2, writeFD: w1), PipeEnd(readFD: r1, writeFD: w2))
+    }
+
+    /// Pushes a new Connection userdata owning a +1 reference to `end`. Stack: [-0, +1].
+    static func push(_ s: LuaStack, _ end: PipeEnd) {
+        let p = luamp_newuserdata(s.L, MemoryLayout<UnsafeMutableRawPointer>.size)!
+        p.storeBytes(of: Unmanaged.passRetained(end).toOpaque(), as: UnsafeMutableRawPointer.self)
+        pushMetatable(s)
+        lua_setmetatable(s.L, -2)
+    }
+
+    /// The PipeEnd of the Connection at `i`, or nil. Stack: [-0, +0].
+    static func toEnd(_ s: LuaStack, _ i: Int32) -> PipeEnd? {
+        guard let p = luaL_testudata(s.L, i, metatable) else { return nil }
+        let raw = p.load(as: UnsafeMutableRawPointer?.self)
+        return raw.map { Unmanaged<PipeEnd>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    static func check(_ s: LuaStack, _ i: Int32 = 1) throws -> PipeEnd {
+        if let e = toEnd(s, i) { return e }
+        throw LuaArgumentError(i, "mp.Connection expected, got \(Handles.kindName(s, at: i).map { "mp." + $0 } ?? s.typeName(at: i))")
+    }
+
+    static func pushMetatable(_ s: LuaStack) {
+        guard luaL_newmetatable(s.L, metatable) != 0 else { return }
+        let mt = s.top
+        s.push(name); s.rawSet(mt, field: "__mpkind")
+        s.push(metatable); s.rawSet(mt, field: "__name")
+        s.newTable(hashCount: 4)
+        s.setFunction(-1, "send") { s in
+            let e = try check(s)
+            if try EncodedString.withParts(s, at: 2, { try e.send($0, $1) }) { return 0 }
+            try Codec.withEncoded(s, at: 2, path: "value") { try e.send($0) }
+            return 0
+        }
+        s.setFunction(-1, "recv") { s in
+            let e = try check(s)
+            try e.receive { try Codec.decode(s, $0) }
+            return 1
+        }
+        s.setFunction(-1, "poll") { s in
+            let e = try check(s)
+            // Python: no argument = do not wait; nil = wait forever; else seconds.
+            let deadline: Deadline = s.top < 2 ? .now : try s.deadlineArgument(2)
+            s.push(try e.poll(until: deadline))
+            return 1
+        }
+        s.setFunction(-1, "close") { s in try check(s).close(); return 0 }
+        s.rawSet(mt, field: "__index")
+        s.setFunction(mt, "__tostring") { s in
+            let e = try check(s)
+            let mode = e.readFD >= 0 && e.writeFD >= 0 ? "duplex" : (e.readFD >= 0 ? "receive" : (e.writeFD >= 0 ? "send" : "closed"))
+            s.push("mp.Connection (\(mode))")
+            return 1
+        }
+        // `local conn <close> = ...` closes the end when the scope ends.
+        s.setFunction(mt, "__close") { s in try check(s).close(); return 0 }
+        s.setFunction(mt, "__gc") { s in
+            guard let p = luaL_testudata(s.L, 1, metatable) else { return 0 }
+            if let raw = p.load(as: UnsafeMutableRawPointer?.self) {
+                p.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+                Unmanaged<PipeEnd>.fromOpaque(raw).release()
+            }
+            return 0
+        }
+    }
+
+    // MARK: handles
+
+    /// Handle: arena id, sender pid, then for the read and the write descriptor: fd, st_dev, st_ino
+    /// (so the receiver can check it copied the very pipe, not a reused descriptor number).
+    static func encode(_ s: LuaStack, _ i: Int32) throws -> [UInt8] {
+        let e = try check(s, i)
+        guard !e.isClosed else { throw LuaRaise("the pipe end is closed") }
+        var out = [UInt8]()
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put(Arena.current?.id ?? 0)
+        put(Int32(getpid()))
+        for fd in [e.readFD, e.writeFD] {
+            var st = stat()
+            if fd >= 0 && fstat(fd, &st) == 0 {
+                put(fd); put(UInt64(st.st_dev)); put(UInt64(st.st_ino))
+            } else {
+                put(Int32(-1)); put(UInt64(0)); put(UInt64(0))
+            }
+        }
+        return out
+    }
+
+    /// Copies the sender's descriptors (`pidfd_getfd`; `dup` within one process) and pushes a
+    /// Connection. The sender must still hold the end open when the receiver decodes it.
+    static func decode(_ s: LuaStack, _ b: UnsafeRawBufferPointer) throws {
+        guard b.count == 8 + 4 + 2 * 20 else { throw MPError("DecodeError", "bad mp.Connection handle (\(b.count) bytes)") }
+        let id = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        guard let a = Arena.current, a.id == id else { throw MPError("DecodeError", "mp.Connection from another process tree") }
+        let pid = Int32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: Int32.self))
+        var fds: [Int32] = []
+        defer { for fd in fds where fd >= 0 { close(fd) } }
+        for k in 0..<2 {
+            let at = 12 + 20 * k
+            let fd = Int32(littleEndian: b.loadUnaligned(fromByteOffset: at, as: Int32.self))
+            let dev = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))
+            let ino = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))
+            if fd < 0 { fds.append(-1); continue }
+            let copy = pid == getpid() ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : luamp_fd_from_process(pid, fd)
+            guard copy >= 0 else {
+                let why = errno == ESRCH ? "the sending process (pid \(pid)) has exited"
+                    : errno == EBADF ? "the sender closed it before it was received"
+                    : String(cString: strerror(errno))
+                throw MPError("DecodeError", "cannot receive a pipe end: \(why)")
+            }
+            fds.append(copy)
+            var st = stat()
+            guard fstat(copy, &st) == 0, UInt64(st.st_dev) == dev, UInt64(st.st_ino) == ino else {
+                throw MPError("DecodeError", "cannot receive a pipe end: the sender closed it before it was received")
+            }
+        }
+        push(s, PipeEnd(readFD: fds[0], writeFD: fds[1]))
+        fds = []
+    }
+}

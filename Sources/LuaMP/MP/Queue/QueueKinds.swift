@@ -1,0 +1,190 @@
+// The Lua face of queues: mp.Queue, mp.SimpleQueue, mp.JoinableQueue and their methods.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+extension MPModule {
+    /// Installs `mp.Queue([maxsize])`, `mp.SimpleQueue()`, `mp.JoinableQueue([maxsize])` (each
+    /// also taking `{maxsize = n}`) and registers the three kinds as sendable. Stack: [-0, +0].
+    static func installQueues(_ s: LuaStack, _ t: Int32) {
+        QueueFaults.configure()
+        for kind in [QueueKinds.queue, QueueKinds.simple, QueueKinds.joinable] { SharedKinds.register(kind) }
+        s.setFunction(t, "Queue") { s in try QueueKinds.construct(s, QueueKinds.queue, .queue) }
+        s.setFunction(t, "JoinableQueue") { s in try QueueKinds.construct(s, QueueKinds.joinable, .joinable) }
+        s.setFunction(t, "SimpleQueue") { s in try QueueKinds.construct(s, QueueKinds.simple, .simple) }
+    }
+}
+
+/// The three queue kinds share one arena layout (`SharedQueue`) and differ in their methods.
+enum QueueKinds {
+    nonisolated(unsafe) static let queue = SharedKind(name: "Queue", magic: 0x5545_5551, bytes: QueueLayout.size,   // "QQEU"
+                                  methods: queueMethods, release: release)
+    nonisolated(unsafe) static let joinable = SharedKind(name: "JoinableQueue", magic: 0x5545_514a, bytes: QueueLayout.size,  // "JQEU"
+                                     methods: queueMethods + joinableMethods, release: release)
+    nonisolated(unsafe) static let simple = SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
+                                   methods: simpleMethods, release: release)
+
+    /// Frees an owned queue (this process made it and never shared it) and forgets that it was
+    /// closed here: the offset may be reused by the next queue.
+    private static func release(_ a: Arena, _ off: UInt64) {
+        ClosedQueues.remove(off)
+        SharedQueue(a, off).destroy()
+    }
+
+    /// `mp.Queue(maxsize)` / `mp.Queue{maxsize = n}`: 0 or less is unbounded (as Python).
+    static func construct(_ s: LuaStack, _ kind: SharedKind, _ flavor: SharedQueue.Flavor) throws -> Int32 {
+        var maxsize: Int64 = 0
+        if flavor != .simple {
+            if s.type(at: 1) == .table {
+                s.rawGet(1, field: "maxsize")
+                if !s.isNoneOrNil(-1) {
+                    guard let v = s.toInteger(-1) else { throw LuaRaise("'maxsize' must be an integer") }
+                    maxsize = v
+                }
+                s.pop()
+            } else {
+                maxsize = try s.optInteger(1, 0)
+            }
+        }
+        let a = try Arena.require()
+        let q: SharedQueue
+        do {
+            q = try SharedQueue.create(a, magic: kind.magic, flavor: flavor, maxsize: UInt64(max(0, maxsize)))
+        } catch let e as ArenaFull {
+            throw LuaRaise("cannot create a queue: \(e)")
+        }
+        SharedKinds.push(s, kind, offset: q.offset, owned: true)
+        return 1
+    }
+
+    // MARK: methods
+
+    /// The queue at argument 1 of any queue kind. The hot path of every method: metatables are
+    /// compared by name with `luaL_testudata` ([-0, +0, m]: never raises), nothing is allocated.
+    private static func check(_ s: LuaStack) throws -> (SharedQueue, SharedQueue.Flavor) {
+        let flavor: SharedQueue.Flavor
+        let p: UnsafeMutableRawPointer
+        if let u = luaL_testudata(s.L, 1, "mp.Queue") {
+            (p, flavor) = (u, .queue)
+        } else if let u = luaL_testudata(s.L, 1, "mp.JoinableQueue") {
+            (p, flavor) = (u, .joinable)
+        } else if let u = luaL_testudata(s.L, 1, "mp.SimpleQueue") {
+            (p, flavor) = (u, .simple)
+        } else {
+            throw LuaArgumentError(1, "mp.Queue expected, got \(Handles.kindName(s, at: 1).map { "mp." + $0 } ?? s.typeName(at: 1))")
+        }
+        guard let a = Arena.current else { _ = try Arena.require(); fatalError("unreachable") }
+        return (SharedQueue(a, p.load(as: SharedRef.self).offset), flavor)
+    }
+
+    private static func checkOpen(_ q: SharedQueue) throws {
+        if ClosedQueues.contains(q.offset) { throw LuaRaise("the queue is closed in this process") }
+    }
+
+    /// `q:put(v [, block [, timeout]])`: encodes `v` (nil included) and appends it.
+    static func put(_ s: LuaStack, _ deadline: Deadline) throws -> Int32 {
+        let (q, f) = try check(s)
+        try checkOpen(q)
+        let joinable = f == .joinable
+        if try EncodedString.withParts(s, at: 2, { try q.put($0, then: $1, deadline: deadline, countsTask: joinable) }) {
+            return 0
+        }
+        try Codec.withEncoded(s, at: 2, path: "value") { bytes in
+            try q.put(bytes, deadline: deadline, countsTask: joinable)
+        }
+        return 0
+    }
+
+    /// `q:get([block [, timeout]])`: takes and decodes the oldest message.
+    static func get(_ s: LuaStack, _ deadline: Deadline) throws -> Int32 {
+        let (q, _) = try check(s)
+        try checkOpen(q)
+        let taken: SharedQueue.Taken
+        if !Scratch.busy {
+            Scratch.busy = true
+            defer { Scratch.busy = false }
+            taken = try q.get(deadline: deadline, scratch: &Scratch.buffer)
+            try decode(s, q, taken, Scratch.buffer.base)
+        } else {
+            var tmp = QueueScratch()   // a finalizer running inside a decode called get again
+            defer { tmp.release() }
+            taken = try q.get(deadline: deadline, scratch: &tmp)
+            try decode(s, q, taken, tmp.base)
+        }
+        return 1
+    }
+
+    private static func decode(_ s: LuaStack, _ q: SharedQueue, _ taken: SharedQueue.Taken,
+                               _ scratch: UnsafeMutableRawPointer) throws {
+        switch taken {
+        case .inline(let n):
+            try Codec.decode(s, UnsafeRawBufferPointer(start: scratch, count: n))
+        case .big(let block, let n):
+            defer { q.giveBack(block) }
+            try Codec.decode(s, UnsafeRawBufferPointer(start: q.arena.pointer(block), count: n))
+        }
+    }
+
+    nonisolated(unsafe) static let queueMethods: [(String, SwiftFunction)] = [
+        ("put", { s in try put(s, s.blockAndTimeout(3)) }),
+        ("get", { s in try get(s, s.blockAndTimeout(2)) }),
+        ("put_nowait", { s in try put(s, .now) }),
+        ("get_nowait", { s in try get(s, .now) }),
+        ("qsize", { s in let (q, _) = try check(s); s.push(Int64(q.approximateCount)); return 1 }),
+        ("empty", { s in let (q, _) = try check(s); s.push(q.approximateCount == 0); return 1 }),
+        ("full", { s in
+            let (q, _) = try check(s)
+            s.push(q.maxsize > 0 && q.approximateCount >= q.maxsize)
+            return 1
+        }),
+        ("close", { s in let (q, _) = try check(s); ClosedQueues.insert(q.offset); return 0 }),
+        // Python's feeder-thread controls: luamp has no feeder thread (puts are synchronous).
+        ("join_thread", { s in _ = try check(s); return 0 }),
+        ("cancel_join_thread", { s in _ = try check(s); return 0 }),
+    ]
+
+    nonisolated(unsafe) static let joinableMethods: [(String, SwiftFunction)] = [
+        ("task_done", { s in let (q, _) = try check(s); try q.taskDone(); return 0 }),
+        ("join", { s in
+            let (q, _) = try check(s)
+            s.push(try q.join(deadline: s.deadlineArgument(2)))
+            return 1
+        }),
+    ]
+
+    nonisolated(unsafe) static let simpleMethods: [(String, SwiftFunction)] = [
+        ("put", { s in try put(s, .never) }),
+        ("get", { s in try get(s, .never) }),
+        ("empty", { s in let (q, _) = try check(s); s.push(q.approximateCount == 0); return 1 }),
+        ("close", { s in let (q, _) = try check(s); ClosedQueues.insert(q.offset); return 0 }),
+    ]
+
+    /// The consumer's copy-out buffer; `busy` while a decode uses it.
+    enum Scratch {
+        nonisolated(unsafe) static var buffer = QueueScratch()
+        nonisolated(unsafe) static var busy = false
+    }
+}
+
+/// Queues this process closed (`q:close()`): per process, like Python's `_closed` flag, so a
+/// child forked later starts with every queue open. Keyed by offset: a queue's memory is only
+/// ever freed (and its offset reused) by the process that owns it, which removes the entry.
+enum ClosedQueues {
+    nonisolated(unsafe) private static var offsets: Set<UInt64> = []
+    nonisolated(unsafe) private static var owner: pid_t = 0
+
+    static func insert(_ off: UInt64) {
+        if owner != getpid() { offsets = []; owner = getpid() }
+        offsets.insert(off)
+    }
+
+    static func remove(_ off: UInt64) {
+        if owner == getpid() { offsets.remove(off) }
+    }
+
+    static func contains(_ off: UInt64) -> Bool {
+        !offsets.isEmpty && owner == getpid() && offsets.contains(off)
+    }
+}

@@ -1,0 +1,35 @@
+// Queue and pipe shims: pipe capacity (GNU fcntl), descriptor copy from another process (raw syscalls), poll.
+#include "luamp_queue.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int luamp_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int luamp_pipe_get_size(int fd) { return fcntl(fd, F_GETPIPE_SZ); }
+
+int luamp_fd_from_process(int32_t pid, int fd) {
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (pfd < 0) return -1;
+    int r = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+    int e = errno;
+    close(pfd);
+    errno = e;
+    return r;   // pidfd_getfd sets O_CLOEXEC on the new descriptor
+#else
+    (void)pid; (void)fd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int luamp_poll_in(int fd, int timeout_ms) {
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int r;
+    do { r = poll(&p, 1, timeout_ms); } while (r < 0 && errno == EINTR);
+    if (r > 0) return 1;
+    return r;
+}
