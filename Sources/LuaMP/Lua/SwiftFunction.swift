@@ -1,6 +1,7 @@
 // Swift closures as Lua functions: boxed in a userdata upvalue, released by __gc, called by the C trampoline.
 internal import CLua
 internal import LuaMPShims
+import Synchronization
 
 /// A Swift function callable from Lua. It reads its arguments from the stack, pushes its results
 /// and returns how many; to raise a Lua error it throws (see `dispatchSwiftFunction`).
@@ -16,8 +17,10 @@ final class SwiftFunctionBox {
     }
 }
 
-/// Live boxes, counted so tests can prove closures are released (debug aid, one word per box).
-nonisolated(unsafe) var liveSwiftFunctionBoxes = 0
+/// Live boxes, counted so tests can prove closures are released (an atomic: runtimes may live
+/// on several threads of an embedding app).
+let liveSwiftFunctionBoxCount = Atomic<Int>(0)
+var liveSwiftFunctionBoxes: Int { liveSwiftFunctionBoxCount.load(ordering: .relaxed) }
 
 /// Runs a boxed Swift function for the trampoline. Never lets a Swift error or a Lua error
 /// cross: a thrown error becomes a value on the stack plus a LUAMP_* code, and the C trampoline
@@ -47,7 +50,7 @@ private func dispatchSwiftFunction(
 
 private func releaseSwiftFunction(_ box: UnsafeMutableRawPointer?) {
     Unmanaged<SwiftFunctionBox>.fromOpaque(box!).release()
-    liveSwiftFunctionBoxes -= 1
+    liveSwiftFunctionBoxCount.subtract(1, ordering: .relaxed)
 }
 
 /// Installs the trampoline's entry points; evaluated once, before the first Swift function is pushed.
@@ -61,7 +64,7 @@ extension LuaStack {
     func pushFunction(name: String, upvalues nup: Int32 = 0, _ fn: @escaping SwiftFunction) {
         _ = dispatchInstalled
         let box = Unmanaged.passRetained(SwiftFunctionBox(name: name, function: fn)).toOpaque()
-        liveSwiftFunctionBoxes += 1
+        liveSwiftFunctionBoxCount.add(1, ordering: .relaxed)
         luamp_push_swift_function(L, box, nup)
     }
 

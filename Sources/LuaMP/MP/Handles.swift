@@ -1,5 +1,6 @@
 // Handles: how the codec sends mp objects (locks, queues, values, …) — the extension point.
 internal import CLua
+import Synchronization
 //
 // An mp object is a full userdata whose metatable has the field `__mpkind` (a string such as
 // "Lock"). Each kind registers an encoder (userdata → bytes naming the object, e.g. its arena
@@ -8,7 +9,7 @@ internal import CLua
 // userdata is not sendable.
 
 /// How one kind of mp object crosses process boundaries.
-struct HandleKind {
+struct HandleKind: @unchecked Sendable {  // its closures are stateless functions
     /// The `__mpkind` name, e.g. "Lock".
     let name: String
     /// Bytes that let another process of the tree re-create the object at `index`.
@@ -19,10 +20,21 @@ struct HandleKind {
 }
 
 /// The registry of sendable mp object kinds (filled by each capability's installer).
+///
+/// Runtimes may be created on several threads of an embedding app (and `swift test` does), so
+/// the registry is behind a mutex; registering a kind again replaces it (installers may run
+/// once per runtime).
 enum Handles {
-    nonisolated(unsafe) private(set) static var kinds: [String: HandleKind] = [:]
+    private static let registry = Mutex<[String: HandleKind]>([:])
 
-    static func register(_ kind: HandleKind) { kinds[kind.name] = kind }
+    static func register(_ kind: HandleKind) {
+        registry.withLock { $0[kind.name] = kind }
+    }
+
+    /// The registered kind called `name`, if any.
+    static func kind(named name: String) -> HandleKind? {
+        registry.withLock { $0[name] }
+    }
 
     /// The `__mpkind` of the userdata at `i`, or nil if it is not an mp object. Stack: [-0, +0].
     static func kindName(_ s: LuaStack, at i: Int32) -> String? {

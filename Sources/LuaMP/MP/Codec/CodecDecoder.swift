@@ -185,7 +185,7 @@ struct Decoder {
     private mutating func handle(at: Int) throws(MPError) {
         let name = String(decoding: try r.bytes(r.u8()), as: UTF8.self)
         let payload = try r.bytes(r.int(UInt32.self))
-        guard let kind = Handles.kinds[name] else {
+        guard let kind = Handles.kind(named: name) else {
             throw MPError("DecodeError", "unknown mp object kind '\(name)'")
         }
         let top = lua_gettop(L)

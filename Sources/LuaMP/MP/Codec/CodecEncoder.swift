@@ -330,7 +330,7 @@ struct Encoder {
     /// An mp object (`__mpkind` in its metatable, registered in `Handles`).
     mutating func handle(_ idx: Int32) throws(EncodeFailure) {
         let s = LuaStack(L)
-        guard let kindName = Handles.kindName(s, at: idx), let kind = Handles.kinds[kindName] else {
+        guard let kindName = Handles.kindName(s, at: idx), let kind = Handles.kind(named: kindName) else {
             throw EncodeFailure("cannot send a userdata")
         }
         let payload: [UInt8]
