@@ -52,7 +52,8 @@ enum SharedKinds {
     static func register(_ kind: SharedKind) {
         if !atforkInstalled {
             atforkInstalled = true
-            _ = pthread_atfork({ SharedKinds.forkGeneration &+= 1 }, nil, nil)
+            let rc = pthread_atfork({ SharedKinds.forkGeneration &+= 1 }, nil, nil)
+            precondition(rc == 0, "pthread_atfork failed (\(rc)): shared objects could not tell a forked child")
         }
         kinds[kind.name] = kind
         Handles.register(HandleKind(
