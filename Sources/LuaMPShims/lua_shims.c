@@ -45,14 +45,23 @@ void luamp_push_swift_function(lua_State *L, void *box, int nup) {
     lua_pushcclosure(L, trampoline, nup + 1);
 }
 
-int luamp_msghandler(lua_State *L) {
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            return 1;   // an error object with __tostring: its text, no traceback (as lua.c)
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+int luamp_error_text(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (lua_tostring(L, idx) != NULL) {            // a string or number (converted in place)
+        lua_pushvalue(L, idx);
+        return 0;
     }
-    luaL_traceback(L, L, msg, 1);
+    if (luaL_callmeta(L, idx, "__tostring")) {
+        if (lua_type(L, -1) == LUA_TSTRING) return 1;   // its text, no traceback (as lua.c)
+        lua_pop(L, 1);
+    }
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+    return 0;
+}
+
+int luamp_msghandler(lua_State *L) {
+    if (luamp_error_text(L, 1)) return 1;
+    luaL_traceback(L, L, lua_tostring(L, -1), 1);
     return 1;
 }
 
@@ -95,6 +104,14 @@ static void laction(int sig) {
     luamp_interrupted = 1;
     luamp_sigint_count++;
     if (interrupt_state) lua_sethook(interrupt_state, lstop, flag, 1);   // async-signal-safe by design
+}
+
+void luamp_interrupt_forget_in_child(void) {
+    lua_State *L = interrupt_state;
+    interrupt_state = NULL;
+    luamp_interrupted = 0;
+    // Only our own hook: one the script set with debug.sethook is inherited, as a fork should.
+    if (L && lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
 }
 
 void luamp_interrupt_target(lua_State *L) {

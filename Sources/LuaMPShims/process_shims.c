@@ -66,7 +66,7 @@ pid_t luamp_fork(void) {
     // came meanwhile stay pending until reset_signals_in_child unblocks them, and then get
     // their default action.
     reset_signals_in_child();
-    luamp_interrupted = 0;
+    luamp_interrupt_forget_in_child();   // flag, target, and a hook the parent's Ctrl-C armed
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1); // the parent died before PDEATHSIG was armed
     for (int i = 0; i < held_count; i++) close(held_fds[i]);
@@ -134,31 +134,62 @@ void luamp_set_interrupt_pending(void) { luamp_interrupted = 1; }
 
 int luamp_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
-int luamp_call_in_thread(lua_State *L, int nargs) {
+/// Under lua_pcall on L: [co err] -> the error's text with co's traceback (luamp_msghandler's
+/// rules). Runs __tostring, which may raise: hence protected, and on L, never on co.
+static int thread_error_text(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    if (luamp_error_text(L, 2)) return 1;
+    luaL_traceback(L, co, lua_tostring(L, -1), 0);
+    return 1;
+}
+
+/// Under lua_pcall on L: [f args...] -> nothing when f returned, else [text status]. Raises only
+/// for its own failures (no memory, too many arguments).
+static int call_in_thread_body(lua_State *L) {
+    int nargs = lua_gettop(L) - 1;
     lua_State *co = lua_newthread(L);              // [f args... co]
-    lua_insert(L, -(nargs + 2));                   // [co f args...]
+    lua_insert(L, 1);                              // [co f args...]
+    if (!lua_checkstack(co, nargs + 1))
+        return luaL_error(L, "too many arguments for the target (%d)", nargs);
     lua_xmove(L, co, nargs + 1);                   // [co]
     int nres = 0;
     int status = lua_resume(co, L, nargs, &nres);
-    if (status == LUA_OK) {
-        lua_pop(L, 1);
-        return LUA_OK;
-    }
+    if (status == LUA_OK) return 0;
+    // Nothing more runs on co: it has no handler, so a raise there would unwind past us.
     if (status == LUA_YIELD) {
         lua_pushliteral(L, "attempt to yield from outside a coroutine");
-        luaL_traceback(L, co, lua_tostring(L, -1), 0);
+        status = LUA_ERRRUN;
     } else {
-        const char *msg = lua_tostring(co, -1);
-        if (msg == NULL) {
-            if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING) {
-                lua_xmove(co, L, 1);               // an object with __tostring: its text, no traceback
-                lua_remove(L, -2);
-                return LUA_ERRRUN;
-            }
-            msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
-        }
+        lua_xmove(co, L, 1);                       // [co err]
+    }
+    lua_pushcfunction(L, thread_error_text);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {         // [co err failure]
+        const char *msg = lua_pushfstring(L, "(error object is a %s value; its __tostring failed)",
+                                          luaL_typename(L, 2));
         luaL_traceback(L, co, msg, 0);
     }
-    lua_remove(L, -2);                             // the thread
-    return status == LUA_YIELD ? LUA_ERRRUN : status;
+    lua_pushinteger(L, status);
+    return 2;
+}
+
+int luamp_call_in_thread(lua_State *L, int nargs) {
+    lua_pushcfunction(L, call_in_thread_body);
+    lua_insert(L, -(nargs + 2));                   // [body f args...]
+    int status = lua_pcall(L, nargs + 1, 2, 0);
+    if (status != LUA_OK) {                        // [err]: the body itself failed
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "cannot run the target");
+        }
+        return status;
+    }
+    if (lua_isnil(L, -1)) {                        // [nil nil]: the target returned
+        lua_pop(L, 2);
+        return LUA_OK;
+    }
+    status = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);                                 // [text]
+    return status;
 }

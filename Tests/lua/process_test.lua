@@ -97,6 +97,52 @@ T.test("non-string errors are described", function()
   T.eq(q.error, "custom!")
 end)
 
+T.test("an error object whose __tostring fails: a fixed description and the child's traceback", function()
+  local p = mp.Process(function()
+    error(setmetatable({}, {__tostring = function() error("tostring boom") end}))
+  end)
+  local ok, err = pcall(function() p:start(); p:join() end)
+  assert(ok, err)
+  T.eq(p.exitcode, 1)
+  assert(p.error:find("(error object is a table value; its __tostring failed)", 1, true), p.error)
+  assert(p.error:find("stack traceback:", 1, true), p.error)
+  -- a __tostring returning a non-string is described like any other table
+  local q = mp.Process(function() error(setmetatable({}, {__tostring = function() return {} end})) end)
+  q:start(); q:join()
+  T.eq(q.exitcode, 1)
+  assert(q.error:find("(error object is a table value)", 1, true), q.error)
+end)
+
+T.test("5,000 target arguments all arrive in order", function()
+  local path = tmpname()
+  local args = {}
+  for i = 1, 5000 do args[i] = i * 3 end
+  local p = mp.Process{target = function(...)
+    local n, sum, inorder = select('#', ...), 0, true
+    for i = 1, n do
+      local v = select(i, ...)
+      sum = sum + v
+      if v ~= i * 3 then inorder = false end
+    end
+    local f = io.open(path, "w"); f:write(n, " ", sum, " ", tostring(inorder)); f:close()
+  end, args = args}
+  p:start(); p:join()
+  T.eq(p.exitcode, 0, p.error)
+  T.eq(slurp(path), "5000 " .. (3 * 5000 * 5001 // 2) .. " true")
+end)
+
+T.test("args.n beyond the stack limit is refused at construction; near it the child fails cleanly", function()
+  for _, n in ipairs{math.maxinteger, 1000001, 2^31} do
+    local ok, err = pcall(mp.Process, {target = print, args = {n = n}})
+    assert(not ok, n)
+    assert(tostring(err):find("bad argument #1 to '[%w.]*Process' %(args.n too large: %d+ > 1000000%)"), err)
+  end
+  local p = mp.Process{target = function() end, args = {n = 1000000}}
+  p:start(); p:join()
+  T.eq(p.exitcode, 1)
+  assert(p.error:find("too many arguments for the target (1000000)", 1, true), p.error)
+end)
+
 T.test("join with a timeout that expires, then one that does not", function()
   local p = mp.Process(function() mp.sleep(0.5) end)
   p:start()

@@ -32,6 +32,8 @@ static inline const char *luamp_typename_at(lua_State *L, int i) { return luaL_t
 /// The Lua release string, e.g. "Lua 5.4.4" (a macro).
 static inline const char *luamp_lua_release(void) { return LUA_RELEASE; }
 static inline int luamp_lua_version_num(void) { return LUA_VERSION_NUM; }
+/// The most slots a Lua stack may hold (LUAI_MAXSTACK from luaconf.h, a macro).
+static inline int luamp_lua_maxstack(void) { return LUAI_MAXSTACK; }
 
 // ---- Calling Swift from Lua without ever unwinding a Swift frame ----
 
@@ -52,6 +54,13 @@ void luamp_install_dispatch(luamp_dispatch_fn dispatch, luamp_release_fn release
 /// Pushes a Lua C closure calling `box` through the trampoline, with `nup` extra upvalues
 /// taken from the stack top (reachable as upvalue 2...). Must be C: lua_error may only run here.
 void luamp_push_swift_function(lua_State *L, void *box, int nup);
+
+/// Pushes the text of the error object at `idx`: itself if a string or number, else its
+/// `__tostring` result if that is a string, else "(error object is a T value)". Returns 1 when
+/// the text is final (from `__tostring`: no traceback is added, as lua.c), 0 when a traceback
+/// should follow. Stack: [-0, +1]. May raise (runs `__tostring`): call it only under lua_pcall.
+/// C: the one place that turns an error object into text (luamp_msghandler, luamp_call_in_thread).
+int luamp_error_text(lua_State *L, int idx);
 
 /// The message handler every protected call uses: error + luaL_traceback, lua.c's msghandler.
 int luamp_msghandler(lua_State *L);
@@ -81,6 +90,10 @@ static inline int luamp_interrupt_pending(void) { return luamp_interrupted; }
 /// tell an uncaught "interrupted!" caused by Ctrl-C from one a script raised itself).
 extern volatile sig_atomic_t luamp_sigint_count;
 static inline long luamp_sigint_seen(void) { return (long)luamp_sigint_count; }
+/// In a new child (luamp_fork): forgets the interrupt target, clears the flag, and removes the
+/// Ctrl-C hook if the parent's handler had armed it just before the fork (a script's own
+/// debug.sethook stays). C: the hook function and target are private to lua_shims.c.
+void luamp_interrupt_forget_in_child(void);
 /// Routes SIGINT to `L`: the next Lua instruction raises "interrupted!". NULL restores SIG_DFL.
 void luamp_interrupt_target(lua_State *L);
 
@@ -140,7 +153,8 @@ static inline void luamp_flush_all(void) { fflush(NULL); }
 /// fflush(NULL), then fork with every signal blocked (restored in the parent; in the child a
 /// signal that came meanwhile gets its default action, never the parent's handler). In the
 /// child, before returning 0: signals 1–31 back to their default
-/// action (SIGPIPE stays ignored), no signal blocked, the interrupt flag cleared,
+/// action (SIGPIPE stays ignored), no signal blocked, the interrupt flag, target and armed
+/// Ctrl-C hook cleared (luamp_interrupt_forget_in_child),
 /// PR_SET_PDEATHSIG(SIGKILL) armed, _exit(1) if the parent already died (getppid() race), and
 /// the descriptors registered with luamp_hold_fd closed (they belong to the child's siblings).
 /// Returns the child's pid in the parent, 0 in the child, -1 with errno on failure.
@@ -178,8 +192,11 @@ void luamp_ignore_sigpipe(void);
 /// Calls the function below `nargs` arguments in a new coroutine (so a child's traceback shows
 /// only the target's frames, not the parent's `start` call it was forked from), discarding
 /// results. On error pushes "message\nstack traceback:\n…" (as luamp_msghandler would) and
-/// returns the Lua status; a yield out of the target is an error. Stack: [-(nargs+1), +(0|1)].
-/// C: luaL_callmeta and lua_resume's protocol (no Swift frame may be under a raise).
+/// returns the Lua status; a yield out of the target is an error, and so are more arguments
+/// than the coroutine's stack takes. Everything runs under lua_pcall on L, so nothing (a
+/// failing `__tostring`, no memory) ever raises through the caller; a `__tostring` that fails
+/// gives "(error object is a T value; its __tostring failed)". Stack: [-(nargs+1), +(0|1)].
+/// C: lua_resume's protocol and lua_pcall of C helpers (no Swift frame may be under a raise).
 int luamp_call_in_thread(lua_State *L, int nargs);
 
 /// pipe2(fds, O_CLOEXEC). C: pipe2 is a GNU extension (_GNU_SOURCE is set only for this target).

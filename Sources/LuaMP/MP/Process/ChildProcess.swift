@@ -96,9 +96,20 @@ final class ChildProcess {
             close(fds[0])
             throw LuaRaise("cannot start a process: fork failed: \(String(cString: strerror(err)))")
         }
-        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-        let pfd = luamp_pidfd_open(pid)
-        if pfd >= 0 { _ = fcntl(pfd, F_SETFD, FD_CLOEXEC) }
+        // The status pipe is read at reap time and must never block the parent.
+        if fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0 {
+            let err = errno
+            close(fds[0])
+            Glibc.kill(pid, SIGKILL)
+            var code: Int32 = 0
+            _ = luamp_reap(pid, 1, &code)
+            throw LuaRaise("cannot start a process: fcntl(O_NONBLOCK) failed: \(String(cString: strerror(err)))")
+        }
+        var pfd = luamp_pidfd_open(pid)
+        if pfd >= 0 && fcntl(pfd, F_SETFD, FD_CLOEXEC) < 0 {
+            close(pfd)                     // without it, join polls waitpid instead
+            pfd = -1
+        }
         return ChildProcess(pid: pid, pidfd: pfd, statusFD: fds[0])
     }
 

@@ -35,6 +35,9 @@ final class ProcessRecord {
 extension MPModule {
     /// Metatable name of Process userdata.
     static let processMeta = "mp.Process"
+    /// The most arguments a target can take: Lua's stack limit (LUAI_MAXSTACK, 1,000,000), since
+    /// no Lua stack holds more. Near it the child may still fail with "too many arguments".
+    static let maxTargetArguments = Int64(luamp_lua_maxstack())
 
     /// Installs `mp.Process` and its metatable, and the process-tree functions.
     static func installProcesses(_ s: LuaStack, _ t: Int32) {
@@ -69,7 +72,12 @@ extension MPModule {
                 guard let v = s.toInteger(-1), v >= 0 else {
                     throw LuaArgumentError(1, "field 'args.n' must be a non-negative integer")
                 }
+                if v > maxTargetArguments {
+                    throw LuaArgumentError(1, "args.n too large: \(v) > \(maxTargetArguments)")
+                }
                 count = v
+            } else if count > maxTargetArguments {
+                throw LuaArgumentError(1, "too many args: \(count) > \(maxTargetArguments)")
             }
             s.pop()
             s.rawSet(uv, index: 2)
@@ -241,10 +249,11 @@ extension MPModule {
         let uv = s.top
         s.rawGet(uv, index: 1)                                   // target
         s.rawGet(uv, index: 3)
-        let n = Int32(clamping: s.toInteger(-1) ?? 0)
+        // The constructor caps n at maxTargetArguments; clamp anyway so no arithmetic can trap.
+        let n = Int32(clamping: min(max(s.toInteger(-1) ?? 0, 0), maxTargetArguments))
         s.pop()
         var status: Int32 = 0
-        if !s.checkStack(n + 8) {
+        if !s.checkStack(n &+ 8) {
             reportError(r, ctx, message: "too many arguments for the target (\(n))", traceback: "")
             status = 1
         } else {
