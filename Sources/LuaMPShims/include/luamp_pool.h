@@ -1,0 +1,30 @@
+// Pool workers' C helpers: the per-chunk call loop (lua_call may raise), lua_gc (variadic), SIG_IGN.
+#ifndef LUAMP_POOL_H
+#define LUAMP_POOL_H
+
+#include <lua.h>
+
+/// Pool chunk modes (the `mode` argument of luamp_pool_run_chunk).
+enum {
+    LUAMP_POOL_MAP = 0,    // r[i] = f(items[i])
+    LUAMP_POOL_STAR = 1,   // r[i] = f(table.unpack(items[i], 1, items[i].n or #items[i]))
+    LUAMP_POOL_APPLY = 2,  // r = table.pack(f(table.unpack(items, 1, count)))
+};
+
+/// A lua_CFunction run by a worker under lua_pcall: arguments (f, items, count, mode), result one
+/// table (positions 1..count for map/star, all return values plus `n` for apply).
+/// C: it calls lua_call in a loop, which may raise (Swift never calls lua_call).
+int luamp_pool_run_chunk(lua_State *L);
+
+/// Switches the collector to generational mode (lua_gc is variadic). A forked worker then
+/// traverses its inherited heap once, and afterwards mostly young objects.
+void luamp_gc_generational(lua_State *L);
+
+/// Ignores SIGINT in a pool worker (SIG_IGN is a macro cast): Ctrl-C reaches the host, which
+/// stops the workers with SIGTERM, so workers never print KeyboardInterrupt-style tracebacks.
+void luamp_ignore_sigint(void);
+
+/// fcntl(fd, F_SETPIPE_SZ, size): F_SETPIPE_SZ is a GNU-only macro. Returns the new size or -1.
+int luamp_set_pipe_size(int fd, int size);
+
+#endif
