@@ -334,10 +334,12 @@ extension PoolState {
     private func finishChunk(_ c: PoolChunk, _ failure: JobError?) {
         let job = c.job
         job.chunksDone += 1
-        if let f = failure { job.record(f, at: c.position) }
         if job.isImap {
+            // The outcome owns an error's registry slot (the iterator frees it when it raises).
             let o = ChunkOutcome(seq: c.seq, position: c.position, count: c.count, error: failure)
             if job.kind == .imap { job.outcomes[c.seq] = o } else { job.arrivals.append(o) }
+        } else if let f = failure {
+            job.record(f, at: c.position)
         }
         completeIfDone(job)
     }

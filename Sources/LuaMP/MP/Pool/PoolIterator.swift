@@ -99,8 +99,9 @@ extension MPModule {
         guard !job.cancelled else { return }
         job.cancelled = true
         job.source = nil
+        for (_, o) in job.outcomes { if case .value(let r)? = o.error { PoolRegistry.garbage.append(r) } }
+        while let o = job.arrivals.popFirst() { if case .value(let r)? = o.error { PoolRegistry.garbage.append(r) } }
         job.outcomes.removeAll()
-        job.arrivals.removeAll()
         job.current = nil
         if job.chunksDone == job.chunksMade { job.done = true }
     }

@@ -120,18 +120,20 @@ final class PoolJob {
         if let s = source { refs.append(s.ref) }
         if let (_, e) = firstError, case .value(let r) = e { refs.append(r) }
         for (_, o) in outcomes { if case .value(let r)? = o.error { refs.append(r) } }
+        while let o = arrivals.popFirst() { if case .value(let r)? = o.error { refs.append(r) } }
         PoolRegistry.garbage.append(contentsOf: refs.filter { $0 != LUA_NOREF && $0 != LUA_REFNIL })
     }
 
     var isImap: Bool { kind == .imap || kind == .imapUnordered }
 
-    /// Records a failure, keeping the one at the lowest position.
+    /// Records a failure of a map/apply job, keeping the one at the lowest position (which then
+    /// owns an error value's registry slot; imap jobs keep errors in their outcomes instead).
     func record(_ e: JobError, at position: Int) {
         if let f = firstError, f.position <= position {
             if case .value(let r) = e { PoolRegistry.garbage.append(r) }
             return
         }
-        if let f = firstError, case .value(let r) = f.error, !isImap { PoolRegistry.garbage.append(r) }
+        if let f = firstError, case .value(let r) = f.error { PoolRegistry.garbage.append(r) }
         firstError = (position, e)
     }
 
