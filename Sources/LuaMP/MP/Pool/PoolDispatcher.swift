@@ -69,6 +69,7 @@ extension PoolState {
             while let w = pickWorker(), let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) {
                 send(c, to: w)
             }
+            stealForIdleWorkers()
         }
         for case let w? in workers where w.hasOutput { w.flush() }
         if phase == .closed && !hasUnsentWork {
@@ -83,6 +84,27 @@ extension PoolState {
             if best == nil || w.inflight.count < best!.inflight.count { best = w }
         }
         return best
+    }
+
+    /// Work stealing: a worker with nothing to do takes the chunk queued behind another
+    /// worker's running chunk, so no task waits behind a long one while a worker idles. The
+    /// status word decides atomically whether the victim already started it (`claim`/`steal`).
+    private func stealForIdleWorkers() {
+        for case let idle? in workers where idle.inflight.isEmpty && !idle.inputClosed && idle.quota != 0 {
+            var taken = false
+            for case let victim? in workers where victim !== idle && victim.inflight.count >= 2 && !taken {
+                let head = victim.inflight[0]
+                let cur = status.started(victim.slot)
+                guard cur == head.id || cur & WorkerStatusPage.stolen != 0 else { continue }
+                let c = victim.inflight[1]
+                guard status.steal(victim.slot, expected: cur, c.id) else { continue }
+                victim.inflight.remove(at: 1)
+                victim.runningAtSteal = head.id
+                if let q = victim.quota { victim.quota = q + 1 }
+                send(c, to: idle)
+                taken = true
+            }
+        }
     }
 
     private func send(_ c: PoolChunk, to w: PoolWorker) {
@@ -367,8 +389,11 @@ extension PoolState {
         let ready = status.isReady(w.slot)
         var requeue: [PoolChunk] = []
         var lost: PoolChunk?
-        for c in w.inflight {
-            if c.id == started && lost == nil { lost = c } else { requeue.append(c) }
+        // The head was running if the worker claimed it, or if the word still shows a chunk
+        // stolen while that head ran (the worker had not moved past it).
+        let headRan = w.inflight.first.map { started == $0.id || (started & WorkerStatusPage.stolen != 0 && w.runningAtSteal == $0.id) } ?? false
+        for (i, c) in w.inflight.enumerated() {
+            if i == 0 && headRan { lost = c } else { requeue.append(c) }
         }
         w.inflight.removeAll()
         retry.prepend(requeue)

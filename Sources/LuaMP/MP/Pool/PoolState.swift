@@ -26,6 +26,8 @@ final class PoolWorker {
     var quota: Int?
     /// The host closed `taskFD` (the worker exits after its current work).
     var inputClosed = false
+    /// The chunk that was running when a chunk was last stolen from this worker.
+    var runningAtSteal: UInt64 = 0
 
     init(slot: Int, child: ChildProcess, taskFD: Int32, resultFD: Int32, quota: Int?) {
         self.slot = slot

@@ -30,8 +30,27 @@ struct WorkerStatusPage {
         (base + slot * Self.slotSize + 8).assumingMemoryBound(to: UInt32.self)
     }
 
+    /// Marks a chunk id the host took back (`steal`): the worker skips that chunk.
+    static let stolen: UInt64 = 1 << 63
+
+    /// The last chunk the worker started, or `id | stolen` for a chunk the host took back
+    /// before the worker got to it.
     func started(_ slot: Int) -> UInt64 { luamp_atomic_load64(word64(slot)) }
-    func setStarted(_ slot: Int, _ id: UInt64) { luamp_atomic_store64(word64(slot), id) }
+
+    /// Worker: claims chunk `id` before running it. False when the host stole it (skip it).
+    func claim(_ slot: Int, _ id: UInt64) -> Bool {
+        while true {
+            let cur = luamp_atomic_load64(word64(slot))
+            if cur == id | Self.stolen { return false }
+            if luamp_atomic_cas64(word64(slot), cur, id) != 0 { return true }
+        }
+    }
+
+    /// Host: takes back chunk `id`, queued behind what the worker runs, if the word still reads
+    /// `expected` (the worker has not started anything newer). Exactly one of `claim`/`steal` wins.
+    func steal(_ slot: Int, expected: UInt64, _ id: UInt64) -> Bool {
+        luamp_atomic_cas64(word64(slot), expected, id | Self.stolen) != 0
+    }
     func isReady(_ slot: Int) -> Bool { luamp_atomic_load32(word32(slot)) != 0 }
     func setReady(_ slot: Int) { luamp_atomic_store32(word32(slot), 1) }
     func reset(_ slot: Int) {
@@ -124,7 +143,7 @@ enum PoolWorkerLoop {
             case PoolFrame.task:
                 guard let id = try? r.int(UInt64.self), let fid = try? r.int(UInt32.self),
                       let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self) else { return 3 }
-                c.status.setStarted(c.slot, id)
+                guard c.status.claim(c.slot, id) else { continue }   // the host gave it to another worker
                 runTask(ts, fns: fns, id: id, fid: fid, mode: mode, count: count, args: r.rest, out: &out)
                 fflush(nil)
                 guard out.withUnsafeBytes({ PoolIO.writeAll(c.resultFD, $0) }) else { return 0 }   // host gone
