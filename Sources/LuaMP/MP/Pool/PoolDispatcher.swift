@@ -16,17 +16,19 @@ extension PoolState {
     ///   - timeout: nil waits as long as it takes; 0 makes one non-blocking round.
     ///   - pullAll: read every job's iterator input (join), not only `pulling`'s.
     ///   - pulling: the imap job whose iterator function may be called now.
+    ///   - runsCallbacks: false for submitting calls (apply_async, map_async, imap), so a
+    ///     callback's error never takes the place of the AsyncResult being returned.
     /// - Returns: `done()`.
     /// - Throws: callback errors, `interrupted!` (after terminating the pool), fork failures.
     @discardableResult
     func pump(_ s: LuaStack, timeout: Double?, pullAll: Bool = false, pulling: PoolJob? = nil,
-              until done: () -> Bool) throws -> Bool {
+              callbacks runsCallbacks: Bool = true, until done: () -> Bool) throws -> Bool {
         try checkOwner()
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
         while true {
             PoolRegistry.collect(s)
             try dispatch(s, pullAll: pullAll, pulling: pulling)
-            try runCallbacks(s)
+            if runsCallbacks { try runCallbacks(s) }
             if done() || phase == .terminated { return done() }
             if luamp_take_interrupt() != 0 {
                 terminate(s)
@@ -41,7 +43,7 @@ extension PoolState {
             try waitForEvents(s, ms)
             if last {
                 try dispatch(s, pullAll: pullAll, pulling: pulling)
-                try runCallbacks(s)
+                if runsCallbacks { try runCallbacks(s) }
                 return done()
             }
         }

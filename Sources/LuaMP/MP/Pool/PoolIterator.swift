@@ -45,7 +45,7 @@ extension MPModule {
         s.pushNil()
         s.pushNil()
         s.pushValue(it)
-        try p.pump(s, timeout: 0, pulling: job) { false }
+        try p.pump(s, timeout: 0, pulling: job, callbacks: false) { false }
         return 4
     }
 

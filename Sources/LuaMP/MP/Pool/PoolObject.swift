@@ -144,7 +144,7 @@ extension MPModule {
             let job = try submitApply(s, p, fn: 2, args: 3)
             try setCallbacks(s, job, 4, 5)
             pushAsyncResult(s, job)
-            try p.pump(s, timeout: 0) { false }
+            try p.pump(s, timeout: 0, callbacks: false) { false }
             return 1
         }
         s.setFunction(m, "close") { s in
@@ -269,7 +269,7 @@ extension MPModule {
         let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star)
         try setCallbacks(s, job, 5, 6)
         pushAsyncResult(s, job)
-        try p.pump(s, timeout: 0) { false }
+        try p.pump(s, timeout: 0, callbacks: false) { false }
         return 1
     }
 
