@@ -5,52 +5,43 @@
 #include <string.h>
 #include <fcntl.h>
 
-/// Pushes items[i]'s arguments (its `n` field or its border) and returns how many. Stack: [-1, +k].
-static int unpack_args(lua_State *L, lua_Integer i) {
-    int t = lua_gettop(L);
-    if (lua_type(L, t) != LUA_TTABLE)
-        return luaL_error(L, "starmap: item %I is a %s, not a table of arguments", (LUAI_UACINT)i, luaL_typename(L, t));
+/// Replaces the table at `idx` (item i of a starmap chunk) by its arguments (its `n` field or
+/// its border) pushed on top; returns how many. Stack: [-0, +k].
+static int push_args(lua_State *L, int idx, lua_Integer i) {
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return luaL_error(L, "starmap: item %I is a %s, not a table of arguments", (LUAI_UACINT)i, luaL_typename(L, idx));
     lua_pushliteral(L, "n");
-    lua_Integer k = (lua_rawget(L, t) == LUA_TNUMBER) ? lua_tointeger(L, -1) : (lua_Integer)lua_rawlen(L, t);
+    lua_Integer k = (lua_rawget(L, idx) == LUA_TNUMBER) ? lua_tointeger(L, -1) : (lua_Integer)lua_rawlen(L, idx);
     lua_pop(L, 1);
     if (k < 0 || k > 250) return luaL_error(L, "starmap: item %I has %I arguments (at most 250)", (LUAI_UACINT)i, (LUAI_UACINT)k);
     luaL_checkstack(L, (int)k + 2, "too many arguments");
-    for (lua_Integer j = 1; j <= k; j++) lua_rawgeti(L, t, j);
-    lua_remove(L, t);
+    for (lua_Integer j = 1; j <= k; j++) lua_rawgeti(L, idx, j);
     return (int)k;
 }
 
 int luamp_pool_run_chunk(lua_State *L) {
-    lua_Integer n = lua_tointeger(L, 3);
-    int mode = (int)lua_tointeger(L, 4);
-    lua_settop(L, 4);
+    int mode = (int)lua_tointeger(L, 3);
+    int n = lua_gettop(L) - 3;                     // the items (or apply's arguments) follow
     if (mode == LUAMP_POOL_APPLY) {
-        if (n < 0 || n > 250) return luaL_error(L, "too many arguments (%I)", (LUAI_UACINT)n);
-        luaL_checkstack(L, (int)n + 2, "too many arguments");
         lua_pushvalue(L, 1);
-        for (lua_Integer j = 1; j <= n; j++) lua_rawgeti(L, 2, j);
-        lua_call(L, (int)n, LUA_MULTRET);
-        int nres = lua_gettop(L) - 4;
-        lua_createtable(L, nres, 1);
-        lua_insert(L, 5);
-        for (int j = nres; j >= 1; j--) lua_rawseti(L, 5, j);
-        lua_pushinteger(L, nres);
-        lua_setfield(L, 5, "n");
-        return 1;
+        lua_rotate(L, 4, 1);                       // f below the arguments
+        lua_call(L, n, LUA_MULTRET);
+        return lua_gettop(L) - 3;
     }
-    lua_createtable(L, n > 0 && n < (1 << 26) ? (int)n : 0, 0);   // 5: results
-    for (lua_Integer i = 1; i <= n; i++) {
+    luaL_checkstack(L, 260, "chunk");
+    for (int i = 0; i < n; i++) {
+        int idx = 4 + i;
         lua_pushvalue(L, 1);
-        lua_rawgeti(L, 2, i);
         if (mode == LUAMP_POOL_STAR) {
-            int k = unpack_args(L, i);
+            int k = push_args(L, idx, i + 1);
             lua_call(L, k, 1);
         } else {
+            lua_pushvalue(L, idx);
             lua_call(L, 1, 1);
         }
-        lua_rawseti(L, 5, i);
+        lua_replace(L, idx);                       // the result takes the item's place
     }
-    return 1;
+    return n;
 }
 
 void luamp_gc_generational(lua_State *L) { (void)lua_gc(L, LUA_GCGEN, 0, 0); }

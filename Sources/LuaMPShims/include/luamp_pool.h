@@ -11,8 +11,8 @@ enum {
     LUAMP_POOL_APPLY = 2,  // r = table.pack(f(table.unpack(items, 1, count)))
 };
 
-/// A lua_CFunction run by a worker under lua_pcall: arguments (f, items, count, mode), result one
-/// table (positions 1..count for map/star, all return values plus `n` for apply).
+/// A lua_CFunction run by a worker under lua_pcall: arguments (f, count, mode, items...), results
+/// one value per item (map/star), or every return value of f(items...) (apply).
 /// C: it calls lua_call in a loop, which may raise (Swift never calls lua_call).
 int luamp_pool_run_chunk(lua_State *L);
 

@@ -151,26 +151,25 @@ extension PoolState {
             let position = src.next
             var count = 0
             var failure: JobError?
+            let first = s.top + 1
             switch src.kind {
             case .list:
                 count = min(src.size, src.count - position + 1)
                 guard count > 0 else { return endInput(job) }
-                s.newTable(arrayCount: Int32(clamping: count))
-                for i in 0..<count {
-                    _ = lua_rawgeti(L, input, lua_Integer(position + i))
-                    lua_rawseti(L, -2, lua_Integer(i + 1))
+                guard s.checkStack(Int32(count) + 16) else {
+                    failure = .mp(MPError("SendError", "chunk of \(count) items is too large for the Lua stack"))
+                    break
                 }
+                for i in 0..<count { _ = lua_rawgeti(L, input, lua_Integer(position + i)) }
             case .iterator:
-                s.newTable(arrayCount: Int32(clamping: min(src.size, 1 << 16)))
-                let items = s.top
                 while count < src.size {
+                    guard s.checkStack(16) else { break }
                     s.pushValue(input)
                     if luamp_pcall(L, 0, 1, 0) != LUA_OK {
                         failure = .value(luaL_ref(L, s.registryIndex()))
                         break
                     }
                     if s.type(at: -1) == .nil { s.pop(); break }
-                    lua_rawseti(L, items, lua_Integer(count + 1))
                     count += 1
                 }
                 if count == 0 && failure == nil { return endInput(job) }
@@ -190,10 +189,10 @@ extension PoolState {
                     frame.appendLE(job.function.id)
                     frame.append(job.mode)
                     frame.appendLE(UInt32(count))
-                    try Codec.encode(s, at: -1, path: "input", into: &frame)
+                    try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
                     try PoolFrame.finish(&frame, from: start)
                 } catch {
-                    failure = .mp(Self.itemSendError(s, items: s.top, count: count, position: position, error))
+                    failure = .mp(Self.itemSendError(s, first: first, count: count, position: position, error))
                 }
             }
             let chunk = PoolChunk(id: nextChunkID, job: job, seq: seq, position: position, count: count,
@@ -214,12 +213,11 @@ extension PoolState {
         return nil
     }
 
-    /// The SendError of the first unsendable item of a chunk, named by its input position.
-    private static func itemSendError(_ s: LuaStack, items: Int32, count: Int, position: Int, _ error: Error) -> MPError {
+    /// The SendError of the first unsendable item of a chunk (items on the stack from `first`),
+    /// named by its input position.
+    private static func itemSendError(_ s: LuaStack, first: Int32, count: Int, position: Int, _ error: Error) -> MPError {
         for i in 0..<count {
-            s.rawGet(items, index: Int64(i + 1))
-            defer { s.pop() }
-            do { _ = try Codec.encode(s, at: -1, path: "input[\(position + i)]") } catch let e as MPError { return e } catch {}
+            do { _ = try Codec.encode(s, at: first + Int32(i), path: "input[\(position + i)]") } catch let e as MPError { return e } catch {}
         }
         return (error as? MPError) ?? MPError("SendError", String(describing: error))
     }
@@ -314,19 +312,16 @@ extension PoolState {
         let failure: JobError? = s.preservingTop {
             _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(job.resultsRef))
             let results = s.top
-            do { try Codec.decode(s, bytes) } catch let e as MPError { return .mp(e) } catch { return .mp(MPError("DecodeError", "\(error)")) }
-            let got = s.top
-            guard s.type(at: got) == .table else { return .mp(MPError("DecodeError", "a worker sent a result that is not a table")) }
+            let n: Int32
+            do { n = try Codec.decodeTuple(s, bytes) } catch let e as MPError { return .mp(e) } catch { return .mp(MPError("DecodeError", "\(error)")) }
             if job.kind == .apply {
-                let n = s.rawGet(got, field: "n") == .number ? (s.toInteger(-1) ?? 0) : 0
-                s.pop()
-                if n > 0 { for i in 1...n { _ = lua_rawgeti(L, got, lua_Integer(i)); lua_rawseti(L, results, lua_Integer(i)) } }
-                s.push(n); s.rawSet(results, field: "n")
+                var i = n
+                while i >= 1 { lua_rawseti(L, results, lua_Integer(i)); i -= 1 }
+                s.push(Int64(n)); s.rawSet(results, field: "n")
             } else {
-                for i in 0..<c.count {
-                    _ = lua_rawgeti(L, got, lua_Integer(i + 1))
-                    lua_rawseti(L, results, lua_Integer(c.position + i))
-                }
+                guard Int(n) == c.count else { return .mp(MPError("DecodeError", "a worker sent \(n) results for \(c.count) items")) }
+                var i = c.count - 1
+                while i >= 0 { lua_rawseti(L, results, lua_Integer(c.position + i)); i -= 1 }
             }
             return nil
         }

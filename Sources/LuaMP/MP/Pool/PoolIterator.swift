@@ -25,7 +25,7 @@ extension MPModule {
             guard s.type(at: 4) == .number, let v = s.toInteger(4), v >= 1 else {
                 throw LuaArgumentError(4, "chunksize must be a positive integer")
             }
-            size = Int(v)
+            size = min(Int(v), maxChunk)
         }
         let count = kind == .list ? listLength(s, 3) : 0
         let entry = try p.functions.entry(s, at: 2)

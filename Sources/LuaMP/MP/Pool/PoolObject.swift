@@ -211,6 +211,10 @@ extension MPModule {
         s.replace(i)
     }
 
+    /// Largest chunk: items travel as values on the Lua stack (LUAI_MAXSTACK is 1,000,000), so
+    /// bigger chunksizes are split.
+    static let maxChunk = 200_000
+
     /// Length of a list: its `n` field when it is a non-negative integer, else its border.
     static func listLength(_ s: LuaStack, _ i: Int32) -> Int {
         if s.rawGet(i, field: "n") == .number, let n = s.toInteger(-1), n >= 0 { s.pop(); return Int(n) }
@@ -239,6 +243,7 @@ extension MPModule {
             let d = n / (4 * p.size), r = n % (4 * p.size)
             cs = max(1, d + (r > 0 ? 1 : 0))
         }
+        cs = min(cs, maxChunk)
         let entry = try p.functions.entry(s, at: fn)
         let job = PoolJob(kind: .map, pool: p, function: entry, mode: UInt8(star ? LUAMP_POOL_STAR : LUAMP_POOL_MAP))
         let reg = s.registryIndex()
@@ -293,7 +298,11 @@ extension MPModule {
         frame.appendLE(entry.id)
         frame.append(job.mode)
         frame.appendLE(UInt32(n))
-        try Codec.encode(s, at: args, path: "args", into: &frame)
+        let first = s.top + 1
+        s.checkStack(Int32(n) + 16)
+        for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }
+        try Codec.encodeTuple(s, from: first, count: Int32(n), path: "args", into: &frame)
+        s.top = first - 1
         try PoolFrame.finish(&frame, from: start)
         s.newTable()
         job.resultsRef = luaL_ref(s.L, s.registryIndex())

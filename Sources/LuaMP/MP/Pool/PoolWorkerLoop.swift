@@ -186,13 +186,14 @@ enum PoolWorkerLoop {
                 message = "the task function could not be loaded in the worker"
                 break failed
             }
-            do { try Codec.decode(ts, args) } catch {
+            ts.push(Int64(count))
+            ts.push(Int64(mode))
+            let n: Int32
+            do { n = try Codec.decodeTuple(ts, args) } catch {
                 message = "cannot decode the task's arguments: \(error)"
                 break failed
             }
-            ts.push(Int64(count))
-            ts.push(Int64(mode))
-            if luamp_pcall_traceback(T, 4, 1) != LUA_OK {
+            if luamp_pcall_traceback(T, 3 + n, LUA_MULTRET) != LUA_OK {
                 let e = ts.popError(status: LUA_ERRRUN)
                 message = e.message
                 if case .runtime(_, let tb) = e { traceback = trimTraceback(tb) }
@@ -201,7 +202,7 @@ enum PoolWorkerLoop {
             let start = PoolFrame.begin(&out, kind: PoolFrame.result)
             out.appendLE(id)
             do {
-                try Codec.encode(ts, at: -1, path: "result", into: &out)
+                try Codec.encodeTuple(ts, from: base + 1, count: ts.top - base, path: "result", into: &out)
                 try PoolFrame.finish(&out, from: start)
                 return
             } catch {
