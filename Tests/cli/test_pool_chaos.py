@@ -221,5 +221,16 @@ def seed_example_prints_the_articles_output():
     assert r.stdout == "[1, 4, 9, 16, 25]\n", repr(r.stdout)
 
 
+@test
+def more_examples_show_imap_callbacks_and_worker_loss():
+    r = subprocess.run([LUAMP, os.path.join(ROOT, "examples", "pool_more.lua")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:7] == [f"imap: {i}^2 = {i * i}" for i in range(1, 8)], lines
+    assert "callback: 4+10=14, 4*10=40" in lines, lines
+    assert "doomed:\tfalse\tWorkerLost\t3" in lines, lines
+    assert lines[-1] == "fine:\tstill fine", lines
+
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
