@@ -59,6 +59,9 @@ final class ChunkSource {
         self.size = size
         self.count = count
     }
+
+    /// The list or iterator is released once the input ended (or its job went away).
+    deinit { PoolRegistry.garbage.append(ref) }
 }
 
 /// A completed chunk as an imap iterator consumes it.
@@ -117,7 +120,6 @@ final class PoolJob {
 
     deinit {
         var refs = [resultsRef, callbackRef, errorCallbackRef]
-        if let s = source { refs.append(s.ref) }
         if let (_, e) = firstError, case .value(let r) = e { refs.append(r) }
         for (_, o) in outcomes { if case .value(let r)? = o.error { refs.append(r) } }
         while let o = arrivals.popFirst() { if case .value(let r)? = o.error { refs.append(r) } }
