@@ -44,7 +44,58 @@ int luamp_pool_run_chunk(lua_State *L) {
     return n;
 }
 
-void luamp_gc_generational(lua_State *L) { (void)lua_gc(L, LUA_GCGEN, 0, 0); }
+// A worker's collector guard (per process: each worker is its own process).
+static int gc_running;
+static lua_State *gc_task_thread;
+static lua_Alloc gc_orig_alloc;
+static void *gc_orig_ud;
+static long long gc_allocated;      // net bytes allocated since luamp_worker_gc_begin
+static long long gc_limit;
+static volatile int gc_trip;
+
+int luamp_gc_count_kb(lua_State *L) { return lua_gc(L, LUA_GCCOUNT); }
+
+int luamp_worker_gc_check(lua_State *L) {
+    if (!gc_running && (gc_trip || gc_allocated > gc_limit)) {
+        gc_running = 1;
+        if (gc_task_thread) lua_sethook(gc_task_thread, NULL, 0, 0);
+        lua_setallocf(L, gc_orig_alloc, gc_orig_ud);
+        lua_gc(L, LUA_GCRESTART);
+        (void)lua_gc(L, LUA_GCGEN, 0, 0);
+    }
+    return gc_running;
+}
+
+static void gc_guard_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    if (gc_trip) (void)luamp_worker_gc_check(L);
+}
+
+/// Counts net allocation; past the limit it arms a count-1 hook on the task thread (lua_sethook
+/// may be called at any time), so the next instruction restarts the collector — the allocator
+/// itself must never collect.
+static void *gc_guard_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    void *r = gc_orig_alloc(ud, ptr, osize, nsize);
+    if (r != NULL || nsize == 0) {
+        gc_allocated += (long long)nsize - (ptr ? (long long)osize : 0);
+        if (!gc_trip && gc_allocated > gc_limit) {
+            gc_trip = 1;
+            if (gc_task_thread) lua_sethook(gc_task_thread, gc_guard_hook, LUA_MASKCOUNT, 1);
+        }
+    }
+    return r;
+}
+
+void luamp_worker_gc_begin(lua_State *L, lua_State *T, int limit_kb) {
+    gc_running = 0;
+    gc_trip = 0;
+    gc_task_thread = T;
+    gc_allocated = 0;
+    gc_limit = (long long)limit_kb * 1024;
+    gc_orig_alloc = lua_getallocf(L, &gc_orig_ud);
+    lua_setallocf(L, gc_guard_alloc, gc_orig_ud);
+    lua_gc(L, LUA_GCSTOP);
+}
 
 void luamp_ignore_sigint(void) {
     struct sigaction sa;

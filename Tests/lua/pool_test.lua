@@ -285,6 +285,25 @@ T.test("close, join, terminate, <close> and misuse", function()
   assert(tostring(pool):find("<Pool processes=2 state=RUN>", 1, true), tostring(pool))
 end)
 
+T.test("a worker's collector starts when it allocates: garbage-heavy tasks stay bounded", function()
+  local p <close> = mp.Pool(1)
+  local peak = p:apply(function()
+    local peak = 0
+    for i = 1, 400 do
+      local s = string.rep("x", 1000000)       -- 400 MB of garbage in one task
+      peak = math.max(peak, collectgarbage("count"))
+    end
+    return peak / 1024
+  end)
+  assert(peak < 200, ("worker heap reached %.0f MiB"):format(peak))
+  local co = p:apply(function()
+    local t = {}
+    for i = 1, 200000 do t[i] = {i} end
+    return #t
+  end)
+  T.eq(co, 200000)
+end)
+
 T.test("mp.Pool() defaults to cpu_count workers", function()
   local p <close> = mp.Pool()
   local pids, distinct = p:map(function() mp.sleep(0.05) return mp.getpid() end, {1, 2, 3, 4, 5, 6, 7, 8}, 1), {}

@@ -16,9 +16,17 @@ enum {
 /// C: it calls lua_call in a loop, which may raise (Swift never calls lua_call).
 int luamp_pool_run_chunk(lua_State *L);
 
-/// Switches the collector to generational mode (lua_gc is variadic). A forked worker then
-/// traverses its inherited heap once, and afterwards mostly young objects.
-void luamp_gc_generational(lua_State *L);
+/// A worker's collector policy (lua_gc is variadic; the guard is a C hook). The collector starts
+/// stopped, so the heap inherited from the host is not traversed (its pages stay shared with
+/// the host) while the worker allocates little. Once the worker has allocated `limit_kb` (an
+/// allocator wrapper counts; it arms a count hook on the task thread `T`, whose coroutines
+/// inherit it, and `luamp_worker_gc_check` runs between chunks) the collector restarts in
+/// generational mode: one full collection, then mostly young objects are traversed.
+void luamp_worker_gc_begin(lua_State *L, lua_State *T, int limit_kb);
+/// Between chunks: applies the policy above. Returns 1 once the collector runs.
+int luamp_worker_gc_check(lua_State *L);
+/// The heap size in KiB (LUA_GCCOUNT).
+int luamp_gc_count_kb(lua_State *L);
 
 /// Ignores SIGINT in a pool worker (SIG_IGN is a macro cast): Ctrl-C reaches the host, which
 /// stops the workers with SIGTERM, so workers never print KeyboardInterrupt-style tracebacks.

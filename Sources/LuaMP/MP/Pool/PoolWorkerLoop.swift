@@ -76,17 +76,20 @@ struct WorkerConfig {
 /// the host's code: `run` returns the exit status for `ChildProcess.spawn`.
 ///
 /// Tasks run on a fresh Lua thread (so tracebacks show the task's frames, not the host frames
-/// the worker was forked from) under `lua_pcall` with the traceback handler. The collector is
-/// switched to generational mode so the inherited heap is traversed once, not every cycle
-/// (DESIGN.md §3). SIGINT is ignored: the host stops workers with SIGTERM.
+/// the worker was forked from) under `lua_pcall` with the traceback handler. The collector
+/// starts stopped and restarts in generational mode once the worker allocated
+/// max(32 MiB, half the inherited heap) (`luamp_worker_gc_begin`): a worker that allocates
+/// little never traverses — and so never copies — the heap it inherited (DESIGN.md §3).
+/// SIGINT is ignored: the host stops workers with SIGTERM.
 enum PoolWorkerLoop {
     static func run(_ s: LuaStack, _ c: WorkerConfig, _ ctx: ChildProcess.ChildContext,
                     parentName: String, parentPID: pid_t) -> Int32 {
         luamp_ignore_sigint()
         ProcessTree.enterChild(ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
         let L = s.L
-        luamp_gc_generational(L)
         guard let T = lua_newthread(L) else { return 1 }
+        // Collector: stopped until the worker has allocated max(32 MiB, half the inherited heap).
+        luamp_worker_gc_begin(L, T, max(32 * 1024, luamp_gc_count_kb(L) / 2))
         let ts = LuaStack(T)
         ts.newTable()                                  // T[1]: function id → function
         let fns: Int32 = 1
@@ -147,6 +150,7 @@ enum PoolWorkerLoop {
                 runTask(ts, fns: fns, id: id, fid: fid, mode: mode, count: count, args: r.rest, out: &out)
                 fflush(nil)
                 guard out.withUnsafeBytes({ PoolIO.writeAll(c.resultFD, $0) }) else { return 0 }   // host gone
+                _ = luamp_worker_gc_check(L)
                 done += 1
                 if let m = c.maxTasks, done >= m { return finish(s) }
             default:
