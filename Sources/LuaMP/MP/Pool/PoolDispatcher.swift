@@ -397,7 +397,7 @@ extension PoolState {
         if let c = lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
         if ready {
             initFailures = 0
-        } else if code != 0 {
+        } else if code > 0 {                   // exited before ready (a signal is not the initializer's fault)
             initFailures += 1
             if initFailures >= 3 && brokenError == nil {
                 let e = LuaError.splitTraceback(w.child.reportedMessage ?? "the worker died (\(Self.describe(code)))")
