@@ -245,14 +245,18 @@ extension PoolState {
         }
         let n = poll(&pollFDs, nfds_t(pollFDs.count), ms)
         if n <= 0 { return }                                   // timeout, or EINTR (the pump checks Ctrl-C)
-        var dead: [PoolWorker] = []
-        processing = true
-        defer { processing = false }
+        // Copied out first: handling a result allocates, so a finalizer may run pool code that
+        // polls again (reusing pollFDs).
+        var fired: [(PoolWorker, Int, Int16)] = []
         for (i, (w, what)) in pollOwners.enumerated() where pollFDs[i].revents != 0 {
+            fired.append((w, what, pollFDs[i].revents))
+        }
+        var dead: [PoolWorker] = []
+        for (w, what, revents) in fired {
             switch what {
             case 0:
                 readResults(s, w)
-                if w.child.pidfd < 0, pollFDs[i].revents & Int16(POLLHUP) != 0, !w.child.isAlive { dead.append(w) }
+                if w.child.pidfd < 0, revents & Int16(POLLHUP) != 0, !w.child.isAlive { dead.append(w) }
             case 1: dead.append(w)
             default: w.flush()
             }

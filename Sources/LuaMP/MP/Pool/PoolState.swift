@@ -114,8 +114,6 @@ final class PoolState {
     var initFailures = 0
     /// Set when the initializer keeps failing: every task fails with it.
     var brokenError: MPError?
-    /// Event processing is not re-entered (a callback may call pool methods; those pump too).
-    var processing = false
     var pollFDs: [pollfd] = []
     var pollOwners: [(PoolWorker, Int)] = []
 
