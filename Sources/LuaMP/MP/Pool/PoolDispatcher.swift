@@ -267,7 +267,11 @@ extension PoolState {
     /// Reads what the worker wrote and handles every complete frame. A protocol error stops the
     /// worker (SIGKILL); its death is then handled like any other.
     private func readResults(_ s: LuaStack, _ w: PoolWorker) {
-        guard w.resultFD >= 0 else { return }
+        // Not re-entered for the same worker (a finalizer run while a frame is decoded may
+        // pump): the frame being decoded lives in the inbox buffer.
+        guard w.resultFD >= 0, !w.reading else { return }
+        w.reading = true
+        defer { w.reading = false }
         var budget = 64 << 20
         do {
             while budget > 0 {

@@ -17,6 +17,8 @@ final class PoolWorker {
     var outbox: [UInt8] = []
     var outOffset = 0
     var inbox = FrameInbox()
+    /// `readResults` is handling this worker's frames.
+    var reading = false
     /// Chunks sent, in order, without an answer yet (the worker runs them in this order).
     var inflight: [PoolChunk] = []
     /// Function ids this worker has been sent (in `functionGeneration`).
