@@ -274,7 +274,7 @@ extension PoolState {
         defer { w.reading = false }
         var budget = 64 << 20
         do {
-            while budget > 0 {
+            while budget > 0 && w.resultFD >= 0 {
                 let r = try w.inbox.fill(w.resultFD)
                 while let frame = try w.inbox.next() {
                     budget -= frame.count
