@@ -177,7 +177,6 @@ extension PoolState {
             let seq = job.chunksMade
             job.chunksMade += 1
             src.next += count
-            job.length = src.next - 1
             if src.kind == .list && src.next > src.count { job.source = nil }
             if failure != nil { job.source = nil }
             var frame: [UInt8] = []

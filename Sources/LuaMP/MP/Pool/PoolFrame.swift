@@ -170,9 +170,6 @@ struct FrameInbox {
         start += PoolFrame.headerSize + len
         return UnsafeRawBufferPointer(start: p + PoolFrame.headerSize, count: len)
     }
-
-    /// Bytes of an incomplete frame still buffered (a peer that died mid-write leaves some).
-    var pendingBytes: Int { end - start }
 }
 
 enum PoolIO {

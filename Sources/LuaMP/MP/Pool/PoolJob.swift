@@ -88,8 +88,6 @@ final class PoolJob {
     var errorCallbackRef: Int32 = LUA_NOREF
     /// Input not read yet; nil once exhausted (or cancelled).
     var source: ChunkSource?
-    /// Items read so far (the final `n` once the source is exhausted).
-    var length = 0
     var chunksMade = 0
     var chunksDone = 0
     /// The failure at the lowest input position (what `map`/`get` raise).
@@ -170,10 +168,4 @@ struct Ring<T> {
     }
 
     mutating func removeAll() { items.removeAll(); head = 0 }
-
-    /// Drops the elements that match.
-    mutating func removeAll(where pred: (T) -> Bool) {
-        items = items[head...].filter { $0.map { !pred($0) } ?? false }
-        head = 0
-    }
 }

@@ -250,7 +250,6 @@ extension MPModule {
         s.newTable(arrayCount: Int32(clamping: n), hashCount: 1)
         s.push(Int64(n)); s.rawSet(-2, field: "n")
         job.resultsRef = luaL_ref(s.L, reg)
-        job.length = n
         if n > 0 {
             s.pushValue(list)
             job.source = ChunkSource(kind: .list, ref: luaL_ref(s.L, reg), size: cs, count: n)
@@ -307,7 +306,6 @@ extension MPModule {
         s.newTable()
         job.resultsRef = luaL_ref(s.L, s.registryIndex())
         job.chunksMade = 1
-        job.length = 1
         p.retry.append(PoolChunk(id: p.nextChunkID, job: job, seq: 0, position: 1, count: n, function: entry, frame: frame))
         p.nextChunkID += 1
         p.jobs.append(job)
