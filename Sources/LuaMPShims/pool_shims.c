@@ -92,7 +92,12 @@ void luamp_worker_gc_begin(lua_State *L, lua_State *T, int limit_kb) {
     gc_task_thread = T;
     gc_allocated = 0;
     gc_limit = (long long)limit_kb * 1024;
-    gc_orig_alloc = lua_getallocf(L, &gc_orig_ud);
+    void *ud;
+    lua_Alloc current = lua_getallocf(L, &ud);
+    if (current != gc_guard_alloc) {          // a worker forked by a worker inherits the guard
+        gc_orig_alloc = current;
+        gc_orig_ud = ud;
+    }
     lua_setallocf(L, gc_guard_alloc, gc_orig_ud);
     lua_gc(L, LUA_GCSTOP);
 }

@@ -304,6 +304,25 @@ T.test("a worker's collector starts when it allocates: garbage-heavy tasks stay 
   T.eq(co, 200000)
 end)
 
+T.test("pools in child processes and in workers; an inherited pool is not usable", function()
+  local out = os.tmpname()
+  local p = mp.Process(function()
+    local cp = mp.Pool(2)                      -- left open: the child's end terminates it
+    local r = cp:map(function(x) return x + 1 end, {1, 2, 3})
+    local f = io.open(out, "w"); f:write(table.concat(r, ",")); f:close()
+  end)
+  p:start(); p:join()
+  T.eq(p.exitcode, 0)
+  local f = io.open(out); T.eq(f:read("a"), "2,3,4"); f:close(); os.remove(out)
+  T.eq(pool:apply(function()
+    local inner <close> = mp.Pool(2)
+    local r = inner:map(function(x) return x * 10 end, {1, 2})
+    return r[1] + r[2]
+  end), 30)
+  local e = T.raises(nil, pool.apply, pool, function() return pool:apply(print) end)
+  assert(tostring(e):find("only be used by the process that created it", 1, true), tostring(e))
+end)
+
 T.test("mp.Pool() defaults to cpu_count workers", function()
   local p <close> = mp.Pool()
   local pids, distinct = p:map(function() mp.sleep(0.05) return mp.getpid() end, {1, 2, 3, 4, 5, 6, 7, 8}, 1), {}

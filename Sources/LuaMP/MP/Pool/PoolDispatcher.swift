@@ -404,13 +404,16 @@ extension PoolState {
         if let c = lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
         if ready {
             initFailures = 0
-        } else if code > 0 {                   // exited before ready (a signal is not the initializer's fault)
+        } else if code != 0 {
+            // Died before its initializer finished (or before it started at all): after three
+            // in a row, fail the work instead of forking replacements forever.
             initFailures += 1
             if initFailures >= 3 && brokenError == nil {
                 let e = LuaError.splitTraceback(w.child.reportedMessage ?? "the worker died (\(Self.describe(code)))")
                 var tb = ""
                 if case .runtime(_, let t) = e { tb = t }
-                brokenError = MPError("RemoteError", "pool initializer failed in \(initFailures) workers in a row (last: pid \(w.child.pid)): \(e.message)",
+                let what = initializerRef != LUA_NOREF ? "pool initializer failed" : "pool workers failed to start"
+                brokenError = MPError("RemoteError", "\(what) in \(initFailures) workers in a row (last: pid \(w.child.pid)): \(e.message)",
                                       [("traceback", .string(tb)), ("pid", .integer(Int64(w.child.pid)))])
             }
         }
