@@ -319,8 +319,16 @@ T.test("pools in child processes and in workers; an inherited pool is not usable
     local r = inner:map(function(x) return x * 10 end, {1, 2})
     return r[1] + r[2]
   end), 30)
-  local e = T.raises(nil, pool.apply, pool, function() return pool:apply(print) end)
-  assert(tostring(e):find("only be used by the process that created it", 1, true), tostring(e))
+  local msg = os.tmpname()
+  local c = mp.Process(function()
+    local ok, err = pcall(pool.map, pool, print, {1})
+    local f = io.open(msg, "w"); f:write(tostring(err)); f:close()
+  end)
+  c:start(); c:join()
+  local m = io.open(msg); local text = m:read("a"); m:close(); os.remove(msg)
+  assert(text:find("only be used by the process that created it", 1, true), text)
+  local e = T.raises("fn.<upvalue pool>: cannot send a userdata", pool.apply, pool, function() return pool end)
+  T.eq(e.kind, "SendError")
 end)
 
 T.test("mp.Pool() defaults to cpu_count workers", function()

@@ -89,7 +89,12 @@ struct FunctionCache {
         }
         if n == 0 { return [] }
         var out: [UInt8] = []
-        try Codec.encodeTuple(s, from: base + 1, count: n, path: "fn.<upvalues>", into: &out)
+        do {
+            try Codec.encodeTuple(s, from: base + 1, count: n, path: "fn", into: &out)
+        } catch {
+            _ = try Codec.encode(s, at: fi, path: "fn")   // names the upvalue in the SendError
+            throw error
+        }
         return out
     }
 
