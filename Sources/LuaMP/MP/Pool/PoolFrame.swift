@@ -26,20 +26,27 @@ enum PoolFrame {
     static let result: UInt8 = 0x52    // "R"
     static let failure: UInt8 = 0x45   // "E"
 
-    /// A fast 32-bit checksum (a multiply-xorshift over 8-byte words): catches torn or mixed
-    /// frames, ~5 GB/s, not a MAC (function chunks carry the codec's own MAC).
+    /// A fast 32-bit checksum (multiply-xorshift over four independent 8-byte lanes, so the
+    /// multiplications overlap): catches torn or mixed frames at several GB/s; not a MAC
+    /// (function chunks carry the codec's own MAC).
     static func checksum(_ p: UnsafeRawPointer, _ n: Int) -> UInt32 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(n)
+        let k0: UInt64 = 0xFF51_AFD7_ED55_8CCD, k1: UInt64 = 0xC4CE_B9FE_1A85_EC53
+        var a: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(n), b = a &* k0, c = a &* k1, d = ~a
         var i = 0
-        while i + 8 <= n {
-            h = (h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
-            h ^= h >> 29
-            i += 8
+        while i + 32 <= n {
+            a = (a ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* k0
+            b = (b ^ p.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)) &* k1
+            c = (c ^ p.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)) &* k0
+            d = (d ^ p.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)) &* k1
+            a ^= a >> 29; b ^= b >> 31; c ^= c >> 27; d ^= d >> 33
+            i += 32
         }
+        var h = a ^ (b &* 31) ^ (c &* 127) ^ (d &* 8191)
         while i < n {
-            h = (h ^ UInt64(p.load(fromByteOffset: i, as: UInt8.self))) &* 0xC4CE_B9FE_1A85_EC53
+            h = (h ^ UInt64(p.load(fromByteOffset: i, as: UInt8.self))) &* k1
             i += 1
         }
+        h = (h ^ (h >> 33)) &* k0
         h ^= h >> 32
         return UInt32(truncatingIfNeeded: h)
     }
