@@ -30,7 +30,9 @@ extension PoolState {
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
             if done() || phase == .terminated { return done() }
-            if luamp_take_interrupt() != 0 {
+            if luamp_interrupt_pending() != 0 {
+                // Ctrl-C: stop this pool's workers now. The flag stays set (as ChildProcess.join
+                // leaves it) so the end-of-script cleanup stops children rather than joins them.
                 terminate(s)
                 throw LuaRaise("interrupted!")
             }
