@@ -222,8 +222,11 @@ extension MPModule {
         return Int(s.rawLength(i))
     }
 
-    /// Creates a map/starmap job over the list at `list` and pushes its results table.
-    /// Stack: [-0, +0] (the results table is reachable through the job).
+    /// Creates a map/starmap job over the list at `list` (an iterator function there is first
+    /// read into a list, replacing it). The results table `{n = #items}` is created now and
+    /// held by the job. Stack: [-0, +0].
+    /// - Throws: argument errors; `SendError` when `fn` cannot be sent (items are checked as
+    ///   their chunks are encoded and fail the job at their position).
     private static func submitMap(_ s: LuaStack, _ p: PoolState, fn: Int32, list: Int32, chunksize: Int32, star: Bool) throws -> PoolJob {
         try checkFunction(s, fn)
         try listify(s, list)
