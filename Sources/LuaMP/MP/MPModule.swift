@@ -16,12 +16,14 @@ enum MPModule {
         installCodec(s, t)
         installQueues(s, t)
         installPipes(s, t)
+        installPools(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes
     /// or pools cleans up here (join non-daemon children, terminate daemons and pools).
     /// A new capability with something to clean up adds one line here.
     static func finishCapabilities(_ s: LuaStack) {
+        finishPools(s)
         finishProcesses(s)
     }
 

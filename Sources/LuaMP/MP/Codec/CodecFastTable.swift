@@ -124,13 +124,14 @@ extension Encoder {
     }
 
     /// Pushes the scalar key in `slot` (one the pre-scan accepted). Stack: [-0, +1].
-    private func pushFastScalar(_ tag: UInt8, _ slot: UnsafeRawPointer) {
+    private mutating func pushFastScalar(_ tag: UInt8, _ slot: UnsafeRawPointer) {
         switch Int(tag) {
         case LUAMP_TAG_FLOAT: lua_pushnumber(L, slot.load(as: Double.self))
         case LUAMP_TAG_INT: lua_pushinteger(L, lua_Integer(slot.load(as: Int64.self)))
         case LUAMP_TAG_TRUE: lua_pushboolean(L, 1)
         case LUAMP_TAG_FALSE: lua_pushboolean(L, 0)
         default:
+            holdGC()   // lua_pushlstring may run a GC step
             let b = stringBytes(tag, slot)
             _ = lua_pushlstring(L, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count)
         }

@@ -1,0 +1,483 @@
+// The pool's pump: send chunks to workers, poll result pipes and pidfds, deliver results, handle deaths, run callbacks.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+extension PoolState {
+    /// Most chunks an imap job reads ahead of its consumer.
+    var lookaheadLimit: Int { size * (Self.inflightPerWorker + 1) }
+
+    /// Makes progress until `done()` holds or `timeout` seconds passed: sends queued chunks,
+    /// reads results, handles dead workers, runs due callbacks. Every pool call pumps; nothing
+    /// happens in the background (there are no threads).
+    /// - Parameters:
+    ///   - timeout: nil waits as long as it takes; 0 makes one non-blocking round.
+    ///   - pullAll: read every job's iterator input (join), not only `pulling`'s.
+    ///   - pulling: the imap job whose iterator function may be called now.
+    ///   - runsCallbacks: false for submitting calls (apply_async, map_async, imap), so a
+    ///     callback's error never takes the place of the AsyncResult being returned.
+    /// - Returns: `done()`.
+    /// - Throws: callback errors, `interrupted!` (after terminating the pool), fork failures.
+    @discardableResult
+    func pump(_ s: LuaStack, timeout: Double?, pullAll: Bool = false, pulling: PoolJob? = nil,
+              callbacks runsCallbacks: Bool = true, until done: () -> Bool) throws -> Bool {
+        try checkOwner()
+        let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
+        while true {
+            PoolRegistry.collect(s)
+            try dispatch(s, pullAll: pullAll, pulling: pulling)
+            if runsCallbacks { try runCallbacks(s) }
+            if done() || phase == .terminated { return done() }
+            if luamp_interrupt_pending() != 0 {
+                // Ctrl-C: stop this pool's workers now. The flag stays set (as ChildProcess.join
+                // leaves it) so the end-of-script cleanup stops children rather than joins them.
+                terminate(s)
+                throw LuaRaise("interrupted!")
+            }
+            var ms: Int32 = 100
+            var last = false
+            if let d = deadline {
+                let left = d - Clock.monotonicSeconds()
+                if left <= 0 { ms = 0; last = true } else { ms = Int32(min(100, (left * 1000).rounded(.up))) }
+            }
+            try waitForEvents(s, ms)
+            if last {
+                try dispatch(s, pullAll: pullAll, pulling: pulling)
+                if runsCallbacks { try runCallbacks(s) }
+                return done()
+            }
+        }
+    }
+
+    // MARK: sending
+
+    /// True while anything submitted is not yet sent (queued chunks or unread input).
+    var hasUnsentWork: Bool {
+        !retry.isEmpty || jobs.contains { $0.source != nil && !$0.cancelled }
+    }
+
+    /// Starts missing workers, hands chunks to workers with room, flushes pipes, and lets
+    /// workers of a closed pool exit once nothing is left to send.
+    func dispatch(_ s: LuaStack, pullAll: Bool, pulling: PoolJob?) throws {
+        guard phase != .terminated else { return }
+        jobs.removeAll { $0.cancelled && $0.done }
+        if let broken = brokenError {
+            while let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) { deliver(s, c, error: .mp(broken)) }
+        } else {
+            let needed = phase == .running || hasUnsentWork
+            if needed {
+                for slot in 0..<size where workers[slot] == nil { try spawn(s, slot: slot) }
+            }
+            while let w = pickWorker(), let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) {
+                send(c, to: w)
+            }
+            stealForIdleWorkers()
+        }
+        for case let w? in workers where w.hasOutput { w.flush() }
+        if phase == .closed && !hasUnsentWork {
+            for case let w? in workers where !w.inputClosed { w.closeInput() }
+        }
+    }
+
+    /// The live worker with the fewest chunks in flight, if one has room.
+    private func pickWorker() -> PoolWorker? {
+        var best: PoolWorker?
+        for case let w? in workers where !w.inputClosed && w.inflight.count < Self.inflightPerWorker && w.quota != 0 {
+            if best == nil || w.inflight.count < best!.inflight.count { best = w }
+        }
+        return best
+    }
+
+    /// Work stealing: a worker with nothing to do takes the chunk queued behind another
+    /// worker's running chunk, so no task waits behind a long one while a worker idles. The
+    /// status word decides atomically whether the victim already started it (`claim`/`steal`).
+    private func stealForIdleWorkers() {
+        for case let idle? in workers where idle.inflight.isEmpty && !idle.inputClosed && idle.quota != 0 {
+            var taken = false
+            for case let victim? in workers where victim !== idle && victim.inflight.count >= 2 && !taken {
+                let head = victim.inflight[0]
+                let cur = status.started(victim.slot)
+                guard cur == head.id || cur & WorkerStatusPage.stolen != 0 else { continue }
+                let c = victim.inflight[1]
+                guard status.steal(victim.slot, expected: cur, c.id) else { continue }
+                victim.inflight.remove(at: 1)
+                victim.runningAtSteal = head.id
+                if let q = victim.quota { victim.quota = q + 1 }
+                send(c, to: idle)
+                taken = true
+            }
+        }
+    }
+
+    private func send(_ c: PoolChunk, to w: PoolWorker) {
+        if w.functionGeneration != functions.generation {
+            var f: [UInt8] = []
+            let start = PoolFrame.begin(&f, kind: PoolFrame.clear)
+            try? PoolFrame.finish(&f, from: start)
+            w.send(f)
+            w.functions.removeAll()
+            w.functionGeneration = functions.generation
+        }
+        if w.functions.insert(c.function.id).inserted { w.send(c.function.defineFrame) }
+        w.send(c.frame)
+        w.inflight.append(c)
+        if let q = w.quota { w.quota = q - 1 }
+    }
+
+    /// The next chunk to send: re-queued ones first, then new input in submission order.
+    /// Iterator input is read only for `pulling` (or all with `pullAll`), within the look-ahead.
+    private func nextChunk(_ s: LuaStack, pullAll: Bool, pulling: PoolJob?) throws -> PoolChunk? {
+        while let c = retry.popFirst() {
+            if c.job.cancelled || c.job.done { drop(c); continue }
+            return c
+        }
+        for job in jobs where job.source != nil && !job.cancelled {
+            let src = job.source!
+            if src.kind == .iterator && !pullAll && job !== pulling { continue }
+            if job.isImap && !pullAll && job.lookahead >= lookaheadLimit { continue }
+            if let c = makeChunk(s, job, src) { return c }
+        }
+        return nil
+    }
+
+    /// Reads the next chunk of `job`'s input and encodes its `T` frame. Input errors (an
+    /// unsendable item, an iterator that raised) become the job's failure at that position.
+    /// Returns nil when the input ended or failed.
+    private func makeChunk(_ s: LuaStack, _ job: PoolJob, _ src: ChunkSource) -> PoolChunk? {
+        let L = s.L
+        return s.preservingTop {
+            _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(src.ref))
+            let input = s.top
+            let position = src.next
+            var count = 0
+            var failure: JobError?
+            let first = s.top + 1
+            switch src.kind {
+            case .list:
+                count = min(src.size, src.count - position + 1)
+                guard count > 0 else { return endInput(job) }
+                guard s.checkStack(Int32(count) + 16) else {
+                    failure = .mp(MPError("SendError", "chunk of \(count) items is too large for the Lua stack"))
+                    break
+                }
+                for i in 0..<count { _ = lua_rawgeti(L, input, lua_Integer(position + i)) }
+            case .iterator:
+                while count < src.size {
+                    guard s.checkStack(16) else { break }
+                    s.pushValue(input)
+                    if luamp_pcall(L, 0, 1, 0) != LUA_OK {
+                        failure = .value(luaL_ref(L, s.registryIndex()))
+                        break
+                    }
+                    if s.type(at: -1) == .nil { s.pop(); break }
+                    count += 1
+                }
+                if count == 0 && failure == nil { return endInput(job) }
+            }
+            let seq = job.chunksMade
+            job.chunksMade += 1
+            src.next += count
+            if src.kind == .list && src.next > src.count { job.source = nil }
+            if failure != nil { job.source = nil }
+            var frame: [UInt8] = []
+            if failure == nil {
+                do {
+                    frame.reserveCapacity(64 + count * 4)
+                    let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
+                    frame.appendLE(nextChunkID)
+                    frame.appendLE(job.function.id)
+                    frame.append(job.mode)
+                    frame.appendLE(UInt32(count))
+                    try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
+                    try PoolFrame.finish(&frame, from: start)
+                } catch {
+                    failure = .mp(Self.itemSendError(s, first: first, count: count, position: position, error))
+                }
+            }
+            let chunk = PoolChunk(id: nextChunkID, job: job, seq: seq, position: position, count: count,
+                                  function: job.function, frame: frame)
+            nextChunkID += 1
+            if let f = failure {
+                deliver(s, chunk, error: f)
+                return nil
+            }
+            return chunk
+        }
+    }
+
+    /// Marks the input exhausted. Returns nil (no chunk).
+    private func endInput(_ job: PoolJob) -> PoolChunk? {
+        job.source = nil
+        completeIfDone(job)
+        return nil
+    }
+
+    /// The SendError of the first unsendable item of a chunk (items on the stack from `first`),
+    /// named by its input position.
+    private static func itemSendError(_ s: LuaStack, first: Int32, count: Int, position: Int, _ error: Error) -> MPError {
+        for i in 0..<count {
+            do { _ = try Codec.encode(s, at: first + Int32(i), path: "input[\(position + i)]") } catch let e as MPError { return e } catch {}
+        }
+        return (error as? MPError) ?? MPError("SendError", String(describing: error))
+    }
+
+    // MARK: receiving
+
+    /// Polls result pipes, pidfds and (when output is queued) task pipes for up to `ms`.
+    private func waitForEvents(_ s: LuaStack, _ ms: Int32) throws {
+        pollFDs.removeAll(keepingCapacity: true)
+        pollOwners.removeAll(keepingCapacity: true)
+        for case let w? in workers {
+            if w.resultFD >= 0 {
+                pollFDs.append(pollfd(fd: w.resultFD, events: Int16(POLLIN), revents: 0)); pollOwners.append((w, 0))
+            }
+            if w.child.pidfd >= 0 {
+                pollFDs.append(pollfd(fd: w.child.pidfd, events: Int16(POLLIN), revents: 0)); pollOwners.append((w, 1))
+            }
+            if w.hasOutput && w.taskFD >= 0 {
+                pollFDs.append(pollfd(fd: w.taskFD, events: Int16(POLLOUT), revents: 0)); pollOwners.append((w, 2))
+            }
+        }
+        if pollFDs.isEmpty {
+            if ms > 0 { var ts = timespec(tv_sec: 0, tv_nsec: Int(ms) * 1_000_000); _ = nanosleep(&ts, nil) }
+            return
+        }
+        let n = poll(&pollFDs, nfds_t(pollFDs.count), ms)
+        if n <= 0 { return }                                   // timeout, or EINTR (the pump checks Ctrl-C)
+        // Copied out first: handling a result allocates, so a finalizer may run pool code that
+        // polls again (reusing pollFDs).
+        var fired: [(PoolWorker, Int, Int16)] = []
+        for (i, (w, what)) in pollOwners.enumerated() where pollFDs[i].revents != 0 {
+            fired.append((w, what, pollFDs[i].revents))
+        }
+        var dead: [PoolWorker] = []
+        for (w, what, revents) in fired {
+            switch what {
+            case 0:
+                readResults(s, w)
+                if w.child.pidfd < 0, revents & Int16(POLLHUP) != 0, !w.child.isAlive { dead.append(w) }
+            case 1: dead.append(w)
+            default: w.flush()
+            }
+        }
+        for w in dead where workers[w.slot] === w { workerDied(s, w) }
+    }
+
+    /// Reads what the worker wrote and handles every complete frame. A protocol error stops the
+    /// worker (SIGKILL); its death is then handled like any other.
+    private func readResults(_ s: LuaStack, _ w: PoolWorker) {
+        // Not re-entered for the same worker (a finalizer run while a frame is decoded may
+        // pump): the frame being decoded lives in the inbox buffer.
+        guard w.resultFD >= 0, !w.reading else { return }
+        w.reading = true
+        defer { w.reading = false }
+        var budget = 64 << 20
+        do {
+            while budget > 0 && w.resultFD >= 0 {
+                let r = try w.inbox.fill(w.resultFD)
+                while let frame = try w.inbox.next() {
+                    budget -= frame.count
+                    try handleFrame(s, w, frame)
+                }
+                if r != .data { break }
+            }
+        } catch {
+            fputs("luamp: pool worker pid \(w.child.pid) broke the protocol (\(error)); stopping it\n", luamp_stderr())
+            try? w.child.kill()
+            luamp_release_fd(w.resultFD)
+            close(w.resultFD)
+            w.resultFD = -1
+        }
+    }
+
+    private func handleFrame(_ s: LuaStack, _ w: PoolWorker, _ frame: UnsafeRawBufferPointer) throws {
+        var r = PayloadReader(frame)
+        let id = try r.int(UInt64.self)
+        guard let head = w.inflight.first, head.id == id else {
+            throw PoolProtocolError("answer for chunk \(id), which it was not running")
+        }
+        switch frame[0] {
+        case PoolFrame.result:
+            w.inflight.removeFirst()
+            deliver(s, head, bytes: r.rest)
+        case PoolFrame.failure:
+            let message = try r.string()
+            let traceback = try r.string()
+            w.inflight.removeFirst()
+            deliver(s, head, error: .mp(MPError("RemoteError", message,
+                [("traceback", .string(traceback)), ("pid", .integer(Int64(w.child.pid)))])))
+        default:
+            throw PoolProtocolError("unknown frame kind \(frame[0])")
+        }
+    }
+
+    /// A chunk's results arrived: copy them into the job's table at their positions.
+    private func deliver(_ s: LuaStack, _ c: PoolChunk, bytes: UnsafeRawBufferPointer) {
+        let job = c.job
+        guard !job.done, !job.cancelled else { return drop(c) }
+        let L = s.L
+        let failure: JobError? = s.preservingTop {
+            _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(job.resultsRef))
+            let results = s.top
+            let n: Int32
+            do { n = try Codec.decodeTuple(s, bytes) } catch let e as MPError { return .mp(e) } catch { return .mp(MPError("DecodeError", "\(error)")) }
+            if job.kind == .apply {
+                var i = n
+                while i >= 1 { lua_rawseti(L, results, lua_Integer(i)); i -= 1 }
+                s.push(Int64(n)); s.rawSet(results, field: "n")
+            } else {
+                guard Int(n) == c.count else { return .mp(MPError("DecodeError", "a worker sent \(n) results for \(c.count) items")) }
+                var i = c.count - 1
+                while i >= 0 { lua_rawseti(L, results, lua_Integer(c.position + i)); i -= 1 }
+            }
+            return nil
+        }
+        finishChunk(c, failure)
+    }
+
+    /// A chunk failed (or could not be sent).
+    func deliver(_ s: LuaStack, _ c: PoolChunk, error: JobError) {
+        let job = c.job
+        guard !job.done, !job.cancelled else {
+            if case .value(let r) = error { PoolRegistry.garbage.append(r) }
+            return drop(c)
+        }
+        finishChunk(c, error)
+    }
+
+    /// A chunk of a cancelled (or already finished) job came back or was skipped: count it,
+    /// so the job leaves the pool once nothing of it is in flight.
+    private func drop(_ c: PoolChunk) {
+        let job = c.job
+        guard !job.done else { return }
+        job.chunksDone += 1
+        if job.source == nil && job.chunksDone >= job.chunksMade {
+            job.done = true
+            jobs.removeAll { $0 === job }
+        }
+    }
+
+    private func finishChunk(_ c: PoolChunk, _ failure: JobError?) {
+        let job = c.job
+        job.chunksDone += 1
+        if job.isImap {
+            // The outcome owns an error's registry slot (the iterator frees it when it raises).
+            let o = ChunkOutcome(seq: c.seq, position: c.position, count: c.count, error: failure)
+            if job.kind == .imap { job.outcomes[c.seq] = o } else { job.arrivals.append(o) }
+        } else if let f = failure {
+            job.record(f, at: c.position)
+        }
+        completeIfDone(job)
+    }
+
+    /// Marks the job done once its input ended and every chunk has an outcome; queues its callback.
+    func completeIfDone(_ job: PoolJob) {
+        guard !job.done, job.source == nil, job.chunksDone == job.chunksMade else { return }
+        job.done = true
+        jobs.removeAll { $0 === job }
+        if job.callbackRef != LUA_NOREF || job.errorCallbackRef != LUA_NOREF { callbacks.append(job) }
+    }
+
+    // MARK: dead workers
+
+    /// A worker ended: collect what it wrote, reap it, fail the task it had started with
+    /// `WorkerLost`, re-queue the ones it had not started, and leave the slot for a replacement
+    /// (started by the next `dispatch`).
+    private func workerDied(_ s: LuaStack, _ w: PoolWorker) {
+        readResults(s, w)
+        w.child.stop(grace: 1.0)
+        let code = w.child.exitCode ?? -Int32(SIGKILL)
+        w.closeAll()
+        workers[w.slot] = nil
+        let started = status.started(w.slot)
+        let ready = status.isReady(w.slot)
+        var requeue: [PoolChunk] = []
+        var lost: PoolChunk?
+        // The head was running if the worker claimed it, or if the word still shows a chunk
+        // stolen while that head ran (the worker had not moved past it).
+        let headRan = w.inflight.first.map { started == $0.id || (started & WorkerStatusPage.stolen != 0 && w.runningAtSteal == $0.id) } ?? false
+        for (i, c) in w.inflight.enumerated() {
+            if i == 0 && headRan { lost = c } else { requeue.append(c) }
+        }
+        w.inflight.removeAll()
+        retry.prepend(requeue)
+        if let c = lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
+        if ready {
+            initFailures = 0
+        } else if code != 0 {
+            // Died before its initializer finished (or before it started at all): after three
+            // in a row, fail the work instead of forking replacements forever.
+            initFailures += 1
+            if initFailures >= 3 && brokenError == nil {
+                let e = LuaError.splitTraceback(w.child.reportedMessage ?? "the worker died (\(Self.describe(code)))")
+                var tb = ""
+                if case .runtime(_, let t) = e { tb = t }
+                let what = initializerRef != LUA_NOREF ? "pool initializer failed" : "pool workers failed to start"
+                brokenError = MPError("RemoteError", "\(what) in \(initFailures) workers in a row (last: pid \(w.child.pid)): \(e.message)",
+                                      [("traceback", .string(tb)), ("pid", .integer(Int64(w.child.pid)))])
+            }
+        }
+    }
+
+    static func describe(_ code: Int32) -> String { code < 0 ? "signal \(-code)" : "exit code \(code)" }
+
+    /// `WorkerLost`: names the pid and the signal or exit code.
+    static func workerLost(pid: pid_t, code: Int32) -> MPError {
+        var fields: [(String, LuaValue)] = [("pid", .integer(Int64(pid)))]
+        fields.append(code < 0 ? ("signal", .integer(Int64(-code))) : ("exitcode", .integer(Int64(code))))
+        return MPError("WorkerLost", "worker pid \(pid) died (\(describe(code))) while running a task", fields)
+    }
+
+    // MARK: callbacks
+
+    /// Runs due callbacks in the host (results pushed as `get` returns them). An error in a
+    /// callback is raised by the pool call that ran it; the remaining callbacks run on the next pump.
+    func runCallbacks(_ s: LuaStack) throws {
+        while let job = callbacks.popFirst() {
+            let ref = job.firstError == nil && !job.terminated ? job.callbackRef : job.errorCallbackRef
+            guard ref != LUA_NOREF, !job.terminated else { continue }
+            let L = s.L
+            let base = s.top
+            _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(ref))
+            let nargs: Int32
+            if let (_, e) = job.firstError {
+                pushError(s, e)
+                nargs = 1
+            } else {
+                nargs = pushResults(s, job)
+            }
+            if luamp_pcall(L, nargs, 0, 0) != LUA_OK {
+                let r = luaL_ref(L, s.registryIndex())
+                s.top = base
+                PoolRegistry.garbage.append(r)
+                throw RegistryValueError(ref: r)
+            }
+            s.top = base
+        }
+    }
+
+    /// Pushes a job error's value. Stack: [-0, +1].
+    func pushError(_ s: LuaStack, _ e: JobError) {
+        switch e {
+        case .mp(let m): m.pushError(onto: s)
+        case .value(let r): _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(r))
+        }
+    }
+
+    /// Pushes what `get` returns: the results list (map), or every return value (apply).
+    /// Returns how many values were pushed.
+    func pushResults(_ s: LuaStack, _ job: PoolJob) -> Int32 {
+        let L = s.L
+        _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(job.resultsRef))
+        guard job.kind == .apply else { return 1 }
+        let t = s.top
+        let n = Int32(clamping: s.rawGet(t, field: "n") == .number ? (s.toInteger(-1) ?? 0) : 0)
+        s.pop()
+        s.checkStack(n + 2)
+        if n > 0 { for i in 1...n { _ = lua_rawgeti(L, t, lua_Integer(i)) } }
+        s.remove(t)
+        return n
+    }
+}

@@ -1,0 +1,207 @@
+// Pool channel framing: frames are `[u32 length][u32 checksum][payload]`; builders, reader and writes for both ends.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The frames a pool host and its workers exchange over their pipes (one writer, one reader
+/// per pipe, so frames never interleave). The payload's first byte is its kind; numbers are
+/// little-endian. A frame whose length exceeds `maxPayload` or whose checksum does not match
+/// is a protocol error: the host then stops that worker.
+///
+/// | kind | direction | payload after the kind byte |
+/// |---|---|---|
+/// | `F` define | host → worker | `u32` function id, codec value (the function) |
+/// | `C` clear | host → worker | — (forget every function id) |
+/// | `T` task | host → worker | `u64` chunk id, `u32` function id, `u8` mode, `u32` count, codec value (items) |
+/// | `R` result | worker → host | `u64` chunk id, codec value (results table) |
+/// | `E` error | worker → host | `u64` chunk id, `u32`+bytes message, `u32`+bytes traceback |
+enum PoolFrame {
+    static let headerSize = 8
+    /// Largest payload accepted (1 GiB): a larger length is a corrupt or hostile frame.
+    static let maxPayload = 1 << 30
+
+    static let define: UInt8 = 0x46    // "F"
+    static let clear: UInt8 = 0x43     // "C"
+    static let task: UInt8 = 0x54      // "T"
+    static let result: UInt8 = 0x52    // "R"
+    static let failure: UInt8 = 0x45   // "E"
+
+    /// A fast 32-bit checksum (multiply-xorshift over four independent 8-byte lanes, so the
+    /// multiplications overlap): catches torn or mixed frames at several GB/s; not a MAC
+    /// (function chunks carry the codec's own MAC).
+    static func checksum(_ p: UnsafeRawPointer, _ n: Int) -> UInt32 {
+        let k0: UInt64 = 0xFF51_AFD7_ED55_8CCD, k1: UInt64 = 0xC4CE_B9FE_1A85_EC53
+        var a: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(n), b = a &* k0, c = a &* k1, d = ~a
+        var i = 0
+        while i + 32 <= n {
+            a = (a ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* k0
+            b = (b ^ p.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)) &* k1
+            c = (c ^ p.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)) &* k0
+            d = (d ^ p.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)) &* k1
+            a ^= a >> 29; b ^= b >> 31; c ^= c >> 27; d ^= d >> 33
+            i += 32
+        }
+        var h = a ^ (b &* 31) ^ (c &* 127) ^ (d &* 8191)
+        while i < n {
+            h = (h ^ UInt64(p.load(fromByteOffset: i, as: UInt8.self))) &* k1
+            i += 1
+        }
+        h = (h ^ (h >> 33)) &* k0
+        h ^= h >> 32
+        return UInt32(truncatingIfNeeded: h)
+    }
+
+    /// Starts a frame at the end of `out` (a zeroed header, patched by `finish`); returns its offset.
+    @inline(__always)
+    static func begin(_ out: inout [UInt8], kind: UInt8) -> Int {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: headerSize))
+        out.append(kind)
+        return start
+    }
+
+    /// Writes length and checksum of the frame that starts at `start` and runs to the end of `out`.
+    /// - Throws: `MPError("SendError", …)` when the payload is larger than `maxPayload`.
+    static func finish(_ out: inout [UInt8], from start: Int) throws {
+        let len = out.count - start - headerSize
+        guard len <= maxPayload else {
+            throw MPError("SendError", "message of \(len) bytes is larger than the pool's 1 GiB frame limit")
+        }
+        out.withUnsafeMutableBytes { b in
+            let base = b.baseAddress! + start
+            let sum = checksum(base + headerSize, len)
+            base.storeBytes(of: UInt32(len).littleEndian, as: UInt32.self)
+            (base + 4).storeBytes(of: sum.littleEndian, as: UInt32.self)
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends a little-endian integer.
+    @inline(__always)
+    mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
+        Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
+    }
+}
+
+/// Reads little-endian fields from a frame payload (bounds-checked; a short payload is a protocol error).
+struct PayloadReader {
+    let bytes: UnsafeRawBufferPointer
+    var pos = 1   // after the kind byte
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    mutating func int<T: FixedWidthInteger>(_: T.Type) throws -> T {
+        guard bytes.count - pos >= MemoryLayout<T>.size else { throw PoolProtocolError("short frame") }
+        let v = T(littleEndian: bytes.baseAddress!.loadUnaligned(fromByteOffset: pos, as: T.self))
+        pos += MemoryLayout<T>.size
+        return v
+    }
+
+    mutating func string() throws -> String {
+        let n = Int(try int(UInt32.self))
+        guard n <= bytes.count - pos else { throw PoolProtocolError("short frame") }
+        defer { pos += n }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)]), as: UTF8.self)
+    }
+
+    /// The bytes after the fields read so far.
+    var rest: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[pos...]) }
+}
+
+/// A channel broke its protocol (bad length, checksum, unexpected frame): the peer is stopped.
+struct PoolProtocolError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Buffers bytes read from a pipe and cuts them into frames. Payloads handed out by `next()`
+/// stay valid until the next `fill`. Owns malloc'd memory: call `release()` once.
+struct FrameInbox {
+    private var buf: UnsafeMutableRawPointer
+    private var cap: Int
+    private var start = 0
+    private var end = 0
+
+    init(capacity: Int = 64 * 1024) {
+        cap = capacity
+        buf = malloc(capacity)!
+    }
+
+    func release() { free(buf) }
+
+    enum Fill { case data, wouldBlock, eof }
+
+    /// Reads once from `fd` (retrying EINTR) after making room for the frame being assembled.
+    /// - Throws: `PoolProtocolError` on a read error other than EAGAIN.
+    mutating func fill(_ fd: Int32) throws -> Fill {
+        if start > 0 {
+            if end > start { memmove(buf, buf + start, end - start) }
+            end -= start
+            start = 0
+        }
+        var want = cap
+        if end >= PoolFrame.headerSize {
+            let len = Int(UInt32(littleEndian: buf.loadUnaligned(as: UInt32.self)))
+            want = max(cap, PoolFrame.headerSize + len)
+        }
+        if end == cap || want > cap {
+            var c = max(cap * 2, want)
+            if c > PoolFrame.maxPayload + PoolFrame.headerSize { c = PoolFrame.maxPayload + PoolFrame.headerSize }
+            guard let p = realloc(buf, c) else { throw PoolProtocolError("out of memory for a \(c)-byte frame") }
+            buf = p
+            cap = c
+        }
+        while true {
+            let n = read(fd, buf + end, cap - end)
+            if n > 0 { end += n; return .data }
+            if n == 0 { return .eof }
+            if errno == EINTR { continue }
+            if errno == EAGAIN { return .wouldBlock }
+            throw PoolProtocolError("read failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The next complete frame's payload, or nil until more bytes arrive.
+    /// - Throws: `PoolProtocolError` for an oversized length or a checksum mismatch.
+    mutating func next() throws -> UnsafeRawBufferPointer? {
+        guard end - start >= PoolFrame.headerSize else { return nil }
+        let p = buf + start
+        let len = Int(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
+        guard len >= 1, len <= PoolFrame.maxPayload else { throw PoolProtocolError("bad frame length \(len)") }
+        guard end - start >= PoolFrame.headerSize + len else { return nil }
+        let sum = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        guard PoolFrame.checksum(p + PoolFrame.headerSize, len) == sum else {
+            throw PoolProtocolError("frame checksum mismatch")
+        }
+        start += PoolFrame.headerSize + len
+        return UnsafeRawBufferPointer(start: p + PoolFrame.headerSize, count: len)
+    }
+}
+
+enum PoolIO {
+    /// Writes all of `bytes` to a blocking descriptor, retrying EINTR. Returns false on EPIPE
+    /// or another error (the peer is gone).
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+            if n > 0 { off += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            return false
+        }
+        return true
+    }
+
+    /// One non-blocking write attempt; returns bytes written (0 when the pipe is full), or -1
+    /// when the reader is gone (EPIPE) or the write failed.
+    static func writeSome(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+        while true {
+            let r = write(fd, p, n)
+            if r >= 0 { return r }
+            if errno == EINTR { continue }
+            if errno == EAGAIN { return 0 }
+            return -1
+        }
+    }
+}

@@ -1,0 +1,171 @@
+// Pool jobs and chunks: what was submitted (map/apply/imap), where its input comes from, what came back.
+internal import CLua
+internal import LuaMPShims
+
+/// Why a chunk (or a job) failed.
+enum JobError {
+    /// RemoteError, WorkerLost, SendError, DecodeError …
+    case mp(MPError)
+    /// A host-side Lua error value (an imap input iterator raised), kept in the registry.
+    case value(Int32)
+}
+
+/// An error raised with the Lua value a registry slot holds (the value stays referenced).
+struct RegistryValueError: LuaValueError {
+    let ref: Int32
+    func pushError(onto s: LuaStack) { _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(ref)) }
+}
+
+/// One unit sent to a worker: `count` consecutive items of a job starting at `position`.
+final class PoolChunk {
+    let id: UInt64
+    let job: PoolJob
+    /// Sequence number within the job (0, 1, 2 … in input order).
+    let seq: Int
+    /// 1-based input position of the first item.
+    let position: Int
+    let count: Int
+    let function: FunctionEntry
+    /// The complete `T` frame, kept until a result arrives (so it can be re-sent elsewhere).
+    let frame: [UInt8]
+
+    init(id: UInt64, job: PoolJob, seq: Int, position: Int, count: Int, function: FunctionEntry, frame: [UInt8]) {
+        self.id = id
+        self.job = job
+        self.seq = seq
+        self.position = position
+        self.count = count
+        self.function = function
+        self.frame = frame
+    }
+}
+
+/// Where a job's items come from, read chunk by chunk.
+final class ChunkSource {
+    enum Kind { case list, iterator }
+    let kind: Kind
+    /// Registry reference to the list table or the iterator function.
+    let ref: Int32
+    /// Items per chunk.
+    let size: Int
+    /// Next 1-based position to read.
+    var next = 1
+    /// Length of a list (its `n` or border); unknown for iterators.
+    let count: Int
+
+    init(kind: Kind, ref: Int32, size: Int, count: Int) {
+        self.kind = kind
+        self.ref = ref
+        self.size = size
+        self.count = count
+    }
+
+    /// The list or iterator is released once the input ended (or its job went away).
+    deinit { PoolRegistry.garbage.append(ref) }
+}
+
+/// A completed chunk as an imap iterator consumes it.
+struct ChunkOutcome {
+    let seq: Int
+    let position: Int
+    let count: Int
+    let error: JobError?
+}
+
+/// A submitted piece of work: `map`/`starmap` (results by position), `apply` (all return
+/// values), or `imap`/`imap_unordered` (results buffered for an iterator).
+final class PoolJob {
+    enum Kind { case map, apply, imap, imapUnordered }
+    let kind: Kind
+    let pool: PoolState
+    let function: FunctionEntry
+    /// LUAMP_POOL_MAP / STAR / APPLY.
+    let mode: UInt8
+    /// Registry reference to the results table (map/apply) or the imap buffer; held until the job
+    /// is released, so callbacks and late results can reach it.
+    var resultsRef: Int32 = LUA_NOREF
+    var callbackRef: Int32 = LUA_NOREF
+    var errorCallbackRef: Int32 = LUA_NOREF
+    /// Input not read yet; nil once exhausted (or cancelled).
+    var source: ChunkSource?
+    var chunksMade = 0
+    var chunksDone = 0
+    /// The failure at the lowest input position (what `map`/`get` raise).
+    var firstError: (position: Int, error: JobError)?
+    /// True once every chunk has an outcome (or the pool was terminated).
+    var done = false
+    /// The pool was terminated before the job finished.
+    var terminated = false
+    /// An imap iterator closed early: late results are dropped.
+    var cancelled = false
+
+    // imap bookkeeping
+    /// Completed chunks by sequence number (ordered imap) …
+    var outcomes: [Int: ChunkOutcome] = [:]
+    /// … or in completion order (imap_unordered).
+    var arrivals = Ring<ChunkOutcome>()
+    var chunksConsumed = 0
+    /// The chunk being handed out and the next position in it.
+    var current: ChunkOutcome?
+    var currentNext = 0
+
+    init(kind: Kind, pool: PoolState, function: FunctionEntry, mode: UInt8) {
+        self.kind = kind
+        self.pool = pool
+        self.function = function
+        self.mode = mode
+    }
+
+    deinit {
+        var refs = [resultsRef, callbackRef, errorCallbackRef]
+        if let (_, e) = firstError, case .value(let r) = e { refs.append(r) }
+        for (_, o) in outcomes { if case .value(let r)? = o.error { refs.append(r) } }
+        while let o = arrivals.popFirst() { if case .value(let r)? = o.error { refs.append(r) } }
+        PoolRegistry.garbage.append(contentsOf: refs.filter { $0 != LUA_NOREF && $0 != LUA_REFNIL })
+    }
+
+    var isImap: Bool { kind == .imap || kind == .imapUnordered }
+
+    /// Records a failure of a map/apply job, keeping the one at the lowest position (which then
+    /// owns an error value's registry slot; imap jobs keep errors in their outcomes instead).
+    func record(_ e: JobError, at position: Int) {
+        if let f = firstError, f.position <= position {
+            if case .value(let r) = e { PoolRegistry.garbage.append(r) }
+            return
+        }
+        if let f = firstError, case .value(let r) = f.error { PoolRegistry.garbage.append(r) }
+        firstError = (position, e)
+    }
+
+    /// Chunks read ahead and not yet consumed by an imap iterator.
+    var lookahead: Int { chunksMade - chunksConsumed }
+}
+
+/// A small FIFO with push-front (re-queued chunks go first).
+struct Ring<T> {
+    private var items: [T?] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == items.count }
+    var count: Int { items.count - head }
+
+    mutating func append(_ v: T) { items.append(v) }
+
+    mutating func popFirst() -> T? {
+        guard head < items.count else { return nil }
+        let v = items[head]
+        items[head] = nil
+        head += 1
+        if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+        return v
+    }
+
+    /// Puts `vs` in front, keeping their order.
+    mutating func prepend(_ vs: [T]) {
+        guard !vs.isEmpty else { return }
+        items = vs.map { Optional($0) } + items[head...]
+        head = 0
+    }
+
+    mutating func removeAll() { items.removeAll(); head = 0 }
+}

@@ -1,0 +1,342 @@
+// The Lua `Pool` object: mp.Pool(...), its methods' arguments, and submission of map/apply/imap jobs.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+/// Full userdata boxing a retained Swift object, checked by metatable name.
+enum PoolBox {
+    /// Pushes a userdata holding `object` with metatable `meta` and `uservalues` slots. Stack: [-0, +1].
+    static func push(_ s: LuaStack, _ object: AnyObject, meta: String, uservalues: Int32) {
+        let mem = lua_newuserdatauv(s.L, MemoryLayout<UnsafeMutableRawPointer>.size, uservalues)!
+        mem.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer.self)
+        s.rawGet(s.registryIndex(), field: meta)
+        lua_setmetatable(s.L, -2)
+    }
+
+    /// The object in the userdata at `i` if its metatable is `meta`.
+    static func get<T: AnyObject>(_ s: LuaStack, _ i: Int32, meta: String, as: T.Type) -> T? {
+        guard s.type(at: i) == .userdata, let mem = s.toUserdata(i) else { return nil }
+        let ok: Bool = s.preservingTop {
+            guard lua_getmetatable(s.L, i) != 0 else { return false }
+            s.rawGet(s.registryIndex(), field: meta)
+            return lua_rawequal(s.L, -1, -2) != 0
+        }
+        guard ok, let raw = mem.load(as: UnsafeMutableRawPointer?.self) else { return nil }
+        return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue() as T
+    }
+
+    /// `__gc`: releases the object once. Returns it (still alive until the caller is done) or nil.
+    static func take<T: AnyObject>(_ s: LuaStack, _ i: Int32, as: T.Type) -> T? {
+        guard let mem = s.toUserdata(i), let raw = mem.load(as: UnsafeMutableRawPointer?.self) else { return nil }
+        mem.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+        return Unmanaged<T>.fromOpaque(raw).takeRetainedValue()
+    }
+}
+
+extension MPModule {
+    static let poolMeta = "mp.Pool"
+
+    /// Installs `mp.Pool`, and the AsyncResult and imap iterator metatables.
+    static func installPools(_ s: LuaStack, _ t: Int32) {
+        s.preservingTop {
+            makePoolMetatable(s)
+            makeAsyncResultMetatable(s)
+            makePoolIteratorMetatable(s)
+        }
+        s.setFunction(t, "Pool") { s in try newPool(s) }
+    }
+
+    static func checkPool(_ s: LuaStack, _ i: Int32 = 1) throws -> PoolState {
+        guard let p = PoolBox.get(s, i, meta: poolMeta, as: PoolState.self) else {
+            throw LuaArgumentError(i, "Pool expected, got \(s.typeName(at: i))")
+        }
+        try p.checkOwner()
+        return p
+    }
+
+    /// A pool that still accepts work.
+    private static func runningPool(_ s: LuaStack) throws -> PoolState {
+        let p = try checkPool(s)
+        switch p.phase {
+        case .running: return p
+        case .closed: throw LuaRaise("the pool is closed (no new tasks after close())")
+        case .terminated: throw LuaRaise("the pool was terminated")
+        }
+    }
+
+    // MARK: constructor
+
+    /// `mp.Pool([processes [, initializer [, initargs [, maxtasksperchild]]]])` or
+    /// `mp.Pool{processes =, initializer =, initargs =, maxtasksperchild =}`. Stack: [-0, +1].
+    private static func newPool(_ s: LuaStack) throws -> Int32 {
+        let table = s.type(at: 1) == .table
+        if table {
+            s.top = 1
+            for key in ["processes", "initializer", "initargs", "maxtasksperchild"] { s.rawGet(1, field: key) }
+        }
+        let first: Int32 = table ? 2 : 1
+        func arg(_ k: Int32) -> Int32 { first + k }
+        func bad(_ k: Int32, _ field: String, _ msg: String) -> LuaArgumentError {
+            table ? LuaArgumentError(1, "field '\(field)' \(msg)") : LuaArgumentError(k + 1, "\(field) \(msg)")
+        }
+        var size = Int(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        if !s.isNoneOrNil(arg(0)) {
+            guard s.type(at: arg(0)) == .number, let v = s.toInteger(arg(0)) else {
+                throw bad(0, "processes", "must be an integer, got \(s.typeName(at: arg(0)))")
+            }
+            guard v >= 1, v <= 4096 else { throw bad(0, "processes", "must be between 1 and 4096, got \(v)") }
+            size = Int(v)
+        }
+        if !s.isNoneOrNil(arg(1)) && s.type(at: arg(1)) != .function {
+            throw bad(1, "initializer", "must be a function, got \(s.typeName(at: arg(1)))")
+        }
+        if !s.isNoneOrNil(arg(2)) && s.type(at: arg(2)) != .table {
+            throw bad(2, "initargs", "must be a table, got \(s.typeName(at: arg(2)))")
+        }
+        var maxTasks: Int?
+        if !s.isNoneOrNil(arg(3)) {
+            guard s.type(at: arg(3)) == .number, let v = s.toInteger(arg(3)), v >= 1 else {
+                throw bad(3, "maxtasksperchild", "must be a positive integer")
+            }
+            maxTasks = Int(v)
+        }
+        let reg = s.registryIndex()
+        var initRef = LUA_NOREF
+        var initargsRef = LUA_NOREF
+        if !s.isNoneOrNil(arg(1)) { s.pushValue(arg(1)); initRef = luaL_ref(s.L, reg) }
+        if !s.isNoneOrNil(arg(2)) { s.pushValue(arg(2)); initargsRef = luaL_ref(s.L, reg) }
+        let pool: PoolState
+        do {
+            pool = try PoolState(s, size: size, maxTasksPerChild: maxTasks, initializerRef: initRef, initargsRef: initargsRef)
+        } catch {
+            for r in [initRef, initargsRef] where r != LUA_NOREF { luaL_unref(s.L, reg, r) }
+            throw error
+        }
+        PoolRegistry.add(pool)
+        PoolBox.push(s, pool, meta: poolMeta, uservalues: 0)
+        return 1
+    }
+
+    // MARK: metatable
+
+    private static func makePoolMetatable(_ s: LuaStack) {
+        guard luaL_newmetatable(s.L, poolMeta) != 0 else { return }
+        let mt = s.top
+        s.push("Pool"); s.rawSet(mt, field: "__name")
+        s.newTable()
+        let m = s.top
+        s.setFunction(m, "map") { s in try mapCall(s, star: false) }
+        s.setFunction(m, "starmap") { s in try mapCall(s, star: true) }
+        s.setFunction(m, "map_async") { s in try mapAsyncCall(s, star: false) }
+        s.setFunction(m, "starmap_async") { s in try mapAsyncCall(s, star: true) }
+        s.setFunction(m, "imap") { s in try imapCall(s, ordered: true) }
+        s.setFunction(m, "imap_unordered") { s in try imapCall(s, ordered: false) }
+        s.setFunction(m, "apply") { s in
+            let p = try runningPool(s)
+            let job = try submitApply(s, p, fn: 2, args: 3)
+            try p.pump(s, timeout: nil) { job.done }
+            return try results(s, job)
+        }
+        s.setFunction(m, "apply_async") { s in
+            let p = try runningPool(s)
+            let job = try submitApply(s, p, fn: 2, args: 3)
+            try setCallbacks(s, job, 4, 5)
+            pushAsyncResult(s, job)
+            try p.pump(s, timeout: 0, callbacks: false) { false }
+            return 1
+        }
+        s.setFunction(m, "close") { s in
+            let p = try checkPool(s)
+            p.closePool()
+            try p.pump(s, timeout: 0) { false }
+            return 0
+        }
+        s.setFunction(m, "join") { s in try checkPool(s).join(s); return 0 }
+        s.setFunction(m, "terminate") { s in try checkPool(s).terminate(s); return 0 }
+        s.rawSet(mt, field: "__index")
+        s.setFunction(mt, "__close") { s in
+            if let p = PoolBox.get(s, 1, meta: poolMeta, as: PoolState.self) { p.terminate(s) }
+            return 0
+        }
+        s.setFunction(mt, "__gc") { s in
+            if let p = PoolBox.take(s, 1, as: PoolState.self) {
+                p.terminate(s)
+                if p.isOwnedHere { p.releaseReferences(s) }
+            }
+            return 0
+        }
+        s.setFunction(mt, "__tostring") { s in
+            guard let p = PoolBox.get(s, 1, meta: poolMeta, as: PoolState.self) else { s.push("<Pool>"); return 1 }
+            let state = p.phase == .running ? "RUN" : p.phase == .closed ? "CLOSE" : "TERMINATE"
+            s.push("<Pool processes=\(p.size) state=\(state)>")
+            return 1
+        }
+    }
+
+    // MARK: submissions
+
+    private static func checkFunction(_ s: LuaStack, _ i: Int32) throws {
+        guard s.type(at: i) == .function else {
+            throw LuaArgumentError(i, "function expected, got \(s.typeName(at: i))")
+        }
+    }
+
+    private static func optChunksize(_ s: LuaStack, _ i: Int32) throws -> Int? {
+        guard !s.isNoneOrNil(i) else { return nil }
+        guard let v = s.toInteger(i), s.type(at: i) == .number, v >= 1 else {
+            throw LuaArgumentError(i, "chunksize must be a positive integer")
+        }
+        return Int(v)
+    }
+
+    /// Replaces an iterator function at `i` by the list of everything it returns (map reads its
+    /// whole input, as Python's does). Stack: [-0, +0] (the list replaces the function).
+    private static func listify(_ s: LuaStack, _ i: Int32) throws {
+        guard s.type(at: i) == .function else { return }
+        s.newTable()
+        let t = s.top
+        var n: Int64 = 0
+        while true {
+            s.pushValue(i)
+            if luamp_pcall(s.L, 0, 1, 0) != LUA_OK {
+                throw RegistryValueError(ref: { let r = luaL_ref(s.L, s.registryIndex()); PoolRegistry.garbage.append(r); return r }())
+            }
+            if s.type(at: -1) == .nil { s.pop(); break }
+            n += 1
+            s.rawSet(t, index: n)
+        }
+        s.push(n); s.rawSet(t, field: "n")
+        s.replace(i)
+    }
+
+    /// Largest chunk: items travel as values on the Lua stack (LUAI_MAXSTACK is 1,000,000), so
+    /// bigger chunksizes are split.
+    static let maxChunk = 200_000
+
+    /// Length of a list: its `n` field when it is a non-negative integer, else its border.
+    static func listLength(_ s: LuaStack, _ i: Int32) -> Int {
+        if s.rawGet(i, field: "n") == .number, let n = s.toInteger(-1), n >= 0 { s.pop(); return Int(n) }
+        s.pop()
+        return Int(s.rawLength(i))
+    }
+
+    /// Creates a map/starmap job over the list at `list` (an iterator function there is first
+    /// read into a list, replacing it). The results table `{n = #items}` is created now and
+    /// held by the job. Stack: [-0, +0].
+    /// - Throws: argument errors; `SendError` when `fn` cannot be sent (items are checked as
+    ///   their chunks are encoded and fail the job at their position).
+    private static func submitMap(_ s: LuaStack, _ p: PoolState, fn: Int32, list: Int32, chunksize: Int32, star: Bool) throws -> PoolJob {
+        try checkFunction(s, fn)
+        try listify(s, list)
+        guard s.type(at: list) == .table else {
+            throw LuaArgumentError(list, "table or iterator function expected, got \(s.typeName(at: list))")
+        }
+        let n = listLength(s, list)
+        if star {
+            for i in 0..<n {
+                let t = s.rawGet(list, index: Int64(i + 1))
+                s.pop()
+                if t != .table { throw LuaArgumentError(list, "item \(i + 1) is a \(t.name), not a table of arguments") }
+            }
+        }
+        var cs = try optChunksize(s, chunksize) ?? 0
+        if cs == 0 {
+            let d = n / (4 * p.size), r = n % (4 * p.size)
+            cs = max(1, d + (r > 0 ? 1 : 0))
+        }
+        cs = min(cs, maxChunk)
+        let entry = try p.functions.entry(s, at: fn)
+        let job = PoolJob(kind: .map, pool: p, function: entry, mode: UInt8(star ? LUAMP_POOL_STAR : LUAMP_POOL_MAP))
+        let reg = s.registryIndex()
+        s.newTable(arrayCount: Int32(clamping: n), hashCount: 1)
+        s.push(Int64(n)); s.rawSet(-2, field: "n")
+        job.resultsRef = luaL_ref(s.L, reg)
+        if n > 0 {
+            s.pushValue(list)
+            job.source = ChunkSource(kind: .list, ref: luaL_ref(s.L, reg), size: cs, count: n)
+        }
+        p.jobs.append(job)
+        p.completeIfDone(job)
+        return job
+    }
+
+    /// `pool:map(fn, list [, chunksize])`, `pool:starmap(...)`: waits, returns the results list.
+    private static func mapCall(_ s: LuaStack, star: Bool) throws -> Int32 {
+        let p = try runningPool(s)
+        let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star)
+        try p.pump(s, timeout: nil) { job.done }
+        return try results(s, job)
+    }
+
+    /// `pool:map_async(fn, list [, chunksize [, callback [, error_callback]]])`.
+    private static func mapAsyncCall(_ s: LuaStack, star: Bool) throws -> Int32 {
+        let p = try runningPool(s)
+        let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star)
+        try setCallbacks(s, job, 5, 6)
+        pushAsyncResult(s, job)
+        try p.pump(s, timeout: 0, callbacks: false) { false }
+        return 1
+    }
+
+    /// Creates an apply job: one chunk calling `fn(table.unpack(args, 1, args.n or #args))`.
+    /// - Throws: SendError at once when the function or an argument cannot be sent.
+    private static func submitApply(_ s: LuaStack, _ p: PoolState, fn: Int32, args: Int32) throws -> PoolJob {
+        try checkFunction(s, fn)
+        if s.isNoneOrNil(args) {
+            s.top = max(s.top, args)
+            s.newTable()
+            s.replace(args)
+        }
+        guard s.type(at: args) == .table else { throw LuaArgumentError(args, "table expected, got \(s.typeName(at: args))") }
+        let n = listLength(s, args)
+        guard n <= 250 else { throw LuaArgumentError(args, "too many arguments (\(n), at most 250)") }
+        let entry = try p.functions.entry(s, at: fn)
+        let job = PoolJob(kind: .apply, pool: p, function: entry, mode: UInt8(LUAMP_POOL_APPLY))
+        var frame: [UInt8] = []
+        let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
+        frame.appendLE(p.nextChunkID)
+        frame.appendLE(entry.id)
+        frame.append(job.mode)
+        frame.appendLE(UInt32(n))
+        let first = s.top + 1
+        s.checkStack(Int32(n) + 16)
+        for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }
+        try Codec.encodeTuple(s, from: first, count: Int32(n), path: "args", into: &frame)
+        s.top = first - 1
+        try PoolFrame.finish(&frame, from: start)
+        s.newTable()
+        job.resultsRef = luaL_ref(s.L, s.registryIndex())
+        job.chunksMade = 1
+        p.retry.append(PoolChunk(id: p.nextChunkID, job: job, seq: 0, position: 1, count: n, function: entry, frame: frame))
+        p.nextChunkID += 1
+        p.jobs.append(job)
+        return job
+    }
+
+    /// Stores optional callback and error_callback at `cb`, `ecb`.
+    private static func setCallbacks(_ s: LuaStack, _ job: PoolJob, _ cb: Int32, _ ecb: Int32) throws {
+        for (i, isError) in [(cb, false), (ecb, true)] where !s.isNoneOrNil(i) {
+            guard s.type(at: i) == .function else {
+                throw LuaArgumentError(i, "\(isError ? "error_callback" : "callback") must be a function, got \(s.typeName(at: i))")
+            }
+            s.pushValue(i)
+            let r = luaL_ref(s.L, s.registryIndex())
+            if isError { job.errorCallbackRef = r } else { job.callbackRef = r }
+        }
+        if job.done, job.callbackRef != LUA_NOREF || job.errorCallbackRef != LUA_NOREF { job.pool.callbacks.append(job) }
+    }
+
+    /// Pushes what a finished job gives: raises its error, else its results. Returns the count.
+    static func results(_ s: LuaStack, _ job: PoolJob) throws -> Int32 {
+        if job.terminated { throw LuaRaise("the pool was terminated before this task finished") }
+        if let (_, e) = job.firstError {
+            switch e {
+            case .mp(let m): throw m
+            case .value(let r): throw RegistryValueError(ref: r)
+            }
+        }
+        return job.pool.pushResults(s, job)
+    }
+}

@@ -1,0 +1,282 @@
+// PoolState: one pool's workers and life cycle (start, replace, close, join, terminate) — the host side of mp.Pool.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+/// The host's view of one worker: the process, its two pipe ends, what was sent and not answered.
+final class PoolWorker {
+    let slot: Int
+    let child: ChildProcess
+    /// Host → worker (non-blocking write end); -1 once closed.
+    var taskFD: Int32
+    /// Worker → host (non-blocking read end); -1 once closed.
+    var resultFD: Int32
+    /// Bytes not yet written to `taskFD` (the pipe was full).
+    var outbox: [UInt8] = []
+    var outOffset = 0
+    var inbox = FrameInbox()
+    /// `readResults` is handling this worker's frames.
+    var reading = false
+    /// Chunks sent, in order, without an answer yet (the worker runs them in this order).
+    var inflight: [PoolChunk] = []
+    /// Function ids this worker has been sent (in `functionGeneration`).
+    var functions: Set<UInt32> = []
+    var functionGeneration = 0
+    /// Chunks it may still be sent before `maxtasksperchild` retires it (nil: no limit).
+    var quota: Int?
+    /// The host closed `taskFD` (the worker exits after its current work).
+    var inputClosed = false
+    /// The chunk that was running when a chunk was last stolen from this worker.
+    var runningAtSteal: UInt64 = 0
+
+    init(slot: Int, child: ChildProcess, taskFD: Int32, resultFD: Int32, quota: Int?) {
+        self.slot = slot
+        self.child = child
+        self.taskFD = taskFD
+        self.resultFD = resultFD
+        self.quota = quota
+    }
+
+    deinit { inbox.release() }
+
+    /// Closes the input pipe: the worker finishes what it has and exits.
+    func closeInput() {
+        guard taskFD >= 0 else { return }
+        luamp_release_fd(taskFD)
+        close(taskFD)
+        taskFD = -1
+        inputClosed = true
+        outbox.removeAll()
+        outOffset = 0
+    }
+
+    /// Closes both pipe ends (after the worker was reaped or when the pool ends).
+    func closeAll() {
+        closeInput()
+        if resultFD >= 0 {
+            luamp_release_fd(resultFD)
+            close(resultFD)
+            resultFD = -1
+        }
+    }
+
+    var hasOutput: Bool { outOffset < outbox.count }
+
+    /// Queues `bytes` for the worker, writing at once what the pipe takes.
+    func send(_ bytes: [UInt8]) {
+        guard taskFD >= 0 else { return }
+        if !hasOutput {
+            let n = bytes.withUnsafeBytes { PoolIO.writeSome(taskFD, $0.baseAddress!, $0.count) }
+            if n < 0 { return }                      // worker gone: its pidfd will tell
+            if n == bytes.count { return }
+            outbox.removeAll(keepingCapacity: true)
+            outOffset = 0
+            outbox.append(contentsOf: bytes[n...])
+            return
+        }
+        outbox.append(contentsOf: bytes)
+    }
+
+    /// Writes queued bytes while the pipe takes them.
+    func flush() {
+        guard taskFD >= 0, hasOutput else { return }
+        let n = outbox.withUnsafeBytes { PoolIO.writeSome(taskFD, $0.baseAddress! + outOffset, $0.count - outOffset) }
+        if n < 0 { outbox.removeAll(); outOffset = 0; return }
+        outOffset += n
+        if outOffset == outbox.count { outbox.removeAll(keepingCapacity: true); outOffset = 0 }
+    }
+}
+
+/// One `mp.Pool`: a fixed number of forked workers, each with its own pipe pair, the chunks
+/// waiting to be sent, and the jobs in progress. All work happens when the host *pumps*
+/// (`PoolDispatcher.swift`): inside pool calls, never in the background.
+final class PoolState {
+    enum Phase { case running, closed, terminated }
+
+    let ownerPID = getpid()
+    var phase = Phase.running
+    let size: Int
+    let maxTasksPerChild: Int?
+    var initializerRef: Int32 = LUA_NOREF
+    var initargsRef: Int32 = LUA_NOREF
+    /// Workers by slot; nil while a slot waits for a replacement.
+    var workers: [PoolWorker?]
+    let status: WorkerStatusPage
+    /// Chunks to send before reading new input (re-dispatched after a worker died).
+    var retry = Ring<PoolChunk>()
+    /// Jobs not yet done, in submission order.
+    var jobs: [PoolJob] = []
+    /// Done jobs whose callback or error_callback is still to run.
+    var callbacks = Ring<PoolJob>()
+    var functions = FunctionCache()
+    var nextChunkID: UInt64 = 1
+    /// Workers that died before their initializer finished, in a row.
+    var initFailures = 0
+    /// Set when the initializer keeps failing: every task fails with it.
+    var brokenError: MPError?
+    var pollFDs: [pollfd] = []
+    var pollOwners: [(PoolWorker, Int)] = []
+
+    /// Chunks sent ahead to each worker ("a few in flight" so workers never wait for the host).
+    static let inflightPerWorker = 2
+    /// Worker names count up per host process: PoolWorker-1, PoolWorker-2, …
+    nonisolated(unsafe) static var workerCounter = 0
+
+    /// Creates the pool and forks its workers.
+    /// - Throws: `LuaRaise` when a worker cannot be started (the others are stopped again).
+    init(_ s: LuaStack, size: Int, maxTasksPerChild: Int?, initializerRef: Int32, initargsRef: Int32) throws {
+        self.size = size
+        self.maxTasksPerChild = maxTasksPerChild
+        self.initializerRef = initializerRef
+        self.initargsRef = initargsRef
+        workers = Array(repeating: nil, count: size)
+        status = try WorkerStatusPage(slots: size)
+        do {
+            for slot in 0..<size { try spawn(s, slot: slot) }
+        } catch {
+            terminate(s)
+            throw error
+        }
+    }
+
+    deinit {
+        if isOwnedHere { status.unmap() }
+    }
+
+    var isOwnedHere: Bool { ownerPID == getpid() }
+
+    /// Throws unless called in the process that created the pool.
+    func checkOwner() throws {
+        guard isOwnedHere else { throw LuaRaise("a Pool can only be used by the process that created it") }
+    }
+
+    /// Forks a worker into `slot`, from the host's state as it is now (globals, upvalues and
+    /// loaded modules at this moment — replacements see later changes too).
+    func spawn(_ s: LuaStack, slot: Int) throws {
+        var task: [Int32] = [-1, -1]
+        var result: [Int32] = [-1, -1]
+        guard luamp_pipe_cloexec(&task) == 0 else { throw Self.pipeError() }
+        guard luamp_pipe_cloexec(&result) == 0 else {
+            close(task[0]); close(task[1])
+            throw Self.pipeError()
+        }
+        // Big pipes move big chunks in fewer wake-ups; keep the total modest (DESIGN.md §5).
+        let pipeSize: Int32 = size <= 8 ? 1 << 20 : 256 << 10
+        _ = luamp_set_pipe_size(task[1], pipeSize)
+        _ = luamp_set_pipe_size(result[1], pipeSize)
+        _ = luamp_hold_fd(task[1])      // the host's ends: closed in every later child
+        _ = luamp_hold_fd(result[0])
+        status.reset(slot)
+        Self.workerCounter += 1
+        let config = WorkerConfig(slot: slot, name: "PoolWorker-\(Self.workerCounter)", taskFD: task[0],
+                                  resultFD: result[1], status: status, initializerRef: initializerRef,
+                                  initargsRef: initargsRef, maxTasks: maxTasksPerChild)
+        let parentName = ProcessTree.current.name
+        let parentPID = getpid()
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn { ctx in
+                PoolWorkerLoop.run(s, config, ctx, parentName: parentName, parentPID: parentPID)
+            }
+        } catch {
+            for fd in [task[1], result[0]] { luamp_release_fd(fd) }
+            for fd in task + result { close(fd) }
+            throw error
+        }
+        close(task[0])
+        close(result[1])
+        _ = fcntl(task[1], F_SETFL, O_NONBLOCK)
+        _ = fcntl(result[0], F_SETFL, O_NONBLOCK)
+        workers[slot] = PoolWorker(slot: slot, child: child, taskFD: task[1], resultFD: result[0], quota: maxTasksPerChild)
+    }
+
+    private static func pipeError() -> LuaRaise {
+        LuaRaise("cannot start a pool worker: pipe failed: \(String(cString: strerror(errno)))")
+    }
+
+    /// `close()`: no more submissions; workers exit once the work submitted so far is done.
+    func closePool() {
+        if phase == .running { phase = .closed }
+    }
+
+    /// `terminate()`: stops every worker now (SIGTERM, SIGKILL after 1 s), reaps them, and marks
+    /// unfinished jobs terminated (their `get` raises). Callbacks of unfinished jobs never run.
+    /// Never throws; a no-op outside the owning process.
+    func terminate(_ s: LuaStack) {
+        guard isOwnedHere, phase != .terminated else { return }
+        phase = .terminated
+        let live = workers.compactMap { $0 }
+        for w in live { try? w.child.terminate() }
+        for w in live {
+            w.closeAll()
+            w.child.stop(grace: 1.0)
+        }
+        workers = workers.map { _ in nil }
+        for job in jobs where !job.done {
+            job.terminated = true
+            job.done = true
+            job.source = nil
+        }
+        jobs.removeAll()
+        retry.removeAll()
+        callbacks.removeAll()
+        functions.release(s)
+        PoolRegistry.remove(self)
+    }
+
+    /// Releases the registry references the pool holds (its `__gc`). Stack: [-0, +0].
+    func releaseReferences(_ s: LuaStack) {
+        for r in [initializerRef, initargsRef] where r != LUA_NOREF { luaL_unref(s.L, s.registryIndex(), r) }
+        initializerRef = LUA_NOREF
+        initargsRef = LUA_NOREF
+        functions.release(s)
+    }
+
+    /// `join()` after `close()`: runs the remaining work (reading imap inputs to their end),
+    /// lets the workers exit and reaps them.
+    /// - Throws: misuse (`pool is still running`), `interrupted!` (the pool is then terminated).
+    func join(_ s: LuaStack) throws {
+        try checkOwner()
+        switch phase {
+        case .running:
+            throw LuaRaise("cannot join a running pool: call close() or terminate() first")
+        case .terminated:
+            return
+        case .closed:
+            try pump(s, timeout: nil, pullAll: true) { [unowned self] in
+                jobs.isEmpty && retry.isEmpty && workers.allSatisfy { $0 == nil }
+            }
+            PoolRegistry.remove(self)
+        }
+    }
+}
+
+/// The pools alive in this process, so the end of the script can terminate them, and registry
+/// slots freed Swift objects left behind (released at the next pool operation, since `deinit`
+/// never calls into Lua).
+enum PoolRegistry {
+    nonisolated(unsafe) static var live: [PoolState] = []
+    nonisolated(unsafe) static var garbage: [Int32] = []
+
+    static func add(_ p: PoolState) { live.append(p) }
+    static func remove(_ p: PoolState) { live.removeAll { $0 === p } }
+
+    /// Frees the registry slots of released jobs. Stack: [-0, +0].
+    static func collect(_ s: LuaStack) {
+        guard !garbage.isEmpty else { return }
+        let refs = garbage
+        garbage.removeAll()
+        for r in refs { luaL_unref(s.L, s.registryIndex(), r) }
+    }
+}
+
+extension MPModule {
+    /// End of the main chunk: pools still open are terminated (Python's rule), only those this
+    /// process created.
+    static func finishPools(_ s: LuaStack) {
+        for p in PoolRegistry.live where p.isOwnedHere { p.terminate(s) }
+        PoolRegistry.collect(s)
+    }
+}

@@ -1,0 +1,38 @@
+// Pool workers' C helpers: the per-chunk call loop (lua_call may raise), lua_gc (variadic), SIG_IGN.
+#ifndef LUAMP_POOL_H
+#define LUAMP_POOL_H
+
+#include <lua.h>
+
+/// Pool chunk modes (the `mode` argument of luamp_pool_run_chunk).
+enum {
+    LUAMP_POOL_MAP = 0,    // r[i] = f(items[i])
+    LUAMP_POOL_STAR = 1,   // r[i] = f(table.unpack(items[i], 1, items[i].n or #items[i]))
+    LUAMP_POOL_APPLY = 2,  // r = table.pack(f(table.unpack(items, 1, count)))
+};
+
+/// A lua_CFunction run by a worker under lua_pcall: arguments (f, count, mode, items...), results
+/// one value per item (map/star), or every return value of f(items...) (apply).
+/// C: it calls lua_call in a loop, which may raise (Swift never calls lua_call).
+int luamp_pool_run_chunk(lua_State *L);
+
+/// A worker's collector policy (lua_gc is variadic; the guard is a C hook). The collector starts
+/// stopped, so the heap inherited from the host is not traversed (its pages stay shared with
+/// the host) while the worker allocates little. Once the worker has allocated `limit_kb` (an
+/// allocator wrapper counts; it arms a count hook on the task thread `T`, whose coroutines
+/// inherit it, and `luamp_worker_gc_check` runs between chunks) the collector restarts in
+/// generational mode: one full collection, then mostly young objects are traversed.
+void luamp_worker_gc_begin(lua_State *L, lua_State *T, int limit_kb);
+/// Between chunks: applies the policy above. Returns 1 once the collector runs.
+int luamp_worker_gc_check(lua_State *L);
+/// The heap size in KiB (LUA_GCCOUNT).
+int luamp_gc_count_kb(lua_State *L);
+
+/// Ignores SIGINT in a pool worker (SIG_IGN is a macro cast): Ctrl-C reaches the host, which
+/// stops the workers with SIGTERM, so workers never print KeyboardInterrupt-style tracebacks.
+void luamp_ignore_sigint(void);
+
+/// fcntl(fd, F_SETPIPE_SZ, size): F_SETPIPE_SZ is a GNU-only macro. Returns the new size or -1.
+int luamp_set_pipe_size(int fd, int size);
+
+#endif
