@@ -20,6 +20,26 @@ typedef int (*luamp_fast_fn)(lua_State *L, int *argn);
 /// returned, so no Lua error ever unwinds a Swift frame. C because lua_error lives here.
 void luamp_push_fast_function(lua_State *L, luamp_fast_fn f);
 
+/// Size of Swift's `SharedRef` (the userdata behind every arena object); Swift checks it at start-up.
+#define LUAMP_SHARED_REF_SIZE 32
+
+/// Which hot path `luamp_push_sync_fast` makes (sync_fast.c).
+enum {
+    LUAMP_FAST_LOCK_ACQUIRE = 1, LUAMP_FAST_RLOCK_ACQUIRE, LUAMP_FAST_LOCK_RELEASE, LUAMP_FAST_RLOCK_RELEASE,
+    LUAMP_FAST_VALUE_INDEX, LUAMP_FAST_VALUE_NEWINDEX, LUAMP_FAST_ARRAY_INDEX, LUAMP_FAST_ARRAY_NEWINDEX,
+};
+
+/// Pushes the C fast path `which` (a lua_CFunction doing the common case without Swift) that
+/// calls `slow` (the full Swift implementation, same protocol as luamp_push_fast_function) for
+/// everything else. C because the fast path must not pay for a Swift frame.
+void luamp_push_sync_fast(lua_State *L, int which, luamp_fast_fn slow);
+
+/// Tells the C fast paths where this process tree's arena is mapped (inherited across fork).
+void luamp_sync_fast_set_arena(void *base, uint64_t size);
+
+/// Tells the C fast paths this process's pid (set at start-up and in every fork child).
+void luamp_sync_fast_set_pid(uint32_t pid);
+
 // ---- futex (syscall(2) is variadic, so Swift cannot call it) ----
 
 /// FUTEX_WAIT (shared, not PRIVATE: the word lives in MAP_SHARED memory) while `*word == expected`,

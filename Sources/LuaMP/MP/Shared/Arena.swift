@@ -73,6 +73,7 @@ struct Arena {
             if let p = luamp_map_shared(Int(want)) {
                 let a = Arena(base: p, size: want)
                 a.format()
+                luamp_sync_fast_set_arena(p, want)     // for the C fast paths (sync_fast.c)
                 return (a, nil)
             }
             error = "mmap of \(want >> 20) MiB failed: \(String(cString: strerror(errno)))"

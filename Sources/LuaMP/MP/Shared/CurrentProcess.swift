@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import LuaMPShims
 
 /// Cheap facts about the running process for hot paths (a lock's owner check must not cost a
 /// `getpid` syscall per call).
@@ -21,7 +22,11 @@ enum CurrentProcess {
 
     private static let handlersInstalled: Void = {
         pid = UInt32(getpid())
-        let rc = pthread_atfork({ CurrentProcess.forkGeneration &+= 1 }, nil, { CurrentProcess.pid = UInt32(getpid()) })
+        luamp_sync_fast_set_pid(pid)            // the C fast paths (sync_fast.c) keep their own copy
+        let rc = pthread_atfork({ CurrentProcess.forkGeneration &+= 1 }, nil, {
+            CurrentProcess.pid = UInt32(getpid())
+            luamp_sync_fast_set_pid(CurrentProcess.pid)
+        })
         precondition(rc == 0, "pthread_atfork failed: \(rc)")
     }()
 }

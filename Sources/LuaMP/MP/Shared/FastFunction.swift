@@ -68,10 +68,11 @@ struct KindTag: Sendable {
 }
 
 extension LuaStack {
-    /// Sets `t[name]` to a fast function. Stack: [-0, +0].
-    func setFastFunction(_ t: Int32, _ name: String, _ fn: FastFunction) {
+    /// Sets `t[name]` to a fast function, or to the C fast path `cFast` (`LUAMP_FAST_*`) that
+    /// falls back to `fn`. Stack: [-0, +0].
+    func setFastFunction(_ t: Int32, _ name: String, _ fn: FastFunction, cFast: Int32? = nil) {
         let t = absIndex(t)
-        luamp_push_fast_function(L, fn)
+        if let w = cFast { luamp_push_sync_fast(L, w, fn) } else { luamp_push_fast_function(L, fn) }
         rawSet(t, field: name)
     }
 }

@@ -39,6 +39,10 @@ final class SharedKind {
     /// (the function must find methods itself, e.g. from upvalue… or by name).
     var fastIndex: FastFunction? = nil
     var fastNewIndex: FastFunction? = nil
+    /// C fast paths (`LUAMP_FAST_*`, sync_fast.c) by fast method name or `"__index"` /
+    /// `"__newindex"`: the C function does the common case and calls the Swift function above
+    /// for everything else.
+    var cFast: [String: Int32] = [:]
     /// Methods written in Lua: (name, chunk source). The chunk receives a helper table
     /// (`monotonic`) as `...` and returns the function. Lua is used where the method calls user
     /// functions and must let their errors (any value) pass through unchanged (`with`, `wait_for`).
@@ -141,7 +145,12 @@ enum SharedKinds {
         s.push("mp." + kind.name); s.rawSet(mt, field: "__name")
         s.newTable(hashCount: Int32(kind.methods.count + kind.luaMethods.count))
         for (name, fn) in kind.methods { s.setFunction(-1, name, fn) }
-        for (name, fn) in kind.fastMethods { s.setFastFunction(-1, name, fn) }
+        if !kind.cFast.isEmpty {
+            precondition(MemoryLayout<SharedRef>.size == LUAMP_SHARED_REF_SIZE
+                         && MemoryLayout<SharedRef>.offset(of: \SharedRef.offset) == 8,
+                         "SharedRef layout differs from what sync_fast.c reads")
+        }
+        for (name, fn) in kind.fastMethods { s.setFastFunction(-1, name, fn, cFast: kind.cFast[name]) }
         for (name, source) in kind.luaMethods {
             do {
                 try s.load(source, name: "=mp." + kind.name + "." + name, mode: "t")
@@ -155,7 +164,7 @@ enum SharedKinds {
         }
         if let fast = kind.fastIndex {
             s.rawSet(mt, field: "__methods")     // the fast __index looks methods up here
-            luamp_push_fast_function(s.L, fast)
+            if let w = kind.cFast["__index"] { luamp_push_sync_fast(s.L, w, fast) } else { luamp_push_fast_function(s.L, fast) }
             s.rawSet(mt, field: "__index")
             pushCommonMetamethods(s, mt, kind)
             return
@@ -183,7 +192,7 @@ enum SharedKinds {
     /// __newindex, __tostring, __eq, __gc of `kind` into the metatable at `mt`. Stack: [-0, +0].
     private static func pushCommonMetamethods(_ s: LuaStack, _ mt: Int32, _ kind: SharedKind) {
         if let fast = kind.fastNewIndex {
-            s.setFastFunction(mt, "__newindex", fast)
+            s.setFastFunction(mt, "__newindex", fast, cFast: kind.cFast["__newindex"])
         } else if let setField = kind.setField {
             s.setFunction(mt, "__newindex") { s in
                 let r = try SharedKinds.check(s, 1, kind)

@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import LuaMPShims
 
 /// Lua source of `obj:with(fn, ...)`: acquire, run `fn(...)` under `pcall`, release, then
 /// return `fn`'s results or re-raise its error value unchanged (tables included).
@@ -38,6 +39,9 @@ enum LockKinds {
                            bytes: SharedLock.size)
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("with", withMethodSource)]
+        k.cFast = recursive
+            ? ["acquire": Int32(LUAMP_FAST_RLOCK_ACQUIRE), "release": Int32(LUAMP_FAST_RLOCK_RELEASE)]
+            : ["acquire": Int32(LUAMP_FAST_LOCK_ACQUIRE), "release": Int32(LUAMP_FAST_LOCK_RELEASE)]
         k.fastMethods = recursive
             ? [("acquire", { L, a in runFast(L, a) { s in try LockKinds.acquire(s, LockKinds.rlockTag) } }),
                ("release", { L, a in runFast(L, a) { s in try LockKinds.release(s, LockKinds.rlockTag) } }),

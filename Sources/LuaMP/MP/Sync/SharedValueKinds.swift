@@ -68,6 +68,7 @@ enum SharedValueKinds {
         let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
         k.release = SharedCells.release
         k.methods = [("get_lock", getLock)]
+        k.cFast = ["__index": Int32(LUAMP_FAST_VALUE_INDEX), "__newindex": Int32(LUAMP_FAST_VALUE_NEWINDEX)]
         k.fastIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
             if s.isKey(2, "value") { c.type.push(s, from: c.cell()); return 1 }
@@ -90,6 +91,7 @@ enum SharedValueKinds {
     nonisolated(unsafe) static let array: SharedKind = {
         let k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
         k.release = SharedCells.release
+        k.cFast = ["__index": Int32(LUAMP_FAST_ARRAY_INDEX), "__newindex": Int32(LUAMP_FAST_ARRAY_NEWINDEX)]
         k.methods = [
             ("get_lock", getLock),
             ("totable", { s in
