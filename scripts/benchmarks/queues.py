@@ -1,4 +1,4 @@
-# queue benchmark, Python side: multiprocessing.Queue and Pipe (fork) on the same cases as queue.lua.
+# queue benchmark, Python side: multiprocessing.Queue and Pipe (fork) on the same cases as queues.lua.
 import os, sys
 # This file is named queue.py: drop its folder from the path so `import queue` (used by
 # multiprocessing) finds the standard library module, not this script.
