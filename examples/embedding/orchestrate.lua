@@ -7,40 +7,13 @@ local function work(word)
     return {word = word, sum = host_checksum(word), pid = mp.getpid()}
 end
 
--- With mp.Pool: three workers forked once, tasks sent to them.
-local function with_pool()
-    local pool <close> = mp.Pool(3)
-    local results = pool:map(work, words)
-    pool:close()
-    pool:join()
-    return results, "a pool of 3 workers"
-end
+-- Three workers forked once; each task calls the Swift function in its worker.
+local pool <close> = mp.Pool(3)
+local results = pool:map(work, words)
+pool:close()
+pool:join()
+local how = "a pool of 3 workers"
 
--- Without pools (older luamp): one process per word, results back through files.
-local function with_processes()
-    local procs, files = {}, {}
-    for i, word in ipairs(words) do
-        files[i] = os.tmpname()
-        procs[i] = mp.Process(function()
-            local f = assert(io.open(files[i], "wb"))
-            f:write(mp.dumps(work(word)))
-            f:close()
-        end)
-        procs[i]:start()
-    end
-    local results = {}
-    for i, p in ipairs(procs) do
-        p:join()
-        assert(p.exitcode == 0, "worker for " .. words[i] .. " failed: " .. tostring(p.error))
-        local f = assert(io.open(files[i], "rb"))
-        results[i] = mp.loads(f:read("a"))
-        f:close()
-        os.remove(files[i])
-    end
-    return results, "one process per word; mp.Pool not available"
-end
-
-local results, how = (mp.Pool and with_pool or with_processes)()
 local pids = {}
 for i, r in ipairs(results) do
     assert(r.word == words[i], "results out of order")
