@@ -6,8 +6,9 @@ import Glibc
 
 /// `lua.c`'s `doREPL`: prompts from `_PROMPT`/`_PROMPT2`, expressions print their values
 /// (pretty-printed), statements run, incomplete chunks continue on the next line, Ctrl-C at the
-/// prompt drops the chunk, Ctrl-C while code runs raises `interrupted!` and returns here,
-/// Ctrl-D (end of input) leaves. Errors print without the program name, as in `lua`.
+/// prompt drops the chunk, Ctrl-C while code runs raises `interrupted!`, stops the processes
+/// and pools that chunk started (`stopWork`) and returns here, Ctrl-D (end of input) leaves.
+/// Errors print without the program name, as in `lua`.
 struct REPL {
     let lua: LuaRuntime
 
@@ -23,6 +24,7 @@ struct REPL {
                 LuaRuntime.writeError("interrupted!\n")
                 continue
             }
+            let mark = lua.workMark()
             do {
                 signal(SIGTSTP, SIG_DFL)   // Ctrl-Z while code runs stops luamp as usual
                 let values = try lua.withInterrupts { try lua.callFormatted(function, width: Self.terminalWidth()) }
@@ -32,6 +34,8 @@ struct REPL {
                 editor.installPromptHandlers()
                 LuaRuntime.flushOutput()
                 LuaRuntime.writeError("\(error)\n")
+                // Ctrl-C: what this entry started stops with it; earlier entries' work goes on.
+                if lua.isInterruption(error) { lua.stopWork(startedSince: mark) }
             }
             LuaRuntime.flushOutput()
         }

@@ -257,6 +257,69 @@ def _(s, home):
     s.expect(r"\n4\n> ")
 
 
+def live_children(pid):
+    """Pids of the processes whose parent is `pid`, zombies left out (read from /proc)."""
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(d))
+    return out
+
+
+@case("an interrupted line's processes are stopped; earlier lines' keep running")
+def _(s, home):
+    s.send("p1 = mp.Process(function() mp.sleep(600) end) p1:start()\n")
+    s.expect(r"\n> ")
+    s.send("p2 = mp.Process(function() mp.sleep(600) end) p2:start() print('spinning') while true do end\n")
+    s.expect(r"\nspinning\n")
+    # Only luamp gets the SIGINT (a terminal's Ctrl-C would reach the children too and kill them
+    # itself), so what happens to them is luamp's doing.
+    os.kill(s.pid, signal.SIGINT)
+    s.expect(r"interrupted!.*\n> ")
+    s.send("p2:is_alive(), p2.exitcode\n")
+    s.expect(r"\nfalse\t-15\n> ")
+    s.send("p1:is_alive()\n")
+    s.expect(r"\ntrue\n> ")
+    # the same when the interrupt lands in mp.sleep, and with a process already ended
+    s.send("p3 = mp.Process(function() mp.sleep(600) end) p3:start() "
+           "p4 = mp.Process(function() end) p4:start() p4:join() print('sleeping') mp.sleep(600)\n")
+    s.expect(r"\nsleeping\n")
+    os.kill(s.pid, signal.SIGINT)
+    s.expect(r"interrupted!.*\n> ")
+    s.send("p3:is_alive(), p3.exitcode, p4.exitcode, p1:is_alive()\n")
+    s.expect(r"\nfalse\t-15\t0\ttrue\n> ")
+    s.send("p1:terminate() p1:join() print(p1.exitcode)\n")
+    s.expect(r"\n-15\n> ")
+
+
+@case("Ctrl-C stops a pool the interrupted line created; an earlier pool keeps working")
+def _(s, home):
+    s.send("pool0 = mp.Pool(2) print('ready')\n")
+    s.expect(r"\nready\n> ")
+    before = live_children(s.pid)
+    assert len(before) == 2, before
+    s.send("pool = mp.Pool(2) print('pooled') while true do end\n")
+    s.expect(r"\npooled\n")
+    created = live_children(s.pid) - before
+    assert len(created) == 2, created
+    s.send(b"\x03")                       # pool workers ignore SIGINT: only luamp can stop them
+    s.expect(r"interrupted!.*\n> ")
+    now = live_children(s.pid)
+    assert not (now & created), f"workers of the interrupted line's pool still running: {now & created}"
+    assert before <= now, f"pool0's workers are gone: {before - now}"
+    s.send("select(2, pcall(pool.map, pool, print, {1}))\n")
+    s.expect(r"the pool was terminated\n> ")
+    s.send("table.concat(pool0:map(function(x) return x * 2 end, {1, 2, 3}), ',')\n")
+    s.expect(r"\n2,4,6\n> ")
+
+
 @case("Ctrl-Z at the prompt (no job control here: nothing stops) leaves the line editable")
 def _(s, home):
     s.send("1+")

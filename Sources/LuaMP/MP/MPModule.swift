@@ -27,6 +27,26 @@ enum MPModule {
         finishProcesses(s)
     }
 
+    /// Counts the processes started and pools created in this process: each takes the next
+    /// number (`nextStartSequence`), so a value read before some code runs tells what that code
+    /// started (`LuaRuntime.workMark`).
+    nonisolated(unsafe) private(set) static var startSequence: UInt64 = 0
+
+    /// The number for a process or pool starting now.
+    static func nextStartSequence() -> UInt64 {
+        startSequence += 1
+        return startSequence
+    }
+
+    /// Stops what was started after `mark` (a `startSequence` value) and is still running:
+    /// pools are terminated, child processes get SIGTERM, then SIGKILL after a short grace, and
+    /// are reaped. Older processes and pools are left alone (the REPL after an interrupted line).
+    /// A new capability that starts processes adds one line here.
+    static func stopCapabilities(_ s: LuaStack, since mark: UInt64) {
+        stopPools(s, since: mark)
+        stopProcesses(since: mark)
+    }
+
     /// Creates the module table, sets `package.loaded.mp` (so `require "mp"` returns it) and
     /// the global `mp`. Stack: [-0, +0].
     static func install(_ s: LuaStack) {

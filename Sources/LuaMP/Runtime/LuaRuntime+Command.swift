@@ -116,6 +116,29 @@ extension LuaRuntime {
 
     // MARK: the REPL
 
+    /// A point in the life of this process's `mp` work, taken by `workMark()`: the processes
+    /// started and pools created afterwards are "since" it.
+    public struct WorkMark: Sendable, Equatable {
+        let sequence: UInt64
+    }
+
+    /// Marks now, so `stopWork(startedSince:)` can later stop what runs from here on. The REPL
+    /// takes one before each entry.
+    public func workMark() -> WorkMark {
+        WorkMark(sequence: MPModule.startSequence)
+    }
+
+    /// Stops the `mp` work started since `mark` that is still running, leaving older work alone:
+    /// pools created since then are terminated (as `pool:terminate()`), and child processes
+    /// started since then that have not ended get SIGTERM, then SIGKILL after up to 1 s, and are
+    /// reaped (`p:is_alive()` is then false, `p.exitcode` negative). The REPL calls it after an
+    /// entry ended by Ctrl-C, so the processes and pools that entry started do not linger.
+    /// Never throws; Ctrl-C meanwhile does not cut it short.
+    /// - Parameter mark: from `workMark()` in this process.
+    public func stopWork(startedSince mark: WorkMark) {
+        MPModule.stopCapabilities(state.stack, since: mark.sequence)
+    }
+
     /// Compiles one REPL entry as `lua.c` does. A single line is tried first as
     /// `return <source>` (so an expression prints its values), then as a statement; an entry
     /// continued over several lines is tried as a statement first (`f(\n1)` runs and prints

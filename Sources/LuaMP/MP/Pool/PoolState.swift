@@ -118,6 +118,8 @@ final class PoolState {
     var brokenError: MPError?
     var pollFDs: [pollfd] = []
     var pollOwners: [(PoolWorker, Int)] = []
+    /// When it was created (`MPModule.nextStartSequence`, set by `PoolRegistry.add`).
+    var startSequence: UInt64 = 0
 
     /// Chunks sent ahead to each worker ("a few in flight" so workers never wait for the host).
     static let inflightPerWorker = 2
@@ -260,7 +262,10 @@ enum PoolRegistry {
     nonisolated(unsafe) static var live: [PoolState] = []
     nonisolated(unsafe) static var garbage: [Int32] = []
 
-    static func add(_ p: PoolState) { live.append(p) }
+    static func add(_ p: PoolState) {
+        p.startSequence = MPModule.nextStartSequence()
+        live.append(p)
+    }
     static func remove(_ p: PoolState) { live.removeAll { $0 === p } }
 
     /// Frees the registry slots of released jobs. Stack: [-0, +0].
@@ -277,6 +282,13 @@ extension MPModule {
     /// process created.
     static func finishPools(_ s: LuaStack) {
         for p in PoolRegistry.live where p.isOwnedHere { p.terminate(s) }
+        PoolRegistry.collect(s)
+    }
+
+    /// Terminates the pools this process created after `mark` that are not terminated or
+    /// joined yet (called from `stopCapabilities`).
+    static func stopPools(_ s: LuaStack, since mark: UInt64) {
+        for p in PoolRegistry.live where p.isOwnedHere && p.startSequence > mark { p.terminate(s) }
         PoolRegistry.collect(s)
     }
 }

@@ -17,6 +17,8 @@ final class ProcessRecord {
     var child: ChildProcess?
     /// Registry reference to the userdata while it is in `ProcessTree.children`.
     var ref: Int32 = LUA_NOREF
+    /// When it was started (`MPModule.nextStartSequence`); 0 before.
+    var startSequence: UInt64 = 0
 
     init(name: String?, daemon: Bool) {
         identity = ProcessTree.nextIdentity()

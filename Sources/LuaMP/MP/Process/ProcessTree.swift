@@ -46,6 +46,7 @@ enum ProcessTree {
     static func adopt(_ s: LuaStack, _ r: ProcessRecord, at i: Int32) {
         s.pushValue(i)
         r.ref = luaL_ref(s.L, s.registryIndex())
+        r.startSequence = MPModule.nextStartSequence()
         children.append(r)
     }
 
@@ -80,6 +81,16 @@ enum ProcessTree {
             luamp_set_interrupt_pending()
         }
         for r in children { forget(s, r) }
+    }
+
+    /// Stops the children started after `mark` that are still running: SIGTERM to all of them
+    /// first (so their grace periods overlap), then each is given up to 1 s before SIGKILL, and
+    /// reaped. They stay in `children` as ended processes (`is_alive()` false, `exitcode` set).
+    /// Never throws and ignores Ctrl-C (cleanup must finish).
+    static func stop(startedAfter mark: UInt64) {
+        let started = children.filter { $0.startSequence > mark }
+        for r in started { try? r.child?.terminate() }
+        for r in started { r.child?.stop(grace: 1.0) }
     }
 }
 
@@ -118,6 +129,11 @@ extension MPModule {
     /// The end of the main chunk for processes (called from `finishCapabilities`).
     static func finishProcesses(_ s: LuaStack) {
         ProcessTree.finish(s)
+    }
+
+    /// Stops the processes started after `mark` (called from `stopCapabilities`).
+    static func stopProcesses(since mark: UInt64) {
+        ProcessTree.stop(startedAfter: mark)
     }
 
     /// Replaces `os.exit` by a wrapper that first cleans up: in the host it runs every
