@@ -20,17 +20,21 @@ static int box_gc(lua_State *L) {
     return 0;
 }
 
-/// The trampoline: Swift runs and returns; only then, with no Swift frame left, Lua may raise.
-static int trampoline(lua_State *L) {
-    luamp_box *b = (luamp_box *)lua_touserdata(L, lua_upvalueindex(1));
-    int argn = 0;
-    int n = swift_dispatch(L, b->box, &argn);
+int luamp_complete_swift_call(lua_State *L, int n, int argn) {
     if (n >= 0) return n;
     if (n == LUAMP_ARGERROR) {
         const char *extra = lua_tostring(L, -1);
         return luaL_argerror(L, argn, extra ? extra : "?");
     }
     return lua_error(L);
+}
+
+/// The trampoline: Swift runs and returns; only then, with no Swift frame left, Lua may raise.
+static int trampoline(lua_State *L) {
+    luamp_box *b = (luamp_box *)lua_touserdata(L, lua_upvalueindex(1));
+    int argn = 0;
+    int n = swift_dispatch(L, b->box, &argn);
+    return luamp_complete_swift_call(L, n, argn);
 }
 
 void luamp_push_swift_function(lua_State *L, void *box, int nup) {

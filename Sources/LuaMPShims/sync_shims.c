@@ -66,12 +66,7 @@ static int fast_trampoline(lua_State *L) {
     luamp_fast_fn f = (luamp_fast_fn)lua_touserdata(L, lua_upvalueindex(1));
     int argn = 0;
     int n = f(L, &argn);
-    if (n >= 0) return n;
-    if (n == LUAMP_ARGERROR) {
-        const char *extra = lua_tostring(L, -1);
-        return luaL_argerror(L, argn, extra ? extra : "?");
-    }
-    return lua_error(L);
+    return luamp_complete_swift_call(L, n, argn);
 }
 
 void luamp_push_fast_function(lua_State *L, luamp_fast_fn f) {

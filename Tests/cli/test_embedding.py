@@ -4,23 +4,9 @@ workers, the thread guard's clear error instead of a deadlock, and the fork-serv
 apps with threads (single-threaded server, 200 repetitions, whole-app restarts)."""
 import os, subprocess, sys
 
-LUAMP = os.environ["LUAMP"]
-LONG = os.environ.get("LUAMP_LONG") == "1"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import LUAMP, ROOT, LONG, test, finish  # noqa: F401
 BUILD_DIR = os.path.dirname(LUAMP)
 HARNESS = os.path.join(BUILD_DIR, "luamp-embed-harness")
-passed = failed = 0
-
-
-def test(fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-    except Exception as e:  # noqa: BLE001 - report every failure and go on
-        failed += 1
-        print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", file=sys.stderr)
-    return fn
 
 
 def ensure_harness():
@@ -107,5 +93,4 @@ def no_process_outlives_the_app():
     assert leftovers.stdout.strip() == "", leftovers.stdout
 
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(0 if failed == 0 else 1)
+finish()

@@ -4,22 +4,8 @@ result or a WorkerLost, none is lost or run twice), Ctrl-C during pool:map, luam
 open at the end of the script, and the seed example. LUAMP_LONG=1 runs a bigger chaos round."""
 import os, random, re, signal, subprocess, sys, tempfile, time
 
-LUAMP = os.environ["LUAMP"]
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LONG = os.environ.get("LUAMP_LONG") == "1"
-passed = failed = 0
+from harness import LUAMP, ROOT, LONG, test, finish  # noqa: F401
 TMP = tempfile.mkdtemp(prefix="luamp-pool-")
-
-
-def test(fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-    except Exception as e:  # noqa: BLE001 - report every failure and go on
-        failed += 1
-        print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", file=sys.stderr)
-    return fn
 
 
 def script(name, text):
@@ -232,5 +218,4 @@ def more_examples_show_imap_callbacks_and_worker_loss():
     assert lines[-1] == "fine:\tstill fine", lines
 
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

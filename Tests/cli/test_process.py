@@ -3,20 +3,8 @@
 kill -9 of luamp, end-of-script join/terminate, os.exit, and the multi-thread guard."""
 import os, signal, subprocess, sys, tempfile, time
 
-LUAMP = os.environ["LUAMP"]
-passed = failed = 0
+from harness import LUAMP, ROOT, LONG, test, finish  # noqa: F401
 TMP = tempfile.mkdtemp(prefix="luamp-proc-")
-
-
-def test(fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-    except Exception as e:  # noqa: BLE001 - report every failure and go on
-        failed += 1
-        print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", file=sys.stderr)
-    return fn
 
 
 def script(text):
@@ -336,9 +324,6 @@ print("started", started, "bad", bad)
     assert fields[0] == "started" and int(fields[1]) > 0 and fields[3] == "0", (out, err[-2000:])
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
 @test
 def example_process_says_hello_bob():
     r = subprocess.run([LUAMP, os.path.join(ROOT, "examples", "process.lua")], capture_output=True, text=True, timeout=60)
@@ -358,5 +343,4 @@ def example_process_tree_prints_every_node_once():
     assert paths == want, paths
 
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

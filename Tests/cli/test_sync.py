@@ -3,20 +3,9 @@
 and Ctrl-C of a blocked acquire. Each case must end promptly, never hang."""
 import os, signal, subprocess, sys, tempfile, time
 
-LUAMP = os.environ["LUAMP"]
-passed = failed = 0
+from harness import LUAMP, ROOT, LONG, test  # noqa: F401
+import harness
 TMP = tempfile.mkdtemp(prefix="luamp-sync-")
-
-
-def test(fn):
-    global passed, failed
-    try:
-        fn()
-        passed += 1
-    except Exception as e:  # noqa: BLE001 - report every failure and go on
-        failed += 1
-        print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}", file=sys.stderr)
-    return fn
 
 
 def start(text):
@@ -200,5 +189,4 @@ def lock_example_prints_whole_blocks():
         assert lines in ([str(i) for i in range(1, 11)], [str(i) for i in [6, 7, 8, 9, 10, 1, 2, 3, 4, 5]]), lines
 
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+harness.finish()

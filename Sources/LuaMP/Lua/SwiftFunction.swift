@@ -29,9 +29,16 @@ private func dispatchSwiftFunction(
     _ L: OpaquePointer?, _ box: UnsafeMutableRawPointer?, _ argn: UnsafeMutablePointer<Int32>?
 ) -> Int32 {
     let fn = Unmanaged<SwiftFunctionBox>.fromOpaque(box!).takeUnretainedValue()
-    let stack = LuaStack(L!)
+    return callForLua(LuaStack(L!), argn, fn.function)
+}
+
+/// Runs `body` for a C caller and returns its result count, or, when it throws, pushes the
+/// error value and returns a LUAMP_* code (argument errors also set `argn`). The C side then
+/// raises with `luamp_complete_swift_call`, after this frame has returned.
+@inline(__always)
+func callForLua(_ stack: LuaStack, _ argn: UnsafeMutablePointer<Int32>?, _ body: (LuaStack) throws -> Int32) -> Int32 {
     do {
-        return try fn.function(stack)
+        return try body(stack)
     } catch let e as LuaArgumentError {
         stack.push(e.message)
         argn!.pointee = e.index

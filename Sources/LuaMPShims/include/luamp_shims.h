@@ -48,6 +48,11 @@ typedef int (*luamp_dispatch_fn)(lua_State *L, void *box, int *argn);
 /// Called by the __gc of a boxed Swift closure, to release it.
 typedef void (*luamp_release_fn)(void *box);
 
+/// Turns a Swift function's result code into Lua results (n >= 0) or a raise (LUAMP_RAISE,
+/// LUAMP_ARGERROR with `argn`). Every C function that calls Swift ends with it, after the Swift
+/// frame has returned: the one place luamp raises on Swift's behalf.
+int luamp_complete_swift_call(lua_State *L, int n, int argn);
+
 /// Installs the two Swift entry points (once, at start-up).
 void luamp_install_dispatch(luamp_dispatch_fn dispatch, luamp_release_fn release);
 

@@ -20,23 +20,7 @@ typealias FastFunction = @convention(c) (OpaquePointer?, UnsafeMutablePointer<In
 /// value errors (`MPError`) → their value, anything else → its message; the C side raises.
 @inline(__always)
 func runFast(_ L: OpaquePointer?, _ argn: UnsafeMutablePointer<Int32>?, _ body: (LuaStack) throws -> Int32) -> Int32 {
-    let s = LuaStack(L!)
-    do {
-        return try body(s)
-    } catch let e as LuaArgumentError {
-        s.push(e.message)
-        argn!.pointee = e.index
-        return Int32(LUAMP_ARGERROR)
-    } catch let e as any LuaValueError {
-        e.pushError(onto: s)
-        return Int32(LUAMP_RAISE)
-    } catch let e as LuaError {
-        s.push(e.message)
-        return Int32(LUAMP_RAISE)
-    } catch {
-        s.push(String(describing: error))
-        return Int32(LUAMP_RAISE)
-    }
+    callForLua(LuaStack(L!), argn, body)
 }
 
 /// A kind's identity for fast type checks: trivially copyable (no retain).
