@@ -186,6 +186,18 @@ def _(s, home):
     s.expect(r"\nok\n> ")
 
 
+@case("shared objects show their live state (tostring), alone and inside tables")
+def _(s, home):
+    s.send("q = mp.Queue(); q:put(1); lk = mp.Lock(); lk:acquire()\n")
+    s.expect(r"> ")
+    s.send("q\n")
+    s.expect(r"\n<Queue size=1 maxsize=0>\n> ")
+    s.send("{q, mp.Event(), mp.Value('i', 42)}\n")
+    s.expect(r"\n\{<Queue size=1 maxsize=0>, <Event unset>, <Value 'i' 42>\}\n> ")
+    s.send("lk\n")
+    s.expect(r"\n<Lock locked by pid \d+>\n> ")
+
+
 @case("_PROMPT and _PROMPT2 set the prompts")
 def _(s, home):
     s.send("_PROMPT = 'lua$ '; _PROMPT2 = '...'\n")

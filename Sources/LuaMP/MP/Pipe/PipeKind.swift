@@ -69,6 +69,17 @@ enum PipeKind {
         throw LuaArgumentError(i, "mp.Connection expected, got \(Handles.kindName(s, at: i).map { "mp." + $0 } ?? s.typeName(at: i))")
     }
 
+    /// `tostring(conn)`: `<Connection duplex fd=5,8>` (read, write descriptors),
+    /// `<Connection receive fd=5>`, `<Connection send fd=6>` or `<Connection closed>`.
+    static func describe(_ e: PipeEnd) -> String {
+        switch (e.readFD >= 0, e.writeFD >= 0) {
+        case (true, true): return "<Connection duplex fd=\(e.readFD),\(e.writeFD)>"
+        case (true, false): return "<Connection receive fd=\(e.readFD)>"
+        case (false, true): return "<Connection send fd=\(e.writeFD)>"
+        case (false, false): return "<Connection closed>"
+        }
+    }
+
     static func pushMetatable(_ s: LuaStack) {
         guard luaL_newmetatable(s.L, metatable) != 0 else { return }
         let mt = s.top
@@ -95,12 +106,7 @@ enum PipeKind {
         }
         s.setFunction(-1, "close") { s in try check(s).close(); return 0 }
         s.rawSet(mt, field: "__index")
-        s.setFunction(mt, "__tostring") { s in
-            let e = try check(s)
-            let mode = e.readFD >= 0 && e.writeFD >= 0 ? "duplex" : (e.readFD >= 0 ? "receive" : (e.writeFD >= 0 ? "send" : "closed"))
-            s.push("mp.Connection (\(mode))")
-            return 1
-        }
+        s.setFunction(mt, "__tostring") { s in s.push(describe(try check(s))); return 1 }
         // `local conn <close> = ...` closes the end when the scope ends.
         s.setFunction(mt, "__close") { s in try check(s).close(); return 0 }
         s.setFunction(mt, "__gc") { s in

@@ -20,17 +20,29 @@ extension MPModule {
 /// The three queue kinds share one arena layout (`SharedQueue`) and differ in their methods.
 enum QueueKinds {
     nonisolated(unsafe) static let queue = SharedKind(name: "Queue", magic: 0x5545_5551, bytes: QueueLayout.size,   // "QQEU"
-                                  methods: queueMethods, release: release)
+                                  methods: queueMethods, release: release, describe: describe)
     nonisolated(unsafe) static let joinable = SharedKind(name: "JoinableQueue", magic: 0x5545_514a, bytes: QueueLayout.size,  // "JQEU"
-                                     methods: queueMethods + joinableMethods, release: release)
+                                     methods: queueMethods + joinableMethods, release: release, describe: describe)
     nonisolated(unsafe) static let simple = SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
-                                   methods: simpleMethods, release: release)
+                                   methods: simpleMethods, release: release, describe: describe)
 
     /// Frees an owned queue (this process made it and never shared it) and forgets that it was
     /// closed here: the offset may be reused by the next queue.
     private static func release(_ a: Arena, _ off: UInt64) {
         ClosedQueues.remove(off)
         SharedQueue(a, off).destroy()
+    }
+
+    /// `tostring(q)`: `<Queue size=3 maxsize=0>`, `<SimpleQueue size=3>`,
+    /// `<JoinableQueue size=3 maxsize=0 unfinished=3>`, plus ` closed` after `q:close()` in this
+    /// process. Counters are read without the queue's lock (approximate, like `qsize`).
+    private static func describe(_ s: LuaStack, _ a: Arena, _ r: SharedRef) -> String {
+        let q = SharedQueue(a, r.offset)
+        var text = r.kindMagic == simple.magic ? "<SimpleQueue size=\(q.approximateCount)"
+            : (r.kindMagic == joinable.magic ? "<JoinableQueue" : "<Queue") + " size=\(q.approximateCount) maxsize=\(q.maxsize)"
+        if r.kindMagic == joinable.magic { text += " unfinished=\(q.approximateUnfinished)" }
+        if ClosedQueues.contains(r.offset) { text += " closed" }
+        return text + ">"
     }
 
     /// `mp.Queue(maxsize)` / `mp.Queue{maxsize = n}`: 0 or less is unbounded (as Python).

@@ -134,4 +134,7 @@ extension SharedQueue {
     /// Messages in the queue, read without the lock (approximate, as in Python).
     var approximateCount: UInt64 { luamp_load64_relaxed(word(QueueLayout.state) + 2) }
 
+    /// Unfinished tasks (JoinableQueue), read without the lock (approximate: for `tostring`).
+    var approximateUnfinished: UInt64 { luamp_load64_relaxed(word(QueueLayout.state) + 3) }
+
 }

@@ -57,6 +57,11 @@ final class SharedKind {
     var release: ((Arena, UInt64) -> Void)? = nil
     /// Extra metamethods (e.g. `__len`).
     var metamethods: [(String, SwiftFunction)] = []
+    /// What `tostring(obj)` shows, Python-repr style (`<Queue size=3 maxsize=0>`). It must read
+    /// the object's state without blocking (plain or relaxed loads; never a lock), so an
+    /// approximate answer is fine. It may push and pop scratch values (net stack effect zero).
+    /// Nil: `mp.<name>: 0x<offset>`.
+    var describe: ((LuaStack, Arena, SharedRef) -> String)? = nil
 
     /// The registry name of the metatable, `"mp.<name>"`.
     var metatableName: String { "mp." + name }
@@ -70,7 +75,8 @@ final class SharedKind {
          getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil,
          setField: ((LuaStack, SharedRef, String) throws -> Void)? = nil,
          release: ((Arena, UInt64) -> Void)? = nil,
-         metamethods: [(String, SwiftFunction)] = []) {
+         metamethods: [(String, SwiftFunction)] = [],
+         describe: ((LuaStack, Arena, SharedRef) -> String)? = nil) {
         self.name = name
         self.magic = magic
         self.bytes = bytes
@@ -81,6 +87,7 @@ final class SharedKind {
         self.setField = setField
         self.release = release
         self.metamethods = metamethods
+        self.describe = describe
     }
 }
 
@@ -204,7 +211,11 @@ enum SharedKinds {
         for (name, fn) in kind.metamethods { s.setFunction(mt, name, fn) }
         s.setFunction(mt, "__tostring") { s in
             let r = try SharedKinds.check(s, 1, kind)
-            s.push("mp.\(kind.name): 0x\(String(r.offset, radix: 16))")
+            if let describe = kind.describe, let a = Arena.current {
+                s.push(describe(s, a, r))
+            } else {
+                s.push("mp.\(kind.name): 0x\(String(r.offset, radix: 16))")
+            }
             return 1
         }
         s.setFunction(mt, "__eq") { s in

@@ -174,6 +174,11 @@ enum BarrierKind {
         let k = SharedKind(name: "Barrier", magic: SharedBarrier.magic, bytes: SharedBarrier.size(parties: 1))
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("wait", waitSource)]
+        // `<Barrier parties=3 waiting=1>`, `… broken>` (relaxed reads, no internal mutex).
+        k.describe = { _, a, r in
+            let b = SharedBarrier(a, r.offset)
+            return "<Barrier parties=\(b.parties) waiting=\(b.waiting)\(luamp_atomic_load32(b.broken) != 0 ? " broken" : "")>"
+        }
         k.methods = [
             ("_arrive", { s in
                 let b = try barrierArg(s)

@@ -77,6 +77,12 @@ struct SharedCondition {
         }
     }
 
+    /// Slots in state "waiting" (relaxed reads without the lock: approximate; a waiter killed
+    /// while waiting counts until the next `notify` frees its slot).
+    var approximateWaiters: Int {
+        (0..<SharedCondition.slots).reduce(0) { n, i in n + (luamp_relaxed_load32(slot(i) + 1) == 1 ? 1 : 0) }
+    }
+
     /// Wakes up to `n` waiters (oldest first). - Throws: when the caller does not hold the lock.
     func notify(_ n: Int) throws {
         guard lock.heldByMe else { throw LuaArgumentError(1, "cannot notify on un-acquired lock") }
@@ -129,6 +135,12 @@ enum ConditionKind {
             a.free(off)
         }
         k.luaMethods = [("with", withMethodSource), ("wait_for", waitForSource)]
+        // `<Condition waiters=1 <RLock unlocked>>`: waiters and the lock's own description.
+        k.describe = { _, a, r in
+            let c = SharedCondition(a, r.offset)
+            let l = c.lock
+            return "<Condition waiters=\(c.approximateWaiters) \(LockKinds.describe(l, l.isRecursive ? "RLock" : "Lock"))>"
+        }
         k.methods = [
             ("acquire", { s in try condArg(s).lock.acquire(until: s.blockAndTimeout(2)).push(s) }),
             ("release", { s in try condArg(s).lock.release(); return 0 }),

@@ -67,6 +67,7 @@ enum EventKind {
     nonisolated(unsafe) static let kind: SharedKind = {
         let k = SharedKind(name: "Event", magic: SharedEvent.magic, bytes: SharedEvent.size)
         k.release = { a, off in a.free(off) }
+        k.describe = { _, a, r in SharedEvent(a, r.offset).isSet ? "<Event set>" : "<Event unset>" }
         k.methods = [
             ("set", { s in try eventArg(s).set(); return 0 }),
             ("clear", { s in try eventArg(s).clear(); return 0 }),

@@ -39,6 +39,7 @@ enum LockKinds {
                            bytes: SharedLock.size)
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("with", withMethodSource)]
+        k.describe = { _, a, r in describe(SharedLock(a, r.offset), name) }
         k.cFast = recursive
             ? ["acquire": Int32(LUAMP_FAST_RLOCK_ACQUIRE), "release": Int32(LUAMP_FAST_RLOCK_RELEASE)]
             : ["acquire": Int32(LUAMP_FAST_LOCK_ACQUIRE), "release": Int32(LUAMP_FAST_LOCK_RELEASE)]
@@ -50,6 +51,16 @@ enum LockKinds {
                ("release", { L, a in runFast(L, a) { s in try LockKinds.release(s, LockKinds.lockTag) } }),
                ("locked", { L, a in runFast(L, a) { s in try LockKinds.locked(s, LockKinds.lockTag) } })]
         return k
+    }
+
+    /// `<Lock unlocked>`, `<Lock locked by pid 123>`, `<RLock locked by pid 123 depth=2>`
+    /// (relaxed reads: the holder may change while we look; "locked" without a pid in the
+    /// instant between taking the mutex and storing the owner).
+    static func describe(_ l: SharedLock, _ name: String) -> String {
+        guard l.isLocked else { return "<\(name) unlocked>" }
+        let owner = luamp_relaxed_load32(l.ownerPid)
+        let who = owner != 0 ? " by pid \(owner)" : ""
+        return l.isRecursive ? "<\(name) locked\(who) depth=\(luamp_relaxed_load32(l.depth))>" : "<\(name) locked\(who)>"
     }
 
     nonisolated(unsafe) static let lock = kind(recursive: false)

@@ -77,6 +77,12 @@ enum SemaphoreKinds {
                            bytes: SharedSemaphore.size)
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("with", withMethodSource)]
+        // `<Semaphore value=2>`, `<BoundedSemaphore value=1 max=2>`.
+        k.describe = { _, a, r in
+            let sem = SharedSemaphore(a, r.offset)
+            let v = luamp_atomic_load32(sem.value)
+            return bounded ? "<BoundedSemaphore value=\(v) max=\(sem.bound)>" : "<Semaphore value=\(v)>"
+        }
         k.methods = [
             ("acquire", { s in
                 let sem = try semArg(s, bounded)

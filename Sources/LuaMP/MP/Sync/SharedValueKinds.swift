@@ -68,6 +68,13 @@ enum SharedValueKinds {
         let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
         k.release = SharedCells.release
         k.methods = [("get_lock", getLock)]
+        // `<Value 'i' 42>`: the cell is one atomic load, as for `v.value`.
+        k.describe = { s, a, r in
+            let c = SharedCells(a, r.offset)
+            c.type.push(s, from: c.cell())
+            defer { s.pop() }
+            return "<Value '\(c.type.letter)' \(s.describe(-1))>"
+        }
         k.cFast = ["__index": Int32(LUAMP_FAST_VALUE_INDEX), "__newindex": Int32(LUAMP_FAST_VALUE_NEWINDEX)]
         k.fastIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
@@ -92,6 +99,10 @@ enum SharedValueKinds {
         let k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
         k.release = SharedCells.release
         k.cFast = ["__index": Int32(LUAMP_FAST_ARRAY_INDEX), "__newindex": Int32(LUAMP_FAST_ARRAY_NEWINDEX)]
+        k.describe = { _, a, r in
+            let c = SharedCells(a, r.offset)
+            return "<Array '\(c.type.letter)' len=\(c.count)>"
+        }
         k.methods = [
             ("get_lock", getLock),
             ("totable", { s in
