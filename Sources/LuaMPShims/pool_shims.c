@@ -1,8 +1,6 @@
-// Pool shims: what a pool worker must do in C (the chunk's call loop, lua_gc, SIGINT disposition).
+// Pool shims: what a pool worker must do in C (the chunk's call loop, lua_gc).
 #include "luamp_pool.h"
 #include <lauxlib.h>
-#include <signal.h>
-#include <string.h>
 #include <fcntl.h>
 
 /// Replaces the table at `idx` (item i of a starmap chunk) by its arguments (its `n` field or
@@ -100,14 +98,6 @@ void luamp_worker_gc_begin(lua_State *L, lua_State *T, int limit_kb) {
     }
     lua_setallocf(L, gc_guard_alloc, gc_orig_ud);
     lua_gc(L, LUA_GCSTOP);
-}
-
-void luamp_ignore_sigint(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = SIG_IGN;
-    (void)sigaction(SIGINT, &sa, NULL);
 }
 
 int luamp_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

@@ -10,16 +10,19 @@
 #include <sys/wait.h>
 
 /// Sets every standard signal (1–31) to its default action except SIGPIPE (ignored: channels
-/// handle EPIPE) and unblocks all signals. Real-time signals (never used by luamp) keep their
-/// disposition: resetting them too would double the syscalls of every start.
+/// handle EPIPE) and, when `ignore_sigint`, SIGINT (ignored: a pool worker), then unblocks all
+/// signals. Ignoring SIGINT before the unblock discards one already pending, so a Ctrl-C that
+/// came during the fork never kills such a child. Real-time signals (never used by luamp) keep
+/// their disposition: resetting them too would double the syscalls of every start.
 /// C because it loops over raw signal numbers with sigaction.
-static void reset_signals_in_child(void) {
+static void reset_signals_in_child(int ignore_sigint) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
     for (int sig = 1; sig < 32; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
-        sa.sa_handler = (sig == SIGPIPE) ? SIG_IGN : SIG_DFL;
+        int ignore = sig == SIGPIPE || (sig == SIGINT && ignore_sigint);
+        sa.sa_handler = ignore ? SIG_IGN : SIG_DFL;
         (void)sigaction(sig, &sa, NULL);   // EINVAL for the few numbers glibc reserves: harmless
     }
     sigset_t none;
@@ -46,7 +49,7 @@ void luamp_release_fd(int fd) {
     }
 }
 
-pid_t luamp_fork(void) {
+pid_t luamp_fork(int ignore_sigint) {
     fflush(NULL);
     pid_t parent = getpid();
     // All signals blocked across the fork: a Ctrl-C arriving before the child has reset its
@@ -64,8 +67,8 @@ pid_t luamp_fork(void) {
     }
     // Child: nothing but async-signal-safe steps until the caller's body runs. Signals that
     // came meanwhile stay pending until reset_signals_in_child unblocks them, and then get
-    // their default action.
-    reset_signals_in_child();
+    // their default action (a SIGINT the child ignores is discarded).
+    reset_signals_in_child(ignore_sigint);
     luamp_interrupt_forget_in_child();   // flag, target, and a hook the parent's Ctrl-C armed
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1); // the parent died before PDEATHSIG was armed

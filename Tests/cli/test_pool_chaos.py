@@ -158,6 +158,75 @@ def ctrl_c_during_map_stops_everything_with_one_message():
     assert wait_dead(pids, 5), "workers survived Ctrl-C"
 
 
+STORM = r"""
+local mp = require "mp"
+local MAXPOOLS = tonumber(arg[3])
+local hits = mp.Array("i", 2 * MAXPOOLS + 2)      -- hits[N] = 1 once PoolWorker-N is running
+local function init()
+  hits[tonumber(mp.current_process().name:match("%d+"))] = 1
+end
+collectgarbage("stop")          -- a pool lost to an "interrupted!" is never collected (terminated)
+local pools, stop, said, made, done = {}, false, false, 0, false
+local function round()
+  if not said then said = true; io.write("ready\n"); io.flush() end
+  if made < MAXPOOLS then
+    made = made + 1
+    pools[#pools + 1] = mp.Pool(2, init)
+  elseif not done then
+    io.open(arg[2], "w"):close()
+    done = true
+  end
+end
+local function rounds()                 -- every instruction of the loop runs under a pcall
+  while not stop do
+    pcall(round)
+    local f = io.open(arg[1]); if f then f:close(); stop = true end
+  end
+end
+local function guarded(f) return function() while not stop do pcall(f) end end end
+local loop = rounds                     -- nested guards: an "interrupted!" escapes them all
+for _ = 1, 6 do loop = guarded(loop) end            -- only if six land back to back
+loop()
+-- No more SIGINTs. Every worker forked so far runs its initializer unless a SIGINT killed it
+-- first: the numbers seen must have no gap. (Pool calls would raise: the interrupt flag stays set.)
+local function gaps()
+  local top, missing = 0, {}
+  for n = 1, #hits do if hits[n] == 1 then top = n end end
+  for n = 1, top do if hits[n] ~= 1 then missing[#missing + 1] = n end end
+  return top, missing
+end
+local top, missing = gaps()
+local deadline = os.time() + 10
+while #missing > 0 and os.time() < deadline do top, missing = gaps() end
+print("workers", top, "missing", #missing, table.concat(missing, ","))
+"""
+
+
+@test
+def ctrl_c_just_after_a_worker_fork_does_not_kill_the_worker():
+    # Terminal Ctrl-Cs (SIGINT to the whole process group) land at random points while pools are
+    # created. A fresh worker must never die of one: it used to, if the SIGINT came before the
+    # worker loop set SIGINT to ignored. The host catches its own "interrupted!" and goes on.
+    stopfile, donefile = os.path.join(TMP, "storm-stop"), os.path.join(TMP, "storm-done")
+    for f in (stopfile, donefile):
+        if os.path.exists(f):
+            os.remove(f)
+    maxpools = 150 if LONG else 60
+    p = subprocess.Popen([LUAMP, script("storm.lua", STORM), stopfile, donefile, str(maxpools)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert p.stdout.readline() == "ready\n"
+    t0 = time.monotonic()
+    while not os.path.exists(donefile) and time.monotonic() - t0 < 60:
+        os.killpg(p.pid, signal.SIGINT)
+        time.sleep(random.uniform(0.0002, 0.002))
+    open(stopfile, "w").close()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, (p.returncode, err[-2000:])
+    fields = out.split()
+    assert fields[0] == "workers" and int(fields[1]) > 0, (out, err[-2000:])
+    assert fields[3] == "0", f"workers killed by SIGINT before they ran: {out}"
+
+
 KILLED = r"""
 local pool = mp.Pool(2)
 local pids = pool:map(function() return mp.getpid() end, {1, 2}, 1)

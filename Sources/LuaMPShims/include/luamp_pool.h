@@ -1,4 +1,4 @@
-// Pool workers' C helpers: the per-chunk call loop (lua_call may raise), lua_gc (variadic), SIG_IGN.
+// Pool workers' C helpers: the per-chunk call loop (lua_call may raise), lua_gc (variadic).
 #ifndef LUAMP_POOL_H
 #define LUAMP_POOL_H
 
@@ -27,10 +27,6 @@ void luamp_worker_gc_begin(lua_State *L, lua_State *T, int limit_kb);
 int luamp_worker_gc_check(lua_State *L);
 /// The heap size in KiB (LUA_GCCOUNT).
 int luamp_gc_count_kb(lua_State *L);
-
-/// Ignores SIGINT in a pool worker (SIG_IGN is a macro cast): Ctrl-C reaches the host, which
-/// stops the workers with SIGTERM, so workers never print KeyboardInterrupt-style tracebacks.
-void luamp_ignore_sigint(void);
 
 /// fcntl(fd, F_SETPIPE_SZ, size): F_SETPIPE_SZ is a GNU-only macro. Returns the new size or -1.
 int luamp_set_pipe_size(int fd, int size);

@@ -158,13 +158,14 @@ static inline void luamp_flush_all(void) { fflush(NULL); }
 /// fflush(NULL), then fork with every signal blocked (restored in the parent; in the child a
 /// signal that came meanwhile gets its default action, never the parent's handler). In the
 /// child, before returning 0: signals 1–31 back to their default
-/// action (SIGPIPE stays ignored), no signal blocked, the interrupt flag, target and armed
+/// action (SIGPIPE stays ignored; SIGINT is ignored when `ignore_sigint` is non-zero, set before
+/// the unblock so a Ctrl-C pending since the fork is discarded), no signal blocked, the interrupt flag, target and armed
 /// Ctrl-C hook cleared (luamp_interrupt_forget_in_child),
 /// PR_SET_PDEATHSIG(SIGKILL) armed, _exit(1) if the parent already died (getppid() race), and
 /// the descriptors registered with luamp_hold_fd closed (they belong to the child's siblings).
 /// Returns the child's pid in the parent, 0 in the child, -1 with errno on failure.
 /// C: the child must run only async-signal-safe code before its body, and prctl is variadic.
-pid_t luamp_fork(void);
+pid_t luamp_fork(int ignore_sigint);
 
 /// Registers a descriptor this process holds for a child (closed in every later child).
 /// Returns -1 when 4096 are already held (the descriptor then simply stays open in children).

@@ -179,7 +179,8 @@ final class PoolState {
         let parentPID = getpid()
         let child: ChildProcess
         do {
-            child = try ChildProcess.spawn { ctx in
+            // SIGINT ignored from the fork on: a Ctrl-C never kills a worker, even a fresh one.
+            child = try ChildProcess.spawn(ignoreInterrupts: true) { ctx in
                 PoolWorkerLoop.run(s, config, ctx, parentName: parentName, parentPID: parentPID)
             }
         } catch {

@@ -80,11 +80,11 @@ struct WorkerConfig {
 /// starts stopped and restarts in generational mode once the worker allocated
 /// max(32 MiB, half the inherited heap) (`luamp_worker_gc_begin`): a worker that allocates
 /// little never traverses — and so never copies — the heap it inherited (DESIGN.md §3).
-/// SIGINT is ignored: the host stops workers with SIGTERM.
+/// SIGINT is ignored (set by `ChildProcess.spawn(ignoreInterrupts:)` before the child unblocks
+/// signals): the host stops workers with SIGTERM.
 enum PoolWorkerLoop {
     static func run(_ s: LuaStack, _ c: WorkerConfig, _ ctx: ChildProcess.ChildContext,
                     parentName: String, parentPID: pid_t) -> Int32 {
-        luamp_ignore_sigint()
         ProcessTree.enterChild(ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
         let L = s.L
         guard let T = lua_newthread(L) else { return 1 }

@@ -6,7 +6,8 @@ internal import LuaMPShims
 
 /// A forked child process of this process: the one way luamp creates processes.
 ///
-/// `spawn` forks (after `fflush(NULL)`, with the child's signals reset, `PR_SET_PDEATHSIG` armed
+/// `spawn` forks (after `fflush(NULL)`, with the child's signals reset — SIGINT ignored on
+/// request —, `PR_SET_PDEATHSIG` armed
 /// and the `getppid()` race checked — see `luamp_fork`) and runs `body` in the child; whatever
 /// `body` returns becomes the exit status via `fflush(NULL); _exit(status)`. The child never
 /// returns into the parent's code. The parent keeps the pid, a pidfd (so `join(timeout:)`
@@ -72,19 +73,23 @@ final class ChildProcess {
 
     /// Forks a child running `body`.
     /// - Parameters:
+    ///   - ignoreInterrupts: the child ignores SIGINT from its first instruction on (pool
+    ///     workers: a terminal's Ctrl-C reaches the whole process group, and the host stops its
+    ///     workers itself). Set in `luamp_fork` before signals are unblocked, so no SIGINT can
+    ///     kill the child between the fork and its body; false gives SIGINT its default action.
     ///   - body: runs in the child only; returns the exit status (0–255). It may also end the
     ///     process itself with `ChildProcess.exitChild`, never by returning into parent code.
     /// - Returns: the child, in the parent.
     /// - Throws: `LuaRaise` when the process has other threads, or fork/pipe fail
     ///   (`EAGAIN`: too many processes, `ENOMEM`).
     /// Wraps `luamp_fork` (fork), `pipe2`, `pidfd_open`.
-    static func spawn(_ body: (ChildContext) -> Int32) throws -> ChildProcess {
+    static func spawn(ignoreInterrupts: Bool = false, _ body: (ChildContext) -> Int32) throws -> ChildProcess {
         try checkSingleThreaded()
         var fds: [Int32] = [-1, -1]
         guard luamp_pipe_cloexec(&fds) == 0 else {
             throw LuaRaise("cannot start a process: pipe failed: \(String(cString: strerror(errno)))")
         }
-        let pid = luamp_fork()
+        let pid = luamp_fork(ignoreInterrupts ? 1 : 0)
         if pid == 0 {
             close(fds[0])
             let code = body(ChildContext(statusFD: fds[1]))
