@@ -115,7 +115,9 @@ void luamp_interrupt_forget_in_child(void) {
     interrupt_state = NULL;
     luamp_interrupted = 0;
     // Only our own hook: one the script set with debug.sethook is inherited, as a fork should.
-    if (L && lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
+    // laction counts before it arms the hook, so with no SIGINT yet there is nothing to remove
+    // (and the child skips lua_gethook's code page: one copy-on-write fault less per start).
+    if (L && luamp_sigint_count != 0 && lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
 }
 
 void luamp_interrupt_target(lua_State *L) {

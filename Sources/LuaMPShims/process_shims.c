@@ -8,6 +8,21 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <pthread.h>
+
+// This process's pid and fork generation for hot paths (CurrentProcess, sync_fast.c), kept
+// current by pthread_atfork handlers. C, next to luamp_fork: the child handler then touches no
+// Swift code or data, so it adds no copy-on-write faults to every start.
+uint32_t luamp_self_pid_value;
+uint64_t luamp_fork_generation_value;
+
+static void track_fork_prepare(void) { luamp_fork_generation_value++; }
+static void track_fork_child(void) { luamp_self_pid_value = (uint32_t)getpid(); }
+
+int luamp_track_pid_across_fork(void) {
+    luamp_self_pid_value = (uint32_t)getpid();
+    return pthread_atfork(track_fork_prepare, NULL, track_fork_child);
+}
 
 /// Sets every standard signal (1–31) to its default action except SIGPIPE (ignored: channels
 /// handle EPIPE) and, when `ignore_sigint`, SIGINT (ignored: a pool worker), then unblocks all

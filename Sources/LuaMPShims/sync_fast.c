@@ -16,14 +16,11 @@
 
 static unsigned char *arena_base;
 static uint64_t arena_size;
-static uint32_t self_pid;
 
 void luamp_sync_fast_set_arena(void *base, uint64_t size) {
     arena_base = (unsigned char *)base;
     arena_size = size;
 }
-
-void luamp_sync_fast_set_pid(uint32_t pid) { self_pid = pid; }
 
 /// Calls the Swift fallback in upvalue 1 and applies the fast-function protocol (as
 /// fast_trampoline in sync_shims.c): results, or raise after Swift has returned.
@@ -71,14 +68,14 @@ static inline int lock_acquire(lua_State *L, uint32_t magic) {
     }
     if (rc == EOWNERDEAD) {
         if (pthread_mutex_consistent(m) != 0) return slow_path(L);   // cannot happen: we hold it
-        luamp_relaxed_store32(lock_owner(o), self_pid);
+        luamp_relaxed_store32(lock_owner(o), luamp_self_pid_value);
         *lock_depth(o) = 1;
         lua_pushboolean(L, 1);
         lua_pushliteral(L, "owner-died");
         return 2;
     }
     if (rc != 0) return slow_path(L);
-    luamp_relaxed_store32(lock_owner(o), self_pid);
+    luamp_relaxed_store32(lock_owner(o), luamp_self_pid_value);
     *lock_depth(o) = 1;
     lua_pushboolean(L, 1);
     return 1;
@@ -87,7 +84,7 @@ static inline int lock_acquire(lua_State *L, uint32_t magic) {
 /// `lock:release()` by the holder; anything unusual (not held by us) goes to Swift for its message.
 static inline int lock_release(lua_State *L, uint32_t magic) {
     unsigned char *o = object_at(L, magic);
-    if (o == NULL || luamp_relaxed_load32(lock_owner(o)) != self_pid || !luamp_mutex_is_locked(lock_mutex(o)))
+    if (o == NULL || luamp_relaxed_load32(lock_owner(o)) != luamp_self_pid_value || !luamp_mutex_is_locked(lock_mutex(o)))
         return slow_path(L);
     uint32_t d = *lock_depth(o);
     if (d > 1) { *lock_depth(o) = d - 1; return 0; }

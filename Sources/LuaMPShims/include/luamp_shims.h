@@ -153,6 +153,19 @@ static inline FILE *luamp_stdin(void) { return stdin; }
 static inline void luamp_flush_all(void) { fflush(NULL); }
 
 // ---- Processes: fork, reap, pidfd (process_shims.c) ----
+
+/// getpid(), cached: set by luamp_track_pid_across_fork and refreshed in every fork child.
+extern uint32_t luamp_self_pid_value;
+/// Incremented in the parent before every fork (once luamp_track_pid_across_fork ran).
+extern uint64_t luamp_fork_generation_value;
+/// Reads the cached pid (Swift 6 cannot touch a C global directly).
+static inline uint32_t luamp_self_pid(void) { return luamp_self_pid_value; }
+/// Reads the fork generation.
+static inline uint64_t luamp_fork_generation(void) { return luamp_fork_generation_value; }
+/// Caches getpid() and registers pthread_atfork handlers that bump the fork generation (prepare)
+/// and refresh the pid (child). Call once per process, before the first fork. Returns
+/// pthread_atfork's result (0 on success).
+int luamp_track_pid_across_fork(void);
 #include <sys/types.h>
 
 /// fflush(NULL), then fork with every signal blocked (restored in the parent; in the child a

@@ -37,9 +37,6 @@ void luamp_push_sync_fast(lua_State *L, int which, luamp_fast_fn slow);
 /// Tells the C fast paths where this process tree's arena is mapped (inherited across fork).
 void luamp_sync_fast_set_arena(void *base, uint64_t size);
 
-/// Tells the C fast paths this process's pid (set at start-up and in every fork child).
-void luamp_sync_fast_set_pid(uint32_t pid);
-
 // ---- futex (syscall(2) is variadic, so Swift cannot call it) ----
 
 /// FUTEX_WAIT (shared, not PRIVATE: the word lives in MAP_SHARED memory) while `*word == expected`,

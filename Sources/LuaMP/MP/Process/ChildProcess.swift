@@ -227,12 +227,15 @@ final class ChildProcess {
     private func readStatusPipe() {
         guard statusFD >= 0 else { return }
         var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(statusFD, $0.baseAddress, $0.count) }
-            if n > 0 { out.append(contentsOf: buf[0..<n]); continue }
-            if n < 0 && errno == EINTR { continue }
-            break
+        // A stack buffer (1 KiB: the most withUnsafeTemporaryAllocation always keeps on the stack):
+        // a fresh heap array per reap costs a malloc and a page fault.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buf in
+            while true {
+                let n = read(statusFD, buf.baseAddress, buf.count)
+                if n > 0 { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0..<n])); continue }
+                if n < 0 && errno == EINTR { continue }
+                break
+            }
         }
         if !out.isEmpty { reportedMessage = String(decoding: out, as: UTF8.self) }
     }

@@ -39,7 +39,9 @@ extension MPModule {
     static let processMeta = "mp.Process"
     /// The most arguments a target can take: Lua's stack limit (LUAI_MAXSTACK, 1,000,000), since
     /// no Lua stack holds more. Near it the child may still fail with "too many arguments".
-    static let maxTargetArguments = Int64(luamp_lua_maxstack())
+    /// Computed, not a lazy `static let`: a child reads it first, and a one-time initializer
+    /// run there would cost copy-on-write faults on every start.
+    static var maxTargetArguments: Int64 { Int64(luamp_lua_maxstack()) }
 
     /// Installs `mp.Process` and its metatable, and the process-tree functions.
     static func installProcesses(_ s: LuaStack, _ t: Int32) {

@@ -39,7 +39,11 @@ enum ProcessTree {
         current = (r.name, getpid())
         identity = r.identity
         counter = 0
-        children = []                    // inherited records stay inert: not ours to join
+        // Inherited records stay inert: not ours to join. The old array is overwritten, not
+        // released: releasing it would free the parent's buffer and records here, writing to
+        // heap pages that each cost a copy-on-write fault (the child ends soon; nothing leaks
+        // into the parent).
+        withUnsafeMutablePointer(to: &children) { $0.initialize(to: []) }
     }
 
     /// Records a started Process (the userdata at `i`) and keeps it alive until forgotten.
