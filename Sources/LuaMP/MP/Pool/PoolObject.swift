@@ -46,9 +46,10 @@ extension MPModule {
             makePoolIteratorMetatable(s)
         }
         s.setFunction(t, "Pool") { s in try newPool(s) }
-        // Runs the registry's lazy initializer here, once: left to the first finishPools, it
+        // Runs the registry's lazy initializers here, once: left to the first finishPools, it
         // would run in every forked child and cost copy-on-write faults on each start.
         _ = PoolRegistry.live.isEmpty
+        _ = PoolRegistry.garbage.isEmpty
     }
 
     static func checkPool(_ s: LuaStack, _ i: Int32 = 1) throws -> PoolState {
