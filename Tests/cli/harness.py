@@ -1,5 +1,5 @@
 """harness: what the Python CLI tests share — where luamp is, the @test decorator, the summary line."""
-import os, sys
+import os, sys, time
 
 LUAMP = os.environ["LUAMP"]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,3 +22,31 @@ def finish():
     """Prints `N passed, M failed` (what Tests/run_tests.py reads) and exits non-zero on failure."""
     print(f"{_counts['passed']} passed, {_counts['failed']} failed")
     sys.exit(1 if _counts["failed"] else 0)
+
+
+def alive(pid):
+    """True if pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children(pid):
+    """The pids of pid's children, from /proc (empty if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def wait_dead(pids, secs):
+    """Polls until none of pids is alive (True) or secs pass (False)."""
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.02)
+    return not any(alive(p) for p in pids)

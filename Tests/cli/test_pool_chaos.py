@@ -4,7 +4,7 @@ result or a WorkerLost, none is lost or run twice), Ctrl-C during pool:map, luam
 open at the end of the script, and the seed example. LUAMP_LONG=1 runs a bigger chaos round."""
 import os, random, re, signal, subprocess, sys, tempfile, time
 
-from harness import LUAMP, ROOT, LONG, test, finish  # noqa: F401
+from harness import LUAMP, ROOT, LONG, test, finish, alive, children, wait_dead  # noqa: F401
 TMP = tempfile.mkdtemp(prefix="luamp-pool-")
 
 
@@ -13,32 +13,6 @@ def script(name, text):
     with open(path, "w") as f:
         f.write(text)
     return path
-
-
-def alive(pid):
-    """True if pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return []
-
-
-def wait_dead(pids, secs):
-    deadline = time.monotonic() + secs
-    while time.monotonic() < deadline:
-        if not any(alive(p) for p in pids):
-            return True
-        time.sleep(0.02)
-    return not any(alive(p) for p in pids)
 
 
 CHAOS = r"""

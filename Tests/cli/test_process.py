@@ -3,7 +3,7 @@
 kill -9 of luamp, end-of-script join/terminate, os.exit, and the multi-thread guard."""
 import os, signal, subprocess, sys, tempfile, time
 
-from harness import LUAMP, ROOT, LONG, test, finish  # noqa: F401
+from harness import LUAMP, ROOT, LONG, test, finish, alive, children, wait_dead  # noqa: F401
 TMP = tempfile.mkdtemp(prefix="luamp-proc-")
 
 
@@ -16,24 +16,6 @@ def script(text):
 
 def run(text, timeout=60, **kw):
     return subprocess.run([LUAMP, script(text)], capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def alive(pid):
-    """True if pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_dead(pids, secs):
-    deadline = time.monotonic() + secs
-    while time.monotonic() < deadline:
-        if not any(alive(p) for p in pids):
-            return True
-        time.sleep(0.02)
-    return not any(alive(p) for p in pids)
 
 
 def read_pids(proc, n):
