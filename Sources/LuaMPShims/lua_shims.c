@@ -99,6 +99,7 @@ static lua_State *volatile interrupt_state = NULL;
 static void lstop(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
+    luamp_interrupted = 0;         // taken: the next blocking call must not raise it again
     luaL_error(L, "interrupted!");
 }
 
@@ -108,6 +109,20 @@ static void laction(int sig) {
     luamp_interrupted = 1;
     luamp_sigint_count++;
     if (interrupt_state) lua_sethook(interrupt_state, lstop, flag, 1);   // async-signal-safe by design
+}
+
+int luamp_take_interrupt(void) {
+    if (!luamp_interrupted) return 0;           // the common case: no syscall
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &old);       // laction cannot run between the two steps
+    int v = luamp_interrupted;
+    luamp_interrupted = 0;
+    lua_State *L = interrupt_state;
+    if (v && L && lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return v;
 }
 
 void luamp_interrupt_forget_in_child(void) {

@@ -87,8 +87,11 @@ static inline void luamp_warning(lua_State *L, const char *msg, int tocont) { lu
 
 /// Non-zero after SIGINT arrived while an interruptible run was active; blocking waits poll it.
 extern volatile sig_atomic_t luamp_interrupted;
-/// Returns and clears the interrupt flag (Swift 6 cannot touch a C global directly).
-static inline int luamp_take_interrupt(void) { int v = luamp_interrupted; luamp_interrupted = 0; return v; }
+/// Takes a pending Ctrl-C: returns non-zero if one arrived, clearing the flag and disarming the
+/// hook the handler armed, so the `interrupted!` the caller now raises is the only one (a `pcall`
+/// catches it and nothing fires again at the next instruction). SIGINT is blocked meanwhile, so
+/// a second Ctrl-C is either taken here too or arms everything afresh. C: the hook is private.
+int luamp_take_interrupt(void);
 /// Reads the interrupt flag without clearing it.
 static inline int luamp_interrupt_pending(void) { return luamp_interrupted; }
 /// How many SIGINTs the interrupt handler has seen (never cleared: the CLI compares counts to
