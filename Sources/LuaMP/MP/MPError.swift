@@ -27,7 +27,10 @@ struct MPError: LuaValueError, CustomStringConvertible, @unchecked Sendable {  /
         s.newTable(hashCount: Int32(2 + fields.count))
         s.push(kind); s.rawSet(-2, field: "kind")
         s.push(message); s.rawSet(-2, field: "message")
-        for (k, v) in fields { s.push(v); s.rawSet(-2, field: k) }
+        for (k, v) in fields {
+            if (try? s.push(v)) == nil { s.pushNil() }   // fields are luamp's own values: never fails
+            s.rawSet(-2, field: k)
+        }
         MPError.pushMetatable(s)
         lua_setmetatable(s.L, -2)
     }
