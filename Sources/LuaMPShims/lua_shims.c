@@ -22,6 +22,7 @@ static int box_gc(lua_State *L) {
 
 int luamp_complete_swift_call(lua_State *L, int n, int argn) {
     if (n >= 0) return n;
+    if (n == LUAMP_MEMERR) return luamp_raise_memory_error(L);
     if (n == LUAMP_ARGERROR) {
         const char *extra = lua_tostring(L, -1);
         return luaL_argerror(L, argn, extra ? extra : "?");
@@ -33,7 +34,12 @@ int luamp_complete_swift_call(lua_State *L, int n, int argn) {
 static int trampoline(lua_State *L) {
     luamp_box *b = (luamp_box *)lua_touserdata(L, lua_upvalueindex(1));
     int argn = 0;
+    // Every Swift function starts with the memory reserve held (memory_shims.c), or does not
+    // start: with memory too short to take it, Lua's memory error is raised before Swift runs.
+    if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
+    int was = luamp_swift_enter();
     int n = swift_dispatch(L, b->box, &argn);
+    luamp_zone_restore(was);
     return luamp_complete_swift_call(L, n, argn);
 }
 
@@ -73,7 +79,10 @@ int luamp_pcall_traceback(lua_State *L, int nargs, int nresults) {
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, luamp_msghandler);
     lua_insert(L, base);
+    int was = luamp_lua_enter();
     int status = lua_pcall(L, nargs, nresults, base);
+    luamp_zone_restore(was);
+    luamp_after_protected_call(L, status);
     lua_remove(L, base);
     return status;
 }

@@ -22,6 +22,9 @@ struct MPError: LuaValueError, CustomStringConvertible, @unchecked Sendable {  /
 
     var description: String { "\(kind): \(message)" }
 
+    /// What the decoder throws when memory runs out; `Codec` turns it into Lua's memory error.
+    static var outOfMemory: MPError { MPError("MemoryError", "not enough memory") }
+
     /// Pushes the error table. Stack: [-0, +1].
     func pushError(onto s: LuaStack) {
         s.newTable(hashCount: Int32(2 + fields.count))

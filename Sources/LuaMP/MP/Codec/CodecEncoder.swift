@@ -166,7 +166,7 @@ struct Encoder {
 
     /// Turns the table/function tag at buffer offset `at` into its shared variant.
     private mutating func markShared(_ at: Int) {
-        let tag = w.base.load(fromByteOffset: at, as: UInt8.self)
+        let tag = w.byte(at: at)
         if tag == CodecFormat.Tag.table || tag == CodecFormat.Tag.function { w.patchByte(tag + 1, at: at) }
     }
 
@@ -307,7 +307,7 @@ struct Encoder {
         let len = w.count - start
         guard len <= Int(UInt32.max) else { throw EncodeFailure("function too large to send") }
         w.patch(UInt32(len), at: tagPos + 1)
-        w.int(CodecKey.mac(UnsafeRawBufferPointer(start: w.base + start, count: len)))
+        w.int(w.failed ? 0 : CodecKey.mac(UnsafeRawBufferPointer(start: w.base + start, count: len)))
         var n: Int32 = 0
         while lua_getupvalue(L, f, n + 1) != nil {
             lua_settop(L, -2)
