@@ -225,6 +225,22 @@ T.test("Barrier: a dead waiter breaks the barrier instead of hanging", function(
   T.eq(b.broken, true)
 end)
 
+T.test("Barrier(2): the next arrival after the only waiter was killed gets BrokenBarrierError", function()
+  for _, parties in ipairs { 2, 3 } do
+    local b = mp.Barrier(parties)
+    local others = {}
+    for i = 1, parties - 2 do others[i] = spawn(function() pcall(b.wait, b, 30) end) end
+    local victim = spawn(function() b:wait() end)
+    waitUntil(function() return b.n_waiting == parties - 1 end, "the waiters at the barrier")
+    victim:kill(); victim:join()
+    local ok, err = pcall(b.wait, b, 30)     -- this arrival would release everyone: one is dead
+    T.eq(ok, false, parties .. " parties: wait passed for a dead party")
+    T.eq(type(err) == "table" and err.kind, "BrokenBarrierError")
+    T.eq(b.broken, true)
+    joinAll(others)
+  end
+end)
+
 T.test("Barrier: a waiter killed while others wait wakes them with BrokenBarrierError", function()
   local b, broken = mp.Barrier(3), mp.Value("i", 0)
   local w = spawn(function()
