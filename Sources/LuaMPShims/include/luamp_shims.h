@@ -180,8 +180,12 @@ int luamp_track_pid_across_fork(void);
 /// C: the child must run only async-signal-safe code before its body, and prctl is variadic.
 pid_t luamp_fork(int ignore_sigint);
 
+/// Makes room for `n` more held descriptors (the list grows without bound; the first 4096 need
+/// no heap). Returns -1 with errno ENOMEM when it cannot: callers reserve before they fork or
+/// open what they will hold, so a later luamp_hold_fd cannot fail.
+int luamp_hold_reserve(int n);
 /// Registers a descriptor this process holds for a child (closed in every later child).
-/// Returns -1 when 4096 are already held (the descriptor then simply stays open in children).
+/// Returns -1 (ENOMEM) only when the list could not grow; after luamp_hold_reserve it cannot.
 /// C: luamp_fork's child path reads the list before any Swift code runs.
 int luamp_hold_fd(int fd);
 /// Unregisters a descriptor (call before closing it).
