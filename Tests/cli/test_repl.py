@@ -231,6 +231,34 @@ def _(s, home):
     s.expect(r"\n42\n> ")
 
 
+@case("a storm of Ctrl-C and window changes at the prompt never crashes the REPL")
+def _(s, home):
+    # The handler only sets C flags: it used to write Swift globals, and a Ctrl-C landing while
+    # the editor cleared one aborted luamp ("Simultaneous accesses … Fatal access conflict").
+    deadline = time.monotonic() + (30 if os.environ.get("LUAMP_LONG") == "1" else 5)
+    sent = 0
+    while time.monotonic() < deadline:
+        for _ in range(100):
+            os.kill(s.pid, signal.SIGWINCH if sent % 50 == 0 else signal.SIGINT)
+            sent += 1
+        r, _, _ = select.select([s.fd], [], [], 0)
+        if r:
+            s.buf += os.read(s.fd, 65536)
+        pid, st = os.waitpid(s.pid, os.WNOHANG)
+        if pid:
+            s.status = st
+            raise AssertionError(f"luamp died ({os.waitstatus_to_exitcode(st)}) after {sent} signals:\n"
+                                 + s.text()[-1500:])
+    for attempt in range(3):             # a signal still pending may drop the first try
+        s.send("6*7\n")
+        try:
+            s.expect(r"\n42\n> ", timeout=5 if attempt < 2 else TIMEOUT)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
 @case("Ctrl-C in a continuation drops the whole chunk")
 def _(s, home):
     s.send("function g()\n")
