@@ -55,7 +55,11 @@ final class LineEditor {
             rl_bind_key(9, rl_insert)   // Tab inserts itself instead of completing file names
             using_history()
             stifle_history(1000)
-            if let p = historyPath { read_history(p) }
+            luamp_rl_keep_multiline_history()   // a `function … end` comes back whole after a restart
+            if let p = historyPath {
+                read_history(p)
+                luamp_rl_stamp_untimed_entries()
+            }
         }
     }
 
@@ -65,7 +69,7 @@ final class LineEditor {
         return usesReadline ? readWithReadline(prompt) : readPlain(prompt)
     }
 
-    /// Records an entered chunk in the history file.
+    /// Records an entered chunk (all its lines, as one entry) in the history file.
     func remember(_ entry: String) {
         guard usesReadline, !entry.isEmpty else { return }
         add_history(entry)

@@ -221,6 +221,44 @@ def _(s, home):
     assert "y = 123" in lines and "y" in lines, lines
 
 
+@case("a multi-line entry is one history entry, also after a restart (Up gives the whole chunk)")
+def _(s, home):
+    with open(os.path.join(home, ".luamp_history"), "w") as f:
+        f.write("old = 1\nold + 1\n")       # a history file of the old, one-line-per-entry kind
+    s.send(b"\x04")
+    assert s.wait_exit() == 0
+    s2 = Session(home)
+    try:
+        s2.expect(r"> ")
+        s2.send("function f(a)\n")
+        s2.expect(r"\n>> ")
+        s2.send("  return a * 2\n")
+        s2.expect(r"\n>> ")
+        s2.send("end\n")
+        s2.expect(r"end\n> ")
+        s2.send(b"\x04")
+        assert s2.wait_exit() == 0
+    finally:
+        s2.close()
+    s3 = Session(home)
+    try:
+        s3.expect(r"> ")
+        s3.send(b"\x1b[A")                  # Up: the last entry, all three lines
+        s3.expect(r"return a \* 2")
+        s3.send("\n")
+        s3.expect(r"\n> ")
+        s3.send("f(21)\n")
+        s3.expect(r"\n42\n> ")
+        # f(21), the chunk twice (recalled and entered again), then the old file's entries,
+        # still one per line
+        s3.send(b"\x1b[A\x1b[A\x1b[A\x1b[A")
+        s3.expect(r"old \+ 1")
+        s3.send(b"\x15'fine'\n")            # Ctrl-U: a fresh line
+        s3.expect(r"\nfine\n> ")
+    finally:
+        s3.close()
+
+
 @case("Ctrl-C at the prompt drops the line and keeps the REPL alive")
 def _(s, home):
     s.send("this is not lua")
@@ -373,6 +411,32 @@ def _(s, home):
 def _(s, home):
     s.send(b"\x04")
     assert s.wait_exit() == 0
+
+
+@case("Ctrl-D with children running says it waits for them, and waits")
+def _(s, home):
+    flag = os.path.join(home, "go")
+    s.send("for i = 1, 2 do mp.Process(function() while not io.open(%r) do mp.sleep(0.01) end end):start() end\n" % flag)
+    s.expect(r"\n> ")
+    s.send(b"\x04")
+    s.expect(r"waiting for 2 children \(Ctrl-C to stop them\)")
+    assert s.status is None and len(live_children(s.pid)) == 2
+    open(flag, "w").close()
+    assert s.wait_exit() == 0
+
+
+@case("Ctrl-C while Ctrl-D waits for a child stops it and leaves with 130")
+def _(s, home):
+    s.send("p = mp.Process(mp.sleep, 600) p:start()\n")
+    s.expect(r"\n> ")
+    kids = live_children(s.pid)
+    assert len(kids) == 1, kids
+    s.send(b"\x04")
+    s.expect(r"waiting for 1 child \(Ctrl-C to stop it\)")
+    os.kill(s.pid, signal.SIGINT)         # luamp alone: stopping the child is luamp's doing
+    assert s.wait_exit() == 130
+    assert not live_children(s.pid) and not any(os.path.exists(f"/proc/{k}/stat") and
+                                                open(f"/proc/{k}/stat").read().split()[2] != "Z" for k in kids)
 
 
 @case("os.exit(3) from the REPL exits 3")
