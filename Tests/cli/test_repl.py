@@ -198,6 +198,25 @@ def _(s, home):
     s.expect(r"\n<Lock locked by pid \d+>\n> ")
 
 
+@case("the README's 'Watching objects live' transcript is what the REPL shows")
+def _(s, home):
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")) as f:
+        text = f.read()
+    block = text.split("## Watching objects live", 1)[1].split("```", 2)[1].strip("\n").split("\n")
+    steps = []                               # (input line, [expected output lines])
+    for line in block:
+        if line.startswith("> "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
+    assert len(steps) >= 5, block
+    for entry, outputs in steps:
+        s.send(entry + "\n")
+        # every pid in the transcript stands for whatever pid the run has
+        want = "".join(re.escape(o).replace("4242", r"\d+").replace("4250", r"\d+") + r"\n" for o in outputs)
+        s.expect(re.escape(entry) + r"\n" + want + r"> ")
+
+
 @case("_PROMPT and _PROMPT2 set the prompts")
 def _(s, home):
     s.send("_PROMPT = 'lua$ '; _PROMPT2 = '...'\n")
