@@ -59,6 +59,13 @@ void luamp_install_dispatch(luamp_dispatch_fn dispatch, luamp_release_fn release
 /// Pushes a Lua C closure calling `box` through the trampoline, with `nup` extra upvalues
 /// taken from the stack top (reachable as upvalue 2...). Must be C: lua_error may only run here.
 void luamp_push_swift_function(lua_State *L, void *box, int nup);
+/// The pointer-sized slot Lua keeps with every thread of a state (`lua_getextraspace`; a new
+/// coroutine copies its creator's). LuaState stores there the state's Swift-function box
+/// counter, so boxes are counted per state. C: lua_getextraspace is a macro.
+static inline void **luamp_extraspace(lua_State *L) {
+    _Static_assert(LUA_EXTRASPACE >= sizeof(void *), "LUA_EXTRASPACE holds a pointer");
+    return (void **)lua_getextraspace(L);
+}
 
 /// Pushes the text of the error object at `idx`: itself if a string or number, else its
 /// `__tostring` result if that is a string, else "(error object is a T value)". Returns 1 when
