@@ -292,7 +292,7 @@ def _(s, home):
 def _(s, home):
     # The handler only sets C flags: it used to write Swift globals, and a Ctrl-C landing while
     # the editor cleared one aborted luamp ("Simultaneous accesses … Fatal access conflict").
-    deadline = time.monotonic() + (30 if os.environ.get("LUAMP_LONG") == "1" else 5)
+    deadline = time.monotonic() + (30 if os.environ.get("LUAMP_LONG") == "1" else 8)
     sent = 0
     while time.monotonic() < deadline:
         for _ in range(100):
