@@ -119,6 +119,24 @@ struct Oops: Error, CustomStringConvertible { var description: String { "oops fr
         #expect(lua.state.swiftFunctionBoxes.live == boxesBefore)
     }
 
+    /// The leak check above must hold while other tests run in parallel: another runtime's
+    /// boxes (made and dropped meanwhile) never change this runtime's count.
+    @Test func swiftFunctionBoxesAreCountedPerRuntime() throws {
+        let a = try LuaRuntime()
+        let before = a.state.swiftFunctionBoxes.live
+        #expect(before > 0)                           // mp and the libraries' Swift functions
+        do {
+            let b = try LuaRuntime()
+            b.register("extra") { _ in [] }
+            #expect(b.state.swiftFunctionBoxes.live > 0)
+            #expect(a.state.swiftFunctionBoxes.live == before)
+        }
+        #expect(a.state.swiftFunctionBoxes.live == before)
+        // a coroutine's Swift calls count on its own state
+        _ = try a.run(string: "coroutine.wrap(function() mp.sleep(0) end)()")
+        #expect(a.state.swiftFunctionBoxes.live == before)
+    }
+
     @Test func argumentErrorsNameTheFunction() throws {
         let lua = try LuaRuntime()
         let r = try lua.evaluate("select(2, pcall(function() return mp.sleep('x') end))")
