@@ -90,27 +90,28 @@ extension PoolState {
         return best
     }
 
-    /// Work stealing: a worker with nothing to do takes the chunk queued behind another
-    /// worker's running chunk, so no task waits behind a long one while a worker idles. The
-    /// status word decides atomically whether the victim already started it (`claim`/`steal`).
+    /// Work stealing: a worker with nothing to do takes the chunk queued right behind another
+    /// worker's started chunk, so no task waits behind a long one while a worker idles. The
+    /// status word decides atomically whether the victim already started it (`claim`/`steal`);
+    /// a victim whose word does not show its head as started is left alone (see
+    /// `WorkerStatusPage.stolen` for why only that chunk may be taken).
     private func stealForIdleWorkers() {
         for case let idle? in workers where idle.inflight.isEmpty && !idle.inputClosed && idle.quota != 0 {
-            var taken = false
-            for case let victim? in workers where victim !== idle && victim.inflight.count >= 2 && !taken {
-                let head = victim.inflight[0]
+            for case let victim? in workers where victim !== idle && victim.inflight.count >= 2 {
                 let cur = status.started(victim.slot)
-                guard cur == head.id || cur & WorkerStatusPage.stolen != 0 else { continue }
+                guard WorkerStatusPage.hasStarted(cur, victim.inflight[0].id) else { continue }
                 let c = victim.inflight[1]
                 guard status.steal(victim.slot, expected: cur, c.id) else { continue }
                 victim.inflight.remove(at: 1)
-                victim.runningAtSteal = head.id
                 if let q = victim.quota { victim.quota = q + 1 }
                 send(c, to: idle)
-                taken = true
+                break
             }
         }
     }
 
+    /// Sends `c` to `w`, stamped with a fresh chunk id (ids grow in send order, which the
+    /// steal protocol relies on; a chunk re-sent after a death gets a new one).
     private func send(_ c: PoolChunk, to w: PoolWorker) {
         if w.functionGeneration != functions.generation {
             var f: [UInt8] = []
@@ -121,6 +122,9 @@ extension PoolState {
             w.functionGeneration = functions.generation
         }
         if w.functions.insert(c.function.id).inserted { w.send(c.function.defineFrame) }
+        c.id = nextChunkID
+        nextChunkID += 1
+        PoolFrame.stampTask(&c.frame, id: c.id)
         w.send(c.frame)
         w.inflight.append(c)
         if let q = w.quota { w.quota = q - 1 }
@@ -186,19 +190,18 @@ extension PoolState {
                 do {
                     frame.reserveCapacity(64 + count * 4)
                     let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
-                    frame.appendLE(nextChunkID)
+                    frame.appendLE(UInt64(0))                   // the chunk id, stamped at send
                     frame.appendLE(job.function.id)
                     frame.append(job.mode)
                     frame.appendLE(UInt32(count))
                     try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
-                    try PoolFrame.finish(&frame, from: start)
+                    try PoolFrame.finishTask(&frame, from: start)
                 } catch {
                     failure = .mp(Self.itemSendError(s, first: first, count: count, position: position, error))
                 }
             }
-            let chunk = PoolChunk(id: nextChunkID, job: job, seq: seq, position: position, count: count,
+            let chunk = PoolChunk(job: job, seq: seq, position: position, count: count,
                                   function: job.function, frame: frame)
-            nextChunkID += 1
             if let f = failure {
                 deliver(s, chunk, error: f)
                 return nil
@@ -393,16 +396,11 @@ extension PoolState {
         workers[w.slot] = nil
         let started = status.started(w.slot)
         let ready = status.isReady(w.slot)
-        var requeue: [PoolChunk] = []
-        var lost: PoolChunk?
-        // The head was running if the worker claimed it, or if the word still shows a chunk
-        // stolen while that head ran (the worker had not moved past it).
-        let headRan = w.inflight.first.map { started == $0.id || (started & WorkerStatusPage.stolen != 0 && w.runningAtSteal == $0.id) } ?? false
-        for (i, c) in w.inflight.enumerated() {
-            if i == 0 && headRan { lost = c } else { requeue.append(c) }
-        }
+        // Every answer it wrote has been read: the head is the only chunk it can have started.
+        let headRan = w.inflight.first.map { WorkerStatusPage.hasStarted(started, $0.id) } ?? false
+        let lost = headRan ? w.inflight.removeFirst() : nil
+        retry.prepend(w.inflight)
         w.inflight.removeAll()
-        retry.prepend(requeue)
         if let c = lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
         if ready {
             initFailures = 0

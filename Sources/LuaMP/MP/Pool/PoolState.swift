@@ -28,8 +28,6 @@ final class PoolWorker {
     var quota: Int?
     /// The host closed `taskFD` (the worker exits after its current work).
     var inputClosed = false
-    /// The chunk that was running when a chunk was last stolen from this worker.
-    var runningAtSteal: UInt64 = 0
 
     init(slot: Int, child: ChildProcess, taskFD: Int32, resultFD: Int32, quota: Int?) {
         self.slot = slot
@@ -111,6 +109,7 @@ final class PoolState {
     /// Done jobs whose callback or error_callback is still to run.
     var callbacks = Ring<PoolJob>()
     var functions = FunctionCache()
+    /// The id the next chunk sent is stamped with (ids grow in send order).
     var nextChunkID: UInt64 = 1
     /// Workers that died before their initializer finished, in a row.
     var initFailures = 0

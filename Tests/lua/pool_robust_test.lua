@@ -1,0 +1,51 @@
+-- mp.Pool under stress without any kill: work stealing never runs a task twice, a function a
+-- worker cannot load fails only its tasks, initializer failures back off and recover.
+local T = require "testlib"
+
+-- Each task appends "<id> <pid>\n" to a shared log with one unbuffered write (O_APPEND), so
+-- the log holds one line per start of a task.
+local function starts(path)
+  local n, seen, twice, pids, npids = 0, {}, {}, {}, 0
+  for line in io.lines(path) do
+    local id, pid = line:match("^(%d+) (%d+)$")
+    n = n + 1
+    if seen[id] then twice[#twice + 1] = id end
+    seen[id] = true
+    if not pids[pid] then pids[pid] = true; npids = npids + 1 end
+  end
+  return n, twice, npids
+end
+
+T.test("stealing never runs a task twice: many short maps with chunksize 1 and uneven tasks", function()
+  -- Many small maps of uneven tasks keep workers idle next to busy ones, so chunks are taken back
+  -- from a worker's pipe all the time, several while one task runs. Each must run exactly once,
+  -- and no worker may be stopped for answering a chunk it was not running.
+  local log = os.tmpname()
+  for _, size in ipairs{4, 2} do
+    io.open(log, "w"):close()
+    local pool <close> = mp.Pool{processes = size, initializer = function(path)
+      LOG = assert(io.open(path, "a")); LOG:setvbuf("no")
+    end, initargs = {log}}
+    local tasks = 0
+    for call = 1, 1500 do
+      local xs = {}
+      for i = 1, 5 + call % 4 do xs[i] = {call * 10 + i, (i * 7 + call) % 5} end
+      tasks = tasks + #xs
+      local r = pool:map(function(x)
+        LOG:write(x[1] .. " " .. mp.getpid() .. "\n")
+        local s = 0
+        for k = 1, x[2] * 3000 do s = s + k end
+        return x[1]
+      end, xs, 1)
+      T.eq(r.n, #xs)
+      for i = 1, #xs do T.eq(r[i], xs[i][1]) end
+    end
+    local n, twice, npids = starts(log)
+    T.eq(#twice, 0, "Pool(" .. size .. "): tasks started twice (" .. table.concat(twice, " ", 1, math.min(#twice, 10)) .. ")")
+    T.eq(n, tasks, "Pool(" .. size .. "): task starts")
+    T.eq(npids <= size, true, "Pool(" .. size .. "): " .. npids .. " workers ran tasks (healthy ones were replaced)")
+  end
+  os.remove(log)
+end)
+
+T.done()
