@@ -48,4 +48,29 @@ T.test("stealing never runs a task twice: many short maps with chunksize 1 and u
   os.remove(log)
 end)
 
+T.test("a function a worker cannot load fails its tasks and leaks nothing in the worker", function()
+  local pool <close> = mp.Pool(1)
+  -- How deep a task can recurse before "stack overflow": one stack slot per level, so a slot
+  -- left behind on the worker's task thread shows as one level less.
+  local function depth()
+    local d = 0
+    local function r() d = d + 1; r() end
+    pcall(r)
+    return d
+  end
+  local pid, d0 = pool:apply(function() return mp.getpid() end), pool:apply(depth)
+  -- A C function the host can name (mp.unknown_here) but the worker, forked before, cannot.
+  mp.unknown_here = coroutine.wrap(function() end)
+  local g = mp.unknown_here
+  for i = 1, 300 do
+    local e = T.raises("could not be loaded in the worker: unknown C function 'mp.unknown_here'",
+                       pool.apply, pool, function() return g, i end)
+    T.eq(e.kind, "RemoteError")
+  end
+  mp.unknown_here = nil
+  T.eq(pool:apply(function(x) return x * 2 end, {21}), 42)
+  T.eq(pool:apply(depth), d0, "recursion depth in the worker (stack slots leaked)")
+  T.eq(pool:apply(function() return mp.getpid() end), pid, "the worker was replaced")
+end)
+
 T.done()

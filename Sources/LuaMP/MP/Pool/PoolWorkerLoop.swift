@@ -148,9 +148,13 @@ enum PoolWorkerLoop {
             var r = PayloadReader(frame)
             switch frame[0] {
             case PoolFrame.define:
-                guard let id = try? r.int(UInt32.self), (try? Codec.decode(ts, r.rest)) != nil else {
-                    ts.pushNil()   // a function that does not load here: tasks using it fail
-                    continue
+                guard let id = try? r.int(UInt32.self) else { return 3 }
+                do {
+                    try Codec.decode(ts, r.rest)       // leaves the stack as it was when it throws
+                } catch {
+                    // A function that does not load here: its tasks fail with this reason.
+                    let why = (error as? MPError)?.message ?? String(describing: error)
+                    ts.push("the task function could not be loaded in the worker: \(why)")
                 }
                 lua_rawseti(T, fns, lua_Integer(id))
             case PoolFrame.clear:
@@ -199,7 +203,12 @@ enum PoolWorkerLoop {
         var traceback = ""
         failed: do {
             lua_pushcclosure(T, luamp_pool_run_chunk, 0)
-            guard lua_rawgeti(T, fns, lua_Integer(fid)) == LUA_TFUNCTION else {
+            switch lua_rawgeti(T, fns, lua_Integer(fid)) {
+            case LUA_TFUNCTION: break
+            case LUA_TSTRING:
+                message = ts.toString(-1) ?? ""
+                break failed
+            default:
                 message = "the task function could not be loaded in the worker"
                 break failed
             }
