@@ -37,10 +37,14 @@ extension PoolState {
                 throw LuaRaise("interrupted!")
             }
             var ms: Int32 = 100
+            let respawnWait = respawnAt - Clock.monotonicSeconds()
+            if respawnAt > 0 && respawnWait > 0 {   // a replacement is due then (startup backoff)
+                ms = Int32(min(100, (respawnWait * 1000).rounded(.up)))
+            }
             var last = false
             if let d = deadline {
                 let left = d - Clock.monotonicSeconds()
-                if left <= 0 { ms = 0; last = true } else { ms = Int32(min(100, (left * 1000).rounded(.up))) }
+                if left <= 0 { ms = 0; last = true } else { ms = min(ms, Int32(min(100, (left * 1000).rounded(.up)))) }
             }
             try waitForEvents(s, ms)
             if last {
@@ -63,13 +67,13 @@ extension PoolState {
     func dispatch(_ s: LuaStack, pullAll: Bool, pulling: PoolJob?) throws {
         guard phase != .terminated else { return }
         jobs.removeAll { $0.cancelled && $0.done }
+        // Broken, calls return at once without waiting for events: look at the starting worker
+        // here, so its death or readiness is noticed and the next attempt can follow.
+        if brokenError != nil { try waitForEvents(s, 0) }
+        if phase == .running || hasUnsentWork { try startMissingWorkers(s) } else { noteReadyWorkers() }
         if let broken = brokenError {
             while let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) { deliver(s, c, error: .mp(broken)) }
         } else {
-            let needed = phase == .running || hasUnsentWork
-            if needed {
-                for slot in 0..<size where workers[slot] == nil { try spawn(s, slot: slot) }
-            }
             while let w = pickWorker(), let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) {
                 send(c, to: w)
             }
@@ -403,19 +407,9 @@ extension PoolState {
         w.inflight.removeAll()
         if let c = lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
         if ready {
-            initFailures = 0
-        } else if code != 0 {
-            // Died before its initializer finished (or before it started at all): after three
-            // in a row, fail the work instead of forking replacements forever.
-            initFailures += 1
-            if initFailures >= 3 && brokenError == nil {
-                let e = LuaError.splitTraceback(w.child.reportedMessage ?? "the worker died (\(Self.describe(code)))")
-                var tb = ""
-                if case .runtime(_, let t) = e { tb = t }
-                let what = initializerRef != LUA_NOREF ? "pool initializer failed" : "pool workers failed to start"
-                brokenError = MPError("RemoteError", "\(what) in \(initFailures) workers in a row (last: pid \(w.child.pid)): \(e.message)",
-                                      [("traceback", .string(tb)), ("pid", .integer(Int64(w.child.pid)))])
-            }
+            if !w.ready { workerGotReady(w) }
+        } else {
+            startupFailed(w, code: code)
         }
     }
 
