@@ -232,7 +232,7 @@ extension PoolState {
 
     // MARK: receiving
 
-    /// Polls result pipes, pidfds and (when output is queued) task pipes for up to `ms`.
+    /// Polls result pipes, pidfds, status pipes and (when output is queued) task pipes for up to `ms`.
     private func waitForEvents(_ s: LuaStack, _ ms: Int32) throws {
         pollFDs.removeAll(keepingCapacity: true)
         pollOwners.removeAll(keepingCapacity: true)
@@ -245,6 +245,10 @@ extension PoolState {
             }
             if w.hasOutput && w.taskFD >= 0 {
                 pollFDs.append(pollfd(fd: w.taskFD, events: Int16(POLLOUT), revents: 0)); pollOwners.append((w, 2))
+            }
+            let status = w.child.statusDescriptor     // a failing initializer's report (drained, or it blocks)
+            if status >= 0 {
+                pollFDs.append(pollfd(fd: status, events: Int16(POLLIN), revents: 0)); pollOwners.append((w, 3))
             }
         }
         if pollFDs.isEmpty {
@@ -266,7 +270,8 @@ extension PoolState {
                 readResults(s, w)
                 if w.child.pidfd < 0, revents & Int16(POLLHUP) != 0, !w.child.isAlive { dead.append(w) }
             case 1: dead.append(w)
-            default: w.flush()
+            case 2: w.flush()
+            default: w.child.drainStatus()
             }
         }
         for w in dead where workers[w.slot] === w { workerDied(s, w) }
