@@ -189,6 +189,8 @@ slowTick(true)
 -- The storm is over. Producers stop; every pool must be back to P live workers: P tasks that
 -- wait for each other at a barrier can only finish if P workers run them at the same time.
 stop:set()
+local t0 = mp.monotonic()
+local function took(what) io.stderr:write(string.format("# %s after %.1f s\n", what, mp.monotonic() - t0)) end
 local deadline = mp.monotonic() + 30
 while mp.monotonic() < deadline do
   drainAll()
@@ -199,8 +201,10 @@ while mp.monotonic() < deadline do
 end
 for _, p in ipairs(producers) do p:join() end
 drainAll()
+took("producers stopped")
 local pids = {}
 assert(slow:apply(function() return 1 end) == 1)
+took("slow pool ran a task")
 for _, pool in ipairs(pools) do
   local b = mp.Barrier(P, nil, 20)
   local bs = {}
@@ -209,6 +213,7 @@ for _, pool in ipairs(pools) do
     pids[#pids + 1] = pid
   end
 end
+took("both pools ran " .. P .. " tasks at once")
 print("workers " .. table.concat(pids, " "))
 io.stdout:flush()
 io.read("l")

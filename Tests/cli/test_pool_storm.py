@@ -21,6 +21,15 @@ def lines(path):
         return [l.split() for l in f.read().splitlines() if l]
 
 
+def start_ticks(pid):
+    """The process's start time (clock ticks after boot): a pid and this name one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None
+
+
 def live(pid):
     """harness.alive, also when the process vanishes while its stat is read (ESRCH)."""
     try:
@@ -38,21 +47,25 @@ def kill_storm_over_pools_and_queues():
                          stderr=subprocess.PIPE, text=True)
     rng = random.Random(11)
     kills = []                                # (monotonic time, pid)
-    seen = set()
+    seen = {}                                 # pid -> start time: pids get reused in 5 minutes
     t0 = time.monotonic()
     try:
         while time.monotonic() - t0 < seconds and p.poll() is None:
             time.sleep(rng.uniform(0.02, 0.12))
             kids = [c for c in children(p.pid) if live(c)]
-            seen.update(kids)
+            for c in kids:
+                seen.setdefault(c, start_ticks(c))
             if kids:
                 victim = rng.choice(kids)
+                t = time.monotonic()              # before the kill: luamp may see the death at once
                 try:
                     os.kill(victim, signal.SIGKILL)
-                    kills.append((time.monotonic(), victim))
+                    kills.append((t, victim))
                 except ProcessLookupError:
                     pass
         storm_end = time.monotonic()
+        with open(os.path.join(d, "kills.log"), "w") as f:      # for a post-mortem
+            f.writelines(f"{t:.6f} {pid}\n" for t, pid in kills)
         open(stopfile, "w").close()
         # No hang: the rounds in progress finish, producers stop, both pools come back.
         ready, _, _ = select.select([p.stdout], [], [], 60)
@@ -81,10 +94,13 @@ def kill_storm_over_pools_and_queues():
     for t, pid in kills:
         killed[pid].append(t)
 
-    def is_kill(pid, sig, when):
+    false_lost = []
+
+    def check_lost(pid, sig, when):
         # A WorkerLost must name SIGKILL and a pid killed shortly before the loss was seen (a pid
         # number reused much later cannot pass for the killed one).
-        return sig == "9" and any(0 <= when - t < 30 for t in killed.get(int(pid), []))
+        if not (sig == "9" and any(0 <= when - t < 30 for t in killed.get(int(pid), []))):
+            false_lost.append((pid, sig, when, killed.get(int(pid))))
 
     starts = collections.defaultdict(list)    # id -> pids, in start order
     for parts in lines(os.path.join(d, "starts.log")):
@@ -93,7 +109,7 @@ def kill_storm_over_pools_and_queues():
 
     outcome = {}                              # id -> "ok" | "lost" | "missing" | "maplost"
     values, qtasks, qmsgs = {}, set(), collections.Counter()
-    worker_lost = unordlost = missing = false_lost = 0
+    worker_lost = unordlost = missing = 0
 
     def settle(i, what):
         assert 1 <= i <= tasks, f"outcome for unknown task {i}"
@@ -109,19 +125,16 @@ def kill_storm_over_pools_and_queues():
         elif kind == "lost":
             settle(int(parts[1]), "lost")
             worker_lost += 1
-            if not is_kill(parts[2], parts[3], float(parts[4])):
-                false_lost += 1
+            check_lost(parts[2], parts[3], float(parts[4]))
         elif kind == "maplost":
             worker_lost += 1
-            if not is_kill(parts[1], parts[2], float(parts[3])):
-                false_lost += 1
+            check_lost(parts[1], parts[2], float(parts[3]))
             for x in parts[4:]:
                 settle(int(x), "maplost")
         elif kind == "unordlost":
             worker_lost += 1
             unordlost += 1
-            if not is_kill(parts[1], parts[2], float(parts[3])):
-                false_lost += 1
+            check_lost(parts[1], parts[2], float(parts[3]))
         elif kind == "missing":
             settle(int(parts[1]), "missing")
             missing += 1
@@ -133,7 +146,7 @@ def kill_storm_over_pools_and_queues():
         else:
             raise AssertionError(f"unknown outcome line {parts}")
 
-    assert false_lost == 0, f"{false_lost} WorkerLost errors name no killed worker"
+    assert not false_lost, f"{len(false_lost)} WorkerLost errors name no killed worker (pid, signal, seen at, kills): {false_lost[:5]}"
     assert unordlost == missing, f"imap_unordered: {unordlost} WorkerLost for {missing} missing results"
     unsettled = [i for i in range(1, tasks + 1) if i not in outcome]
     assert not unsettled, f"{len(unsettled)} tasks without an outcome (lost), e.g. {unsettled[:10]}"
@@ -177,9 +190,16 @@ def kill_storm_over_pools_and_queues():
           f"queue: {len(got)} producer messages ({len(puts)} acknowledged puts, 0 lost, 0 duplicated, 0 torn), "
           f"{len(qmsgs)} task messages; recovery to {2 * P} workers in {time.monotonic() - storm_end:.1f} s",
           file=sys.stderr)
+    for line in err.splitlines():
+        if line.startswith("# "):
+            print("#   luamp: " + line[2:], file=sys.stderr)
     assert len(kills) >= (1000 if LONG else 60), f"only {len(kills)} kills"
     assert worker_lost >= 1, "no WorkerLost at all: the storm did not hit running tasks"
-    assert wait_dead(seen, 10), "children outlived luamp"
+    deadline = time.monotonic() + 10
+    while any(live(c) and start_ticks(c) == t for c, t in seen.items()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [c for c, t in seen.items() if live(c) and start_ticks(c) == t]
+    assert not left, f"children outlived luamp: {left[:10]}"
 
 
 finish()

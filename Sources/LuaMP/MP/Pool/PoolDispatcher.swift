@@ -405,12 +405,12 @@ extension PoolState {
         workers[w.slot] = nil
         let started = status.started(w.slot)
         let ready = status.isReady(w.slot)
-        // Every answer it wrote has been read: the head is the only chunk it can have started.
-        let headRan = w.inflight.first.map { WorkerStatusPage.hasStarted(started, $0.id) } ?? false
-        let lost = headRan ? w.inflight.removeFirst() : nil
-        retry.prepend(w.inflight)
+        // Every answer it wrote has been read, so only the head can have been started; should an
+        // answer have been missed, a chunk it may have run still fails rather than runs twice.
+        let lost = w.inflight.filter { WorkerStatusPage.mayHaveStarted(started, $0.id) }
+        retry.prepend(w.inflight.filter { !WorkerStatusPage.mayHaveStarted(started, $0.id) })
         w.inflight.removeAll()
-        if let c = lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
+        for c in lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
         if ready {
             if !w.ready { workerGotReady(w) }
         } else {

@@ -58,6 +58,13 @@ struct WorkerStatusPage {
         word == head || (word & stolen != 0 && word & ~stolen > head)
     }
 
+    /// Host, after the worker died: true if it may have started chunk `id` (one it had not
+    /// answered): it claimed `id` or a later chunk, or `id` was sent before a chunk that was
+    /// stolen since (so it was the started one). Such a chunk is never run again.
+    static func mayHaveStarted(_ word: UInt64, _ id: UInt64) -> Bool {
+        word & stolen != 0 ? id < word & ~stolen : id <= word
+    }
+
     /// Host: takes back chunk `id` (the chunk right behind the started one) if the word still
     /// reads `expected` (the worker has not claimed anything newer). Exactly one of
     /// `claim`/`steal` wins.
