@@ -71,8 +71,8 @@ def kill_storm_over_pools_and_queues():
         ready, _, _ = select.select([p.stdout], [], [], 60)
         assert ready, "hang: luamp did not get its pools back within 60 s of the storm's end"
         first = p.stdout.readline()
+        recovered = time.monotonic() - storm_end
         assert first.startswith("workers "), f"exit {p.poll()}: {first!r} {p.stderr.read()[-3000:] if p.poll() is not None else ''}"
-        assert time.monotonic() - storm_end < 60, "the pools took too long to recover"
         workers = [int(x) for x in first.split()[1:]]
         assert len(workers) == 2 * P and len(set(workers)) == 2 * P, f"worker count not restored: {workers}"
         # The first pool's workers are all still there (the second one's recycle after 4 tasks),
@@ -188,7 +188,7 @@ def kill_storm_over_pools_and_queues():
           f"{ok} results, {worker_lost} WorkerLost (0 false), {sum(len(v) for v in starts.values())} starts, "
           f"{restarted} tasks started again after their worker was killed (0 otherwise), 0 results lost or duplicated; "
           f"queue: {len(got)} producer messages ({len(puts)} acknowledged puts, 0 lost, 0 duplicated, 0 torn), "
-          f"{len(qmsgs)} task messages; recovery to {2 * P} workers in {time.monotonic() - storm_end:.1f} s",
+          f"{len(qmsgs)} task messages; all {2 * P} workers back {recovered:.1f} s after the storm",
           file=sys.stderr)
     for line in err.splitlines():
         if line.startswith("# "):
