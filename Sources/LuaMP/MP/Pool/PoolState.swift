@@ -166,8 +166,8 @@ final class PoolState {
         }
         // Big pipes move big chunks in fewer wake-ups; keep the total modest (DESIGN.md §5).
         let pipeSize: Int32 = size <= 8 ? 1 << 20 : 256 << 10
-        _ = luamp_set_pipe_size(task[1], pipeSize)
-        _ = luamp_set_pipe_size(result[1], pipeSize)
+        _ = luamp_pipe_set_size(task[1], pipeSize)
+        _ = luamp_pipe_set_size(result[1], pipeSize)
         _ = luamp_hold_fd(task[1])      // the host's ends: closed in every later child
         _ = luamp_hold_fd(result[0])
         status.reset(slot)
