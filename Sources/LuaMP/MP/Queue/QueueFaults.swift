@@ -3,7 +3,7 @@
 import Glibc
 #endif
 
-/// Lets `Tests/cli/test_queue_crash.py` kill a process at the exact moments the crash rules are
+/// Lets `Tests/cli/test_queue_faults.py` kill a process at the exact moments the crash rules are
 /// about (random `kill -9`s rarely land there). Set `LUAMP_QUEUE_FAULT=point:n` in the
 /// environment of luamp: the n-th time any *child* process (never the one that read the
 /// variable) reaches `point`, it SIGKILLs itself. Points: `put-before-commit` (record written
