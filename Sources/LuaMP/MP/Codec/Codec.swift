@@ -99,7 +99,7 @@ enum Codec {
             try dec.finish()
         } catch {
             lua_settop(L, top)
-            if (error as? MPError)?.kind == MPError.outOfMemory.kind { throw LuaError.memory("not enough memory") }
+            if error.kind == MPError.outOfMemory.kind { throw LuaError.memory("not enough memory") }
             throw error
         }
         luamp_remove(L, top + 1)
