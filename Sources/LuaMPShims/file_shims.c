@@ -5,15 +5,13 @@
 #include <errno.h>
 #include <unistd.h>
 
-int luamp_file_descriptor(lua_State *L, int idx) {
+int luamp_file_descriptor(lua_State *L, int idx, long long *pos) {
     luaL_Stream *p = (luaL_Stream *)luaL_testudata(L, idx, LUA_FILEHANDLE);
     if (p == NULL) return -2;
     if (p->closef == NULL || p->f == NULL) return -1;
     FILE *f = p->f;
-    fflush(f);   // written data reaches the descriptor before the receiver writes its own
-    long pos = ftell(f);
-    // A seekable stream's read-ahead is given back: the shared offset becomes the logical one.
-    if (pos >= 0) fseek(f, pos, SEEK_SET);
+    fflush(f);   // written data reaches the file before the receiver writes its own
+    *pos = ftell(f);   // the logical position (read-ahead excluded); -1 when not seekable
     return fileno(f);
 }
 

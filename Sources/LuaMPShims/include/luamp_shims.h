@@ -136,10 +136,10 @@ int luamp_fasttable(const void *table, luamp_tableparts *out);
 uint64_t luamp_table_fingerprint(const void *table);
 
 // ---- Lua file handles (file_shims.c) ----
-/// The descriptor of the io library file handle at `idx`, after flushing it (and, when seekable,
-/// moving the descriptor's offset to the handle's logical position); -1 for a closed handle, -2
-/// when the value is not a file handle. Never raises.
-int luamp_file_descriptor(lua_State *L, int idx);
+/// The descriptor of the io library file handle at `idx`, after flushing it, and in `*pos` its
+/// logical position (`ftell`: -1 when not seekable); -1 for a closed handle, -2 when the value is
+/// not a file handle. Never raises.
+int luamp_file_descriptor(lua_State *L, int idx, long long *pos);
 /// Pushes a new io library file handle reading/writing `fd` (fdopen with `mode`); 0 (nothing
 /// pushed, `fd` still open) when fdopen fails. Stack: [-0, +1|0].
 int luamp_push_file(lua_State *L, int fd, const char *mode);

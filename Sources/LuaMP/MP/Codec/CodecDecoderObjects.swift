@@ -67,10 +67,25 @@ extension Decoder {
         guard CodecKey.mac(b) == mac else {
             throw MPError("DecodeError", "file from an unverified source (files cross only within this luamp process tree)")
         }
-        guard let name = DescriptorName(bytes: b) else { throw r.failure("bad file record", at: at) }
-        let fd: Int32
+        guard b.count == DescriptorName.size + 8,
+              let name = DescriptorName(bytes: UnsafeRawBufferPointer(rebasing: b[..<DescriptorName.size])) else {
+            throw r.failure("bad file record", at: at)
+        }
+        let position = Int64(littleEndian: b.loadUnaligned(fromByteOffset: DescriptorName.size, as: Int64.self))
+        var fd: Int32
         do { fd = try Descriptors.obtain(name) } catch {
             throw MPError("DecodeError", "cannot receive a file: \(error.description)")
+        }
+        // A regular file gets its own open file description at the sender's position (each side
+        // then reads and writes on its own); pipes, sockets and terminals share the sender's.
+        var st = stat()
+        if position >= 0, fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+            let own = open("/proc/self/fd/\(fd)", (name.flags & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC)
+            if own >= 0 {
+                close(fd)
+                fd = own
+                lseek(fd, off_t(position), SEEK_SET)
+            }
         }
         guard luamp_push_file(L, fd, name.mode) != 0 else {
             let why = String(cString: strerror(errno))

@@ -390,8 +390,9 @@ struct Encoder {
         }
         let p = lua_topointer(L, idx)!
         if let off = seen.get(p) { return reference(off) }
-        let fd = luamp_file_descriptor(L, idx)
-        if fd != -2 { return try file(fd) }
+        var position: Int64 = -1
+        let fd = luamp_file_descriptor(L, idx, &position)
+        if fd != -2 { return try file(fd, position: position) }
         if let e = referenceEntry(idx, type: LUA_TUSERDATA, retry: true) { return writeReference(e, p) }
         if try reduced(idx, p, depth: depth) { return }
         throw EncodeFailure("cannot send a userdata (\(ReferenceIndex.help), or give its metatable an __mp_reduce)")

@@ -37,13 +37,15 @@ extension Encoder {
         refs!.entries[e].record.withUnsafeBytes { w.append($0.baseAddress!, $0.count) }
     }
 
-    /// An open io library file handle (`fd` from `luamp_file_descriptor`; -1 when closed).
-    mutating func file(_ fd: Int32) throws(EncodeFailure) {
+    /// An open io library file handle (`fd` from `luamp_file_descriptor`; -1 when closed) at
+    /// logical `position` (-1: not seekable).
+    mutating func file(_ fd: Int32, position: Int64) throws(EncodeFailure) {
         guard fd >= 0 else { throw EncodeFailure("cannot send a closed file") }
         guard let name = DescriptorName(fd: fd) else {
             throw EncodeFailure("cannot send this file: \(String(cString: strerror(errno)))")
         }
-        let b = name.bytes
+        var b = name.bytes
+        withUnsafeBytes(of: position.littleEndian) { b.append(contentsOf: $0) }
         w.tagged(CodecFormat.Tag.file, UInt8(b.count))
         b.withUnsafeBytes { w.append($0.baseAddress!, $0.count) }
         w.int(b.withUnsafeBytes { CodecKey.mac($0) })
