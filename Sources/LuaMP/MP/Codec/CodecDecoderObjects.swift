@@ -20,8 +20,8 @@ extension Decoder {
         let start = r.pos
         let source = try r.u8()
         let type = try r.u8()
-        let name = String(decoding: try r.bytes(r.int(UInt16.self)), as: UTF8.self)
-        let path = String(decoding: try r.bytes(r.int(UInt16.self)), as: UTF8.self)
+        let name = try r.bytes(r.int(UInt16.self))
+        let path = try r.bytes(r.int(UInt16.self))
         let signed = UnsafeRawBufferPointer(start: r.base + start, count: r.pos - start)
         guard CodecKey.mac(signed) == (try r.int(UInt64.self)) else {
             throw MPError("DecodeError", "reference from an unverified source (references resolve only within this luamp process tree)")
@@ -98,42 +98,56 @@ extension Decoder {
 extension ReferenceIndex {
     /// Pushes the value a reference names, checking it has the type the sender saw.
     /// Stack: [-0, +1] on success, [-0, +0] when it throws.
-    static func resolve(_ L: OpaquePointer, source: UInt8, type: UInt8, name: String, path: String) throws(MPError) {
+    static func resolve(_ L: OpaquePointer, source: UInt8, type: UInt8, name nameBytes: UnsafeRawBufferPointer,
+                        path pathBytes: UnsafeRawBufferPointer) throws(MPError) {
         let s = LuaStack(L)
         let top = lua_gettop(L)
-        let display = source == sourceRegistered ? "registered value '\(name)'" : (path.isEmpty ? "module '\(name)'" : "\(name).\(path)")
+        func text(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
         func fail(_ why: String) -> MPError {
             lua_settop(L, top)
+            let name = text(nameBytes), path = text(pathBytes)
+            let display = source == sourceRegistered ? "registered value '\(name)'" : (path.isEmpty ? "module '\(name)'" : "\(name).\(path)")
             return MPError("DecodeError", "cannot resolve \(display): \(why)")
         }
+        func pushName() { _ = lua_pushlstring(L, nameBytes.baseAddress?.assumingMemoryBound(to: CChar.self), nameBytes.count) }
         switch source {
         case sourceRegistered:
-            guard s.rawGet(s.registryIndex(), field: registeredKey) == .table, s.rawGet(-1, field: name) != .nil else {
+            _ = s.rawGet(s.registryIndex(), field: registeredKey)
+            pushName()
+            guard lua_type(L, -2) == LUA_TTABLE, lua_rawget(L, -2) != LUA_TNIL else {
                 throw fail("nothing is registered under that name in this process (call mp.register at load time, before workers start)")
             }
             luamp_remove(L, -2)
         case sourceModule:
-            if s.rawGet(s.registryIndex(), field: LUA_LOADED_TABLE) != .table || s.rawGet(-1, field: name) == .nil {
+            _ = s.rawGet(s.registryIndex(), field: LUA_LOADED_TABLE)
+            pushName()
+            if lua_type(L, -2) != LUA_TTABLE || lua_rawget(L, -2) == LUA_TNIL {
                 lua_settop(L, top)
                 guard CodecNames.push(L, name: "require") else { throw fail("require is not available") }
-                s.push(name)
+                pushName()
                 if luamp_pcall(L, 1, 1, 0) != LUA_OK {
                     let why = s.describe(-1).split(separator: "\n").first.map(String.init) ?? "?"
-                    throw fail("module '\(name)' cannot be loaded here (\(why))")
+                    throw fail("module '\(text(nameBytes))' cannot be loaded here (\(why))")
                 }
             } else {
                 luamp_remove(L, -2)
             }
-            var walked = name
-            for field in path.split(separator: ".", omittingEmptySubsequences: false) where !path.isEmpty {
+            // Walk the dot-separated field path with raw gets.
+            var from = 0
+            while from < pathBytes.count {
+                var to = from
+                while to < pathBytes.count && pathBytes[to] != UInt8(ascii: ".") { to += 1 }
                 guard lua_type(L, -1) == LUA_TTABLE else {
+                    let walked = text(nameBytes) + (from == 0 ? "" : "." + text(UnsafeRawBufferPointer(rebasing: pathBytes[..<(from - 1)])))
                     throw fail("\(walked) is a \(s.typeName(at: -1)) here, not a table")
                 }
-                s.push(String(field))
+                _ = lua_pushlstring(L, (pathBytes.baseAddress! + from).assumingMemoryBound(to: CChar.self), to - from)
                 lua_rawget(L, -2)
                 luamp_remove(L, -2)
-                walked += "." + field
-                if lua_type(L, -1) == LUA_TNIL { throw fail("\(walked) does not exist here") }
+                if lua_type(L, -1) == LUA_TNIL {
+                    throw fail("\(text(nameBytes)).\(text(UnsafeRawBufferPointer(rebasing: pathBytes[..<to]))) does not exist here")
+                }
+                from = to + 1
             }
         default:
             throw fail("unknown reference source \(source)")
