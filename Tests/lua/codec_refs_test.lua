@@ -219,15 +219,18 @@ T.test("a name that exists on the sender only is a DecodeError naming it", funct
   q:put(package.loaded.onlyhere)
   local m = back:get(5)
   assert(m:find("DecodeError: cannot resolve module 'onlyhere': module 'onlyhere' cannot be loaded here", 1, true), m)
-  mp.register("tests.late", {})
   q:put(setmetatable({}, mp.loads(mp.dumps(setmetatable({}, {})))))   -- plain data still decodes
   T.eq(back:get(5), "decoded")
-  local late = {}
-  package.loaded.onlyhere.late = late
   q:put(package.loaded.onlyhere.answer)
   m = back:get(5)
   assert(m:find("DecodeError: cannot resolve onlyhere.answer", 1, true), m)
   T.eq(p:join(5), true)
+  -- in a pool worker, the task's error says why its function did not load
+  local late = {}
+  mp.register("tests.after_the_pool", late)
+  local e = T.raises("RemoteError", pool.apply, pool, function() return late end)
+  assert(errmsg(e):find("the task function could not be loaded in the worker: DecodeError: cannot resolve "
+    .. "registered value 'tests.after_the_pool': nothing is registered under that name in this process", 1, true), errmsg(e))
   package.loaded.onlyhere = nil
 end)
 

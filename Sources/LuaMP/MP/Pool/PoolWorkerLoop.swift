@@ -135,9 +135,10 @@ enum PoolWorkerLoop {
             var r = PayloadReader(frame)
             switch frame[0] {
             case PoolFrame.define:
-                guard let id = try? r.int(UInt32.self), (try? Codec.decode(ts, r.rest)) != nil else {
-                    ts.pushNil()   // a function that does not load here: tasks using it fail
-                    continue
+                guard let id = try? r.int(UInt32.self) else { return 3 }
+                do { try Codec.decode(ts, r.rest) } catch {
+                    // A function that does not load here: its tasks fail with why (a string in its slot).
+                    ts.push("the task function could not be loaded in the worker: \(error)")
                 }
                 lua_rawseti(T, fns, lua_Integer(id))
             case PoolFrame.clear:
@@ -187,7 +188,7 @@ enum PoolWorkerLoop {
         failed: do {
             lua_pushcclosure(T, luamp_pool_run_chunk, 0)
             guard lua_rawgeti(T, fns, lua_Integer(fid)) == LUA_TFUNCTION else {
-                message = "the task function could not be loaded in the worker"
+                message = ts.toString(-1) ?? "the task function could not be loaded in the worker"
                 break failed
             }
             ts.push(Int64(count))
