@@ -41,6 +41,8 @@ struct Encoder {
     /// message, and a copy of its object map (not owned here: never released by the encoder).
     var refs: ReferenceIndex?
     var refMap = PointerMap()
+    /// The index's Bloom filter (nil until the index is loaded).
+    var refFilter: UnsafePointer<UInt64>?
     /// 0: index not loaded yet; 1: loaded; 2: rebuilt after a miss (at most once per message).
     var refsState: UInt8 = 0
     /// How many times Lua code ran during this message (`__mp_reduce`): a table being read is
@@ -209,7 +211,7 @@ struct Encoder {
         }
         if let off = seen.get(p) { return reference(off) }
         if refsState == 0 { loadReferences(force: false) }
-        if let e = refMap.get(p) { return writeReference(e, p) }
+        if let f = refFilter, ReferenceIndex.mayContain(f, p), let e = refMap.get(p) { return writeReference(e, p) }
         try checkDepth(depth)
         let tagPos = w.count
         seen.insert(p, tagPos + externalBytes)
@@ -334,7 +336,7 @@ struct Encoder {
         let p = lua_topointer(L, f)!
         if let off = seen.get(p) { return reference(off) }
         if refsState == 0 { loadReferences(force: false) }
-        if let e = refMap.get(p) { return writeReference(e, p) }
+        if let f = refFilter, ReferenceIndex.mayContain(f, p), let e = refMap.get(p) { return writeReference(e, p) }
         try checkDepth(depth)
         let tagPos = w.count
         seen.insert(p, tagPos + externalBytes)

@@ -17,6 +17,7 @@ extension Encoder {
             r.rebuild(L)
         }
         refMap = r.objects
+        refFilter = UnsafePointer(r.filter)
         refsState = force ? 2 : 1
     }
 

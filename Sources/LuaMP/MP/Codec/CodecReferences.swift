@@ -32,12 +32,35 @@ final class ReferenceIndex {
 
     /// Object address (`lua_topointer`) → entry index; light userdata are kept apart in `lights`.
     private(set) var objects = PointerMap()
+    /// A one-hash Bloom filter over `objects` (8,192 bits, stays in L1): most tables of a message
+    /// are rejected with one load, before the map is probed.
+    let filter = UnsafeMutablePointer<UInt64>.allocate(capacity: ReferenceIndex.filterWords)
+    static let filterWords = 128
     private(set) var lights: [UInt: Int] = [:]
     private(set) var entries: [Entry] = []
     /// Fingerprint of package.loaded when built; 0 forces a rebuild.
     var fingerprint: UInt64 = 0
 
-    deinit { objects.release() }
+    init() { filter.initialize(repeating: 0, count: ReferenceIndex.filterWords) }
+
+    deinit {
+        objects.release()
+        filter.deallocate()
+    }
+
+    /// The filter bit of address `p`: word and mask.
+    @inline(__always)
+    static func filterBit(_ p: UnsafeRawPointer) -> (Int, UInt64) {
+        let h = Int(truncatingIfNeeded: (UInt64(UInt(bitPattern: p)) &* 0x9E37_79B9_7F4A_7C15) >> 51)   // 13 bits
+        return (h >> 6, 1 << UInt64(h & 63))
+    }
+
+    /// Whether `p` may be in `objects` (false: certainly not).
+    @inline(__always)
+    static func mayContain(_ filter: UnsafePointer<UInt64>, _ p: UnsafeRawPointer) -> Bool {
+        let (w, m) = filterBit(p)
+        return filter[w] & m != 0
+    }
 
     nonisolated(unsafe) private static var registryKey: UInt8 = 0
     static let registeredKey = "luamp.codec.registered"
@@ -159,6 +182,7 @@ final class ReferenceIndex {
         let s = LuaStack(L)
         objects.release()
         objects = PointerMap()
+        filter.update(repeating: 0, count: ReferenceIndex.filterWords)
         lights = [:]
         entries = []
         guard lua_checkstack(L, 8) != 0 else { return }
@@ -183,6 +207,8 @@ final class ReferenceIndex {
             } else {
                 if key == 0 || objects.get(UnsafeRawPointer(bitPattern: key)!) != nil { return false }
                 objects.insert(UnsafeRawPointer(bitPattern: key)!, entries.count)
+                let (w, m) = ReferenceIndex.filterBit(UnsafeRawPointer(bitPattern: key)!)
+                filter[w] |= m
             }
             entries.append(ReferenceIndex.entry(source: source, type: ReferenceIndex.typeCode(L, v), name: name, path: path))
             lua_pushvalue(L, v)
