@@ -41,8 +41,9 @@ struct Encoder {
     /// message, and a copy of its object map (not owned here: never released by the encoder).
     var refs: ReferenceIndex?
     var refMap = PointerMap()
-    /// The index's Bloom filter (nil until the index is loaded).
-    var refFilter: UnsafePointer<UInt64>?
+    /// The index's Bloom filter; until the index is loaded, one with every bit set (so the first
+    /// object of a message takes the slow path, which loads it).
+    var refFilter: UnsafePointer<UInt64> = ReferenceIndex.fullFilter
     /// 0: index not loaded yet; 1: loaded; 2: rebuilt after a miss (at most once per message).
     var refsState: UInt8 = 0
     /// How many times Lua code ran during this message (`__mp_reduce`): a table being read is
@@ -210,8 +211,7 @@ struct Encoder {
             return
         }
         if let off = seen.get(p) { return reference(off) }
-        if refsState == 0 { loadReferences(force: false) }
-        if let f = refFilter, ReferenceIndex.mayContain(f, p), let e = refMap.get(p) { return writeReference(e, p) }
+        if ReferenceIndex.mayContain(refFilter, p), let e = referenceEntry(object: p) { return writeReference(e, p) }
         try checkDepth(depth)
         let tagPos = w.count
         seen.insert(p, tagPos + externalBytes)
@@ -234,12 +234,16 @@ struct Encoder {
         }
         w.patch(UInt32(narr), at: tagPos + 1)
         w.patch(UInt32(npairs), at: tagPos + 5)
-        if meta != 0 {
-            do { try table(meta, depth: depth + 1) } catch {
-                var e = error; e.components.append(CodecPath.metatable); throw e
-            }
-            lua_settop(L, meta - 1)
+        if meta != 0 { try metatable(meta, depth: depth) }
+    }
+
+    /// The metatable at `meta` (pushed by `table`) after its table's body; pops it.
+    @inline(never)
+    private mutating func metatable(_ meta: Int32, depth: Int) throws(EncodeFailure) {
+        do { try table(meta, depth: depth + 1) } catch {
+            var e = error; e.components.append(CodecPath.metatable); throw e
         }
+        lua_settop(L, meta - 1)
     }
 
     /// The table body through the public API: one `lua_next` pass; keys 1, 2, 3… met first go
@@ -281,13 +285,17 @@ struct Encoder {
                 lua_pushvalue(L, k)
                 let gone = lua_rawget(L, t) == LUA_TNIL
                 lua_settop(L, k)
-                if gone { throw EncodeFailure(Encoder.changedWhileSending) }
+                if gone { throw Encoder.changed() }
             }
         }
         lua_settop(L, k - 1)
     }
 
-    static let changedWhileSending = "the table changed while it was being sent (by an __mp_reduce)"
+    /// The failure for a table that Lua code (an `__mp_reduce`) modified while it was being read.
+    @inline(never)
+    static func changed() -> EncodeFailure {
+        EncodeFailure("the table changed while it was being sent (by an __mp_reduce)")
+    }
 
 
     /// Writes a number, short string or boolean inline (the table loop's fast path); returns
@@ -335,8 +343,7 @@ struct Encoder {
         }
         let p = lua_topointer(L, f)!
         if let off = seen.get(p) { return reference(off) }
-        if refsState == 0 { loadReferences(force: false) }
-        if let f = refFilter, ReferenceIndex.mayContain(f, p), let e = refMap.get(p) { return writeReference(e, p) }
+        if ReferenceIndex.mayContain(refFilter, p), let e = referenceEntry(object: p) { return writeReference(e, p) }
         try checkDepth(depth)
         let tagPos = w.count
         seen.insert(p, tagPos + externalBytes)

@@ -11,7 +11,11 @@ extension Encoder {
     @inline(never)
     mutating func loadReferences(force: Bool) {
         if refs == nil { refs = ReferenceIndex.of(L) }
-        guard let r = refs else { refsState = 2; return }
+        guard let r = refs else {
+            refsState = 2
+            refFilter = ReferenceIndex.emptyFilter
+            return
+        }
         if force || r.isStale(L) {
             holdGC()   // building pushes strings and tables
             r.rebuild(L)
@@ -19,6 +23,16 @@ extension Encoder {
         refMap = r.objects
         refFilter = UnsafePointer(r.filter)
         refsState = force ? 2 : 1
+    }
+
+    /// The entry for the table or Lua function at `p`, once the filter said it may have one.
+    @inline(never)
+    mutating func referenceEntry(object p: UnsafeRawPointer) -> Int? {
+        if refsState == 0 {
+            loadReferences(force: false)
+            guard ReferenceIndex.mayContain(refFilter, p) else { return nil }
+        }
+        return refMap.get(p)
     }
 
     /// The index entry for the value at `idx` (of `type`); with `retry`, a miss rebuilds the

@@ -67,7 +67,7 @@ extension Encoder {
                 let ktt = node.load(fromByteOffset: Int(LUAMP_NODE_KEYTAG), as: UInt8.self)
                 let key = node + Int(LUAMP_NODE_KEY)
                 // The pre-scan saw only scalar keys; one that is not can only be new (Lua code ran).
-                guard writeFastScalar(ktt, key) else { throw EncodeFailure(Encoder.changedWhileSending) }
+                guard writeFastScalar(ktt, key) else { throw Encoder.changed() }
                 npairs += 1
                 if !writeFastScalar(vtt, node) {
                     let runs = luaRuns
@@ -90,11 +90,12 @@ extension Encoder {
 
     /// Lua code ran inside a nested value (`__mp_reduce`): the parts read from memory must still
     /// be the table's, or the walk would read freed memory.
+    @inline(never)
     private func checkUnchanged(_ t: Int32, _ parts: luamp_tableparts) throws(EncodeFailure) {
         var now = luamp_tableparts()
         _ = luamp_fasttable(lua_topointer(L, t), &now)
         guard now.array == parts.array, now.asize == parts.asize, now.nodes == parts.nodes, now.nsize == parts.nsize else {
-            throw EncodeFailure(Encoder.changedWhileSending)
+            throw Encoder.changed()
         }
     }
 

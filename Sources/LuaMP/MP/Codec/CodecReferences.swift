@@ -36,6 +36,14 @@ final class ReferenceIndex {
     /// are rejected with one load, before the map is probed.
     let filter = UnsafeMutablePointer<UInt64>.allocate(capacity: ReferenceIndex.filterWords)
     static let filterWords = 128
+    /// Filters with every bit set / clear, for encoders before / without an index.
+    nonisolated(unsafe) static let fullFilter = UnsafePointer(constantFilter(~0))
+    nonisolated(unsafe) static let emptyFilter = UnsafePointer(constantFilter(0))
+    private static func constantFilter(_ word: UInt64) -> UnsafeMutablePointer<UInt64> {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: filterWords)
+        p.initialize(repeating: word, count: filterWords)
+        return p
+    }
     private(set) var lights: [UInt: Int] = [:]
     private(set) var entries: [Entry] = []
     /// Fingerprint of package.loaded when built; 0 forces a rebuild.
