@@ -12,6 +12,7 @@ enum MPModule {
         installShared(s, t)
         installBasics(s, t)
         installSync(s, t)
+        installTables(s, t)
         installProcesses(s, t)
         installCodec(s, t)
         installQueues(s, t)
