@@ -68,6 +68,7 @@ enum SharedValueKinds {
         let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
         k.release = SharedCells.release
         k.methods = [("get_lock", getLock)]
+        k.fastMethods = valueAtomics
         // `<Value 'i' 42>`: the cell is one atomic load, as for `v.value`.
         k.describe = { s, a, r in
             let c = SharedCells(a, r.offset)
@@ -99,6 +100,7 @@ enum SharedValueKinds {
         let k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
         k.release = SharedCells.release
         k.cFast = ["__index": Int32(LUAMP_FAST_ARRAY_INDEX), "__newindex": Int32(LUAMP_FAST_ARRAY_NEWINDEX)]
+        k.fastMethods = arrayAtomics
         k.describe = { _, a, r in
             let c = SharedCells(a, r.offset)
             return "<Array '\(c.type.letter)' len=\(c.count)>"
