@@ -13,6 +13,7 @@ enum MPModule {
         installBasics(s, t)
         installSync(s, t)
         installTables(s, t)
+        installSharedMemory(s, t)
         installProcesses(s, t)
         installCodec(s, t)
         installQueues(s, t)

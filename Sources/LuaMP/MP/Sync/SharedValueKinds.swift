@@ -213,6 +213,7 @@ enum SharedValueKinds {
             return 1
         }
         s.setFunction(t, "Array") { s in
+            if SharedMemoryKind.toRef(s, 2) != nil { return try ShmArrayKind.construct(s) }   // a view over a SharedMemory
             s.top = 3
             let type = try s.typeCodeArgument(1)
             let n: Int64
