@@ -124,7 +124,8 @@ enum DictKind {
                     }
                 }
                 if let what = notInteger {
-                    throw LuaRaise("mp.Dict:incr: the value at key \(s.describe(2)) is \(what), not an integer")
+                    let key = s.type(at: 2) == .string ? "\"\(s.describe(2))\"" : s.describe(2)
+                    throw LuaRaise("mp.Dict:incr: the value at key \(key) is \(what), not an integer")
                 }
                 s.push(result)
                 return 1
