@@ -77,14 +77,11 @@ enum DictKind {
                 let existing: [UInt8]? = try TableKey.with(s, 2) { tag, key in
                     let h = TableKey.hash(tag, key)
                     return try withValue(s, 3) { v, more in
-                        let e = try full("setdefault") { try d.makeEntry(hash: h, tag: tag, key: key, value: v, more: more) }
-                        var keep = false
-                        defer { if !keep { d.arena.free(e) } }
-                        return try full("setdefault") {
+                        try full("setdefault") {
                             try d.locked { () -> [UInt8]? in
                                 if let old = d.lookup(h, tag, key) { return [UInt8](d.parts(old).value) }
-                                try d.put(e, h, tag, key)
-                                keep = true
+                                let e = try d.makeEntry(hash: h, tag: tag, key: key, value: v, more: more)
+                                do { try d.put(e, h, tag, key) } catch { d.journal.cancel(); throw error }
                                 return nil
                             }
                         }
@@ -118,7 +115,7 @@ enum DictKind {
                                 try d.makeEntry(hash: h, tag: tag, key: key,
                                                 value: UnsafeRawBufferPointer(rebasing: $0[0..<StoredValue.integerByteCount]))
                             }
-                            do { try d.put(e, h, tag, key) } catch { d.arena.free(e); throw error }
+                            do { try d.put(e, h, tag, key) } catch { d.journal.cancel(); throw error }
                             return new
                         }
                     }
@@ -221,8 +218,12 @@ enum DictKind {
         try TableKey.with(s, k) { tag, key in
             let h = TableKey.hash(tag, key)
             try withValue(s, v) { bytes, more in
-                let e = try full("set") { try d.makeEntry(hash: h, tag: tag, key: key, value: bytes, more: more) }
-                do { try full("set") { try d.locked { try d.put(e, h, tag, key) } } } catch { d.arena.free(e); throw error }
+                try full("set") {
+                    try d.locked {
+                        let e = try d.makeEntry(hash: h, tag: tag, key: key, value: bytes, more: more)
+                        do { try d.put(e, h, tag, key) } catch { d.journal.cancel(); throw error }
+                    }
+                }
             }
         }
     }

@@ -39,12 +39,10 @@ enum ListKind {
                 s.top = 3
                 let i = try s.checkInteger(2)
                 try withEntry(s, l, 3, "insert") { e in
-                    try l.locked {
-                        guard i >= 1, i <= Int64(l.count) + 1 else {
-                            throw LuaArgumentError(2, "position \(i) out of range (1..\(l.count + 1))")
-                        }
-                        try l.insert(Int(i - 1), e)
+                    guard i >= 1, i <= Int64(l.count) + 1 else {
+                        throw LuaArgumentError(2, "position \(i) out of range (1..\(l.count + 1))")
                     }
+                    try l.insert(Int(i - 1), e)
                 }
                 return 0
             }),
@@ -99,13 +97,11 @@ enum ListKind {
                 throw LuaRaise("mp.List index must be an integer, got \(s.describe(2))")
             }
             try withEntry(s, l, 3, "set") { e in
-                try l.locked {
-                    let c = l.count
-                    guard i >= 1, i <= Int64(c) + 1 else {
-                        throw LuaRaise("mp.List index \(i) out of range (1..\(c + 1))")
-                    }
-                    if Int(i) == c + 1 { try l.append(e) } else { l.replace(Int(i - 1), e) }
+                let c = l.count
+                guard i >= 1, i <= Int64(c) + 1 else {
+                    throw LuaRaise("mp.List index \(i) out of range (1..\(c + 1))")
                 }
+                if Int(i) == c + 1 { try l.append(e) } else { l.replace(Int(i - 1), e) }
             }
             return 0
         } }
@@ -120,16 +116,21 @@ enum ListKind {
         do { return try body() } catch let e as ArenaFull { throw LuaRaise("mp.List:\(op): \(e)") }
     }
 
-    /// Encodes the value at `v` into a new entry and runs `body` with it; frees it if `body` throws.
+    /// Encodes the value at `v`, then with the mutex held makes an entry of it and runs `body`
+    /// with it; the entry is freed if `body` throws.
     static func withEntry(_ s: LuaStack, _ l: SharedList, _ v: Int32, _ op: String, _ body: (UInt64) throws -> Void) throws {
         try DictKind.withValue(s, v) { bytes, more in
-            let e = try full(op) { try l.makeEntry(bytes, more) }
-            do { try full(op) { try body(e) } } catch { l.arena.free(e); throw error }
+            try full(op) {
+                try l.locked {
+                    let e = try l.makeEntry(bytes, more)
+                    do { try body(e) } catch { l.journal.cancel(); throw error }
+                }
+            }
         }
     }
 
     static func append(_ s: LuaStack, _ l: SharedList, _ v: Int32) throws {
-        try withEntry(s, l, v, "append") { e in try l.locked { try l.append(e) } }
+        try withEntry(s, l, v, "append") { e in try l.append(e) }
     }
 
     /// Pushes `{v1, v2, …}` copied under the mutex. Stack: [-0, +1].
@@ -189,6 +190,7 @@ enum ListKind {
 extension MPModule {
     static func installTables(_ s: LuaStack, _ t: Int32) {
         _ = tableKindsRegistered
+        JournalFaults.configure()
         DictKind.install(s, t)
         ListKind.install(s, t)
     }

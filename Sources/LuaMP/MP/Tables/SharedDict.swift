@@ -90,13 +90,15 @@ struct SharedDict {
 
     // MARK: entries
 
-    /// Allocates and fills an entry (no lock needed: nobody sees it yet).
+    /// Allocates, reserves (`SharedJournal.reserve`) and fills an entry. Mutex held; the next
+    /// `put` consumes the reservation, or call `journal.cancel()` if the update fails.
     /// - Throws: `ArenaFull`.
     func makeEntry(hash h: UInt64, tag: UInt8, key: UnsafeRawBufferPointer,
                    value: UnsafeRawBufferPointer, more: UnsafeRawBufferPointer? = nil) throws -> UInt64 {
         let klen = 1 + key.count
         let vlen = value.count + (more?.count ?? 0)
         let e = try arena.allocate(SharedDict.entryHeader + klen + vlen)
+        journal.reserve(e)
         let p = arena.pointer(e)
         p.storeBytes(of: h, as: UInt64.self)
         p.storeBytes(of: UInt32(klen), toByteOffset: 8, as: UInt32.self)
@@ -154,8 +156,8 @@ struct SharedDict {
     // MARK: updates (mutex held)
 
     /// Publishes entry `e` (built by `makeEntry` for this key) in place of the key's current
-    /// entry or as a new key. On a throw (`ArenaFull` while growing) nothing changed and the
-    /// caller still owns `e`.
+    /// entry or as a new key. On a throw (`ArenaFull` while growing) nothing changed and `e` is
+    /// still reserved (the caller cancels).
     func put(_ e: UInt64, _ h: UInt64, _ tag: UInt8, _ key: UnsafeRawBufferPointer) throws {
         var t = word(SharedDict.tableAt).pointee
         var p = probe(t, h, tag, key)
@@ -164,6 +166,7 @@ struct SharedDict {
             let used = word(SharedDict.usedAt).pointee
             if (used + 1) * 4 > cap * 3 {
                 try rehash(wanting: UInt64(count) + 1)
+                journal.reserve(e)                  // the rehash's record replaced the reservation
                 t = word(SharedDict.tableAt).pointee
                 p = probe(t, h, tag, key)
             }

@@ -13,9 +13,9 @@ internal import LuaMPShims
 /// robust mutex is held throughout. If the process dies anywhere in between, the next locker
 /// gets `EOWNERDEAD` and calls `recover()`, which reads the commit word: equal to `after` means
 /// the change happened (redo the bookkeeping), anything else means it did not (undo it). So the
-/// update happened or it did not, and nothing is leaked except the few instructions' window
-/// between an allocation and writing the record (or a free and clearing it), the same window
-/// the arena allocator itself has.
+/// update happened or it did not. New entries are allocated with the mutex held and `reserve`d
+/// at once, so nothing leaks except in the few instructions between `allocate` returning and
+/// `reserve` (or between clearing the record and a free), the window the arena allocator itself has.
 struct JournalRecord {
     /// Arena offset of the commit word, its value before and its value after the change.
     var word: UInt64 = 0
@@ -58,16 +58,37 @@ struct SharedJournal {
         arena.pointer(off).assumingMemoryBound(to: UInt64.self)
     }
 
+    /// Protects a block just allocated for the next `run` (the caller holds the mutex): if the
+    /// process dies before that run commits, recovery frees it. Call right after `allocate`.
+    func reserve(_ block: UInt64) {
+        base[1] = 0; base[4] = 0; base[7] = 0; base[13] = 0; base[14] = 0
+        base[12] = block
+        luamp_atomic_store64(base, 1)
+    }
+
+    /// Drops a reservation and frees its block (the update it was for failed).
+    func cancel() {
+        let b = base[12]
+        luamp_atomic_store64(base, 0)
+        if b != 0 { arena.free(b) }
+    }
+
     /// Performs `r` (the caller holds the structure's mutex): record, commit store, bookkeeping, frees.
+    /// The fields are written so that a recovery reading a half-written record still undoes
+    /// correctly: `word` (0 = "not committed") goes last, aux values before aux offsets.
     func run(_ r: JournalRecord) {
-        base[1] = r.word; base[2] = r.before; base[3] = r.after
-        base[4] = r.aux1.0; base[5] = r.aux1.1; base[6] = r.aux1.2
-        base[7] = r.aux2.0; base[8] = r.aux2.1; base[9] = r.aux2.2
+        base[1] = 0
+        base[2] = r.before; base[3] = r.after
+        base[5] = r.aux1.1; base[6] = r.aux1.2; base[8] = r.aux2.1; base[9] = r.aux2.2
+        base[4] = r.aux1.0; base[7] = r.aux2.0
         base[10] = r.freeCommit.0; base[11] = r.freeCommit.1
         base[12] = r.freeAbort.0; base[13] = r.freeAbort.1
         base[14] = r.drain; base[15] = r.drainKind.rawValue
+        base[1] = r.word
         luamp_atomic_store64(base, 1)                         // the record is complete
+        JournalFaults.reach(.beforeCommit)
         luamp_atomic_store64(word(r.word), r.after)           // the commit
+        JournalFaults.reach(.afterCommit)
         finish(committed: true)
     }
 
@@ -75,7 +96,7 @@ struct SharedJournal {
     /// undoes the change that was in progress, if any.
     func recover() {
         guard luamp_atomic_load64(base) != 0 else { return }
-        finish(committed: luamp_atomic_load64(word(base[1])) == base[3])
+        finish(committed: base[1] != 0 && luamp_atomic_load64(word(base[1])) == base[3])
     }
 
     /// Applies the bookkeeping of the recorded change, clears the record, then frees.
@@ -86,6 +107,7 @@ struct SharedJournal {
         if committed && base[14] != 0 { drain(base[14], JournalDrain(rawValue: base[15]) ?? .none) }
         let frees = committed ? (base[10], base[11]) : (base[12], base[13])
         luamp_atomic_store64(base, 0)                         // nothing left to redo or undo
+        JournalFaults.reach(.beforeFree)
         if frees.0 != 0 { arena.free(frees.0) }
         if frees.1 != 0 { arena.free(frees.1) }
     }
@@ -103,6 +125,7 @@ struct SharedJournal {
                 guard slot > 1 else { continue }
                 t[1 + i] = 0
                 arena.free((slot & 0xffff_ffff) << 4)
+                JournalFaults.reach(.inDrain)
             }
         case .listItems:
             let n = Int(t[1])
@@ -111,7 +134,46 @@ struct SharedJournal {
                 guard e != 0 else { continue }
                 t[2 + i] = 0
                 arena.free(e)
+                JournalFaults.reach(.inDrain)
             }
         }
+    }
+}
+
+/// Test-only fault injection (as `QueueFaults`): with `LUAMP_JOURNAL_FAULT=point:n` in luamp's
+/// environment, the n-th time a *child* process reaches `point` inside a Dict/List update it
+/// SIGKILLs itself. Points: `before-commit` (record written, commit store not done),
+/// `after-commit` (committed, counters not updated), `in-drain` (`clear` half done),
+/// `before-free` (record cleared, replaced blocks not freed yet: the one window that leaks).
+/// Lets `Tests/cli/test_shared_crash.py` hit the moments random kills rarely land on.
+enum JournalFaults {
+    enum Point: String {
+        case beforeCommit = "before-commit", afterCommit = "after-commit", inDrain = "in-drain", beforeFree = "before-free"
+    }
+
+    nonisolated(unsafe) private static var armed: Point? = nil
+    nonisolated(unsafe) private static var countdown = 0
+    nonisolated(unsafe) private static var hostPID: pid_t = 0
+
+    /// Reads `LUAMP_JOURNAL_FAULT` (once, when Dict/List are installed).
+    static func configure() {
+        guard armed == nil, let v = getenv("LUAMP_JOURNAL_FAULT") else { return }
+        let parts = String(cString: v).split(separator: ":")
+        guard parts.count == 2, let p = Point(rawValue: String(parts[0])), let n = Int(parts[1]), n > 0 else { return }
+        armed = p
+        countdown = n
+        hostPID = getpid()
+    }
+
+    @inline(__always)
+    static func reach(_ p: Point) {
+        if let a = armed, a == p { hit() }
+    }
+
+    @inline(never)
+    private static func hit() {
+        guard getpid() != hostPID else { return }
+        countdown -= 1
+        if countdown == 0 { kill(getpid(), SIGKILL) }
     }
 }

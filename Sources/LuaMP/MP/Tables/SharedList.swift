@@ -51,7 +51,7 @@ struct SharedList {
     private func tw(_ t: UInt64, _ rel: Int) -> UnsafeMutablePointer<UInt64> {
         arena.pointer(t + UInt64(rel)).assumingMemoryBound(to: UInt64.self)
     }
-    private var journal: SharedJournal { SharedJournal(arena, at: offset + SharedList.journalAt) }
+    var journal: SharedJournal { SharedJournal(arena, at: offset + SharedList.journalAt) }
     /// Elements (one atomic load, no lock).
     var count: Int { Int(luamp_atomic_load64(word(SharedList.countAt))) }
 
@@ -62,10 +62,11 @@ struct SharedList {
         return try body()
     }
 
-    /// A filled entry (no lock needed). - Throws: `ArenaFull`.
+    /// Allocates, reserves and fills an entry (mutex held; see `SharedDict.makeEntry`). - Throws: `ArenaFull`.
     func makeEntry(_ value: UnsafeRawBufferPointer, _ more: UnsafeRawBufferPointer?) throws -> UInt64 {
         let n = value.count + (more?.count ?? 0)
         let e = try arena.allocate(8 + n)
+        journal.reserve(e)
         let p = arena.pointer(e)
         p.storeBytes(of: UInt64(n), as: UInt64.self)
         if value.count > 0 { memcpy(p + 8, value.baseAddress!, value.count) }
