@@ -163,8 +163,13 @@ enum SharedMemoryKind {
             throw LuaArgumentError(1, "'name' is required unless create = true")
         }
         let n = try name.map(ShmSegment.normalize) ?? ShmSegment.randomName()
-        let (base, len) = try ShmSegment.open(n, create: create, size: size)
-        if create && track { ShmTracker.track(n) }
+        // Recorded before it exists, so a kill between shm_open and the record cannot leak it.
+        let tracked = create && track && ShmTracker.track(n)
+        let base: UnsafeMutableRawPointer?, len: Int
+        do { (base, len) = try ShmSegment.open(n, create: create, size: size) } catch {
+            if tracked { ShmTracker.untrack(n) }
+            throw error
+        }
         push(s, name: n, base: base, size: len)
         return 1
     }
