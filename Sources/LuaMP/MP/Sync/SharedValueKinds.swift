@@ -76,7 +76,8 @@ enum SharedValueKinds {
             defer { s.pop() }
             return "<Value '\(c.type.letter)' \(s.describe(-1))>"
         }
-        k.cFast = ["__index": Int32(LUAMP_FAST_VALUE_INDEX), "__newindex": Int32(LUAMP_FAST_VALUE_NEWINDEX)]
+        k.cFast = ["__index": Int32(LUAMP_FAST_VALUE_INDEX), "__newindex": Int32(LUAMP_FAST_VALUE_NEWINDEX),
+                   "add": Int32(LUAMP_FAST_VALUE_ADD)]
         k.fastIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
             if s.isKey(2, "value") { c.type.push(s, from: c.cell()); return 1 }
