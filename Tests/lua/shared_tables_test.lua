@@ -112,6 +112,22 @@ T.test("Dict: many keys, O(1) lookups, deleted memory reused", function()
   assert(mp._arena().bytes <= base + 4096, "arena bytes grew from " .. base .. " to " .. mp._arena().bytes)
 end)
 
+T.test("Dict/List: scalar values round-trip exactly (the short encoding and the codec's)", function()
+  local d, l = mp.Dict(), mp.List()
+  local vals = { 0, -1, 127, 128, -129, 2 ^ 31, math.maxinteger, math.mininteger, 0.5, -0.0, 1 / 0, 1e300,
+                 true, false, "", "x", string.rep("a", 255), string.rep("b", 256), string.rep("c", 9000) }
+  for i, v in ipairs(vals) do d[i] = v; l:append(v) end
+  l:append(nil)
+  for i, v in ipairs(vals) do
+    T.eq(d[i], v, "Dict value " .. i); T.eq(math.type(d[i]), math.type(v), "Dict subtype " .. i)
+    T.eq(l[i], v, "List value " .. i); T.eq(math.type(l[i]), math.type(v), "List subtype " .. i)
+  end
+  T.eq(1 / d[10], -1 / 0, "-0.0 kept")
+  T.eq(#l, #vals + 1); T.eq(l[#l], nil, "nil is a List value")
+  local nan = mp.List { 0 / 0 }
+  assert(nan[1] ~= nan[1], "NaN kept")
+end)
+
 T.test("Dict: large values and values holding mp objects", function()
   local d = mp.Dict()
   local big = string.rep("0123456789", 100000)

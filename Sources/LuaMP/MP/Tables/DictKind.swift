@@ -190,6 +190,7 @@ enum DictKind {
 
     /// Lends the codec bytes of the value at `i` to `body` (big strings in two parts, uncopied).
     static func withValue<R>(_ s: LuaStack, _ i: Int32, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws -> R) throws -> R {
+        if let r = try ScalarValue.withBytes(s, i, { try body($0, nil) }) { return r }
         var out: R? = nil
         if try EncodedString.withParts(s, at: i, { prefix, bytes in out = try body(prefix, bytes) }) { return out! }
         return try Codec.withEncoded(s, at: i, path: "value") { try body($0, nil) }
@@ -197,13 +198,12 @@ enum DictKind {
 
     /// Pushes `d[key]` (key at slot `k`) and returns true, or pushes nothing and returns false.
     static func push(_ s: LuaStack, _ d: SharedDict, key k: Int32) throws -> Bool {
-        let copy: [UInt8]? = try TableKey.with(s, k) { tag, key in
+        try TableKey.with(s, k) { tag, key in
             let h = TableKey.hash(tag, key)
-            return d.locked { d.lookup(h, tag, key).map { [UInt8](d.parts($0).value) } }
+            return try ValueCopy.push(s) { copy in
+                d.locked { if let e = d.lookup(h, tag, key) { copy(d.parts(e).value) } }
+            }
         }
-        guard let c = copy else { return false }
-        try c.withUnsafeBytes { try Codec.decode(s, $0) }
-        return true
     }
 
     /// `d[key] = value` (slots `k`, `v`); nil deletes.

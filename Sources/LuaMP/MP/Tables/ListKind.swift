@@ -86,9 +86,10 @@ enum ListKind {
                 SharedKinds.pushMethod(s)
                 return 1
             }
-            let copy: [UInt8]? = l.locked { l.entry(Int(i - 1)).map { [UInt8](l.bytes($0)) } }
-            guard let b = copy else { s.pushNil(); return 1 }     // out of range: nil, so ipairs ends
-            try b.withUnsafeBytes { try Codec.decode(s, $0) }
+            let found = try ValueCopy.push(s) { copy in
+                l.locked { if let e = l.entry(Int(i - 1)) { copy(l.bytes(e)) } }
+            }
+            if !found { s.pushNil() }                              // out of range: nil, so ipairs ends
             return 1
         } }
         k.fastNewIndex = { L, a in runFast(L, a) { s in
