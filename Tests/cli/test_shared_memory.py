@@ -141,14 +141,20 @@ def sent_to_a_process_started_earlier():
         local v = mp.Array("i", shm)
         v:add(1, 5)
         shm:write(8, "child")
-        back:put(shm.name)
+        local view = q:get()                     -- a typed view travels too
+        view[2] = view[1] * 2
+        back:put(shm.name .. " " .. tostring(view))
       end)
       p:start()
       local shm = mp.SharedMemory{create = true, size = 64}
       q:put(shm)
-      assert(back:get(10) == shm.name)
+      local view = mp.Array("d", shm, 32, 2)
+      view[1] = 1.25
+      q:put(view)
+      assert(back:get(10) == shm.name .. " <Array 'd' len=2 shm='" .. shm.name .. "'>")
       p:join()
       assert(mp.Array("i", shm)[1] == 5 and shm:read(8, 5) == "child")
+      assert(view[2] == 2.5)
       print("ok")
     """)
     assert r.stdout.strip() == "ok"

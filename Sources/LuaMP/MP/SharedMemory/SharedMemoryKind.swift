@@ -203,4 +203,5 @@ extension MPModule {
 
 private let shmKindRegistered: Void = {
     Handles.register(HandleKind(name: "SharedMemory", encode: SharedMemoryKind.encode, decode: SharedMemoryKind.decode))
+    Handles.register(HandleKind(name: "ShmArray", encode: ShmArrayKind.encode, decode: ShmArrayKind.decode))
 }()

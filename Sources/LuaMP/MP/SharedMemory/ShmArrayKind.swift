@@ -57,18 +57,53 @@ enum ShmArrayKind {
         guard n >= 0, n <= room else {
             throw LuaArgumentError(4, "\(n) elements of \(type.size) bytes at offset \(off) do not fit in \(r.pointee.size) bytes")
         }
+        push(s, shmAt: 2, r, offset: off, count: n, type: type)
+        return 1
+    }
+
+    /// Pushes a view of the SharedMemory at `shm` (its ref `r`). Stack: [-0, +1].
+    private static func push(_ s: LuaStack, shmAt shm: Int32, _ r: UnsafeMutablePointer<ShmRef>, offset: Int, count: Int, type: TypeCode) {
+        let shm = s.absIndex(shm)
         let p = luamp_newuserdata(s.L, MemoryLayout<ShmViewRef>.size)!
-        p.initializeMemory(as: ShmViewRef.self, repeating: ShmViewRef(shm: r, offset: off, count: n, type: type), count: 1)
-        s.pushValue(2)
+        p.initializeMemory(as: ShmViewRef.self, repeating: ShmViewRef(shm: r, offset: offset, count: count, type: type), count: 1)
+        s.pushValue(shm)
         lua_setiuservalue(s.L, -2, 1)
         pushMetatable(s)
         lua_setmetatable(s.L, -2)
-        return 1
+    }
+
+    // MARK: handles: typecode, offset, count, then the segment's name; the receiver attaches.
+
+    static func encode(_ s: LuaStack, _ i: Int32) throws -> [UInt8] {
+        let v = try check(s, i)
+        guard !v.shm.pointee.closed else { throw LuaRaise("mp.Array: its SharedMemory is closed") }
+        var out: [UInt8] = [v.type.rawValue]
+        withUnsafeBytes(of: UInt64(v.offset).littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(v.count).littleEndian) { out.append(contentsOf: $0) }
+        lua_getiuservalue(s.L, i, 1)
+        defer { s.pop() }
+        out.append(contentsOf: SharedMemoryKind.name(s, -1).utf8)
+        return out
+    }
+
+    static func decode(_ s: LuaStack, _ b: UnsafeRawBufferPointer) throws {
+        guard b.count > 17, let type = TypeCode(rawValue: b[0]) else { throw MPError("DecodeError", "bad mp.Array view handle") }
+        let off = Int(UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 1, as: UInt64.self)))
+        let n = Int(UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 9, as: UInt64.self)))
+        try SharedMemoryKind.decode(s, UnsafeRawBufferPointer(rebasing: b[17...]))
+        guard let r = SharedMemoryKind.toRef(s, -1), off >= 0, off % type.size == 0, n >= 0,
+              off <= r.pointee.size, n <= (r.pointee.size - off) / type.size else {
+            s.pop()
+            throw MPError("DecodeError", "mp.Array view does not fit its SharedMemory any more")
+        }
+        push(s, shmAt: -1, r, offset: off, count: n, type: type)
+        s.remove(-2)
     }
 
     static func pushMetatable(_ s: LuaStack) {
         guard luaL_newmetatable(s.L, metatable) != 0 else { return }
         let mt = s.top
+        s.push("ShmArray"); s.rawSet(mt, field: "__mpkind")
         s.push("mp.Array"); s.rawSet(mt, field: "__name")
         s.newTable(hashCount: 2)
         s.setFunction(-1, "totable") { s in
