@@ -149,6 +149,9 @@ T.test("unsendable values name their type and path", function()
   send_error({ conn = pat }, "value.conn", NOT_UD)
   send_error({ 1, { 2, 3, coroutine.create(print) } }, "value[2][3]", "cannot send a thread (coroutine)")
   send_error({ ["two words"] = pat }, 'value["two words"]', NOT_UD)
+  -- keys are written as Lua source would write them: a reserved word or a control byte is quoted
+  send_error({ ["end"] = pat }, 'value["end"]', NOT_UD)
+  send_error({ ["a\tb\1"] = pat }, 'value["a\\tb\\1"]', NOT_UD)
   local x = pat
   send_error({ f = function() return x end }, "value.f.<upvalue x>", NOT_UD)
   send_error({ w = coroutine.wrap(print) }, "value.w",

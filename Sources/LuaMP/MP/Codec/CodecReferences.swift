@@ -271,7 +271,7 @@ final class ReferenceIndex {
             lua_pushnil(L)
             while lua_next(L, t) != 0 {
                 if lua_type(L, -2) == LUA_TSTRING, lua_topointer(L, -1) != globals,
-                   let k = s.toString(-2), CodecPath.isIdentifier(k) {
+                   let k = s.toString(-2), LuaLiteral.isIdentifier(Array(k.utf8)) {
                     let p = path.isEmpty ? k : path + "." + k
                     if p.utf8.count < 0x10000, add(lua_gettop(L), source: ReferenceIndex.sourceModule, name: module, path: p),
                        depth < ReferenceIndex.maxDepth {
