@@ -40,10 +40,12 @@ internal import LuaMPShims
     }
 }
 
-/// The host closed the state: mp's end of script (children joined, daemons and pools stopped;
-/// stopped rather than waited for when the script ended on Ctrl-C).
+/// The host closed the state: mp's end of script (children joined, daemons and pools stopped).
+/// After a Ctrl-C the children are stopped rather than waited for, as luamp does when a script
+/// ends on Ctrl-C: the host does not tell how its script ended, so any Ctrl-C counts.
 private let hostFinish: @convention(c) (OpaquePointer?) -> Int32 = { L in
     guard let L else { return 0 }
+    if luamp_sigint_seen() != 0 { luamp_set_interrupt_pending() }
     MPModule.finishCapabilities(LuaStack(L))
     return 0
 }
