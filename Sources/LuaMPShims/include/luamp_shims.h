@@ -224,4 +224,8 @@ int luamp_pipe_cloexec(int fds[2]);
 /// Sets the interrupt flag again (after a wait consumed it), so the caller still sees the Ctrl-C.
 void luamp_set_interrupt_pending(void);
 
+// mp inside another interpreter (mp.so): Ctrl-C chaining and the end-of-state finalizer.
+// Included here so that adding that header invalidates the clang module caches of old builds.
+#include "luamp_host.h"
+
 #endif
