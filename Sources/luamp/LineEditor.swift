@@ -47,7 +47,7 @@ private func onReadlineLine(_ line: UnsafeMutablePointer<CChar>?) {
 /// Reads lines for the REPL. On a terminal it uses GNU readline's callback interface and waits
 /// with `poll`, so Ctrl-C (a SIGINT handler without `SA_RESTART`) wakes it and drops the line
 /// cleanly; history persists in `historyPath`. Otherwise it reads standard input plainly,
-/// printing the prompt as `lua` does.
+/// printing the prompt and echoing each line, as Debian's `lua5.4` (readline) does.
 final class LineEditor {
     let usesReadline: Bool
     let historyPath: String?
@@ -139,7 +139,13 @@ final class LineEditor {
         promptSignal = 0
         LuaRuntime.writeOutput(prompt)
         LuaRuntime.flushOutput()
-        if let line = LuaRuntime.readInputLine() { return .line(line) }
+        if let line = LuaRuntime.readInputLine() {
+            // Echo the line as readline does when its input is not a terminal, so that piping a
+            // session into `luamp -i` gives the transcript `lua5.4 -i` (built with readline) gives
+            // (readline ends the line only when something is on it: prompt or text).
+            if !(prompt.isEmpty && line.isEmpty) { LuaRuntime.writeOutput(line + "\n") }
+            return .line(line)
+        }
         if promptSignal != 0 {
             promptSignal = 0
             LuaRuntime.writeOutput("\n")

@@ -27,9 +27,13 @@ struct REPL {
             let mark = lua.workMark()
             do {
                 signal(SIGTSTP, SIG_DFL)   // Ctrl-Z while code runs stops luamp as usual
-                let values = try lua.withInterrupts { try lua.callFormatted(function, width: Self.terminalWidth()) }
+                let shown = try lua.withInterrupts { try lua.callForREPL(function, width: Self.terminalWidth()) }
                 editor.installPromptHandlers()
-                if !values.isEmpty { LuaRuntime.writeOutput(values.joined(separator: "\t") + "\n") }
+                if !shown.values.isEmpty { LuaRuntime.writeOutput(shown.values.joined(separator: "\t") + "\n") }
+                if let e = shown.printError {   // a replaced `print` failed, as lua.c reports it
+                    LuaRuntime.flushOutput()
+                    LuaRuntime.writeError(e + "\n")
+                }
             } catch {
                 editor.installPromptHandlers()
                 LuaRuntime.flushOutput()

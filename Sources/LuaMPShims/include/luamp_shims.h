@@ -31,6 +31,8 @@ static inline int luamp_loadbuffer(lua_State *L, const char *buf, size_t len, co
 static inline const char *luamp_typename_at(lua_State *L, int i) { return luaL_typename(L, i); } // macro
 /// The Lua release string, e.g. "Lua 5.4.4" (a macro).
 static inline const char *luamp_lua_release(void) { return LUA_RELEASE; }
+/// "Lua 5.4.4  Copyright (C) 1994-2022 Lua.org, PUC-Rio": what `lua -v` prints (a macro).
+static inline const char *luamp_lua_copyright(void) { return LUA_COPYRIGHT; }
 static inline int luamp_lua_version_num(void) { return LUA_VERSION_NUM; }
 /// The most slots a Lua stack may hold (LUAI_MAXSTACK from luaconf.h, a macro).
 static inline int luamp_lua_maxstack(void) { return LUAI_MAXSTACK; }
