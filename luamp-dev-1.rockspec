@@ -23,7 +23,9 @@ dependencies = {
 }
 build = {
    type = "command",
+   -- LuaRocks exports its C compiler settings (CC=gcc, CFLAGS...); SwiftPM uses its own clang.
    build_command = [[
+      unset CC CXX CFLAGS CXXFLAGS CPPFLAGS LDFLAGS LD LIBFLAG
       c="${LUAMP_SWIFT_CONFIGURATION:-release}"
       swift build -c "$c" --product luamp && swift build -c "$c" --product mp
    ]],
