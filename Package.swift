@@ -5,7 +5,7 @@ import PackageDescription
 // Release links of the command and mp.so carry the Swift runtime and its C++ runtime inside:
 // `-static-stdlib`, with scripts/link first on the library path so its `-lstdc++` takes
 // libstdc++.a (scripts/link/libstdc++.so is a one-line linker script). Loading libstdc++.so and
-// the Swift runtime's shared libraries costs more than the rest of a start (docs/performance.md).
+// the Swift runtime's shared libraries costs more than the rest of a start (docs/startup.md).
 let staticRuntime = ["-static-stdlib", "-L", Context.packageDirectory + "/scripts/link"]
 
 let package = Package(
@@ -44,7 +44,7 @@ let package = Package(
             // Release builds link the Swift and C++ runtimes statically, bind every symbol at
             // start-up (a forked child has ~40 fewer mappings to copy and no lazy-binding faults)
             // and are not position-independent: no ~16,000 relative relocations to apply, and
-            // ~80 fewer pages dirtied, per start (as Debian's python3). docs/performance.md.
+            // ~80 fewer pages dirtied, per start (as Debian's python3). docs/startup.md.
             linkerSettings: [.unsafeFlags(staticRuntime + ["-Xlinker", "-z", "-Xlinker", "now", "-Xclang-linker", "-no-pie"],
                                           .when(configuration: .release))]
         ),
