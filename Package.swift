@@ -40,7 +40,7 @@ let package = Package(
         // The command: a drop-in for the stock lua interpreter, plus the REPL.
         .executableTarget(
             name: "luamp",
-            dependencies: ["LuaMP", "LuaLink", "CReadline"],
+            dependencies: ["LuaMP", "LuaMPShims", "LuaLink", "CReadline"],
             // Release builds link the Swift and C++ runtimes statically, bind every symbol at
             // start-up (a forked child has ~40 fewer mappings to copy and no lazy-binding faults)
             // and are not position-independent: no ~16,000 relative relocations to apply, and
