@@ -77,7 +77,8 @@ struct REPL {
         switch editor.readLine(prompt: prompt("_PROMPT", "> ")) {
         case .endOfInput: return nil
         case .interrupted: return Chunk(source: "", function: nil)
-        case .line(let l): source = l
+        // A first line starting with '=' means `return` (lua.c keeps this from Lua 5.2: `=a`).
+        case .line(let l): source = l.hasPrefix("=") ? "return " + l.dropFirst() : l
         }
         while true {
             do {

@@ -333,6 +333,8 @@ for name, args, stdin in [
          ["-e", "local C = 0; _PROMPT=setmetatable({},{__tostring = function () C = C + 1; return C end})", "-i"],
          " --\na = 2\n"),
         ("-i: an error and the session going on", ["-i"], "error('x')\nprint('after')\n"),
+        ("-i: a first line '=expr' means return (testes/main.lua)", ["-e", "_PROMPT='' _PROMPT2=''", "-i"],
+         "a = [[b\nc\nd\ne]]\n=a"),
         ("-i: a replaced print gets the values", ["-e", "print = function(...) io.write('[', select('#', ...), ']\\n') end", "-i"],
          "1, 2\n'x'\n")]:
     a = run(args, stdin=stdin)
