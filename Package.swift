@@ -2,19 +2,25 @@
 // luamp: Lua 5.4 scripts orchestrating fork()ed worker processes, the way Python's multiprocessing does.
 import PackageDescription
 
+// Release links of the command and mp.so carry the Swift runtime and its C++ runtime inside:
+// `-static-stdlib`, with scripts/link first on the library path so its `-lstdc++` takes
+// libstdc++.a (scripts/link/libstdc++.so is a one-line linker script). Loading libstdc++.so and
+// the Swift runtime's shared libraries costs more than the rest of a start (docs/startup.md).
+let staticRuntime = ["-static-stdlib", "-L", Context.packageDirectory + "/scripts/link"]
+
 let package = Package(
     name: "luamp",
     products: [
-        .library(name: "LuaMP", targets: ["LuaMP"]),
+        .library(name: "LuaMP", targets: ["LuaMP", "LuaLink"]),
+        // `require "mp"` from the stock lua5.4: libmp.so, installed as mp.so (luamp-dev-1.rockspec).
+        .library(name: "mp", type: .dynamic, targets: ["LuaMPModule"]),
         .executable(name: "luamp", targets: ["luamp"]),
     ],
     targets: [
-        // Lua 5.4's headers and library, from Debian's liblua5.4-dev.
-        .systemLibrary(
-            name: "CLua",
-            pkgConfig: "lua5.4",
-            providers: [.apt(["liblua5.4-dev"])]
-        ),
+        // Lua 5.4's headers, from Debian's liblua5.4-dev (headers only: linking is LuaLink's job).
+        .target(name: "CLua"),
+        // The one place liblua5.4 is linked. Not in mp.so, whose lua_* bind to the host interpreter's.
+        .target(name: "LuaLink", linkerSettings: [.linkedLibrary("lua5.4")]),
         // The one C target: Lua macro wrappers, the error trampoline, fork, futex, GNU-only libc.
         .target(
             name: "LuaMPShims",
@@ -34,24 +40,35 @@ let package = Package(
         // The command: a drop-in for the stock lua interpreter, plus the REPL.
         .executableTarget(
             name: "luamp",
-            dependencies: ["LuaMP", "LuaMPShims", "CReadline"],
-            // Release builds link the Swift runtime statically and bind every symbol at start-up:
-            // start-up drops from ~3x to ~1.7x `lua5.4 -e ''`, and a forked child has ~40 fewer
-            // mappings to copy and no lazy-binding faults (process start+join ~30% faster).
-            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "-z", "-Xlinker", "now"],
+            dependencies: ["LuaMP", "LuaMPShims", "LuaLink", "CReadline"],
+            // Release builds link the Swift and C++ runtimes statically, bind every symbol at
+            // start-up (a forked child has ~40 fewer mappings to copy and no lazy-binding faults)
+            // and are not position-independent: no ~16,000 relative relocations to apply, and
+            // ~80 fewer pages dirtied, per start (as Debian's python3). docs/startup.md.
+            linkerSettings: [.unsafeFlags(staticRuntime + ["-Xlinker", "-z", "-Xlinker", "now", "-Xclang-linker", "-no-pie"],
                                           .when(configuration: .release))]
+        ),
+        // mp.so's entry point, luaopen_mp. The library carries the Swift runtime (a shared Swift
+        // runtime adds ~8 ms to `require "mp"`), exports nothing else, and is never unloaded
+        // (-z nodelete: the Swift runtime cannot be, and lua_close's dlclose would cost ~0.5 ms).
+        .target(
+            name: "LuaMPModule",
+            dependencies: ["LuaMP"],
+            linkerSettings: [.unsafeFlags(staticRuntime + [
+                "-Xlinker", "--version-script=" + Context.packageDirectory + "/scripts/link/mp.map",
+                "-Xlinker", "-z", "-Xlinker", "nodelete"])]
         ),
         // A small app for Tests/cli/test_embedding.py: registers Swift functions, starts Dispatch
         // threads, runs scripts directly and through LuaForkServer. Test-only (it uses Dispatch,
         // which Sources/ never does).
         .executableTarget(
             name: "luamp-embed-harness",
-            dependencies: ["LuaMP"],
+            dependencies: ["LuaMP", "LuaLink"],
             path: "Tests/EmbedHarness"
         ),
         .testTarget(
             name: "LuaMPTests",
-            dependencies: ["LuaMP"]
+            dependencies: ["LuaMP", "LuaLink"]
         ),
         // The command's pure parts (option parsing), through @testable import of the executable.
         .testTarget(

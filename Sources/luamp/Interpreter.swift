@@ -92,8 +92,10 @@ struct Interpreter {
         }
     }
 
+    /// `luamp 0.1.0`, then Lua's own line (`Lua 5.4.4  Copyright (C) 1994-2022 Lua.org, PUC-Rio`)
+    /// as `lua.c`'s print_version ends its output with it.
     private func printVersion() {
-        LuaRuntime.writeOutput(LuaRuntime.versionLine + "\n")
+        LuaRuntime.writeOutput("luamp \(LuaRuntime.version)\n" + LuaRuntime.luaCopyright + "\n")
         LuaRuntime.flushOutput()
     }
 

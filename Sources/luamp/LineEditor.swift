@@ -37,7 +37,7 @@ private func onReadlineLine(_ line: UnsafeMutablePointer<CChar>?) {
 /// Reads lines for the REPL. On a terminal it uses GNU readline's callback interface and waits
 /// with `poll`, so Ctrl-C (a SIGINT handler without `SA_RESTART`) wakes it and drops the line
 /// cleanly; history persists in `historyPath`. Otherwise it reads standard input plainly,
-/// printing the prompt as `lua` does.
+/// printing the prompt and echoing each line, as Debian's `lua5.4` (readline) does.
 final class LineEditor {
     let usesReadline: Bool
     let historyPath: String?
@@ -121,7 +121,13 @@ final class LineEditor {
         _ = luamp_prompt_take(LUAMP_PROMPT_SIGINT)
         LuaRuntime.writeOutput(prompt)
         LuaRuntime.flushOutput()
-        if let line = LuaRuntime.readInputLine() { return .line(line) }
+        if let line = LuaRuntime.readInputLine() {
+            // Echo the line as readline does when its input is not a terminal, so that piping a
+            // session into `luamp -i` gives the transcript `lua5.4 -i` (built with readline) gives
+            // (readline ends the line only when something is on it: prompt or text).
+            if !(prompt.isEmpty && line.isEmpty) { LuaRuntime.writeOutput(line + "\n") }
+            return .line(line)
+        }
         if luamp_prompt_take(LUAMP_PROMPT_SIGINT) != 0 {
             LuaRuntime.writeOutput("\n")
             return .interrupted

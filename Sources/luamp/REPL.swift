@@ -30,9 +30,13 @@ struct REPL {
             let mark = lua.workMark()
             do {
                 signal(SIGTSTP, SIG_DFL)   // Ctrl-Z while code runs stops luamp as usual
-                let values = try lua.withInterrupts { try lua.callFormatted(function, width: Self.terminalWidth()) }
+                let shown = try lua.withInterrupts { try lua.callForREPL(function, width: Self.terminalWidth()) }
                 editor.installPromptHandlers()
-                if !values.isEmpty { LuaRuntime.writeOutput(values.joined(separator: "\t") + "\n") }
+                if !shown.values.isEmpty { LuaRuntime.writeOutput(shown.values.joined(separator: "\t") + "\n") }
+                if let e = shown.printError {   // a replaced `print` failed, as lua.c reports it
+                    LuaRuntime.flushOutput()
+                    LuaRuntime.writeError(e + "\n")
+                }
             } catch {
                 editor.installPromptHandlers()
                 LuaRuntime.flushOutput()
@@ -77,7 +81,8 @@ struct REPL {
         switch editor.readLine(prompt: prompt("_PROMPT", "> ")) {
         case .endOfInput: return nil
         case .interrupted: return Chunk(source: "", function: nil)
-        case .line(let l): source = l
+        // A first line starting with '=' means `return` (lua.c keeps this from Lua 5.2: `=a`).
+        case .line(let l): source = l.hasPrefix("=") ? "return " + l.dropFirst() : l
         }
         while true {
             do {

@@ -80,10 +80,16 @@ def expect(name, args, status=0, out=None, err=None, stdin=b"", env=None, err_co
 # ---- version, usage, options ------------------------------------------------------------------
 
 rc, o, e = run(["-v"])
-check("-v prints 'luamp X.Y.Z (Lua 5.4.N)' and exits 0",
-      rc == 0 and re.fullmatch(r"luamp \d+\.\d+\.\d+ \(Lua 5\.4\.\d+\)\n", o) is not None, (rc, o, e))
+lua_v = run(["-v"], prog=LUA)
+check("-v prints 'luamp X.Y.Z', then Lua's own version line (what lua5.4 -v prints), and exits 0",
+      rc == 0 and re.fullmatch(r"luamp \d+\.\d+\.\d+\n", o.split("\n", 1)[0] + "\n") is not None
+      and o.split("\n", 1)[1] == lua_v[1] and lua_v[1].startswith("Lua 5.4") and "PUC-Rio" in lua_v[1], (rc, o, e, lua_v))
+luamp_line = o.split("\n", 1)[0] + "\n"   # luamp's stdout is this line, then exactly what lua5.4 prints
 version_line = o
 expect("-v -e runs after printing the version", ["-v", "-e", "print'hello'"], out=version_line + "hello\n")
+rc, o, e = run(["-v", "-e", "print'hello'"])
+check("-v: 'PUC-Rio' then 'hello' on the next line (testes/main.lua)", "PUC-Rio\nhello" in o and o == luamp_line
+      + run(["-v", "-e", "print'hello'"], prog=LUA)[1], o)
 rc, o, e = run(["-h"])
 check("-h prints usage to stdout, exit 0", rc == 0 and "usage: " + LUAMP in o and "-l g=mod" in o, (rc, o, e))
 rc, o, e = run(["--help"])
@@ -288,8 +294,9 @@ same_as_lua("finalizer order at close (lua 5.2 bug case)", ["-W", PROG])
 
 prepfile("(6*2-6) -- ===\na =\n10\nprint(a)\na")
 rc, o, e = run(["-e", "_PROMPT='' _PROMPT2=''", "-i"], stdin=open(PROG).read())
-check("-i reads chunks from stdin, expressions print", rc == 0 and o.endswith("6\n10\n10\n\n") and o.startswith(version_line),
-      (rc, o, e))
+lua_o = run(["-e", "_PROMPT='' _PROMPT2=''", "-i"], stdin=open(PROG).read(), prog=LUA)[1]
+check("-i reads chunks from stdin, expressions print", rc == 0 and o.startswith(version_line) and o == luamp_line + lua_o
+      and all(line in o for line in ["6\n", "10\n", "10\n", "\n"]), (rc, o, e))
 s = """ --
 function f ( x )
   local a = [[
@@ -305,7 +312,8 @@ return( f( 100 ) )
 assert( a == b )
 do return f( 11 ) end  """.replace(" ", "\n\n")
 rc, o, e = run(["-e", "_PROMPT='' _PROMPT2=''", "-i"], stdin=s)
-check("-i: a chunk broken over many lines", rc == 0 and o.endswith("101\n13\t22\n\n"), (rc, o, e))
+lua_o = run(["-e", "_PROMPT='' _PROMPT2=''", "-i"], stdin=s, prog=LUA)[1]
+check("-i: a chunk broken over many lines", rc == 0 and "101\n" in o and "13\t22\n" in o and o == luamp_line + lua_o, (rc, o, e))
 rc, o, e = run(["-e", "_PROMPT='alo'", "-i"], stdin=" --\na = 2\n")
 check("-i: _PROMPT is used", re.search("alo.*alo.*alo", o, re.S) is not None, o)
 rc, o, e = run(["-i"], stdin=" --\na = 2\n")
@@ -315,6 +323,27 @@ check("-i: continuation prompt", ">> " in o, o)
 rc, o, e = run(["-e", "local C = 0; _PROMPT=setmetatable({},{__tostring = function () C = C + 1; return C end})", "-i"],
                stdin=" --\na = 2\n")
 check("-i: a prompt with __tostring", re.search(r"1.*2.*3", o.split("\n", 1)[1], re.S) is not None, o)
+# The same transcripts as lua5.4 -i (readline echoes each line it reads from a pipe): luamp's stdout
+# is its own version line, then byte for byte what lua5.4 writes.
+for name, args, stdin in [
+        ("-i: a session piped in gives lua5.4's transcript", ["-i"], "x = 1\nx\nfunction f()\nreturn 2 end\nf()\n"),
+        ("-i: empty prompts, an expression, a chunk over lines", ["-e", "_PROMPT='' _PROMPT2=''", "-i"],
+         "(6*2-6) -- ===\na =\n10\nprint(a)\na"),
+        ("-i: a non-string _PROMPT goes through __tostring at each prompt (1, 2, 3)",
+         ["-e", "local C = 0; _PROMPT=setmetatable({},{__tostring = function () C = C + 1; return C end})", "-i"],
+         " --\na = 2\n"),
+        ("-i: an error and the session going on", ["-i"], "error('x')\nprint('after')\n"),
+        ("-i: a first line '=expr' means return (testes/main.lua)", ["-e", "_PROMPT='' _PROMPT2=''", "-i"],
+         "a = [[b\nc\nd\ne]]\n=a"),
+        ("-i: a replaced print gets the values", ["-e", "print = function(...) io.write('[', select('#', ...), ']\\n') end", "-i"],
+         "1, 2\n'x'\n")]:
+    a = run(args, stdin=stdin)
+    b = run(args, stdin=stdin, prog=LUA)
+    check(name, (a[0], a[1], normalise(a[2], LUAMP)) == (b[0], luamp_line + b[1], normalise(b[2], LUA)), f"luamp: {a!r}\nlua5.4: {b!r}")
+a = run(["-e", "print=nil", "-i"], stdin="10\n")
+b = run(["-e", "print=nil", "-i"], stdin="10\n", prog=LUA)
+check("-i with print=nil: \"error calling 'print' (attempt to call a nil value)\" on stderr, as lua5.4",
+      a == (b[0], luamp_line + b[1], b[2]) and a[2] == "error calling 'print' (attempt to call a nil value)\n", (a, b))
 rc, o, e = run(["-i"], stdin="error('x')\nprint('after')\n")
 check("-i: an error does not end the session; no progname in REPL errors",
       rc == 0 and "after" in o and e.startswith("stdin:1: x\nstack traceback:"), (rc, o, e))

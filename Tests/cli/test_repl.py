@@ -104,7 +104,7 @@ def run_case(name, fn):
     s = None
     try:
         s = Session(home)
-        s.expect(r"luamp \d+\.\d+\.\d+ \(Lua 5\.4\.\d+\)")
+        s.expect(r"luamp \d+\.\d+\.\d+\r?\nLua 5\.4\.\d+  Copyright \(C\) 1994-\d+ Lua\.org, PUC-Rio")
         s.expect(r"> ")
         fn(s, home)
         passed += 1

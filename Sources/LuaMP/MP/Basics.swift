@@ -42,8 +42,10 @@ enum Clock {
         }
     }
 
-    /// Throws `interrupted!` if Ctrl-C arrived since the last check.
+    /// Throws `interrupted!` if Ctrl-C arrived since the last check. (In a host interpreter,
+    /// first chains mp's SIGINT flag to the host's handler: see `luamp_host.h`.)
     static func checkInterrupt() throws {
-        if luamp_take_interrupt() != 0 { throw LuaRaise("interrupted!") }
+        luamp_host_follow_sigint()
+        if luamp_take_interrupt() != 0 && luamp_host_claim_interrupt() != 0 { throw LuaRaise("interrupted!") }
     }
 }

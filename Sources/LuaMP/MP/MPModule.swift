@@ -34,9 +34,10 @@ enum MPModule {
     /// started (`LuaRuntime.workMark`).
     nonisolated(unsafe) private(set) static var startSequence: UInt64 = 0
 
-    /// The number for a process or pool starting now.
-    static func nextStartSequence() -> UInt64 {
+    /// The number for a process or pool starting now (in the state `s`).
+    static func nextStartSequence(_ s: LuaStack) -> UInt64 {
         startSequence += 1
+        if HostModule.isHost { HostModule.renewFinalizer(s) }
         return startSequence
     }
 
@@ -49,13 +50,18 @@ enum MPModule {
         stopProcesses(since: mark)
     }
 
+    /// Pushes a new module table with every capability installed. Stack: [-0, +1].
+    static func pushModule(_ s: LuaStack) {
+        s.newTable()
+        installCapabilities(s, s.top)
+    }
+
     /// Creates the module table, sets `package.loaded.mp` (so `require "mp"` returns it) and
     /// the global `mp`. Stack: [-0, +0].
     static func install(_ s: LuaStack) {
         s.preservingTop {
-            s.newTable()
+            pushModule(s)
             let t = s.top
-            installCapabilities(s, t)
             if s.getGlobal("package") == .table, s.rawGet(-1, field: "loaded") == .table {
                 s.pushValue(t)
                 s.rawSet(-2, field: "mp")

@@ -66,6 +66,10 @@ public struct LuaLibraries: OptionSet, Sendable, Hashable {
                 s.pushValue(-1)
                 s.rawSet(loaded, field: name)
                 s.setGlobal(name)
+                if library == .base {   // the REPL pretty-prints while `print` is this one
+                    s.getGlobal("print")
+                    s.rawSet(s.registryIndex(), field: LuaRuntime.standardPrintKey)
+                }
             }
         }
     }

@@ -14,8 +14,12 @@ extension LuaRuntime {
     /// The Lua release luamp is built with, e.g. `Lua 5.4.4` (`LUA_RELEASE`).
     public static var luaRelease: String { String(cString: luamp_lua_release()) }
 
-    /// The line `luamp -v` prints: `luamp 0.1.0 (Lua 5.4.4)`.
+    /// One line naming both: `luamp 0.1.0 (Lua 5.4.4)` (`luamp -h` starts with it).
     public static var versionLine: String { "luamp \(version) (\(luaRelease))" }
+
+    /// Lua's own version line, `Lua 5.4.4  Copyright (C) 1994-2022 Lua.org, PUC-Rio`
+    /// (`LUA_COPYRIGHT`). `luamp -v` prints `luamp 0.1.0`, then this line, as `lua -v` ends with it.
+    public static var luaCopyright: String { String(cString: luamp_lua_copyright()) }
 
     // MARK: the command line
 
@@ -165,6 +169,39 @@ extension LuaRuntime {
             return out
         }
     }
+
+    /// Calls a REPL entry (a chunk from `compileInteractive`) and prepares what the REPL shows.
+    /// While the global `print` is Lua's own, each result is formatted as `callFormatted` does
+    /// (tables pretty-printed). Once a script has replaced it, the results go to that `print`,
+    /// as `lua.c` does (`l_print`): then `values` is empty and `printError` is the message
+    /// `error calling 'print' (…)` if calling it failed.
+    /// - Throws: `LuaError.runtime` (with the traceback) when the entry itself fails.
+    public func callForREPL(_ function: LuaValue, width: Int = 80) throws -> (values: [String], printError: String?) {
+        let s = state.stack
+        return try s.preservingTop {
+            let base = s.top
+            s.push(function)
+            try s.pcall(nargs: 0, nresults: LUA_MULTRET)
+            let n = s.top - base
+            guard n > 0 else { return ([], nil) }
+            s.checkStack(8)
+            s.getGlobal("print")
+            s.rawGet(s.registryIndex(), field: Self.standardPrintKey)
+            let standard = lua_rawequal(s.L, -1, -2) != 0
+            s.pop()
+            if standard {
+                s.pop()
+                return ((base + 1...s.top).map { ValueFormatter(stack: s, width: width).format(at: $0) }, nil)
+            }
+            s.insert(base + 1)
+            guard luamp_pcall(s.L, n, 0, 0) != LUA_OK else { return ([], nil) }
+            let why = s.toString(-1) ?? "(error object is a \(s.typeName(at: -1)) value)"
+            return ([], "error calling 'print' (\(why))")
+        }
+    }
+
+    /// Registry key of the standard `print` (remembered when the base library opens).
+    static let standardPrintKey = "luamp.print"
 
     /// `tostring(_G[name])` (running `__tostring`), or `nil` when the global is nil. The REPL
     /// reads its prompts `_PROMPT`/`_PROMPT2` this way.

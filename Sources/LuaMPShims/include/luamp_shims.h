@@ -29,6 +29,8 @@ static inline int luamp_loadbuffer(lua_State *L, const char *buf, size_t len, co
 }
 /// The Lua release string, e.g. "Lua 5.4.4" (a macro).
 static inline const char *luamp_lua_release(void) { return LUA_RELEASE; }
+/// "Lua 5.4.4  Copyright (C) 1994-2022 Lua.org, PUC-Rio": what `lua -v` prints (a macro).
+static inline const char *luamp_lua_copyright(void) { return LUA_COPYRIGHT; }
 /// The most slots a Lua stack may hold (LUAI_MAXSTACK from luaconf.h, a macro).
 static inline int luamp_lua_maxstack(void) { return LUAI_MAXSTACK; }
 
@@ -280,5 +282,9 @@ int luamp_pipe_cloexec(int fds[2]);
 
 /// Sets the interrupt flag again (after a wait consumed it), so the caller still sees the Ctrl-C.
 void luamp_set_interrupt_pending(void);
+
+// mp inside another interpreter (mp.so): Ctrl-C chaining and the end-of-state finalizer.
+// Included here so that adding that header invalidates the clang module caches of old builds.
+#include "luamp_host.h"
 
 #endif

@@ -118,7 +118,7 @@ extension MPModule {
             for r in [initRef, initargsRef] where r != LUA_NOREF { luaL_unref(s.L, reg, r) }
             throw error
         }
-        PoolRegistry.add(pool)
+        PoolRegistry.add(s, pool)
         PoolBox.push(s, pool, meta: poolMeta, uservalues: 0)
         return 1
     }

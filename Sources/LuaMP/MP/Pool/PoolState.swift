@@ -335,8 +335,8 @@ enum PoolRegistry {
     nonisolated(unsafe) static var live: [PoolState] = []
     nonisolated(unsafe) static var garbage: [Int32] = []
 
-    static func add(_ p: PoolState) {
-        p.startSequence = MPModule.nextStartSequence()
+    static func add(_ s: LuaStack, _ p: PoolState) {
+        p.startSequence = MPModule.nextStartSequence(s)
         live.append(p)
     }
     static func remove(_ p: PoolState) { live.removeAll { $0 === p } }

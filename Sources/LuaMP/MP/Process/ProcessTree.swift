@@ -50,7 +50,7 @@ enum ProcessTree {
     static func adopt(_ s: LuaStack, _ r: ProcessRecord, at i: Int32) {
         s.pushValue(i)
         r.ref = luaL_ref(s.L, s.registryIndex())
-        r.startSequence = MPModule.nextStartSequence()
+        r.startSequence = MPModule.nextStartSequence(s)
         children.append(r)
     }
 
