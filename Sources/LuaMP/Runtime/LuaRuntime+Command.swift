@@ -180,7 +180,7 @@ extension LuaRuntime {
         let s = state.stack
         return try s.preservingTop {
             let base = s.top
-            s.push(function)
+            try s.push(function)
             try s.pcall(nargs: 0, nresults: LUA_MULTRET)
             let n = s.top - base
             guard n > 0 else { return ([], nil) }
