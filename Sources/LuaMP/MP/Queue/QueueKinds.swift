@@ -103,8 +103,10 @@ enum QueueKinds {
         if try EncodedString.withParts(s, at: 2, { try q.put($0, then: $1, deadline: deadline, countsTask: joinable) }) {
             return 0
         }
-        try Codec.withEncoded(s, at: 2, path: "value") { bytes in
-            try q.put(bytes, deadline: deadline, countsTask: joinable)
+        try SendLog.undoingOnFailure {
+            try Codec.withEncoded(s, at: 2, path: "value") { bytes in
+                try q.put(bytes, deadline: deadline, countsTask: joinable)
+            }
         }
         return 0
     }
