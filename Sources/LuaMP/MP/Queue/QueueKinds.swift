@@ -92,7 +92,7 @@ enum QueueKinds {
     }
 
     private static func checkOpen(_ q: SharedQueue) throws {
-        if ClosedQueues.contains(q.offset) { throw LuaRaise("the queue is closed in this process") }
+        if ClosedQueues.contains(q.offset) { throw LuaRaise("the queue is closed (q:close() in this process)") }
     }
 
     /// `q:put(v [, block [, timeout]])`: encodes `v` (nil included) and appends it.
@@ -147,7 +147,7 @@ enum QueueKinds {
         ("put_nowait", { s in try put(s, .now) }),
         ("get_nowait", { s in try get(s, .now) }),
         ("qsize", { s in let (q, _) = try check(s); s.push(Int64(q.approximateCount)); return 1 }),
-        ("empty", { s in let (q, _) = try check(s); s.push(q.approximateCount == 0); return 1 }),
+        ("empty", { s in let (q, _) = try check(s); try checkOpen(q); s.push(q.approximateCount == 0); return 1 }),
         ("full", { s in
             let (q, _) = try check(s)
             s.push(q.maxsize > 0 && q.approximateCount >= q.maxsize)
@@ -171,7 +171,7 @@ enum QueueKinds {
     nonisolated(unsafe) static let simpleMethods: [(String, SwiftFunction)] = [
         ("put", { s in try put(s, .never) }),
         ("get", { s in try get(s, .never) }),
-        ("empty", { s in let (q, _) = try check(s); s.push(q.approximateCount == 0); return 1 }),
+        ("empty", { s in let (q, _) = try check(s); try checkOpen(q); s.push(q.approximateCount == 0); return 1 }),
         ("close", { s in let (q, _) = try check(s); ClosedQueues.insert(q.offset); return 0 }),
     ]
 
