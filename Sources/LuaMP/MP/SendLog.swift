@@ -13,13 +13,13 @@ enum SendLog {
     nonisolated(unsafe) static var dryRun = false
     nonisolated(unsafe) private static var depth = 0
     nonisolated(unsafe) private static var tokens: [UInt64] = []
-    nonisolated(unsafe) private static var references: [UInt64] = []
+    nonisolated(unsafe) private static var references: [(UInt64, SharedKind)] = []
 
     /// A pipe end's descriptors were posted under `token`.
     static func posted(_ token: UInt64) { if depth > 0 { tokens.append(token) } }
 
     /// A reference to the arena object at `offset` was taken for the message.
-    static func referenced(_ offset: UInt64) { if depth > 0 { references.append(offset) } }
+    static func referenced(_ offset: UInt64, _ kind: SharedKind) { if depth > 0 { references.append((offset, kind)) } }
 
     /// Runs `body` (an encode and a send); if it throws, takes back what its encodings posted
     /// and drops the references they took, then rethrows.
@@ -36,7 +36,7 @@ enum SendLog {
             let t = Array(tokens[t0...]), r = Array(references[r0...])
             tokens.removeSubrange(t0...); references.removeSubrange(r0...)
             for token in t { PipeMailbox.cancel(token) }
-            for off in r { SharedHolds.dropMessageReference(off) }
+            for (off, kind) in r { SharedHolds.dropMessageReference(off, kind) }
             throw error
         }
     }

@@ -97,7 +97,8 @@ enum PipeKind {
         }
         s.setFunction(-1, "recv") { s in
             let e = try check(s)
-            try e.receive { try Codec.decode(s, $0) }
+            // Each frame is read once: its handles' references become this process's holds.
+            try e.receive { bytes in try SharedHolds.consuming { try Codec.decode(s, bytes) } }
             return 1
         }
         s.setFunction(-1, "poll") { s in

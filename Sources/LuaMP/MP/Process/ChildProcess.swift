@@ -51,6 +51,7 @@ final class ChildProcess {
             _ = Glibc.kill(pid, SIGKILL)
             var code: Int32 = 0
             _ = luamp_reap(pid, 1, &code)
+            LiveChildren.reaped(pid)
         }
         closeDescriptors()
     }
@@ -115,11 +116,13 @@ final class ChildProcess {
             close(pfd)                     // without it, join polls waitpid instead
             pfd = -1
         }
+        LiveChildren.started(pid)
         return ChildProcess(pid: pid, pidfd: pfd, statusFD: fds[0])
     }
 
     /// Ends the calling child: `fflush(NULL); _exit(code)`. Never returns.
     static func exitChild(_ code: Int32) -> Never {
+        SharedHolds.releaseAtExit()          // a normal end lets go of the arena objects it held
         luamp_child_exit(code)
     }
 
@@ -221,6 +224,7 @@ final class ChildProcess {
         exitCode = r > 0 ? code : -SIGKILL
         readStatusPipe()
         closeDescriptors()
+        LiveChildren.reaped(pid)
         return true
     }
 
