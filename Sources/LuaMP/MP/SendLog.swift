@@ -1,4 +1,5 @@
 // SendLog: what encoding a message did besides making bytes (posted pipe ends, object references), undone when the send fails.
+internal import LuaMPShims
 
 /// Encoding some mp objects has effects outside the bytes: a pipe end posts its descriptors
 /// (`PipeMailbox`), an arena object takes a reference for the message (`SharedHolds`). A send
@@ -8,33 +9,58 @@
 ///
 /// `dryRun`: encodings made only to compare bytes (the pool's function cache re-encodes a
 /// function's upvalues on each use) must have no effect at all; encoders check it.
+/// `consuming`: the decode running now takes over its message's references (`SharedHolds`).
+///
+/// The state is per thread (a C `__thread` slot): runtimes on several threads never mix logs.
 enum SendLog {
+    private final class Frame {
+        var depth = 0
+        var dryRun = false
+        var consuming = false
+        var tokens: [UInt64] = []
+        var references: [(UInt64, SharedKind)] = []
+    }
+
+    private static var frame: Frame {
+        if let p = luamp_sendlog_slot() { return Unmanaged<Frame>.fromOpaque(p).takeUnretainedValue() }
+        let f = Frame()
+        luamp_sendlog_set_slot(Unmanaged.passRetained(f).toOpaque())   // one per thread, kept
+        return f
+    }
+
     /// True while encoding only to compare: handle encoders produce their bytes and nothing else.
-    nonisolated(unsafe) static var dryRun = false
-    nonisolated(unsafe) private static var depth = 0
-    nonisolated(unsafe) private static var tokens: [UInt64] = []
-    nonisolated(unsafe) private static var references: [(UInt64, SharedKind)] = []
+    static var dryRun: Bool { frame.dryRun }
+
+    /// True while a decode takes over its message's references.
+    static var consuming: Bool { frame.consuming }
 
     /// A pipe end's descriptors were posted under `token`.
-    static func posted(_ token: UInt64) { if depth > 0 { tokens.append(token) } }
+    static func posted(_ token: UInt64) {
+        let f = frame
+        if f.depth > 0 { f.tokens.append(token) }
+    }
 
     /// A reference to the arena object at `offset` was taken for the message.
-    static func referenced(_ offset: UInt64, _ kind: SharedKind) { if depth > 0 { references.append((offset, kind)) } }
+    static func referenced(_ offset: UInt64, _ kind: SharedKind) {
+        let f = frame
+        if f.depth > 0 { f.references.append((offset, kind)) }
+    }
 
     /// Runs `body` (an encode and a send); if it throws, takes back what its encodings posted
     /// and drops the references they took, then rethrows.
     static func undoingOnFailure<R>(_ body: () throws -> R) throws -> R {
-        let t0 = tokens.count, r0 = references.count
-        depth += 1
+        let f = frame
+        let t0 = f.tokens.count, r0 = f.references.count
+        f.depth += 1
         defer {
-            depth -= 1
-            if depth == 0 { tokens.removeAll(keepingCapacity: true); references.removeAll(keepingCapacity: true) }
+            f.depth -= 1
+            if f.depth == 0 { f.tokens.removeAll(keepingCapacity: true); f.references.removeAll(keepingCapacity: true) }
         }
         do {
             return try body()
         } catch {
-            let t = Array(tokens[t0...]), r = Array(references[r0...])
-            tokens.removeSubrange(t0...); references.removeSubrange(r0...)
+            let t = Array(f.tokens[t0...]), r = Array(f.references[r0...])
+            f.tokens.removeSubrange(t0...); f.references.removeSubrange(r0...)
             for token in t { PipeMailbox.cancel(token) }
             for (off, kind) in r { SharedHolds.dropMessageReference(off, kind) }
             throw error
@@ -43,9 +69,19 @@ enum SendLog {
 
     /// Runs `body` with `dryRun` set.
     static func withoutEffects<R>(_ body: () throws -> R) rethrows -> R {
-        let old = dryRun
-        dryRun = true
-        defer { dryRun = old }
+        let f = frame
+        let old = f.dryRun
+        f.dryRun = true
+        defer { f.dryRun = old }
+        return try body()
+    }
+
+    /// Runs `body` with `consuming` set.
+    static func consuming<R>(_ body: () throws -> R) rethrows -> R {
+        let f = frame
+        let old = f.consuming
+        f.consuming = true
+        defer { f.consuming = old }
         return try body()
     }
 }

@@ -13,9 +13,9 @@ internal import LuaMPShims
 /// Receiving reads exactly one frame from the kernel — its 16-byte header, then exactly its
 /// payload — and never reads ahead: a pipe end inherited by several processes is one shared
 /// stream, and bytes one reader took ahead would be lost to the others (a child that read ahead
-/// and exited would swallow them). Small payloads land in one per-process scratch buffer
-/// (`RecvScratch`), big ones in a buffer of their own, so an end owns no buffer: closing it frees
-/// everything but the small Swift object. A receive interrupted by Ctrl-C in the middle of a
+/// and exited would swallow them). Each payload is read into a buffer of its exact size, freed
+/// after decoding, so an end owns no buffer: closing it frees everything but the small Swift
+/// object (and ends used on several threads share nothing). A receive interrupted by Ctrl-C in the middle of a
 /// frame keeps what it read (`partial`), and the next receive in this process resumes there,
 /// so the stream keeps its framing.
 final class PipeEnd {
@@ -34,8 +34,6 @@ final class PipeEnd {
         var header: (UInt64, UInt64) = (0, 0)
         var headerGot = 0
         var payload: UnsafeMutableRawPointer? = nil
-        /// `payload` was malloc'ed for this frame (else it is `RecvScratch.buffer`).
-        var ownsPayload = false
         var length = 0
         var checksum: UInt32 = 0
         var got = 0
@@ -57,7 +55,7 @@ final class PipeEnd {
     func close() {
         if readFD >= 0 { _ = Glibc.close(readFD); readFD = -1 }
         if writeFD >= 0 { _ = Glibc.close(writeFD); writeFD = -1 }
-        if let f = partial, f.ownsPayload, f.pid == getpid() { free(f.payload) }
+        if let f = partial, f.pid == getpid() { free(f.payload) }
         partial = nil
     }
 
@@ -141,29 +139,19 @@ final class PipeEnd {
         do {
             try readFrame(&f)
         } catch let e as LuaRaise where e.message == "interrupted!" {
-            if f.payload != nil && !f.ownsPayload {           // the scratch is for the next frame
-                let own = malloc(max(f.length, 1))
-                if let own { memcpy(own, f.payload!, f.got) }
-                f.payload = own
-                f.ownsPayload = own != nil
-                if own == nil { f.got = 0 }
-            }
             partial = f
             throw e
         } catch {
-            if f.ownsPayload { free(f.payload) }
+            free(f.payload)
             throw error
         }
-        defer { if f.ownsPayload { free(f.payload) } }
+        defer { free(f.payload) }
         let payload = UnsafeRawBufferPointer(start: f.payload, count: f.length)
         guard PipeFrame.checksum(payload) == f.checksum else { throw MPError("DecodeError", "pipe frame checksum mismatch") }
-        if f.ownsPayload { return try body(payload) }
-        RecvScratch.busy = true
-        defer { RecvScratch.busy = false }
         return try body(payload)
     }
 
-    /// Reads the rest of frame `f`: header, then payload into the scratch or a buffer of its own.
+    /// Reads the rest of frame `f`: header, then the payload into a buffer of its size.
     private func readFrame(_ f: inout PartialFrame) throws {
         if f.headerGot < PipeFrame.headerBytes {
             var got = f.headerGot
@@ -180,15 +168,10 @@ final class PipeEnd {
             f.checksum = sum
         }
         if f.payload == nil {
-            if f.length <= RecvScratch.bytes && !RecvScratch.busy {
-                f.payload = RecvScratch.buffer
-            } else {
-                guard let p = malloc(max(f.length, 1)) else {
-                    throw LuaRaise("not enough memory for a \(f.length)-byte message")
-                }
-                f.payload = p
-                f.ownsPayload = true
+            guard let p = malloc(max(f.length, 1)) else {
+                throw LuaRaise("not enough memory for a \(f.length)-byte message")
             }
+            f.payload = p
         }
         guard try readFully(f.payload!, f.length, &f.got) else {
             throw MPError("EOFError", "the pipe was closed in the middle of a message")
@@ -210,13 +193,4 @@ final class PipeEnd {
             if deadline.hasPassed { return false }
         }
     }
-}
-
-/// The per-process buffer small pipe payloads are read into and decoded from (one for all ends:
-/// ends hold no buffer of their own). `busy` while a decode uses it; a receive nested inside
-/// that decode (a finalizer calling `recv`) gets a buffer of its own.
-enum RecvScratch {
-    static let bytes = 64 * 1024
-    nonisolated(unsafe) static let buffer: UnsafeMutableRawPointer = malloc(bytes)!
-    nonisolated(unsafe) static var busy = false
 }

@@ -51,7 +51,7 @@ final class ChildProcess {
             _ = Glibc.kill(pid, SIGKILL)
             var code: Int32 = 0
             _ = luamp_reap(pid, 1, &code)
-            LiveChildren.reaped(pid)
+            SharedHolds.childReaped(pid)
         }
         closeDescriptors()
     }
@@ -116,7 +116,7 @@ final class ChildProcess {
             close(pfd)                     // without it, join polls waitpid instead
             pfd = -1
         }
-        LiveChildren.started(pid)
+        SharedHolds.childStarted(pid)
         return ChildProcess(pid: pid, pidfd: pfd, statusFD: fds[0])
     }
 
@@ -224,7 +224,7 @@ final class ChildProcess {
         exitCode = r > 0 ? code : -SIGKILL
         readStatusPipe()
         closeDescriptors()
-        LiveChildren.reaped(pid)
+        SharedHolds.childReaped(pid)
         return true
     }
 

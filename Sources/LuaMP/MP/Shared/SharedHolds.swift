@@ -35,55 +35,76 @@ enum SharedHolds {
         let kind: SharedKind
     }
 
-    nonisolated(unsafe) private static var table: [UInt64: Hold] = [:]
-    nonisolated(unsafe) private static var deferred: [(offset: UInt64, generation: UInt64, kind: SharedKind)] = []
-    nonisolated(unsafe) private static var owner: UInt32 = 0
-    /// True while a decode takes over the message's references (`consuming`).
-    nonisolated(unsafe) private(set) static var isConsuming = false
+    private struct State {
+        var table: [UInt64: Hold] = [:]
+        var deferred: [(offset: UInt64, generation: UInt64, kind: SharedKind)] = []
+        /// Live children: pid → the fork generation it was started at.
+        var children: [pid_t: UInt64] = [:]
+        var owner: UInt32 = 0
 
-    /// In a forked child the tables are the parent's: start empty. The inherited storage is
-    /// overwritten, not released (releasing would write to the parent's heap pages: copy-on-write
-    /// faults), as `ProcessTree.enterChild` does.
-    @inline(__always)
-    private static func claim() {
-        let me = CurrentProcess.pid
-        if owner == me { return }
-        if owner != 0 {
-            withUnsafeMutablePointer(to: &table) { $0.initialize(to: [:]) }
-            withUnsafeMutablePointer(to: &deferred) { $0.initialize(to: []) }
+        /// In a forked child the tables are the parent's: start empty. The inherited storage is
+        /// overwritten, not released (releasing would write to the parent's heap pages:
+        /// copy-on-write faults), as `ProcessTree.enterChild` does.
+        mutating func claim() {
+            let me = CurrentProcess.pid
+            if owner == me { return }
+            if owner != 0 {
+                withUnsafeMutablePointer(to: &table) { $0.initialize(to: [:]) }
+                withUnsafeMutablePointer(to: &deferred) { $0.initialize(to: []) }
+                withUnsafeMutablePointer(to: &children) { $0.initialize(to: [:]) }
+            }
+            owner = me
         }
-        owner = me
+
+        func anyChildForked(after g: UInt64) -> Bool { children.values.contains { $0 > g } }
     }
+
+    /// Runtimes may live on several threads of an embedding app: one lock around the tables.
+    /// A plain pthread mutex, not `Synchronization.Mutex`: the latter keeps the owner's thread
+    /// id, which a forked child sees wrong (its unlock then traps).
+    nonisolated(unsafe) private static let state = ForkSafeLock(State())
 
     /// Whether userdata of `kind` are counted at all (kinds without `release` are never freed).
     static func counts(_ kind: SharedKind) -> Bool { kind.release != nil }
 
     /// A new object this process made (its block's count of 1 is this hold).
     static func created(_ offset: UInt64, _ kind: SharedKind) {
-        claim()
-        table[offset] = Hold(count: 1, generation: CurrentProcess.forkGeneration, kind: kind)
+        state.withLock { st in
+            st.claim()
+            st.table[offset] = Hold(count: 1, generation: CurrentProcess.forkGeneration, kind: kind)
+        }
     }
 
     /// A decoded handle: one more userdata for this process's hold (taking the hold if needed).
     static func decoded(_ offset: UInt64, _ kind: SharedKind, _ a: Arena) {
-        claim()
-        if table[offset] != nil {
-            table[offset]!.count += 1
-            if isConsuming { _ = a.releaseReference(offset) }        // our hold keeps it above 0
-            return
+        let consuming = SendLog.consuming
+        state.withLock { st in
+            st.claim()
+            if st.table[offset] != nil {
+                st.table[offset]!.count += 1
+                if consuming { _ = a.releaseReference(offset) }      // our hold keeps it above 0
+                return
+            }
+            if !consuming { a.retain(offset) }                       // else the message's becomes ours
+            st.table[offset] = Hold(count: 1, generation: CurrentProcess.forkGeneration, kind: kind)
         }
-        if !isConsuming { a.retain(offset) }                         // else the message's becomes ours
-        table[offset] = Hold(count: 1, generation: CurrentProcess.forkGeneration, kind: kind)
     }
 
     /// A counted userdata of this process was collected.
     static func collected(_ offset: UInt64) {
-        claim()
-        guard var h = table[offset] else { return }
-        h.count -= 1
-        if h.count > 0 { table[offset] = h; return }
-        table[offset] = nil
-        drop(offset, h.generation, h.kind)
+        let ready: (UInt64, SharedKind)? = state.withLock { st in
+            st.claim()
+            guard var h = st.table[offset] else { return nil }
+            h.count -= 1
+            if h.count > 0 { st.table[offset] = h; return nil }
+            st.table[offset] = nil
+            if st.anyChildForked(after: h.generation) {
+                st.deferred.append((offset, h.generation, h.kind))
+                return nil
+            }
+            return (offset, h.kind)
+        }
+        if let (off, kind) = ready { release(off, kind) }
     }
 
     /// An encoding took a reference for its message (none in a dry run).
@@ -95,98 +116,88 @@ enum SharedHolds {
 
     /// Undoes `messageReference` (the send failed).
     static func dropMessageReference(_ offset: UInt64, _ kind: SharedKind) {
-        guard let a = Arena.current else { return }
-        if a.releaseReference(offset) { free(offset, kind, a) }
+        release(offset, kind, forget: false)
     }
 
     /// Runs `body` (a decode of a message that is decoded exactly once) so that its handles take
     /// over the message's references.
     static func consuming<R>(_ body: () throws -> R) rethrows -> R {
-        let old = isConsuming
-        isConsuming = true
-        defer { isConsuming = old }
-        return try body()
+        try SendLog.consuming(body)
     }
 
-    /// After a child was reaped: releases the deferred holds no live child can still use.
-    static func childReaped() {
-        claim()
-        guard !deferred.isEmpty else { return }
-        var keep: [(offset: UInt64, generation: UInt64, kind: SharedKind)] = []
-        let ready = deferred
-        deferred = []
-        for d in ready {
-            if LiveChildren.anyForked(after: d.generation) { keep.append(d) } else { release(d.offset, d.kind) }
+    /// Called in the parent right after forking `pid`.
+    static func childStarted(_ pid: pid_t) {
+        state.withLock { st in
+            st.claim()
+            st.children[pid] = CurrentProcess.forkGeneration
         }
-        deferred.append(contentsOf: keep)
+    }
+
+    /// Called once `pid` was reaped: releases the deferred holds no live child can still use.
+    static func childReaped(_ pid: pid_t) {
+        let ready: [(offset: UInt64, generation: UInt64, kind: SharedKind)] = state.withLock { st in
+            st.claim()
+            guard st.children.removeValue(forKey: pid) != nil, !st.deferred.isEmpty else { return [] }
+            let all = st.deferred
+            st.deferred = all.filter { st.anyChildForked(after: $0.generation) }
+            return all.filter { !st.anyChildForked(after: $0.generation) }
+        }
+        for d in ready { release(d.offset, d.kind) }
     }
 
     /// At the normal end of a child: drops every hold no live child still needs.
     static func releaseAtExit() {
-        claim()
-        let holds = table
-        table = [:]
-        for (off, h) in holds { drop(off, h.generation, h.kind) }
-        childReaped()
-    }
-
-    /// This process's hold ends: now, or once the children that may have inherited it are gone.
-    private static func drop(_ offset: UInt64, _ generation: UInt64, _ kind: SharedKind) {
-        if LiveChildren.anyForked(after: generation) {
-            deferred.append((offset, generation, kind))
-        } else {
-            release(offset, kind)
+        let ready: [(UInt64, SharedKind)] = state.withLock { st in
+            st.claim()
+            var out: [(UInt64, SharedKind)] = []
+            for (off, h) in st.table where !st.anyChildForked(after: h.generation) { out.append((off, h.kind)) }
+            for d in st.deferred where !st.anyChildForked(after: d.generation) { out.append((d.offset, d.kind)) }
+            st.table = [:]
+            st.deferred = []
+            return out
         }
+        for (off, kind) in ready { release(off, kind) }
     }
 
-    private static func release(_ offset: UInt64, _ kind: SharedKind) {
-        kind.forget?(offset)
+    /// Drops one reference (this process's hold, or a message's) and frees the object if it was
+    /// the last.
+    private static func release(_ offset: UInt64, _ kind: SharedKind, forget: Bool = true) {
+        if forget { kind.forget?(offset) }
         guard let a = Arena.current else { return }
-        if a.releaseReference(offset) { free(offset, kind, a) }
-    }
-
-    private static func free(_ offset: UInt64, _ kind: SharedKind, _ a: Arena) {
-        kind.forget?(offset)
-        kind.release?(a, offset)
+        if a.releaseReference(offset) {
+            kind.forget?(offset)
+            kind.release?(a, offset)
+        }
     }
 
     /// Counted holds and deferred releases of this process (for tests: `mp._arena()`).
     static var stats: (holds: Int, deferred: Int) {
-        claim()
-        return (table.count, deferred.count)
+        state.withLock { st in
+            st.claim()
+            return (st.table.count, st.deferred.count)
+        }
     }
 }
 
-/// The children this process started and has not reaped yet, with the fork generation each was
-/// started at (`CurrentProcess.forkGeneration` right after its fork). `SharedHolds` asks whether
-/// any of them was forked after a hold was taken.
-enum LiveChildren {
-    nonisolated(unsafe) private static var generations: [pid_t: UInt64] = [:]
-    nonisolated(unsafe) private static var owner: UInt32 = 0
+/// A process-private `pthread_mutex_t` around a value; usable in a forked child (the lock is
+/// never held across a fork: luamp forks only from its one thread, outside these sections).
+final class ForkSafeLock<Value> {
+    private var value: Value
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    @inline(__always)
-    private static func claim() {
-        let me = CurrentProcess.pid
-        if owner == me { return }
-        if owner != 0 { withUnsafeMutablePointer(to: &generations) { $0.initialize(to: [:]) } }
-        owner = me
+    init(_ value: Value) {
+        self.value = value
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
     }
 
-    /// Called in the parent right after forking `pid`.
-    static func started(_ pid: pid_t) {
-        claim()
-        generations[pid] = CurrentProcess.forkGeneration
-    }
-
-    /// Called when `pid` was reaped.
-    static func reaped(_ pid: pid_t) {
-        claim()
-        if generations.removeValue(forKey: pid) != nil { SharedHolds.childReaped() }
-    }
-
-    /// True when a live child was forked after fork generation `g`.
-    static func anyForked(after g: UInt64) -> Bool {
-        claim()
-        return generations.values.contains { $0 > g }
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
     }
 }
+
+/// A kind is set up once, from a `static let` initializer, before any object of it exists, and
+/// never changed afterwards, so holds may carry it across threads.
+extension SharedKind: @unchecked Sendable {}
