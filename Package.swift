@@ -34,7 +34,7 @@ let package = Package(
         // The command: a drop-in for the stock lua interpreter, plus the REPL.
         .executableTarget(
             name: "luamp",
-            dependencies: ["LuaMP", "CReadline"],
+            dependencies: ["LuaMP", "LuaMPShims", "CReadline"],
             // Release builds link the Swift runtime statically and bind every symbol at start-up:
             // start-up drops from ~3x to ~1.7x `lua5.4 -e ''`, and a forked child has ~40 fewer
             // mappings to copy and no lazy-binding faults (process start+join ~30% faster).

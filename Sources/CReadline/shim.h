@@ -1,5 +1,7 @@
 // GNU readline and history, for the REPL.
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <readline/readline.h>
 #include <readline/history.h>
 
@@ -12,3 +14,22 @@ static inline void luamp_rl_disable_signal_handlers(void) { rl_catch_signals = 0
 static inline void luamp_rl_set_name(const char *name) { rl_readline_name = name; }
 /// Moves the cursor to the end of the line (before abandoning it on Ctrl-C).
 static inline void luamp_rl_point_to_end(void) { rl_point = rl_end; }
+/// Keeps multi-line entries whole across restarts: each entry is written after a `#<time>`
+/// line, and readline then reads every line up to the next such line back as one entry (a file
+/// without them is still read one entry per line).
+static inline void luamp_rl_keep_multiline_history(void) { history_write_timestamps = 1; history_comment_char = '#'; }
+/// Stamps the entries read from an older file that has no `#<time>` lines, so the file is written
+/// in the multi-line form from now on (readline only joins lines when the file starts stamped).
+static inline void luamp_rl_stamp_untimed_entries(void) {
+    char stamp[32];
+    snprintf(stamp, sizeof stamp, "#%ld", (long)time(NULL));
+    for (int i = 0; i < history_length; i++) {
+        HIST_ENTRY *e = history_get(history_base + i);
+        if (e == NULL || (e->timestamp != NULL && e->timestamp[0] != 0)) continue;
+        char *copy = malloc(sizeof stamp);
+        if (copy == NULL) return;
+        snprintf(copy, sizeof stamp, "%s", stamp);
+        free(e->timestamp);
+        e->timestamp = copy;
+    }
+}

@@ -46,15 +46,32 @@ static void reset_signals_in_child(int ignore_sigint) {
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-// Descriptors the parent holds for its children (pidfds, status pipes): closed in every new
-// child, since they belong to its siblings. A fixed C array: touching no heap keeps the
-// copy-on-write faults after each fork down.
-enum { HELD_MAX = 4096 };
-static int held_fds[HELD_MAX];
+// Descriptors the parent holds for its children (pidfds, status pipes, pool pipes): closed in
+// every new child, since they belong to its siblings. The first 4096 live in a fixed C array
+// (touching no heap keeps the copy-on-write faults after each fork down); past that the list
+// moves to a heap array that doubles as needed, so no descriptor ever escapes the list.
+enum { HELD_STATIC = 4096 };
+static int held_static[HELD_STATIC];
+static int *held_fds = held_static;
+static int held_capacity = HELD_STATIC;
 static int held_count;
 
+int luamp_hold_reserve(int n) {
+    if (n <= held_capacity - held_count) return 0;
+    long want = (long)held_count + n, cap = held_capacity;
+    while (cap < want) cap *= 2;
+    if (cap > (1L << 28)) { errno = EMFILE; return -1; }
+    int *grown = malloc((size_t)cap * sizeof *grown);
+    if (grown == NULL) { errno = ENOMEM; return -1; }
+    memcpy(grown, held_fds, (size_t)held_count * sizeof *grown);
+    if (held_fds != held_static) free(held_fds);
+    held_fds = grown;
+    held_capacity = (int)cap;
+    return 0;
+}
+
 int luamp_hold_fd(int fd) {
-    if (held_count >= HELD_MAX) return -1;
+    if (luamp_hold_reserve(1) != 0) return -1;
     held_fds[held_count++] = fd;
     return 0;
 }

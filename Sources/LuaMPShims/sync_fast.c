@@ -69,14 +69,14 @@ static inline int lock_acquire(lua_State *L, uint32_t magic) {
     if (rc == EOWNERDEAD) {
         if (pthread_mutex_consistent(m) != 0) return slow_path(L);   // cannot happen: we hold it
         luamp_relaxed_store32(lock_owner(o), luamp_self_pid_value);
-        *lock_depth(o) = 1;
+        luamp_relaxed_store32(lock_depth(o), 1);
         lua_pushboolean(L, 1);
         lua_pushliteral(L, "owner-died");
         return 2;
     }
     if (rc != 0) return slow_path(L);
     luamp_relaxed_store32(lock_owner(o), luamp_self_pid_value);
-    *lock_depth(o) = 1;
+    luamp_relaxed_store32(lock_depth(o), 1);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -86,9 +86,10 @@ static inline int lock_release(lua_State *L, uint32_t magic) {
     unsigned char *o = object_at(L, magic);
     if (o == NULL || luamp_relaxed_load32(lock_owner(o)) != luamp_self_pid_value || !luamp_mutex_is_locked(lock_mutex(o)))
         return slow_path(L);
-    uint32_t d = *lock_depth(o);
-    if (d > 1) { *lock_depth(o) = d - 1; return 0; }
-    *lock_depth(o) = 0;
+    // depth is read without the mutex by describe: relaxed atomics (plain moves on x86/arm64).
+    uint32_t d = luamp_relaxed_load32(lock_depth(o));
+    if (d > 1) { luamp_relaxed_store32(lock_depth(o), d - 1); return 0; }
+    luamp_relaxed_store32(lock_depth(o), 0);
     luamp_relaxed_store32(lock_owner(o), 0);
     if (pthread_mutex_unlock(lock_mutex(o)) != 0)
         return luaL_argerror(L, 1, "cannot release un-acquired lock");

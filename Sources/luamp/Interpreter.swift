@@ -59,11 +59,11 @@ struct Interpreter {
             return lua.isInterruption(error) ? reportInterrupt(error, progname) : report(error, progname: progname)
         }
         if options.interactive {
-            REPL(lua: lua).run()
+            return REPL(lua: lua).run()
         } else if options.scriptIndex == nil && !options.hasExecute && !options.showVersion {
             if isatty(0) != 0 {
                 printVersion()
-                REPL(lua: lua).run()
+                return REPL(lua: lua).run()
             } else {
                 do {
                     try lua.withInterrupts { try lua.runScript(nil, passingArguments: false) }

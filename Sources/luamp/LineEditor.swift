@@ -1,6 +1,7 @@
 // LineEditor: reads REPL lines — GNU readline (callback mode, history) on a terminal, plain stdin otherwise.
 import CReadline
 import LuaMP
+import LuaMPShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,22 +15,11 @@ enum LineInput: Equatable {
     case endOfInput
 }
 
-/// SIGINT/SIGWINCH/SIGTSTP seen while waiting at the prompt (plain word stores from the signal
-/// handler; each is initialised in `LineEditor.init` before handlers exist).
-nonisolated(unsafe) private var promptSignal: Int32 = 0
-nonisolated(unsafe) private var windowChanged: Int32 = 0
-nonisolated(unsafe) private var suspendRequested: Int32 = 0
-/// The line readline's callback delivered, and whether it delivered one.
+/// The line readline's callback delivered, and whether it delivered one (written by the
+/// callback, never by a signal handler: SIGINT/SIGWINCH/SIGTSTP at the prompt only set C flags,
+/// see `luamp_prompt.h`).
 nonisolated(unsafe) private var deliveredLine: String?
 nonisolated(unsafe) private var lineDelivered = false
-
-private func onPromptSignal(_ sig: Int32) {
-    switch sig {
-    case SIGWINCH: windowChanged = 1
-    case SIGTSTP: suspendRequested = 1
-    default: promptSignal = 1
-    }
-}
 
 /// readline's line handler: keeps the line and removes the handler (so readline does not show
 /// the prompt again by itself).
@@ -58,11 +48,6 @@ final class LineEditor {
     init(terminal: Bool, historyPath: String?) {
         usesReadline = terminal
         self.historyPath = historyPath
-        // Touch every flag the signal handler writes before any handler is installed: a Swift
-        // global's first access runs its lazy initialiser, which is not async-signal-safe.
-        promptSignal = 0
-        windowChanged = 0
-        suspendRequested = 0
         lineDelivered = false
         if terminal {
             luamp_rl_set_name("luamp")
@@ -70,7 +55,11 @@ final class LineEditor {
             rl_bind_key(9, rl_insert)   // Tab inserts itself instead of completing file names
             using_history()
             stifle_history(1000)
-            if let p = historyPath { read_history(p) }
+            luamp_rl_keep_multiline_history()   // a `function … end` comes back whole after a restart
+            if let p = historyPath {
+                read_history(p)
+                luamp_rl_stamp_untimed_entries()
+            }
         }
     }
 
@@ -80,7 +69,7 @@ final class LineEditor {
         return usesReadline ? readWithReadline(prompt) : readPlain(prompt)
     }
 
-    /// Records an entered chunk in the history file.
+    /// Records an entered chunk (all its lines, as one entry) in the history file.
     func remember(_ entry: String) {
         guard usesReadline, !entry.isEmpty else { return }
         add_history(entry)
@@ -91,11 +80,10 @@ final class LineEditor {
 
     private func readWithReadline(_ prompt: String) -> LineInput {
         lineDelivered = false
-        promptSignal = 0
+        _ = luamp_prompt_take(LUAMP_PROMPT_SIGINT)
         rl_callback_handler_install(prompt, onReadlineLine)
         while !lineDelivered {
-            if promptSignal != 0 {
-                promptSignal = 0
+            if luamp_prompt_take(LUAMP_PROMPT_SIGINT) != 0 {
                 luamp_rl_point_to_end()
                 rl_redisplay()
                 rl_free_line_state()
@@ -106,14 +94,8 @@ final class LineEditor {
                 LuaRuntime.flushOutput()
                 return .interrupted
             }
-            if windowChanged != 0 {
-                windowChanged = 0
-                rl_resize_terminal()
-            }
-            if suspendRequested != 0 {
-                suspendRequested = 0
-                suspend()
-            }
+            if luamp_prompt_take(LUAMP_PROMPT_SIGWINCH) != 0 { rl_resize_terminal() }
+            if luamp_prompt_take(LUAMP_PROMPT_SIGTSTP) != 0 { suspend() }
             var fds = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
             let r = poll(&fds, 1, -1)
             if r < 0 { continue }   // EINTR: look at the flags again
@@ -136,12 +118,11 @@ final class LineEditor {
     // MARK: plain standard input
 
     private func readPlain(_ prompt: String) -> LineInput {
-        promptSignal = 0
+        _ = luamp_prompt_take(LUAMP_PROMPT_SIGINT)
         LuaRuntime.writeOutput(prompt)
         LuaRuntime.flushOutput()
         if let line = LuaRuntime.readInputLine() { return .line(line) }
-        if promptSignal != 0 {
-            promptSignal = 0
+        if luamp_prompt_take(LUAMP_PROMPT_SIGINT) != 0 {
             LuaRuntime.writeOutput("\n")
             return .interrupted
         }
@@ -152,20 +133,13 @@ final class LineEditor {
 
     /// Takes a Ctrl-C that arrived after the last line was read (before the code could run).
     func takePendingInterrupt() -> Bool {
-        defer { promptSignal = 0 }
-        return promptSignal != 0
+        luamp_prompt_take(LUAMP_PROMPT_SIGINT) != 0
     }
 
     /// Routes SIGINT, SIGWINCH (and on a terminal SIGTSTP) to the prompt's flags (until code runs, which routes SIGINT
     /// to Lua). The REPL calls it again right after each chunk so Ctrl-C never kills it.
     func installPromptHandlers() {
-        var sa = sigaction()
-        sa.__sigaction_handler.sa_handler = onPromptSignal
-        sigemptyset(&sa.sa_mask)
-        sa.sa_flags = 0   // no SA_RESTART: poll/read return EINTR
-        sigaction(SIGINT, &sa, nil)
-        sigaction(SIGWINCH, &sa, nil)
-        if usesReadline { sigaction(SIGTSTP, &sa, nil) }
+        luamp_prompt_route_signals(usesReadline ? 1 : 0)   // no SA_RESTART: poll/read return EINTR
     }
 
     /// Gives SIGINT, SIGWINCH and SIGTSTP back their default actions.

@@ -1,5 +1,6 @@
 // REPL: the interactive loop — read a chunk (continuing while incomplete), run it, show its values.
 import LuaMP
+import LuaMPShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,8 +13,10 @@ import Glibc
 struct REPL {
     let lua: LuaRuntime
 
-    /// Runs until end of input.
-    func run() {
+    /// Runs until end of input. At the end, when child processes are still running (they are
+    /// joined, as at the end of a script), it says so and waits with Ctrl-C routed to stopping
+    /// them. - Returns: 0, or 130 when Ctrl-C stopped those children.
+    func run() -> Int32 {
         let editor = LineEditor(terminal: isatty(0) != 0, historyPath: Self.historyPath())
         defer { editor.close() }
         while true {
@@ -41,6 +44,21 @@ struct REPL {
         }
         LuaRuntime.writeOutput("\n")   // leave the terminal on a fresh line, as lua does
         LuaRuntime.flushOutput()
+        return waitForChildren()
+    }
+
+    /// Ctrl-D with processes still running: `waiting for N children (Ctrl-C to stop them)`, then
+    /// the usual end-of-script join, during which Ctrl-C stops them (SIGTERM, then SIGKILL).
+    private func waitForChildren() -> Int32 {
+        let n = lua.runningChildren
+        guard n > 0 else { return 0 }
+        LuaRuntime.writeError(n == 1 ? "waiting for 1 child (Ctrl-C to stop it)\n"
+                                     : "waiting for \(n) children (Ctrl-C to stop them)\n")
+        let seen = luamp_sigint_seen()
+        lua.withInterrupts { lua.finish() }
+        guard luamp_sigint_seen() != seen else { return 0 }
+        LuaRuntime.writeError("interrupted!\n")
+        return Interpreter.interruptedStatus
     }
 
     /// A compiled entry, or (function nil) one that was dropped or did not compile.

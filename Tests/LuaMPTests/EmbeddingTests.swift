@@ -170,15 +170,17 @@ private struct MyError: Error {}
     }
 
     @Test func aRuntimeWithRegisteredFunctionsIsFreed() throws {
-        let before = liveSwiftFunctionBoxes
         weak var weakRuntime: LuaRuntime?
+        let boxes: SwiftFunctionBoxCounter
         do {
             let lua = try LuaRuntime()
+            boxes = lua.state.swiftFunctionBoxes     // per runtime: parallel tests never touch it
+            let before = boxes.live
             lua.register("host_f") { _ in [] }
             weakRuntime = lua
-            #expect(liveSwiftFunctionBoxes > before)
+            #expect(boxes.live == before + 1)
         }
         #expect(weakRuntime == nil)
-        #expect(liveSwiftFunctionBoxes == before)   // lua_close ran and released every box
+        #expect(boxes.live == 0)   // lua_close ran and released every box
     }
 }

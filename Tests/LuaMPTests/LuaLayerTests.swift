@@ -90,7 +90,7 @@ struct Oops: Error, CustomStringConvertible { var description: String { "oops fr
             if case .integer(let n) = args.first, n % 2 == 0 { throw Oops() }
             throw LuaRaise("odd \(args.first ?? .nil)")
         }
-        let boxesBefore = liveSwiftFunctionBoxes
+        let boxesBefore = lua.state.swiftFunctionBoxes.live   // this runtime's: parallel tests never touch it
         let results = try lua.run(string: """
             local n, msgs, tb = 0, {}, nil
             for i = 1, 10000 do
@@ -116,7 +116,25 @@ struct Oops: Error, CustomStringConvertible { var description: String { "oops fr
             stack.pop()
         }
         try lua.run(string: "collectgarbage('collect'); collectgarbage('collect')")
-        #expect(liveSwiftFunctionBoxes == boxesBefore)
+        #expect(lua.state.swiftFunctionBoxes.live == boxesBefore)
+    }
+
+    /// The leak check above must hold while other tests run in parallel: another runtime's
+    /// boxes (made and dropped meanwhile) never change this runtime's count.
+    @Test func swiftFunctionBoxesAreCountedPerRuntime() throws {
+        let a = try LuaRuntime()
+        let before = a.state.swiftFunctionBoxes.live
+        #expect(before > 0)                           // mp and the libraries' Swift functions
+        do {
+            let b = try LuaRuntime()
+            b.register("extra") { _ in [] }
+            #expect(b.state.swiftFunctionBoxes.live > 0)
+            #expect(a.state.swiftFunctionBoxes.live == before)
+        }
+        #expect(a.state.swiftFunctionBoxes.live == before)
+        // a coroutine's Swift calls count on its own state
+        _ = try a.run(string: "coroutine.wrap(function() mp.sleep(0) end)()")
+        #expect(a.state.swiftFunctionBoxes.live == before)
     }
 
     @Test func argumentErrorsNameTheFunction() throws {

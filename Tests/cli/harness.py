@@ -50,3 +50,19 @@ def wait_dead(pids, secs):
             return True
         time.sleep(0.02)
     return not any(alive(p) for p in pids)
+
+
+def wait_blocked(pid, secs=20):
+    """Polls /proc/PID/wchan until pid sleeps in the kernel on a futex, i.e. it is blocked in an
+    mp wait (lock, semaphore, event, condition, barrier, queue): mp.sleep shows hrtimer_nanosleep
+    there, so a process still getting ready never counts. Raises after secs."""
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/wchan") as f:
+                if f.read().startswith("futex"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} never blocked in a wait")

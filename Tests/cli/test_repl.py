@@ -198,6 +198,25 @@ def _(s, home):
     s.expect(r"\n<Lock locked by pid \d+>\n> ")
 
 
+@case("the README's 'Watching objects live' transcript is what the REPL shows")
+def _(s, home):
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")) as f:
+        text = f.read()
+    block = text.split("## Watching objects live", 1)[1].split("```", 2)[1].strip("\n").split("\n")
+    steps = []                               # (input line, [expected output lines])
+    for line in block:
+        if line.startswith("> "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
+    assert len(steps) >= 5, block
+    for entry, outputs in steps:
+        s.send(entry + "\n")
+        # every pid in the transcript stands for whatever pid the run has
+        want = "".join(re.escape(o).replace("4242", r"\d+").replace("4250", r"\d+") + r"\n" for o in outputs)
+        s.expect(re.escape(entry) + r"\n" + want + r"> ")
+
+
 @case("_PROMPT and _PROMPT2 set the prompts")
 def _(s, home):
     s.send("_PROMPT = 'lua$ '; _PROMPT2 = '...'\n")
@@ -221,6 +240,44 @@ def _(s, home):
     assert "y = 123" in lines and "y" in lines, lines
 
 
+@case("a multi-line entry is one history entry, also after a restart (Up gives the whole chunk)")
+def _(s, home):
+    with open(os.path.join(home, ".luamp_history"), "w") as f:
+        f.write("old = 1\nold + 1\n")       # a history file of the old, one-line-per-entry kind
+    s.send(b"\x04")
+    assert s.wait_exit() == 0
+    s2 = Session(home)
+    try:
+        s2.expect(r"> ")
+        s2.send("function f(a)\n")
+        s2.expect(r"\n>> ")
+        s2.send("  return a * 2\n")
+        s2.expect(r"\n>> ")
+        s2.send("end\n")
+        s2.expect(r"end\n> ")
+        s2.send(b"\x04")
+        assert s2.wait_exit() == 0
+    finally:
+        s2.close()
+    s3 = Session(home)
+    try:
+        s3.expect(r"> ")
+        s3.send(b"\x1b[A")                  # Up: the last entry, all three lines
+        s3.expect(r"return a \* 2")
+        s3.send("\n")
+        s3.expect(r"\n> ")
+        s3.send("f(21)\n")
+        s3.expect(r"\n42\n> ")
+        # f(21), the chunk twice (recalled and entered again), then the old file's entries,
+        # still one per line
+        s3.send(b"\x1b[A\x1b[A\x1b[A\x1b[A")
+        s3.expect(r"old \+ 1")
+        s3.send(b"\x15'fine'\n")            # Ctrl-U: a fresh line
+        s3.expect(r"\nfine\n> ")
+    finally:
+        s3.close()
+
+
 @case("Ctrl-C at the prompt drops the line and keeps the REPL alive")
 def _(s, home):
     s.send("this is not lua")
@@ -229,6 +286,34 @@ def _(s, home):
     s.expect(r"\n> ")
     s.send("6*7\n")
     s.expect(r"\n42\n> ")
+
+
+@case("a storm of Ctrl-C and window changes at the prompt never crashes the REPL")
+def _(s, home):
+    # The handler only sets C flags: it used to write Swift globals, and a Ctrl-C landing while
+    # the editor cleared one aborted luamp ("Simultaneous accesses … Fatal access conflict").
+    deadline = time.monotonic() + (30 if os.environ.get("LUAMP_LONG") == "1" else 8)
+    sent = 0
+    while time.monotonic() < deadline:
+        for _ in range(100):
+            os.kill(s.pid, signal.SIGWINCH if sent % 50 == 0 else signal.SIGINT)
+            sent += 1
+        r, _, _ = select.select([s.fd], [], [], 0)
+        if r:
+            s.buf += os.read(s.fd, 65536)
+        pid, st = os.waitpid(s.pid, os.WNOHANG)
+        if pid:
+            s.status = st
+            raise AssertionError(f"luamp died ({os.waitstatus_to_exitcode(st)}) after {sent} signals:\n"
+                                 + s.text()[-1500:])
+    for attempt in range(3):             # a signal still pending may drop the first try
+        s.send("6*7\n")
+        try:
+            s.expect(r"\n42\n> ", timeout=5 if attempt < 2 else TIMEOUT)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
 
 
 @case("Ctrl-C in a continuation drops the whole chunk")
@@ -345,6 +430,32 @@ def _(s, home):
 def _(s, home):
     s.send(b"\x04")
     assert s.wait_exit() == 0
+
+
+@case("Ctrl-D with children running says it waits for them, and waits")
+def _(s, home):
+    flag = os.path.join(home, "go")
+    s.send("for i = 1, 2 do mp.Process(function() while not io.open(%r) do mp.sleep(0.01) end end):start() end\n" % flag)
+    s.expect(r"\n> ")
+    s.send(b"\x04")
+    s.expect(r"waiting for 2 children \(Ctrl-C to stop them\)")
+    assert s.status is None and len(live_children(s.pid)) == 2
+    open(flag, "w").close()
+    assert s.wait_exit() == 0
+
+
+@case("Ctrl-C while Ctrl-D waits for a child stops it and leaves with 130")
+def _(s, home):
+    s.send("p = mp.Process(mp.sleep, 600) p:start()\n")
+    s.expect(r"\n> ")
+    kids = live_children(s.pid)
+    assert len(kids) == 1, kids
+    s.send(b"\x04")
+    s.expect(r"waiting for 1 child \(Ctrl-C to stop it\)")
+    os.kill(s.pid, signal.SIGINT)         # luamp alone: stopping the child is luamp's doing
+    assert s.wait_exit() == 130
+    assert not live_children(s.pid) and not any(os.path.exists(f"/proc/{k}/stat") and
+                                                open(f"/proc/{k}/stat").read().split()[2] != "Z" for k in kids)
 
 
 @case("os.exit(3) from the REPL exits 3")

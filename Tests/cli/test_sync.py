@@ -57,7 +57,7 @@ obj:release()
 def owner_death(ctor, take):
     proc = start(HOLDER % (ctor, take))
     pid = int(expect_line(proc, "holder ").split()[1])
-    time.sleep(0.2)                     # the host is now blocked in acquire
+    harness.wait_blocked(proc.pid)      # the host is now blocked in acquire
     t_kill = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     line = expect_line(proc, "acquired")
@@ -97,7 +97,7 @@ local ok, err = pcall(b.wait, b, 30)
 print("result", ok, type(err) == "table" and err.kind or tostring(err))
 """)
     pid = int(expect_line(proc, "waiter ").split()[1])
-    time.sleep(0.2)
+    harness.wait_blocked(proc.pid)      # the host is in b:wait too
     t_kill = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     line = expect_line(proc, "result")
@@ -121,21 +121,30 @@ def condition_waiter_killed_then_notify_reaches_the_live_one():
 io.stdout:setvbuf("line")
 local c, woke = mp.Condition(), mp.Value("i", 0)
 local function waiter() c:acquire(); if c:wait(20) then woke.value = woke.value + 1 end; c:release() end
+local function blocked(pid)          -- in c:wait: asleep on a futex (/proc/PID/wchan)
+  while true do
+    local f = io.open("/proc/" .. pid .. "/wchan")
+    local w = f and f:read("a") or ""
+    if f then f:close() end
+    if w:find("^futex") then return end
+    mp.sleep(0.005)
+  end
+end
 local victim = mp.Process{target = waiter, daemon = true}
 victim:start()
-mp.sleep(0.3)
 print("victim " .. victim.pid)
 io.read("l")
 local other = mp.Process{target = waiter}
 other:start()
-mp.sleep(0.3)
+blocked(other.pid)
 c:with(function() c:notify() end)
 assert(other:join(10), "the live waiter was not woken")
 print("woke", woke.value)
 """)
     pid = int(expect_line(proc, "victim ").split()[1])
+    harness.wait_blocked(pid)           # the victim is inside c:wait
     os.kill(pid, signal.SIGKILL)
-    time.sleep(0.1)
+    assert harness.wait_dead([pid], 10)
     proc.stdin.write("go\n")
     proc.stdin.flush()
     line = expect_line(proc, "woke")
@@ -157,7 +166,7 @@ l:acquire()
 print("not reached")
 """)
     expect_line(proc, "blocking")
-    time.sleep(0.3)
+    harness.wait_blocked(proc.pid)
     t_int = time.monotonic()
     proc.send_signal(signal.SIGINT)
     rc, out, err = finish(proc)
@@ -172,7 +181,7 @@ def ctrl_c_interrupts_condition_and_event_waits():
                  "mp.Semaphore(0):acquire()", "mp.Barrier(2):wait()"):
         proc = start('io.stdout:setvbuf("line"); print("blocking"); ' + wait + '; print("not reached")')
         expect_line(proc, "blocking")
-        time.sleep(0.3)
+        harness.wait_blocked(proc.pid)
         proc.send_signal(signal.SIGINT)
         rc, out, err = finish(proc)
         assert interrupted(rc, err) and "not reached" not in out, (wait, rc, err)

@@ -51,7 +51,11 @@ end)
 T.test("a blocked put resumes when a consumer in another process makes room", function()
   local q = mp.Queue(1)
   q:put("first")
-  local p = mp.Process(function() mp.sleep(0.2); assert(q:get() == "first") end)
+  local host = mp.getpid()
+  local p = mp.Process(function()
+    T.wait_blocked(host, "the host blocked in put")   -- the put below must really be waiting
+    assert(q:get() == "first")
+  end)
   p:start()
   q:put("second", true, 30)     -- waits for the child's get
   p:join()

@@ -147,7 +147,7 @@ T.test("owner death: a blocked acquirer gets the lock when the holder is killed"
     got.value = (ok and why == "owner-died") and 1 or 2
     l:release()
   end)
-  mp.sleep(0.1)
+  T.wait_blocked(w.pid, "the acquirer blocked on the lock")
   h:kill()
   local t0 = mp.monotonic()
   joinAll { w }
@@ -160,7 +160,7 @@ T.test("a process killed while waiting for a lock harms nobody", function()
   local l = mp.Lock()
   l:acquire()
   local w = spawn(function() l:acquire(); os.exit(9) end)
-  mp.sleep(0.1)
+  T.wait_blocked(w.pid, "the waiter blocked on the lock")
   w:kill(); w:join()
   l:release()
   local w2 = spawn(function() assert(l:acquire(true, 5)); l:release() end)
@@ -178,7 +178,7 @@ T.test("Condition: a waiter killed inside wait harms nobody; notify(1) wakes exa
   end
   local dead = spawn(waiter, 30)
   waitUntil(function() return inwait.value == 1 end, "first waiter")
-  mp.sleep(0.05)
+  T.wait_blocked(dead.pid, "the first waiter inside wait")
   dead:kill(); dead:join()
   local live = { spawn(waiter, 2), spawn(waiter, 2) }
   waitUntil(function() return inwait.value == 3 end, "live waiters")
@@ -192,10 +192,10 @@ end)
 T.test("Event: a waiter killed inside wait harms nobody", function()
   local e = mp.Event()
   local dead = spawn(function() e:wait() end)
-  mp.sleep(0.1)
+  T.wait_blocked(dead.pid, "the first waiter inside wait")
   dead:kill(); dead:join()
   local live = spawn(function() assert(e:wait(10)) end)
-  mp.sleep(0.05)
+  T.wait_blocked(live.pid, "the live waiter inside wait")
   e:set()
   joinAll { live }
 end)
@@ -223,6 +223,22 @@ T.test("Barrier: a dead waiter breaks the barrier instead of hanging", function(
   T.eq(ok, false); T.eq(err.kind, "BrokenBarrierError")
   assert(mp.monotonic() - t0 < 1, "took " .. (mp.monotonic() - t0))
   T.eq(b.broken, true)
+end)
+
+T.test("Barrier(2): the next arrival after the only waiter was killed gets BrokenBarrierError", function()
+  for _, parties in ipairs { 2, 3 } do
+    local b = mp.Barrier(parties)
+    local others = {}
+    for i = 1, parties - 2 do others[i] = spawn(function() pcall(b.wait, b, 30) end) end
+    local victim = spawn(function() b:wait() end)
+    waitUntil(function() return b.n_waiting == parties - 1 end, "the waiters at the barrier")
+    victim:kill(); victim:join()
+    local ok, err = pcall(b.wait, b, 30)     -- this arrival would release everyone: one is dead
+    T.eq(ok, false, parties .. " parties: wait passed for a dead party")
+    T.eq(type(err) == "table" and err.kind, "BrokenBarrierError")
+    T.eq(b.broken, true)
+    joinAll(others)
+  end
 end)
 
 T.test("Barrier: a waiter killed while others wait wakes them with BrokenBarrierError", function()

@@ -78,6 +78,21 @@ T.test("Semaphore: counting, release(n), get_value, timeout", function()
   T.raises("bad argument #1 to '[%w.]*Semaphore'", mp.Semaphore, -1)
 end)
 
+T.test("Semaphore: the value stops at 2^31-1 with a clear error, never wraps", function()
+  local max = 2147483647
+  local s = mp.Semaphore(1 << 30)
+  s:release(max - (1 << 30))                 -- exactly the limit is fine
+  T.eq(s:get_value(), max)
+  T.raises("semaphore value would exceed 2147483647", s.release, s)
+  T.raises("semaphore value would exceed", s.release, s, 1 << 30)
+  T.eq(s:get_value(), max, "a refused release changes nothing")
+  T.eq(s:acquire(false), true)
+  s:release()
+  T.eq(s:get_value(), max)
+  T.eq(mp.Semaphore(max):get_value(), max)
+  T.raises("too large %(at most 2147483647%)", mp.Semaphore, max + 1)
+end)
+
 T.test("BoundedSemaphore: releasing above the start value is an error", function()
   local s = mp.BoundedSemaphore(2)
   T.raises("calling 'release' on bad self %(semaphore or lock released too many times%)", function() s:release() end)

@@ -39,4 +39,27 @@ end
 --- True when scripts/test --long asked for the long versions of soaks and fuzz runs.
 T.long = os.getenv("LUAMP_LONG") == "1"
 
+--- Polls `cond()` until it is true; fails after `secs` (default 20) naming `what`.
+function T.wait_until(cond, what, secs)
+  local t0 = mp.monotonic()
+  while not cond() do
+    if mp.monotonic() - t0 > (secs or 20) then error("timed out waiting for " .. tostring(what), 2) end
+    mp.sleep(0.002)
+  end
+end
+
+--- Waits until process `pid` sleeps in the kernel on a futex, i.e. it is blocked in an mp wait
+--- (lock, semaphore, event, condition, queue): read from /proc/PID/wchan (mp.sleep shows
+--- hrtimer_nanosleep there, so a process still getting ready never counts).
+function T.wait_blocked(pid, what)
+  local path = "/proc/" .. pid .. "/wchan"
+  T.wait_until(function()
+    local f = io.open(path)
+    if not f then return false end
+    local w = f:read("a") or ""
+    f:close()
+    return w:find("^futex") ~= nil
+  end, what or ("process " .. pid .. " to block"))
+end
+
 return T

@@ -7,12 +7,15 @@ final class LuaState {
     let L: OpaquePointer
     /// Registry slots whose `LuaReference` went away; freed at the next `stack` access.
     var pendingUnrefs: [Int32] = []
+    /// This state's live Swift-function boxes (see `SwiftFunctionBoxCounter`).
+    let swiftFunctionBoxes = SwiftFunctionBoxCounter()
 
     /// Creates a bare state (no libraries).
     /// - Throws: `LuaError.memory` when Lua cannot allocate a state.
     init() throws {
         guard let L = luaL_newstate() else { throw LuaError.memory("cannot create a Lua state") }
         self.L = L
+        swiftFunctionBoxes.install(in: L)
     }
 
     deinit { lua_close(L) }

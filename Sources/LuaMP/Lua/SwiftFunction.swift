@@ -1,7 +1,6 @@
 // Swift closures as Lua functions: boxed in a userdata upvalue, released by __gc, called by the C trampoline.
 internal import CLua
 internal import LuaMPShims
-import Synchronization
 
 /// A Swift function callable from Lua. It reads its arguments from the stack, pushes its results
 /// and returns how many; to raise a Lua error it throws (see `dispatchSwiftFunction`).
@@ -11,16 +10,32 @@ typealias SwiftFunction = (LuaStack) throws -> Int32
 final class SwiftFunctionBox {
     let name: String
     let function: SwiftFunction
-    init(name: String, function: @escaping SwiftFunction) {
+    /// The counter of the state the box was pushed on (nil on a state LuaState did not make).
+    let counter: SwiftFunctionBoxCounter?
+    init(name: String, function: @escaping SwiftFunction, counter: SwiftFunctionBoxCounter?) {
         self.name = name
         self.function = function
+        self.counter = counter
     }
 }
 
-/// Live boxes, counted so tests can prove closures are released (an atomic: runtimes may live
-/// on several threads of an embedding app).
-let liveSwiftFunctionBoxCount = Atomic<Int>(0)
-var liveSwiftFunctionBoxes: Int { liveSwiftFunctionBoxCount.load(ordering: .relaxed) }
+/// The live Swift-function boxes of one Lua state, so tests can prove closures are released.
+/// Per state, not global: other runtimes (other tests, threads of an embedding app) never
+/// change it. Only the state's own thread touches it; boxes keep it alive past `lua_close`.
+final class SwiftFunctionBoxCounter {
+    fileprivate(set) var live = 0
+
+    /// The counter of the state `L` belongs to (in its extra space), if LuaState set one.
+    static func of(_ L: OpaquePointer) -> SwiftFunctionBoxCounter? {
+        guard let p = luamp_extraspace(L).pointee else { return nil }
+        return Unmanaged<SwiftFunctionBoxCounter>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// Stores this counter in `L`'s extra space (before any coroutine exists: they copy it).
+    func install(in L: OpaquePointer) {
+        luamp_extraspace(L).pointee = Unmanaged.passUnretained(self).toOpaque()
+    }
+}
 
 /// Runs a boxed Swift function for the trampoline. Never lets a Swift error or a Lua error
 /// cross: a thrown error becomes a value on the stack plus a LUAMP_* code, and the C trampoline
@@ -56,8 +71,9 @@ func callForLua(_ stack: LuaStack, _ argn: UnsafeMutablePointer<Int32>?, _ body:
 }
 
 private func releaseSwiftFunction(_ box: UnsafeMutableRawPointer?) {
-    Unmanaged<SwiftFunctionBox>.fromOpaque(box!).release()
-    liveSwiftFunctionBoxCount.subtract(1, ordering: .relaxed)
+    let b = Unmanaged<SwiftFunctionBox>.fromOpaque(box!)
+    b.takeUnretainedValue().counter?.live -= 1
+    b.release()
 }
 
 /// Installs the trampoline's entry points; evaluated once, before the first Swift function is pushed.
@@ -70,8 +86,9 @@ extension LuaStack {
     /// upvalues 2...nup+1 (upvalue 1 is the box). Stack: [-nup, +1].
     func pushFunction(name: String, upvalues nup: Int32 = 0, _ fn: @escaping SwiftFunction) {
         _ = dispatchInstalled
-        let box = Unmanaged.passRetained(SwiftFunctionBox(name: name, function: fn)).toOpaque()
-        liveSwiftFunctionBoxCount.add(1, ordering: .relaxed)
+        let counter = SwiftFunctionBoxCounter.of(L)
+        let box = Unmanaged.passRetained(SwiftFunctionBox(name: name, function: fn, counter: counter)).toOpaque()
+        counter?.live += 1
         luamp_push_swift_function(L, box, nup)
     }
 

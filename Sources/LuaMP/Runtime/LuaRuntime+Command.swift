@@ -195,6 +195,13 @@ extension LuaRuntime {
         }
     }
 
+    /// How many child processes `finish()` will wait for: started by this process, not
+    /// daemons, still running (ended ones are reaped on the way). The REPL says so before it
+    /// waits at Ctrl-D.
+    public var runningChildren: Int {
+        MPModule.runningChildren()
+    }
+
     // MARK: standard streams through C stdio (the streams Lua's `print` and `io` use)
 
     /// Writes text to the C `stdout` that `print` uses, so output stays in order.

@@ -59,6 +59,13 @@ void luamp_install_dispatch(luamp_dispatch_fn dispatch, luamp_release_fn release
 /// Pushes a Lua C closure calling `box` through the trampoline, with `nup` extra upvalues
 /// taken from the stack top (reachable as upvalue 2...). Must be C: lua_error may only run here.
 void luamp_push_swift_function(lua_State *L, void *box, int nup);
+/// The pointer-sized slot Lua keeps with every thread of a state (`lua_getextraspace`; a new
+/// coroutine copies its creator's). LuaState stores there the state's Swift-function box
+/// counter, so boxes are counted per state. C: lua_getextraspace is a macro.
+static inline void **luamp_extraspace(lua_State *L) {
+    _Static_assert(LUA_EXTRASPACE >= sizeof(void *), "LUA_EXTRASPACE holds a pointer");
+    return (void **)lua_getextraspace(L);
+}
 
 /// Pushes the text of the error object at `idx`: itself if a string or number, else its
 /// `__tostring` result if that is a string, else "(error object is a T value)". Returns 1 when
@@ -180,8 +187,12 @@ int luamp_track_pid_across_fork(void);
 /// C: the child must run only async-signal-safe code before its body, and prctl is variadic.
 pid_t luamp_fork(int ignore_sigint);
 
+/// Makes room for `n` more held descriptors (the list grows without bound; the first 4096 need
+/// no heap). Returns -1 with errno ENOMEM when it cannot: callers reserve before they fork or
+/// open what they will hold, so a later luamp_hold_fd cannot fail.
+int luamp_hold_reserve(int n);
 /// Registers a descriptor this process holds for a child (closed in every later child).
-/// Returns -1 when 4096 are already held (the descriptor then simply stays open in children).
+/// Returns -1 (ENOMEM) only when the list could not grow; after luamp_hold_reserve it cannot.
 /// C: luamp_fork's child path reads the list before any Swift code runs.
 int luamp_hold_fd(int fd);
 /// Unregisters a descriptor (call before closing it).

@@ -117,6 +117,26 @@ extension MPModule {
             try job.pool.checkOwner()
             return try iteratorNext(s, job)
         }
+        // `<PoolIterator imap running=2 ready=1 taken=3>` (tasks, i.e. chunks: still running in the
+        // workers, arrived and not yet taken, taken), `… done>` once everything was taken,
+        // `… closed>` after break or close, `… terminated>` with its pool.
+        s.setFunction(mt, "__tostring") { s in
+            guard let j = PoolBox.get(s, 1, meta: poolIteratorMeta, as: PoolJob.self) else { s.push("<PoolIterator>"); return 1 }
+            let name = j.kind == .imap ? "imap" : "imap_unordered"
+            let state: String
+            if j.terminated {
+                state = "terminated"
+            } else if j.cancelled {
+                state = "closed"
+            } else if j.source == nil && j.chunksConsumed == j.chunksMade && j.current == nil {
+                state = "done"
+            } else {
+                let ready = j.chunksDone - j.chunksConsumed
+                state = "running=\(j.chunksMade - j.chunksDone) ready=\(ready) taken=\(j.chunksConsumed)"
+            }
+            s.push("<PoolIterator \(name) \(state)>")
+            return 1
+        }
         s.setFunction(mt, "__close") { s in
             if let job = PoolBox.get(s, 1, meta: poolIteratorMeta, as: PoolJob.self), job.pool.isOwnedHere { cancel(job) }
             return 0

@@ -157,6 +157,9 @@ final class PoolState {
     /// Forks a worker into `slot`, from the host's state as it is now (globals, upvalues and
     /// loaded modules at this moment — replacements see later changes too).
     func spawn(_ s: LuaStack, slot: Int) throws {
+        // Room for the two ends held here and the two ChildProcess holds: all are sure to be
+        // closed in every later child.
+        guard luamp_hold_reserve(4) == 0 else { throw LuaError.memory("not enough memory") }
         var task: [Int32] = [-1, -1]
         var result: [Int32] = [-1, -1]
         guard luamp_pipe_cloexec(&task) == 0 else { throw Self.pipeError() }

@@ -86,6 +86,9 @@ final class ChildProcess {
     /// Wraps `luamp_fork` (fork), `pipe2`, `pidfd_open`.
     static func spawn(ignoreInterrupts: Bool = false, _ body: (ChildContext) -> Int32) throws -> ChildProcess {
         try checkSingleThreaded()
+        // Room for the pidfd and status pipe the parent will hold (ChildProcess.init), so every
+        // later child is sure to close them.
+        guard luamp_hold_reserve(2) == 0 else { throw LuaError.memory("not enough memory") }
         var fds: [Int32] = [-1, -1]
         guard luamp_pipe_cloexec(&fds) == 0 else {
             throw LuaRaise("cannot start a process: pipe failed: \(String(cString: strerror(errno)))")

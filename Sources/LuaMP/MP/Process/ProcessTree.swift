@@ -130,6 +130,11 @@ extension MPModule {
         s.push(Int64(pid)); s.rawSet(-2, field: "pid")
     }
 
+    /// Non-daemon children still running (what `finishProcesses` will join); reaps ended ones.
+    static func runningChildren() -> Int {
+        ProcessTree.children.reduce(0) { n, r in n + (!r.daemon && (r.child?.isAlive ?? false) ? 1 : 0) }
+    }
+
     /// The end of the main chunk for processes (called from `finishCapabilities`).
     static func finishProcesses(_ s: LuaStack) {
         ProcessTree.finish(s)

@@ -93,7 +93,12 @@ struct SharedBarrier {
                 throw SharedBarrier.brokenError()
             }
         }
-        if index + 1 == Int(parties) { return (index, true) }
+        if index + 1 == Int(parties) {
+            // The last arrival releases the others: a waiter that died while waiting must not
+            // count as arrived (it would pass the barrier for a dead party).
+            if deadWaiter(except: me) { throw SharedBarrier.brokenError() }
+            return (index, true)
+        }
         while true {
             let seen = events.prepare()
             let outcome: Bool? = try locked {

@@ -15,8 +15,9 @@ struct SharedSemaphore {
     static let magic: UInt32 = 0x4d45_534d           // "MSEM"
     static let boundedMagic: UInt32 = 0x4d45_5342    // "BSEM"
     static let size = 16
-    /// Largest start value (keeps `value + n` far from overflow).
-    static let maxValue: Int64 = 1 << 30
+    /// The most a semaphore holds: Linux's `SEM_VALUE_MAX` (`INT_MAX`), as in Python. A start
+    /// value or a `release` past it is an error, never a silent wrap of the 32-bit counter.
+    static let maxValue: Int64 = Int64(Int32.max)
 
     let base: UnsafeMutableRawPointer
     var value: UnsafeMutablePointer<UInt32> { (base + 4).assumingMemoryBound(to: UInt32.self) }
@@ -54,17 +55,18 @@ struct SharedSemaphore {
     }
 
     /// Adds `n` units and wakes up to `n` sleepers.
-    /// - Throws: `LuaArgumentError` when a bounded semaphore would go above its start value.
+    /// - Throws: `LuaArgumentError` when a bounded semaphore would go above its start value, or
+    ///   any semaphore above `maxValue` (the value is then unchanged).
     func release(_ n: UInt32) throws {
-        if base.load(as: UInt32.self) == SharedSemaphore.boundedMagic {
-            let b = bound
-            while true {
-                let v = luamp_atomic_load32(value)
-                guard UInt64(v) + UInt64(n) <= UInt64(b) else { throw LuaArgumentError(1, "semaphore or lock released too many times") }
-                if luamp_atomic_cas32(value, v, v + n) != 0 { break }
+        let bounded = base.load(as: UInt32.self) == SharedSemaphore.boundedMagic
+        let limit = bounded ? UInt64(bound) : UInt64(SharedSemaphore.maxValue)
+        while true {
+            let v = luamp_atomic_load32(value)
+            guard UInt64(v) + UInt64(n) <= limit else {
+                throw LuaArgumentError(1, bounded ? "semaphore or lock released too many times"
+                    : "semaphore value would exceed \(SharedSemaphore.maxValue) (the most a semaphore holds)")
             }
-        } else {
-            _ = luamp_atomic_add32(value, n)
+            if luamp_atomic_cas32(value, v, v + n) != 0 { break }
         }
         if luamp_atomic_load32(sleepers) > 0 { _ = luamp_futex_wake(value, Int32(min(n, UInt32(Int32.max)))) }
     }
@@ -128,7 +130,7 @@ enum SemaphoreKinds {
                     v = try s.optInteger(1, 1)
                 }
                 guard v >= 0 else { throw LuaArgumentError(1, "semaphore initial value must be >= 0") }
-                guard v <= SharedSemaphore.maxValue else { throw LuaArgumentError(1, "semaphore initial value too large") }
+                guard v <= SharedSemaphore.maxValue else { throw LuaArgumentError(1, "semaphore initial value too large (at most \(SharedSemaphore.maxValue))") }
                 SharedKinds.push(s, kind, offset: try SharedSemaphore.create(value: UInt32(v), bounded: isBounded), owned: true)
                 return 1
             }

@@ -10,7 +10,8 @@ internal import LuaMPShims
 ///
 /// The mutex gives owner death (the kernel's robust list releases it when the holder dies); the
 /// owner pid and depth are written only by the holder, after locking and before unlocking, so
-/// relaxed atomics suffice (the mutex orders them).
+/// relaxed atomics suffice (the mutex orders them); `describe` reads both without the mutex, so
+/// every access is atomic (here and in `sync_fast.c`), never a plain load or store.
 struct SharedLock {
     static let lockMagic: UInt32 = 0x4c4b_4c4d      // "MLKL"
     static let rlockMagic: UInt32 = 0x4c4b_524d     // "MRKL"
@@ -48,7 +49,7 @@ struct SharedLock {
             r = try mutex.lock(until: deadline)
         } catch is SelfDeadlock {
             if isRecursive {
-                depth.pointee += 1
+                luamp_relaxed_store32(depth, luamp_relaxed_load32(depth) + 1)
                 return .acquired
             }
             if deadline.isNever {
@@ -61,7 +62,7 @@ struct SharedLock {
         }
         if r != .timedOut {
             luamp_relaxed_store32(ownerPid, CurrentProcess.pid)
-            depth.pointee = 1
+            luamp_relaxed_store32(depth, 1)
         }
         return r
     }
@@ -80,11 +81,12 @@ struct SharedLock {
                 ? "cannot release a lock held by another process (pid \(owner))"
                 : "cannot release un-acquired lock")
         }
-        if depth.pointee > 1 {
-            depth.pointee -= 1
+        let d = luamp_relaxed_load32(depth)
+        if d > 1 {
+            luamp_relaxed_store32(depth, d - 1)
             return
         }
-        depth.pointee = 0
+        luamp_relaxed_store32(depth, 0)
         luamp_relaxed_store32(ownerPid, 0)
         guard mutex.unlock() else { throw LuaArgumentError(1, "cannot release un-acquired lock") }
     }
@@ -93,8 +95,8 @@ struct SharedLock {
     /// - Throws: `LuaArgumentError` when this process does not hold it.
     func releaseAll() throws -> UInt32 {
         guard heldByMe else { throw LuaArgumentError(1, "cannot wait on un-acquired lock") }
-        let d = depth.pointee
-        depth.pointee = 0
+        let d = luamp_relaxed_load32(depth)
+        luamp_relaxed_store32(depth, 0)
         luamp_relaxed_store32(ownerPid, 0)
         mutex.unlock()
         return d
@@ -114,7 +116,7 @@ struct SharedLock {
             }
         }
         luamp_relaxed_store32(ownerPid, CurrentProcess.pid)
-        depth.pointee = d
+        luamp_relaxed_store32(depth, d)
         if interrupted { throw LuaRaise("interrupted!") }
     }
 
