@@ -60,6 +60,20 @@ T.test("queue-per-task churn, inherited by children and sent to a worker: arena 
   assert(grown < 256 * 1024, "arena grew by " .. grown .. " bytes")
 end)
 
+T.test("queues made by pool workers and returned to the host are freed", function()
+  local before = arena_bytes()
+  local pool = mp.Pool(2)
+  for i = 1, 100 do
+    local q = pool:apply(function(k) local q = mp.Queue(); q:put(k); return q end, {i})
+    T.eq(q:get(), i)
+    q = nil
+  end
+  pool:close(); pool:join()           -- the workers end normally: their holds go
+  local grown = arena_bytes() - before
+  print(string.format("  a pool and 100 queues its workers made: arena grew %d bytes", grown))
+  assert(grown < 256 * 1024, "arena grew by " .. grown .. " bytes")
+end)
+
 T.test("an object stays alive while a child forked after it still runs", function()
   local go, done = mp.Event(), mp.Queue()
   local q = mp.Queue()
