@@ -1,7 +1,6 @@
 // Pool shims: what a pool worker must do in C (the chunk's call loop, lua_gc).
 #include "luamp_pool.h"
 #include <lauxlib.h>
-#include <fcntl.h>
 
 /// Replaces the table at `idx` (item i of a starmap chunk) by its arguments (its `n` field or
 /// its border) pushed on top; returns how many. Stack: [-0, +k].
@@ -99,5 +98,3 @@ void luamp_worker_gc_begin(lua_State *L, lua_State *T, int limit_kb) {
     lua_setallocf(L, gc_guard_alloc, gc_orig_ud);
     lua_gc(L, LUA_GCSTOP);
 }
-
-int luamp_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

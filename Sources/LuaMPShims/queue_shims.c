@@ -1,5 +1,6 @@
 // Queue and pipe shims: pipe capacity (GNU fcntl), descriptor copy from another process (raw syscalls), poll.
 #include "luamp_queue.h"
+#include "luamp_shims.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -8,11 +9,9 @@
 
 int luamp_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 
-int luamp_pipe_get_size(int fd) { return fcntl(fd, F_GETPIPE_SZ); }
-
 int luamp_fd_from_process(int32_t pid, int fd) {
-#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
-    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+#ifdef SYS_pidfd_getfd
+    int pfd = luamp_pidfd_open((pid_t)pid);
     if (pfd < 0) return -1;
     int r = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
     int e = errno;

@@ -1,4 +1,4 @@
-// Cross-process synchronization in C: futex and pidfd syscalls, clocklock, robust mutex attributes, mmap flags.
+// Cross-process synchronization in C: futex syscalls, liveness by pidfd, clocklock, robust mutex attributes, mmap flags.
 #include "luamp_sync.h"
 #include "luamp_shims.h"
 #include <errno.h>
@@ -42,7 +42,7 @@ int luamp_mutex_init_robust(pthread_mutex_t *m, int type) {
 
 int luamp_pid_alive(int32_t pid) {
     if (pid <= 0) return 0;
-    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    int fd = luamp_pidfd_open((pid_t)pid);
     if (fd < 0) {
         if (errno == ESRCH) return 0;
         return kill((pid_t)pid, 0) == 0 || errno == EPERM;   // no pidfd support: best effort

@@ -6,7 +6,7 @@ import Testing
 private struct MyError: Error {}
 
 @Suite(.serialized) struct EmbeddingTests {
-    @Test func theContractSnippetFromAPIMarkdownWorks() throws {
+    @Test func theMinimalEmbeddingSnippetWorks() throws {
         let lua = try LuaRuntime()
         try lua.run(string: "greeting = 'hi'")
         let values: [LuaValue] = try lua.evaluate("return 6 * 7, 'x'")

@@ -144,6 +144,9 @@ T.test("unsendable values name their type and path", function()
   send_error({ conn = io.stdout }, "value.conn", "cannot send a userdata")
   send_error({ 1, { 2, 3, coroutine.create(print) } }, "value[2][3]", "cannot send a thread (coroutine)")
   send_error({ ["two words"] = io.stderr }, 'value["two words"]', "cannot send a userdata")
+  -- keys are written as Lua source would write them: a reserved word or a control byte is quoted
+  send_error({ ["end"] = io.stderr }, 'value["end"]', "cannot send a userdata")
+  send_error({ ["a\tb\1"] = io.stderr }, 'value["a\\tb\\1"]', "cannot send a userdata")
   local x = io.stdout
   send_error({ f = function() return x end }, "value.f.<upvalue x>", "cannot send a userdata")
   send_error({ w = coroutine.wrap(print) }, "value.w",

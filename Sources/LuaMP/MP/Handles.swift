@@ -22,8 +22,8 @@ struct HandleKind: @unchecked Sendable {  // its closures are stateless function
 /// The registry of sendable mp object kinds (filled by each capability's installer).
 ///
 /// Runtimes may be created on several threads of an embedding app (and `swift test` does), so
-/// the registry is behind a mutex; registering a kind again replaces it (installers may run
-/// once per runtime).
+/// the registry is behind a mutex. Each kind registers once per process, from a global `let`
+/// initializer its installer touches; registering a name again would replace it.
 enum Handles {
     private static let registry = Mutex<[String: HandleKind]>([:])
 

@@ -1,4 +1,4 @@
-// mp's error values: tables with `kind`, `message` and a readable __tostring (API.md "Errors").
+// mp's error values: tables with `kind`, `message` and a readable __tostring (docs/api.md, "Errors").
 internal import CLua
 internal import LuaMPShims
 

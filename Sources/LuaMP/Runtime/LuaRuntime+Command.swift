@@ -65,26 +65,7 @@ extension LuaRuntime {
     /// - Throws: `LuaError.file` if it cannot be read, `.syntax`, or `.runtime` (including
     ///   `'arg' is not a table`).
     public func runScript(_ path: String?, passingArguments: Bool = true) throws {
-        let s = state.stack
-        try s.preservingTop {
-            let status = luaL_loadfilex(s.L, path, nil)
-            if status != LUA_OK { throw s.popError(status: status) }
-            var n: Int32 = 0
-            if passingArguments {
-                guard s.getGlobal("arg") == .table else {
-                    throw LuaError.runtime(message: "'arg' is not a table", traceback: "")
-                }
-                let t = s.top
-                let count = s.rawLength(t)
-                guard count < 1_000_000, s.checkStack(Int32(count) + 3) else {
-                    throw LuaError.runtime(message: "too many arguments to script", traceback: "")
-                }
-                for i in 0..<count { s.rawGet(t, index: i + 1) }
-                s.remove(t)
-                n = Int32(count)
-            }
-            try s.pcall(nargs: n, nresults: 0)
-        }
+        _ = try runFile(path, passingArguments: passingArguments, keepingResults: false)
     }
 
     // MARK: Ctrl-C

@@ -95,10 +95,41 @@ public final class LuaRuntime {
         argTable[0] = .string(file ?? "-")
         for (i, a) in arguments.enumerated() { argTable[i + 1] = .string(a) }
         self["arg"] = .table(argTable)
+        return try runFile(file, passingArguments: true, keepingResults: true)
+    }
+
+    /// The one script runner, behind `run(file:arguments:)` and the command's `runScript`: loads
+    /// the file (`luaL_loadfilex` skips a first line starting with `#`, as `lua.c` relies on) and
+    /// calls it with `arg[1…#arg]` as `...`, like `lua.c`'s `handle_script`.
+    /// - Parameters:
+    ///   - file: the script; `nil` reads standard input.
+    ///   - passingArguments: pass `arg[1…#arg]` as `...` (false: none).
+    ///   - keepingResults: return the chunk's results as values (the command discards them, so a
+    ///     script returning something `LuaValue` cannot hold, such as a cyclic table, still succeeds).
+    /// - Throws: `LuaError.file` if it cannot be read, `.syntax`, or `.runtime` (including
+    ///   `'arg' is not a table`).
+    func runFile(_ file: String?, passingArguments: Bool, keepingResults: Bool) throws -> [LuaValue] {
         let s = state.stack
         return try s.preservingTop {
-            try loadFile(s, file)
-            return try callLoaded(s, arguments.map { .string($0) })
+            let status = luaL_loadfilex(s.L, file, nil)
+            if status != LUA_OK { throw s.popError(status: status) }
+            let base = s.top - 1
+            var n: Int32 = 0
+            if passingArguments {
+                guard s.getGlobal("arg") == .table else {
+                    throw LuaError.runtime(message: "'arg' is not a table", traceback: "")
+                }
+                let t = s.top
+                let count = s.rawLength(t)
+                guard count < 1_000_000, s.checkStack(Int32(count) + 3) else {
+                    throw LuaError.runtime(message: "too many arguments to script", traceback: "")
+                }
+                for i in 0..<count { s.rawGet(t, index: i + 1) }
+                s.remove(t)
+                n = Int32(count)
+            }
+            try s.pcall(nargs: n, nresults: keepingResults ? LUA_MULTRET : 0)
+            return try results(s, above: base)
         }
     }
 
@@ -188,17 +219,16 @@ public final class LuaRuntime {
         try s.ensureStack(args.count)
         for a in args { s.push(a) }
         try s.pcall(nargs: Int32(args.count), nresults: LUA_MULTRET)
+        return try results(s, above: base)
+    }
+
+    /// The values above stack slot `base`, converted.
+    private func results(_ s: LuaStack, above base: Int32) throws -> [LuaValue] {
         var out: [LuaValue] = []
         if s.top > base {
             for i in (base + 1)...s.top { out.append(try s.value(at: i, state: state)) }
         }
         return out
-    }
-
-    private func loadFile(_ s: LuaStack, _ file: String?) throws {
-        // luaL_loadfilex skips a first line starting with '#', as lua.c relies on.
-        let status = luaL_loadfilex(s.L, file, nil)
-        if status != LUA_OK { throw s.popError(status: status) }
     }
 }
 

@@ -28,7 +28,4 @@ int luamp_worker_gc_check(lua_State *L);
 /// The heap size in KiB (LUA_GCCOUNT).
 int luamp_gc_count_kb(lua_State *L);
 
-/// fcntl(fd, F_SETPIPE_SZ, size): F_SETPIPE_SZ is a GNU-only macro. Returns the new size or -1.
-int luamp_set_pipe_size(int fd, int size);
-
 #endif

@@ -1,18 +1,8 @@
-// Queue and pipe helpers Swift cannot express: the CPU's spin-wait hint, F_SETPIPE_SZ, pidfd_getfd.
+// Queue and pipe helpers Swift cannot express: store fences, F_SETPIPE_SZ, pidfd_getfd, poll.
 #ifndef LUAMP_QUEUE_H
 #define LUAMP_QUEUE_H
 
 #include <stdint.h>
-
-/// The spin-wait hint (`pause` on x86, `yield` on arm64) used while a consumer briefly polls a
-/// queue before sleeping. C: an intrinsic/inline asm.
-static inline void luamp_cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 /// Orders every store before it ahead of every store after it, for other processes and for a
 /// process killed in between (a compiler barrier on x86, `dmb ish` on arm64). The queue's crash
@@ -23,13 +13,11 @@ static inline void luamp_fence_release(void) { __atomic_thread_fence(__ATOMIC_RE
 static inline uint64_t luamp_load64_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void luamp_store64_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
-/// fcntl(fd, F_SETPIPE_SZ, size): returns the new capacity or -1 (errno). C: F_SETPIPE_SZ is GNU-only.
+/// fcntl(fd, F_SETPIPE_SZ, size): returns the new capacity or -1 (errno). Pipes and pools both use
+/// it. C: F_SETPIPE_SZ is GNU-only.
 int luamp_pipe_set_size(int fd, int size);
 
-/// fcntl(fd, F_GETPIPE_SZ): the pipe's capacity or -1. C: GNU-only constant.
-int luamp_pipe_get_size(int fd);
-
-/// A duplicate of descriptor `fd` of process `pid` (pidfd_open + pidfd_getfd, O_CLOEXEC), or -1
+/// A duplicate of descriptor `fd` of process `pid` (luamp_pidfd_open + pidfd_getfd, O_CLOEXEC), or -1
 /// with errno (ENOSYS before Linux 5.6, EPERM without ptrace rights, EBADF if it is closed).
 /// C: both are raw syscalls without glibc wrappers on older systems.
 int luamp_fd_from_process(int32_t pid, int fd);

@@ -16,7 +16,6 @@
 static inline int luamp_registryindex(void) { return LUA_REGISTRYINDEX; }               // macro
 static inline int luamp_upvalueindex(int i) { return lua_upvalueindex(i); }             // macro
 static inline void luamp_pop(lua_State *L, int n) { lua_pop(L, n); }                    // macro
-static inline void luamp_newtable(lua_State *L) { lua_newtable(L); }                    // macro
 static inline void luamp_insert(lua_State *L, int idx) { lua_insert(L, idx); }          // macro
 static inline void luamp_remove(lua_State *L, int idx) { lua_remove(L, idx); }          // macro
 static inline void luamp_replace(lua_State *L, int idx) { lua_replace(L, idx); }        // macro
@@ -28,10 +27,8 @@ static inline void *luamp_newuserdata(lua_State *L, size_t size) { return lua_ne
 static inline int luamp_loadbuffer(lua_State *L, const char *buf, size_t len, const char *name, const char *mode) {
     return luaL_loadbufferx(L, buf, len, name, mode);
 }
-static inline const char *luamp_typename_at(lua_State *L, int i) { return luaL_typename(L, i); } // macro
 /// The Lua release string, e.g. "Lua 5.4.4" (a macro).
 static inline const char *luamp_lua_release(void) { return LUA_RELEASE; }
-static inline int luamp_lua_version_num(void) { return LUA_VERSION_NUM; }
 /// The most slots a Lua stack may hold (LUAI_MAXSTACK from luaconf.h, a macro).
 static inline int luamp_lua_maxstack(void) { return LUAI_MAXSTACK; }
 
@@ -157,7 +154,6 @@ static inline long luamp_getrandom(void *buf, size_t len) { return (long)getrand
 static inline FILE *luamp_stdout(void) { return stdout; }
 static inline FILE *luamp_stderr(void) { return stderr; }
 static inline FILE *luamp_stdin(void) { return stdin; }
-static inline void luamp_flush_all(void) { fflush(NULL); }
 
 // ---- Processes: fork, reap, pidfd (process_shims.c) ----
 
@@ -211,8 +207,8 @@ int luamp_reap(pid_t pid, int block, int *exitcode);
 /// C: marks noreturn for the compiler and keeps flush + _exit together.
 __attribute__((noreturn)) void luamp_child_exit(int code);
 
-/// Threads in this process (num_threads of /proc/self/stat), or -1 if it cannot be read.
-/// C: a raw read into a stack buffer, nothing allocated.
+/// Threads in this process, or -1 if it cannot be told: the link count of /proc/self/task (2 +
+/// threads, one stat), else field 20 of /proc/self/stat. C: a raw read into a stack buffer, nothing allocated.
 int luamp_thread_count(void);
 
 /// signal(SIGPIPE, SIG_IGN) with sigaction: writes to closed pipes fail with EPIPE instead of

@@ -1,5 +1,5 @@
 // Cross-process synchronization primitives Swift cannot call directly: futex (variadic syscall),
-// pthread_mutex_clocklock (GNU-only), pidfd_open (raw syscall), and C11 atomics on shared memory.
+// pthread_mutex_clocklock (GNU-only), process liveness (pidfd), and C11 atomics on shared memory.
 #ifndef LUAMP_SYNC_H
 #define LUAMP_SYNC_H
 
@@ -70,7 +70,8 @@ static inline int luamp_mutex_is_locked(pthread_mutex_t *m) {
     return (__atomic_load_n((unsigned int *)&m->__data.__lock, __ATOMIC_SEQ_CST) & 0x3fffffffu) != 0;
 }
 
-/// A spin-wait hint (x86 `pause`, arm `yield`): compiler builtins Swift cannot call.
+/// The one spin-wait hint (x86 `pause`, arm `yield`), for every spin loop (locks, queue
+/// consumers): compiler builtins Swift cannot call.
 static inline void luamp_spin_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -82,7 +83,7 @@ static inline void luamp_spin_pause(void) {
 // ---- process liveness ----
 
 /// 1 if `pid` is a live process, 0 if it is gone or a zombie (exited, not yet reaped): a pidfd
-/// becomes readable at exit, which kill(pid, 0) cannot tell. C because pidfd_open is a raw syscall.
+/// becomes readable at exit, which kill(pid, 0) cannot tell. C: struct pollfd (pidfd from luamp_pidfd_open).
 int luamp_pid_alive(int32_t pid);
 
 // ---- C11 atomics on words in shared memory (Swift's Atomic cannot wrap foreign memory) ----
@@ -115,11 +116,6 @@ static inline uint32_t luamp_cell_load32(const uint32_t *p) { return __atomic_lo
 static inline void luamp_cell_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint64_t luamp_cell_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void luamp_cell_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-/// Sequentially consistent loads/stores of small scalars (Value/Array cells: each access is atomic, as with ctypes under a lock).
-static inline uint8_t luamp_atomic_load8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-static inline void luamp_atomic_store8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
-static inline uint16_t luamp_atomic_load16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-static inline void luamp_atomic_store16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 
 // ---- shared mappings ----
 

@@ -58,8 +58,7 @@ struct Encoder {
     /// Only API calls that push new strings or objects run a GC step (`luaC_checkGC`); plain
     /// traversal, numbers, booleans and `lua_dump` never do. So the collector is paused lazily,
     /// just before the first such call: pausing costs nothing, but restarting it resets Lua's GC
-    /// debt and forces a step on the next allocation — with a large heap that step alone cost
-    /// ~370 µs per message when every encode paused (pool round trips went 12 µs → 392 µs).
+    /// debt and forces a step on the next allocation (docs/codec.md, "Performance").
     @inline(__always)
     mutating func holdGC() {
         if !gcHeld {

@@ -37,8 +37,8 @@ enum CodecPath {
         case LUA_TSTRING:
             var len = 0
             let p = lua_tolstring(L, k, &len)!
-            let s = String(decoding: UnsafeRawBufferPointer(start: p, count: len), as: UTF8.self)
-            return isIdentifier(s) ? ".\(s)" : "[\(quoted(s))]"
+            let b = Array(UnsafeRawBufferPointer(start: p, count: len))
+            return LuaLiteral.isIdentifier(b) ? "." + String(decoding: b, as: UTF8.self) : "[\(LuaLiteral.quote(b))]"
         case LUA_TBOOLEAN:
             return lua_toboolean(L, k) != 0 ? "[true]" : "[false]"
         default:
@@ -51,24 +51,4 @@ enum CodecPath {
 
     /// The component for an error inside a key (a table used as a key): `.<key>`.
     static let key = ".<key>"
-
-    static func isIdentifier(_ s: String) -> Bool {
-        guard let f = s.utf8.first, f == UInt8(ascii: "_") || isLetter(f) else { return false }
-        return s.utf8.allSatisfy { $0 == UInt8(ascii: "_") || isLetter($0) || ($0 >= 48 && $0 <= 57) }
-    }
-
-    private static func isLetter(_ c: UInt8) -> Bool { (c | 0x20) >= 97 && (c | 0x20) <= 122 }
-
-    private static func quoted(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(c.value < 32 ? "?" : c)
-            }
-        }
-        return out + "\""
-    }
 }

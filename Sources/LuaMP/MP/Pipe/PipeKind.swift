@@ -9,7 +9,7 @@ extension MPModule {
     /// Installs `mp.Pipe([duplex=true])` → `a, b` and registers `Connection` as sendable.
     /// Stack: [-0, +0].
     static func installPipes(_ s: LuaStack, _ t: Int32) {
-        Handles.register(HandleKind(name: PipeKind.name, encode: PipeKind.encode, decode: PipeKind.decode))
+        _ = pipeKindRegistered
         PipeMailbox.install()
         s.setFunction(t, "Pipe") { s in
             let duplex: Bool
@@ -27,6 +27,11 @@ extension MPModule {
         }
     }
 }
+
+/// Registers `Connection` with `Handles` once per process (thread-safe, like the arena kinds).
+private let pipeKindRegistered: Void = {
+    Handles.register(HandleKind(name: PipeKind.name, encode: PipeKind.encode, decode: PipeKind.decode))
+}()
 
 /// `Connection` userdata: holds a retained `PipeEnd` (released by `__gc`, which closes it).
 enum PipeKind {

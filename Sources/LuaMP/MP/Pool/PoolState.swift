@@ -167,10 +167,11 @@ final class PoolState {
             close(task[0]); close(task[1])
             throw Self.pipeError()
         }
-        // Big pipes move big chunks in fewer wake-ups; keep the total modest (DESIGN.md §5).
+        // Big pipes move big chunks in fewer wake-ups; keep the total modest: past 64 MiB of pipe
+        // buffers per user, new pipes get one page (pipe-user-pages-soft).
         let pipeSize: Int32 = size <= 8 ? 1 << 20 : 256 << 10
-        _ = luamp_set_pipe_size(task[1], pipeSize)
-        _ = luamp_set_pipe_size(result[1], pipeSize)
+        _ = luamp_pipe_set_size(task[1], pipeSize)
+        _ = luamp_pipe_set_size(result[1], pipeSize)
         _ = luamp_hold_fd(task[1])      // the host's ends: closed in every later child
         _ = luamp_hold_fd(result[0])
         status.reset(slot)

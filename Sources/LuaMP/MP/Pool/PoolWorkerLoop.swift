@@ -79,7 +79,7 @@ struct WorkerConfig {
 /// the worker was forked from) under `lua_pcall` with the traceback handler. The collector
 /// starts stopped and restarts in generational mode once the worker allocated
 /// max(32 MiB, half the inherited heap) (`luamp_worker_gc_begin`): a worker that allocates
-/// little never traverses — and so never copies — the heap it inherited (DESIGN.md §3).
+/// little never traverses — and so never copies — the heap it inherited (docs/pools.md).
 /// SIGINT is ignored (set by `ChildProcess.spawn(ignoreInterrupts:)` before the child unblocks
 /// signals): the host stops workers with SIGTERM.
 enum PoolWorkerLoop {

@@ -22,7 +22,7 @@ internal import LuaMPShims
 ///   child closes every descriptor its parent held for other children before `body` runs, and
 ///   inherited `ChildProcess` objects become inert there (never waited for, signalled or closed).
 /// - Spawning refuses (throws) when the process has more than one thread: fork in a threaded
-///   process can deadlock the child (DESIGN.md §3), and a clear error beats a hung worker.
+///   process can deadlock the child (docs/processes.md, "Threads and fork"), and a clear error beats a hung worker.
 final class ChildProcess {
     /// The child's process id.
     let pid: pid_t

@@ -3,7 +3,7 @@
 import Glibc
 #endif
 
-/// Lets `Tests/cli/test_queue_crash.py` kill a process at the exact moments the crash rules are
+/// Lets `Tests/cli/test_queue_faults.py` kill a process at the exact moments the crash rules are
 /// about (random `kill -9`s rarely land there). Set `LUAMP_QUEUE_FAULT=point:n` in the
 /// environment of luamp: the n-th time any *child* process (never the one that read the
 /// variable) reaches `point`, it SIGKILLs itself. Points: `put-before-commit` (record written
@@ -19,15 +19,18 @@ enum QueueFaults {
     nonisolated(unsafe) private static var countdown = 0
     nonisolated(unsafe) private static var hostPID: pid_t = 0
 
-    /// Reads `LUAMP_QUEUE_FAULT` (once, when queues are installed).
-    static func configure() {
-        guard armed == nil, let v = getenv("LUAMP_QUEUE_FAULT") else { return }
+    /// Reads `LUAMP_QUEUE_FAULT` once per process: every runtime installs queues, possibly on
+    /// several threads, and a global `let` initializer runs once, thread-safely.
+    static func configure() { _ = configured }
+
+    private static let configured: Void = {
+        guard let v = getenv("LUAMP_QUEUE_FAULT") else { return }
         let parts = String(cString: v).split(separator: ":")
         guard parts.count == 2, let p = Point(rawValue: String(parts[0])), let n = Int(parts[1]), n > 0 else { return }
         armed = p
         countdown = n
         hostPID = getpid()
-    }
+    }()
 
     /// Called at each point; kills the calling child process on the configured hit.
     @inline(__always)

@@ -10,12 +10,17 @@ extension MPModule {
     /// also taking `{maxsize = n}`) and registers the three kinds as sendable. Stack: [-0, +0].
     static func installQueues(_ s: LuaStack, _ t: Int32) {
         QueueFaults.configure()
-        for kind in [QueueKinds.queue, QueueKinds.simple, QueueKinds.joinable] { SharedKinds.register(kind) }
+        _ = queueKindsRegistered
         s.setFunction(t, "Queue") { s in try QueueKinds.construct(s, QueueKinds.queue, .queue) }
         s.setFunction(t, "JoinableQueue") { s in try QueueKinds.construct(s, QueueKinds.joinable, .joinable) }
         s.setFunction(t, "SimpleQueue") { s in try QueueKinds.construct(s, QueueKinds.simple, .simple) }
     }
 }
+
+/// Registers the queue kinds with `Handles` once per process (thread-safe, like the sync kinds).
+private let queueKindsRegistered: Void = {
+    for kind in [QueueKinds.queue, QueueKinds.simple, QueueKinds.joinable] { SharedKinds.register(kind) }
+}()
 
 /// The three queue kinds share one arena layout (`SharedQueue`) and differ in their methods.
 enum QueueKinds {

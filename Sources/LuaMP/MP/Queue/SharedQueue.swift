@@ -253,15 +253,14 @@ struct SharedQueue {
 
     /// Polls the message count for up to 30 µs before a consumer sleeps, so a steady stream
     /// costs neither futex sleeps nor wakes: 5 µs of pure spinning (`pause`), then spinning with
-    /// `sched_yield` so that on a busy machine the producer sharing this core gets to run.
-    /// (Measured under load: with yields, 1→1 small messages ran 20% faster and 4×4 MPMC 1.5×
-    /// faster than pure spinning or letting only one consumer spin.)
+    /// `sched_yield` so that on a busy machine the producer sharing this core gets to run
+    /// (why, measured: docs/queues.md, "Performance").
     private func spin() {
         let until = Deadline.monotonicNow() &+ 30_000
         while true {
             for _ in 0..<64 {
                 if approximateCount > 0 { return }
-                luamp_cpu_relax()
+                luamp_spin_pause()
             }
             let now = Deadline.monotonicNow()
             if now >= until { return }

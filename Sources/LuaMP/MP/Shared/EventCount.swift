@@ -6,7 +6,7 @@ internal import LuaMPShims
 
 /// A 32-bit sequence word plus a waiter count (8 bytes of shared memory) used instead of
 /// `pthread_cond_t`, which hangs the next signaller forever when a waiter is SIGKILLed inside
-/// `pthread_cond_wait` (DESIGN.md §4).
+/// `pthread_cond_wait` (docs/shared-memory.md, "Event count").
 ///
 /// Protocol: a waiter reads `prepare()` (the current sequence), checks its condition (usually
 /// under a `RobustMutex`), releases the mutex, then `wait(seen:until:)`; a notifier changes the

@@ -36,7 +36,7 @@ final class SharedKind {
     var methods: [(String, SwiftFunction)] = []
     /// Hot methods as context-free functions (see FastFunction.swift).
     var fastMethods: [(String, FastFunction)] = []
-    /// Fast `__index`/`__newindex` replacing `getField`/`setField` and the methods lookup
+    /// Fast `__index`/`__newindex` replacing `getField` and the methods lookup
     /// (the function must find methods itself, e.g. from upvalue… or by name).
     var fastIndex: FastFunction? = nil
     var fastNewIndex: FastFunction? = nil
@@ -51,8 +51,6 @@ final class SharedKind {
     /// Field reads (`obj.name`) tried before methods: push the value and return true, or
     /// return false for "no such field". Stack: [-0, +1] when it returns true.
     var getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil
-    /// Field writes (`obj.name = v`, value at stack index 3); throw for unknown or read-only fields.
-    var setField: ((LuaStack, SharedRef, String) throws -> Void)? = nil
     /// Frees the object's arena memory (and memory only it references) once no process holds
     /// it and no message names it (`SharedHolds`). Nil: never freed (lives as long as the arena).
     var release: ((Arena, UInt64) -> Void)? = nil
@@ -77,7 +75,6 @@ final class SharedKind {
          luaMethods: [(String, String)] = [],
          fastMethods: [(String, FastFunction)] = [],
          getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil,
-         setField: ((LuaStack, SharedRef, String) throws -> Void)? = nil,
          release: ((Arena, UInt64) -> Void)? = nil,
          metamethods: [(String, SwiftFunction)] = [],
          describe: ((LuaStack, Arena, SharedRef) -> String)? = nil) {
@@ -88,7 +85,6 @@ final class SharedKind {
         self.luaMethods = luaMethods
         self.fastMethods = fastMethods
         self.getField = getField
-        self.setField = setField
         self.release = release
         self.metamethods = metamethods
         self.describe = describe
@@ -97,13 +93,12 @@ final class SharedKind {
 
 /// The registry of arena-backed kinds and their Lua plumbing.
 enum SharedKinds {
-    nonisolated(unsafe) private(set) static var kinds: [String: SharedKind] = [:]
-
-    /// Registers `kind` and its handle codec. Call it once per process per kind, from a
-    /// `static let` initializer (thread-safe), not from a per-runtime installer.
+    /// Registers `kind`'s handle codec with `Handles` (and the fork handlers arena objects rely
+    /// on). Each capability calls it once per process per kind, from the initializer of a global
+    /// `let` its installer touches (`syncKindsRegistered`, `queueKindsRegistered`): Swift runs
+    /// such initializers once, thread-safely, so runtimes created on several threads never race.
     static func register(_ kind: SharedKind) {
         CurrentProcess.installForkHandlers()
-        kinds[kind.name] = kind
         Handles.register(HandleKind(
             name: kind.name,
             encode: { s, i in try SharedKinds.encode(s, i, kind) },
@@ -215,13 +210,6 @@ enum SharedKinds {
     private static func pushCommonMetamethods(_ s: LuaStack, _ mt: Int32, _ kind: SharedKind) {
         if let fast = kind.fastNewIndex {
             s.setFastFunction(mt, "__newindex", fast, cFast: kind.cFast["__newindex"])
-        } else if let setField = kind.setField {
-            s.setFunction(mt, "__newindex") { s in
-                let r = try SharedKinds.check(s, 1, kind)
-                let key = s.type(at: 2) == .string ? s.toString(2)! : (s.type(at: 2) == .number ? "#index" : "?")
-                try setField(s, r, key)
-                return 0
-            }
         }
         for (name, fn) in kind.metamethods { s.setFunction(mt, name, fn) }
         s.setFunction(mt, "__tostring") { s in

@@ -68,8 +68,8 @@ struct SharedLock {
     }
 
     /// Releases one level (RLock) or the lock.
-    /// - Throws: `LuaArgumentError` (argument 1, the lock: misuse is a `bad argument` error as
-    ///   API.md asks) when this process does not hold it.
+    /// - Throws: `LuaArgumentError` (argument 1, the lock: misuse is a `bad argument` error, see
+    ///   docs/api.md "Errors") when this process does not hold it.
     func release() throws {
         let me = CurrentProcess.pid
         let owner = luamp_relaxed_load32(ownerPid)

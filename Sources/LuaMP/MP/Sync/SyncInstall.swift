@@ -1,4 +1,4 @@
-// Installs mp's synchronization primitives and shared values (API.md §2 "Synchronization", "Shared memory").
+// Installs mp's synchronization primitives and shared values (docs/sync.md, docs/api.md).
 
 extension MPModule {
     /// `mp.Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier`,
