@@ -197,7 +197,3 @@ final class ForkSafeLock<Value> {
         return try body(&value)
     }
 }
-
-/// A kind is set up once, from a `static let` initializer, before any object of it exists, and
-/// never changed afterwards, so holds may carry it across threads.
-extension SharedKind: @unchecked Sendable {}
