@@ -165,10 +165,34 @@ static inline int key_is_value(lua_State *L) {
     return lua_rawequal(L, 2, lua_upvalueindex(2));
 }
 
-/// `v.value` (any other key: Swift, which also finds methods).
+/// Pushes method slot 2 from the metatable's `__methods` when it is there (raw lookups only) and
+/// is not `get_lock` (whose answer depends on the Value); returns 0 to let Swift decide.
+static inline int push_method(lua_State *L) {
+    if (lua_type(L, 2) != LUA_TSTRING || !lua_getmetatable(L, 1)) return 0;
+    lua_pushliteral(L, "__methods");
+    if (lua_rawget(L, -2) != LUA_TTABLE) { lua_pop(L, 2); return 0; }
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) == LUA_TNIL || strcmp(lua_tostring(L, 2), "get_lock") == 0) { lua_pop(L, 3); return 0; }
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    return 1;
+}
+
+/// `v.value`, and methods such as `v.add` (any other key: Swift).
 static int value_index(lua_State *L) {
     unsigned char *o = object_at(L, VALUE_MAGIC);
-    if (o == NULL || !key_is_value(L) || !push_cell(L, o[4], o + 24)) return slow_path(L);
+    if (o == NULL) return slow_path(L);
+    if (key_is_value(L)) return push_cell(L, o[4], o + 24) ? 1 : slow_path(L);
+    return push_method(L) ? 1 : slow_path(L);
+}
+
+/// `v:add([n])` on a 64-bit signed cell (one `lock xadd`, wrapping like Lua); others: Swift.
+static int value_add(lua_State *L) {
+    unsigned char *o = object_at(L, VALUE_MAGIC);
+    int top = lua_gettop(L);
+    if (o == NULL || (o[4] != 'q' && o[4] != 'l') || top > 2 || (top == 2 && !lua_isinteger(L, 2))) return slow_path(L);
+    uint64_t n = top == 2 ? (uint64_t)lua_tointeger(L, 2) : 1;
+    lua_pushinteger(L, (lua_Integer)__atomic_add_fetch((uint64_t *)(o + 24), n, __ATOMIC_SEQ_CST));
     return 1;
 }
 
@@ -215,6 +239,7 @@ void luamp_push_sync_fast(lua_State *L, int which, luamp_fast_fn slow) {
     case LUAMP_FAST_VALUE_NEWINDEX: lua_pushliteral(L, "value"); lua_pushcclosure(L, value_newindex, 2); return;
     case LUAMP_FAST_ARRAY_INDEX: lua_pushcclosure(L, array_index, 1); return;
     case LUAMP_FAST_ARRAY_NEWINDEX: lua_pushcclosure(L, array_newindex, 1); return;
+    case LUAMP_FAST_VALUE_ADD: lua_pushcclosure(L, value_add, 1); return;
     default: lua_pushcclosure(L, slow_path, 1); return;
     }
 }

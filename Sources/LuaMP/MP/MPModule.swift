@@ -12,6 +12,8 @@ enum MPModule {
         installShared(s, t)
         installBasics(s, t)
         installSync(s, t)
+        installTables(s, t)
+        installSharedMemory(s, t)
         installProcesses(s, t)
         installCodec(s, t)
         installQueues(s, t)

@@ -27,6 +27,7 @@ void luamp_push_fast_function(lua_State *L, luamp_fast_fn f);
 enum {
     LUAMP_FAST_LOCK_ACQUIRE = 1, LUAMP_FAST_RLOCK_ACQUIRE, LUAMP_FAST_LOCK_RELEASE, LUAMP_FAST_RLOCK_RELEASE,
     LUAMP_FAST_VALUE_INDEX, LUAMP_FAST_VALUE_NEWINDEX, LUAMP_FAST_ARRAY_INDEX, LUAMP_FAST_ARRAY_NEWINDEX,
+    LUAMP_FAST_VALUE_ADD,
 };
 
 /// Pushes the C fast path `which` (a lua_CFunction doing the common case without Swift) that

@@ -37,10 +37,14 @@ extension PoolState {
                 throw LuaRaise("interrupted!")
             }
             var ms: Int32 = 100
+            let respawnWait = respawnAt - Clock.monotonicSeconds()
+            if respawnAt > 0 && respawnWait > 0 {   // a replacement is due then (startup backoff)
+                ms = Int32(min(100, (respawnWait * 1000).rounded(.up)))
+            }
             var last = false
             if let d = deadline {
                 let left = d - Clock.monotonicSeconds()
-                if left <= 0 { ms = 0; last = true } else { ms = Int32(min(100, (left * 1000).rounded(.up))) }
+                if left <= 0 { ms = 0; last = true } else { ms = min(ms, Int32(min(100, (left * 1000).rounded(.up)))) }
             }
             try waitForEvents(s, ms)
             if last {
@@ -63,13 +67,13 @@ extension PoolState {
     func dispatch(_ s: LuaStack, pullAll: Bool, pulling: PoolJob?) throws {
         guard phase != .terminated else { return }
         jobs.removeAll { $0.cancelled && $0.done }
+        // Broken, calls return at once without waiting for events: look at the starting worker
+        // here, so its death or readiness is noticed and the next attempt can follow.
+        if brokenError != nil { try waitForEvents(s, 0) }
+        if phase == .running || hasUnsentWork { try startMissingWorkers(s) } else { noteReadyWorkers() }
         if let broken = brokenError {
             while let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) { deliver(s, c, error: .mp(broken)) }
         } else {
-            let needed = phase == .running || hasUnsentWork
-            if needed {
-                for slot in 0..<size where workers[slot] == nil { try spawn(s, slot: slot) }
-            }
             while let w = pickWorker(), let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) {
                 send(c, to: w)
             }
@@ -90,27 +94,28 @@ extension PoolState {
         return best
     }
 
-    /// Work stealing: a worker with nothing to do takes the chunk queued behind another
-    /// worker's running chunk, so no task waits behind a long one while a worker idles. The
-    /// status word decides atomically whether the victim already started it (`claim`/`steal`).
+    /// Work stealing: a worker with nothing to do takes the chunk queued right behind another
+    /// worker's started chunk, so no task waits behind a long one while a worker idles. The
+    /// status word decides atomically whether the victim already started it (`claim`/`steal`);
+    /// a victim whose word does not show its head as started is left alone (see
+    /// `WorkerStatusPage.stolen` for why only that chunk may be taken).
     private func stealForIdleWorkers() {
         for case let idle? in workers where idle.inflight.isEmpty && !idle.inputClosed && idle.quota != 0 {
-            var taken = false
-            for case let victim? in workers where victim !== idle && victim.inflight.count >= 2 && !taken {
-                let head = victim.inflight[0]
+            for case let victim? in workers where victim !== idle && victim.inflight.count >= 2 {
                 let cur = status.started(victim.slot)
-                guard cur == head.id || cur & WorkerStatusPage.stolen != 0 else { continue }
+                guard WorkerStatusPage.hasStarted(cur, victim.inflight[0].id) else { continue }
                 let c = victim.inflight[1]
                 guard status.steal(victim.slot, expected: cur, c.id) else { continue }
                 victim.inflight.remove(at: 1)
-                victim.runningAtSteal = head.id
                 if let q = victim.quota { victim.quota = q + 1 }
                 send(c, to: idle)
-                taken = true
+                break
             }
         }
     }
 
+    /// Sends `c` to `w`, stamped with a fresh chunk id (ids grow in send order, which the
+    /// steal protocol relies on; a chunk re-sent after a death gets a new one).
     private func send(_ c: PoolChunk, to w: PoolWorker) {
         if w.functionGeneration != functions.generation {
             var f: [UInt8] = []
@@ -121,6 +126,9 @@ extension PoolState {
             w.functionGeneration = functions.generation
         }
         if w.functions.insert(c.function.id).inserted { w.send(c.function.defineFrame) }
+        c.id = nextChunkID
+        nextChunkID += 1
+        PoolFrame.stampTask(&c.frame, id: c.id)
         w.send(c.frame)
         w.inflight.append(c)
         if let q = w.quota { w.quota = q - 1 }
@@ -186,19 +194,18 @@ extension PoolState {
                 do {
                     frame.reserveCapacity(64 + count * 4)
                     let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
-                    frame.appendLE(nextChunkID)
+                    frame.appendLE(UInt64(0))                   // the chunk id, stamped at send
                     frame.appendLE(job.function.id)
                     frame.append(job.mode)
                     frame.appendLE(UInt32(count))
                     try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
-                    try PoolFrame.finish(&frame, from: start)
+                    try PoolFrame.finishTask(&frame, from: start)
                 } catch {
                     failure = .mp(Self.itemSendError(s, first: first, count: count, position: position, error))
                 }
             }
-            let chunk = PoolChunk(id: nextChunkID, job: job, seq: seq, position: position, count: count,
+            let chunk = PoolChunk(job: job, seq: seq, position: position, count: count,
                                   function: job.function, frame: frame)
-            nextChunkID += 1
             if let f = failure {
                 deliver(s, chunk, error: f)
                 return nil
@@ -225,7 +232,7 @@ extension PoolState {
 
     // MARK: receiving
 
-    /// Polls result pipes, pidfds and (when output is queued) task pipes for up to `ms`.
+    /// Polls result pipes, pidfds, status pipes and (when output is queued) task pipes for up to `ms`.
     private func waitForEvents(_ s: LuaStack, _ ms: Int32) throws {
         pollFDs.removeAll(keepingCapacity: true)
         pollOwners.removeAll(keepingCapacity: true)
@@ -238,6 +245,10 @@ extension PoolState {
             }
             if w.hasOutput && w.taskFD >= 0 {
                 pollFDs.append(pollfd(fd: w.taskFD, events: Int16(POLLOUT), revents: 0)); pollOwners.append((w, 2))
+            }
+            let status = w.child.statusDescriptor     // a failing initializer's report (drained, or it blocks)
+            if status >= 0 {
+                pollFDs.append(pollfd(fd: status, events: Int16(POLLIN), revents: 0)); pollOwners.append((w, 3))
             }
         }
         if pollFDs.isEmpty {
@@ -259,7 +270,8 @@ extension PoolState {
                 readResults(s, w)
                 if w.child.pidfd < 0, revents & Int16(POLLHUP) != 0, !w.child.isAlive { dead.append(w) }
             case 1: dead.append(w)
-            default: w.flush()
+            case 2: w.flush()
+            default: w.child.drainStatus()
             }
         }
         for w in dead where workers[w.slot] === w { workerDied(s, w) }
@@ -394,31 +406,16 @@ extension PoolState {
         workers[w.slot] = nil
         let started = status.started(w.slot)
         let ready = status.isReady(w.slot)
-        var requeue: [PoolChunk] = []
-        var lost: PoolChunk?
-        // The head was running if the worker claimed it, or if the word still shows a chunk
-        // stolen while that head ran (the worker had not moved past it).
-        let headRan = w.inflight.first.map { started == $0.id || (started & WorkerStatusPage.stolen != 0 && w.runningAtSteal == $0.id) } ?? false
-        for (i, c) in w.inflight.enumerated() {
-            if i == 0 && headRan { lost = c } else { requeue.append(c) }
-        }
+        // Every answer it wrote has been read, so only the head can have been started; should an
+        // answer have been missed, a chunk it may have run still fails rather than runs twice.
+        let lost = w.inflight.filter { WorkerStatusPage.mayHaveStarted(started, $0.id) }
+        retry.prepend(w.inflight.filter { !WorkerStatusPage.mayHaveStarted(started, $0.id) })
         w.inflight.removeAll()
-        retry.prepend(requeue)
-        if let c = lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
+        for c in lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
         if ready {
-            initFailures = 0
-        } else if code != 0 {
-            // Died before its initializer finished (or before it started at all): after three
-            // in a row, fail the work instead of forking replacements forever.
-            initFailures += 1
-            if initFailures >= 3 && brokenError == nil {
-                let e = LuaError.splitTraceback(w.child.reportedMessage ?? "the worker died (\(Self.describe(code)))")
-                var tb = ""
-                if case .runtime(_, let t) = e { tb = t }
-                let what = initializerRef != LUA_NOREF ? "pool initializer failed" : "pool workers failed to start"
-                brokenError = MPError("RemoteError", "\(what) in \(initFailures) workers in a row (last: pid \(w.child.pid)): \(e.message)",
-                                      [("traceback", .string(tb)), ("pid", .integer(Int64(w.child.pid)))])
-            }
+            if !w.ready { workerGotReady(w) }
+        } else {
+            startupFailed(w, code: code)
         }
     }
 

@@ -74,6 +74,27 @@ enum PoolFrame {
             (base + 4).storeBytes(of: sum.littleEndian, as: UInt32.self)
         }
     }
+
+    /// `finish` for a `T` frame (which starts at offset 0 of `out`): checks the size and writes
+    /// the length; the chunk id and the checksum are written by `stampTask` at each send.
+    static func finishTask(_ out: inout [UInt8], from start: Int) throws {
+        precondition(start == 0, "a task frame starts its buffer")
+        let len = out.count - headerSize
+        guard len <= maxPayload else {
+            throw MPError("SendError", "message of \(len) bytes is larger than the pool's 1 GiB frame limit")
+        }
+        out.withUnsafeMutableBytes { $0.baseAddress!.storeBytes(of: UInt32(len).littleEndian, as: UInt32.self) }
+    }
+
+    /// Writes chunk id `id` into a `T` frame built by `finishTask` and its checksum.
+    static func stampTask(_ frame: inout [UInt8], id: UInt64) {
+        frame.withUnsafeMutableBytes { b in
+            let base = b.baseAddress!
+            (base + headerSize + 1).storeBytes(of: id.littleEndian, toByteOffset: 0, as: UInt64.self)
+            let len = b.count - headerSize
+            (base + 4).storeBytes(of: checksum(base + headerSize, len).littleEndian, as: UInt32.self)
+        }
+    }
 }
 
 extension Array where Element == UInt8 {

@@ -18,7 +18,8 @@ struct RegistryValueError: LuaValueError {
 
 /// One unit sent to a worker: `count` consecutive items of a job starting at `position`.
 final class PoolChunk {
-    let id: UInt64
+    /// The id it was last sent with (0 before it was sent); the worker echoes it in its answer.
+    var id: UInt64 = 0
     let job: PoolJob
     /// Sequence number within the job (0, 1, 2 … in input order).
     let seq: Int
@@ -26,11 +27,11 @@ final class PoolChunk {
     let position: Int
     let count: Int
     let function: FunctionEntry
-    /// The complete `T` frame, kept until a result arrives (so it can be re-sent elsewhere).
-    let frame: [UInt8]
+    /// The complete `T` frame, kept until a result arrives (so it can be re-sent elsewhere);
+    /// its chunk id and checksum are stamped at each send.
+    var frame: [UInt8]
 
-    init(id: UInt64, job: PoolJob, seq: Int, position: Int, count: Int, function: FunctionEntry, frame: [UInt8]) {
-        self.id = id
+    init(job: PoolJob, seq: Int, position: Int, count: Int, function: FunctionEntry, frame: [UInt8]) {
         self.job = job
         self.seq = seq
         self.position = position

@@ -300,7 +300,7 @@ extension MPModule {
         let job = PoolJob(kind: .apply, pool: p, function: entry, mode: UInt8(LUAMP_POOL_APPLY))
         var frame: [UInt8] = []
         let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
-        frame.appendLE(p.nextChunkID)
+        frame.appendLE(UInt64(0))                   // the chunk id, stamped at send
         frame.appendLE(entry.id)
         frame.append(job.mode)
         frame.appendLE(UInt32(n))
@@ -309,12 +309,11 @@ extension MPModule {
         for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }
         try Codec.encodeTuple(s, from: first, count: Int32(n), path: "args", into: &frame)
         s.top = first - 1
-        try PoolFrame.finish(&frame, from: start)
+        try PoolFrame.finishTask(&frame, from: start)
         s.newTable()
         job.resultsRef = luaL_ref(s.L, s.registryIndex())
         job.chunksMade = 1
-        p.retry.append(PoolChunk(id: p.nextChunkID, job: job, seq: 0, position: 1, count: n, function: entry, frame: frame))
-        p.nextChunkID += 1
+        p.retry.append(PoolChunk(job: job, seq: 0, position: 1, count: n, function: entry, frame: frame))
         p.jobs.append(job)
         return job
     }

@@ -28,8 +28,8 @@ final class PoolWorker {
     var quota: Int?
     /// The host closed `taskFD` (the worker exits after its current work).
     var inputClosed = false
-    /// The chunk that was running when a chunk was last stolen from this worker.
-    var runningAtSteal: UInt64 = 0
+    /// The host has seen its ready flag (initializer done).
+    var ready = false
 
     init(slot: Int, child: ChildProcess, taskFD: Int32, resultFD: Int32, quota: Int?) {
         self.slot = slot
@@ -111,15 +111,26 @@ final class PoolState {
     /// Done jobs whose callback or error_callback is still to run.
     var callbacks = Ring<PoolJob>()
     var functions = FunctionCache()
+    /// The id the next chunk sent is stamped with (ids grow in send order).
     var nextChunkID: UInt64 = 1
-    /// Workers that died before their initializer finished, in a row.
+    /// Workers that failed to start (initializer error, exit, crash) in a row, with no new
+    /// worker getting ready since; workers killed by someone else do not count.
     var initFailures = 0
-    /// Set when the initializer keeps failing: every task fails with it.
+    /// Set after `brokenAfter` such failures while no worker is ready: tasks fail with it at
+    /// once (instead of waiting for ever) until a replacement gets ready.
     var brokenError: MPError?
+    /// After a startup failure: no replacement is forked before this time (monotonic seconds;
+    /// 0 when none is pending).
+    var respawnAt = 0.0
     var pollFDs: [pollfd] = []
     var pollOwners: [(PoolWorker, Int)] = []
     /// When it was created (`MPModule.nextStartSequence`, set by `PoolRegistry.add`).
     var startSequence: UInt64 = 0
+
+    /// Startup failures in a row after which waiting tasks fail.
+    static let brokenAfter = 3
+    /// Longest wait between attempts to start a worker whose predecessors failed to start.
+    static let maxRespawnDelay = 2.0
 
     /// Chunks sent ahead to each worker ("a few in flight" so workers never wait for the host).
     static let inflightPerWorker = 2
@@ -198,6 +209,63 @@ final class PoolState {
         _ = fcntl(result[0], F_SETFL, O_NONBLOCK)
         workers[slot] = PoolWorker(slot: slot, child: child, taskFD: task[1], resultFD: result[0], quota: maxTasksPerChild)
     }
+
+    // MARK: starting and replacing workers
+
+    /// Forks workers into empty slots. While workers keep failing to start, replacements wait
+    /// for the backoff (`respawnAt`) and start one at a time, until one gets ready.
+    func startMissingWorkers(_ s: LuaStack) throws {
+        noteReadyWorkers()
+        if initFailures == 0 {
+            for slot in 0..<size where workers[slot] == nil { try spawn(s, slot: slot) }
+            return
+        }
+        guard Clock.monotonicSeconds() >= respawnAt else { return }
+        guard !workers.contains(where: { $0 != nil && !$0!.ready }) else { return }   // one is starting
+        if let slot = workers.firstIndex(where: { $0 == nil }) {
+            respawnAt = 0
+            try spawn(s, slot: slot)
+        }
+    }
+
+    /// Notices workers whose initializer finished since the last look: the pool is healthy again.
+    func noteReadyWorkers() {
+        for case let w? in workers where !w.ready && status.isReady(w.slot) { workerGotReady(w) }
+    }
+
+    /// A new worker finished its initializer: startup failures are forgotten.
+    func workerGotReady(_ w: PoolWorker) {
+        w.ready = true
+        initFailures = 0
+        brokenError = nil
+        respawnAt = 0
+    }
+
+    /// A worker ended before its initializer finished, with exit code `code` (-N: signal N).
+    /// A kill from outside (SIGKILL, SIGTERM, …) is not a failure: the replacement starts at
+    /// once. An initializer error, an exit (even with 0) or a crash of the worker's own
+    /// making (SIGSEGV, SIGABRT, …) is: the next attempt waits 0.05 s, doubling up to
+    /// `maxRespawnDelay`, and after `brokenAfter` in a row with no worker ready, waiting and
+    /// new tasks fail with a `RemoteError` until a replacement gets ready.
+    func startupFailed(_ w: PoolWorker, code: Int32) {
+        if code < 0 && !Self.selfInflicted.contains(-code) { return }
+        initFailures += 1
+        let delay = min(Self.maxRespawnDelay, 0.05 * Double(1 << min(initFailures - 1, 10)))
+        respawnAt = Clock.monotonicSeconds() + delay
+        guard initFailures >= Self.brokenAfter, !workers.contains(where: { $0?.ready == true }) else { return }
+        let why = code == 0 ? "the worker exited (exit code 0) before its initializer returned"
+                            : "the worker died (\(Self.describe(code)))"
+        let e = LuaError.splitTraceback(w.child.reportedMessage ?? why)
+        var tb = ""
+        if case .runtime(_, let t) = e { tb = t }
+        let what = initializerRef != LUA_NOREF ? "pool initializer failed" : "pool workers failed to start"
+        brokenError = MPError("RemoteError", "\(what) in \(initFailures) workers in a row (last: pid \(w.child.pid)): \(e.message)",
+                              [("traceback", .string(tb)), ("pid", .integer(Int64(w.child.pid)))])
+    }
+
+    /// Signals a process gets from its own faults or limits (not sent by someone else).
+    private static let selfInflicted: Set<Int32> = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP,
+                                                     SIGXCPU, SIGXFSZ, SIGPIPE]
 
     private static func pipeError() -> LuaRaise {
         LuaRaise("cannot start a pool worker: pipe failed: \(String(cString: strerror(errno)))")

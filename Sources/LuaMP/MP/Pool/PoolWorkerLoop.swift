@@ -6,8 +6,8 @@ internal import CLua
 internal import LuaMPShims
 
 /// Per-worker words in a small `MAP_SHARED` page the host maps before forking any worker:
-/// the id of the chunk the worker has *started* (stored before the task function runs) and a
-/// ready flag (set after the initializer). After a worker dies the host reads them to tell a
+/// the id of the chunk the worker has *started* (stored before the task function runs, or the
+/// host's "taken back" mark) and a ready flag (set after the initializer). After a worker dies the host reads them to tell a
 /// task that was running (→ `WorkerLost`) from ones that were only queued (→ re-dispatched).
 struct WorkerStatusPage {
     static let slotSize = 64
@@ -30,24 +30,44 @@ struct WorkerStatusPage {
         (base + slot * Self.slotSize + 8).assumingMemoryBound(to: UInt32.self)
     }
 
-    /// Marks a chunk id the host took back (`steal`): the worker skips that chunk.
+    /// Marks chunks the host took back (`steal`): `t | stolen` means every chunk sent to this
+    /// worker with an id ≤ `t` that it has not started yet is taken back, and the worker skips it.
+    ///
+    /// One mark covers them all because of two rules: chunk ids are stamped at each send from a
+    /// pool-wide counter, so they grow in the order a worker reads its pipe; and the host only
+    /// steals the chunk right behind the one the worker has started. The chunks taken back while
+    /// one chunk runs are therefore exactly those between it and the next one the worker keeps.
     static let stolen: UInt64 = 1 << 63
 
-    /// The last chunk the worker started, or `id | stolen` for a chunk the host took back
-    /// before the worker got to it.
+    /// The last chunk the worker started, or `t | stolen` (chunks up to `t` taken back since).
     func started(_ slot: Int) -> UInt64 { luamp_atomic_load64(word64(slot)) }
 
-    /// Worker: claims chunk `id` before running it. False when the host stole it (skip it).
+    /// Worker: claims chunk `id` before running it. False when the host took it back (skip it).
     func claim(_ slot: Int, _ id: UInt64) -> Bool {
         while true {
             let cur = luamp_atomic_load64(word64(slot))
-            if cur == id | Self.stolen { return false }
+            if cur & Self.stolen != 0 && cur & ~Self.stolen >= id { return false }
             if luamp_atomic_cas64(word64(slot), cur, id) != 0 { return true }
         }
     }
 
-    /// Host: takes back chunk `id`, queued behind what the worker runs, if the word still reads
-    /// `expected` (the worker has not started anything newer). Exactly one of `claim`/`steal` wins.
+    /// Host: true when `word` (a value of `started`) shows that the worker has started chunk
+    /// `head` (the oldest one it has not answered) and nothing after it: it claimed `head`, or
+    /// a chunk sent after `head` was stolen since and the worker claimed nothing newer.
+    static func hasStarted(_ word: UInt64, _ head: UInt64) -> Bool {
+        word == head || (word & stolen != 0 && word & ~stolen > head)
+    }
+
+    /// Host, after the worker died: true if it may have started chunk `id` (one it had not
+    /// answered): it claimed `id` or a later chunk, or `id` was sent before a chunk that was
+    /// stolen since (so it was the started one). Such a chunk is never run again.
+    static func mayHaveStarted(_ word: UInt64, _ id: UInt64) -> Bool {
+        word & stolen != 0 ? id < word & ~stolen : id <= word
+    }
+
+    /// Host: takes back chunk `id` (the chunk right behind the started one) if the word still
+    /// reads `expected` (the worker has not claimed anything newer). Exactly one of
+    /// `claim`/`steal` wins.
     func steal(_ slot: Int, expected: UInt64, _ id: UInt64) -> Bool {
         luamp_atomic_cas64(word64(slot), expected, id | Self.stolen) != 0
     }
@@ -135,9 +155,13 @@ enum PoolWorkerLoop {
             var r = PayloadReader(frame)
             switch frame[0] {
             case PoolFrame.define:
-                guard let id = try? r.int(UInt32.self), (try? Codec.decode(ts, r.rest)) != nil else {
-                    ts.pushNil()   // a function that does not load here: tasks using it fail
-                    continue
+                guard let id = try? r.int(UInt32.self) else { return 3 }
+                do {
+                    try Codec.decode(ts, r.rest)       // leaves the stack as it was when it throws
+                } catch {
+                    // A function that does not load here: its tasks fail with this reason.
+                    let why = (error as? MPError)?.message ?? String(describing: error)
+                    ts.push("the task function could not be loaded in the worker: \(why)")
                 }
                 lua_rawseti(T, fns, lua_Integer(id))
             case PoolFrame.clear:
@@ -186,7 +210,12 @@ enum PoolWorkerLoop {
         var traceback = ""
         failed: do {
             lua_pushcclosure(T, luamp_pool_run_chunk, 0)
-            guard lua_rawgeti(T, fns, lua_Integer(fid)) == LUA_TFUNCTION else {
+            switch lua_rawgeti(T, fns, lua_Integer(fid)) {
+            case LUA_TFUNCTION: break
+            case LUA_TSTRING:
+                message = ts.toString(-1) ?? ""
+                break failed
+            default:
                 message = "the task function could not be loaded in the worker"
                 break failed
             }

@@ -13,6 +13,10 @@ internal import LuaMPShims
 /// returns into the parent's code. The parent keeps the pid, a pidfd (so `join(timeout:)`
 /// polls without signals) and the read end of a small *status pipe* on which the child may
 /// `report` a message (for example an uncaught error) that `reportedMessage` returns after reaping.
+/// The child's report is a blocking write that may not fit the pipe (a pipe gets a single page
+/// once the user is past `pipe-user-pages-soft`), so every wait here drains the pipe while the
+/// child runs (`join` polls it with the pidfd; `isAlive` and `stop` read it), and a caller that
+/// waits for a child some other way polls `statusDescriptor` and calls `drainStatus`.
 ///
 /// Rules for users (Process, Pool):
 /// - Every spawned child must end up reaped: call `join()` (or `join(timeout:)` until it
@@ -34,8 +38,11 @@ final class ChildProcess {
     private let ownerPID: pid_t
     /// Exit code once reaped: `n` for `_exit(n)`, `-N` after signal N.
     private(set) var exitCode: Int32?
-    /// What the child sent with `ChildContext.report`, read when it was reaped.
+    /// What the child sent with `ChildContext.report`, complete once it was reaped.
     private(set) var reportedMessage: String?
+    /// Status bytes read so far; the child closed its end (or ended) once `statusEOF`.
+    private var statusBytes: [UInt8] = []
+    private var statusEOF = false
 
     private init(pid: pid_t, pidfd: Int32, statusFD: Int32) {
         self.pid = pid
@@ -59,8 +66,9 @@ final class ChildProcess {
     /// What a child's body can do besides computing its exit status.
     struct ChildContext {
         fileprivate let statusFD: Int32
-        /// Sends `message` to the parent (read at reap time as `reportedMessage`). At most
-        /// 60 KiB are kept so the write never blocks on a full pipe. Call once.
+        /// Sends `message` to the parent (`reportedMessage` once reaped); at most 60 KiB are
+        /// kept. The write blocks while the pipe is full, until the parent drains it (every
+        /// wait for the child does). Call once.
         func report(_ message: String) {
             var bytes = Array(message.utf8.prefix(60 * 1024))
             var off = 0
@@ -174,8 +182,14 @@ final class ChildProcess {
                 slice = min(slice, left.rounded(.up))
             }
             if pidfd >= 0 {
-                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-                _ = poll(&p, 1, Int32(slice))          // EINTR: loop, check the interrupt flag
+                // The status pipe too: a child blocked writing its report never ends otherwise.
+                let status = statusDescriptor
+                var p = (pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
+                         pollfd(fd: status, events: Int16(POLLIN), revents: 0))
+                _ = withUnsafeMutablePointer(to: &p) {
+                    $0.withMemoryRebound(to: pollfd.self, capacity: 2) { poll($0, status >= 0 ? 2 : 1, Int32(slice)) }
+                }                                      // EINTR: loop, check the interrupt flag
+                if p.1.revents != 0 { drainStatus() }
             } else {
                 var ts = timespec(tv_sec: 0, tv_nsec: Int(min(nap, slice) * 1e6))
                 _ = nanosleep(&ts, nil)
@@ -215,11 +229,34 @@ final class ChildProcess {
         }
     }
 
+    /// The status pipe's read end while the child may still write to it, else -1: callers that
+    /// wait for several children in one `poll` add it and call `drainStatus` when it is readable.
+    var statusDescriptor: Int32 { statusEOF ? -1 : statusFD }
+
+    /// Reads what the child has reported so far, without blocking (the child may be blocked
+    /// writing a report larger than the pipe).
+    func drainStatus() {
+        guard statusFD >= 0, !statusEOF else { return }
+        // A stack buffer (1 KiB: the most withUnsafeTemporaryAllocation always keeps on the stack):
+        // a fresh heap array per reap costs a malloc and a page fault.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buf in
+            while true {
+                let n = read(statusFD, buf.baseAddress, buf.count)
+                if n > 0 { statusBytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0..<n])); continue }
+                if n == 0 { statusEOF = true }
+                if n < 0 && errno == EINTR { continue }
+                break
+            }
+        }
+    }
+
     // MARK: internals
 
     /// waitpid; on success records the exit code, reads the status pipe, closes descriptors.
+    /// Drains the status pipe first, so a child blocked on its report can finish.
     private func tryReap(block: Bool) -> Bool {
         if exitCode != nil { return true }
+        if !block { drainStatus() }
         var code: Int32 = 0
         let r = luamp_reap(pid, block ? 1 : 0, &code)
         if r == 0 { return false }
@@ -232,19 +269,9 @@ final class ChildProcess {
     }
 
     private func readStatusPipe() {
-        guard statusFD >= 0 else { return }
-        var out: [UInt8] = []
-        // A stack buffer (1 KiB: the most withUnsafeTemporaryAllocation always keeps on the stack):
-        // a fresh heap array per reap costs a malloc and a page fault.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buf in
-            while true {
-                let n = read(statusFD, buf.baseAddress, buf.count)
-                if n > 0 { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0..<n])); continue }
-                if n < 0 && errno == EINTR { continue }
-                break
-            }
-        }
-        if !out.isEmpty { reportedMessage = String(decoding: out, as: UTF8.self) }
+        drainStatus()
+        if !statusBytes.isEmpty { reportedMessage = String(decoding: statusBytes, as: UTF8.self) }
+        statusBytes = []
     }
 
     /// Closes the pidfd and the status pipe — only in the owner: in a forked child these numbers

@@ -68,6 +68,7 @@ enum SharedValueKinds {
         let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
         k.release = SharedCells.release
         k.methods = [("get_lock", getLock)]
+        k.fastMethods = valueAtomics
         // `<Value 'i' 42>`: the cell is one atomic load, as for `v.value`.
         k.describe = { s, a, r in
             let c = SharedCells(a, r.offset)
@@ -75,7 +76,8 @@ enum SharedValueKinds {
             defer { s.pop() }
             return "<Value '\(c.type.letter)' \(s.describe(-1))>"
         }
-        k.cFast = ["__index": Int32(LUAMP_FAST_VALUE_INDEX), "__newindex": Int32(LUAMP_FAST_VALUE_NEWINDEX)]
+        k.cFast = ["__index": Int32(LUAMP_FAST_VALUE_INDEX), "__newindex": Int32(LUAMP_FAST_VALUE_NEWINDEX),
+                   "add": Int32(LUAMP_FAST_VALUE_ADD)]
         k.fastIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
             if s.isKey(2, "value") { c.type.push(s, from: c.cell()); return 1 }
@@ -99,6 +101,7 @@ enum SharedValueKinds {
         let k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
         k.release = SharedCells.release
         k.cFast = ["__index": Int32(LUAMP_FAST_ARRAY_INDEX), "__newindex": Int32(LUAMP_FAST_ARRAY_NEWINDEX)]
+        k.fastMethods = arrayAtomics
         k.describe = { _, a, r in
             let c = SharedCells(a, r.offset)
             return "<Array '\(c.type.letter)' len=\(c.count)>"
@@ -211,6 +214,7 @@ enum SharedValueKinds {
             return 1
         }
         s.setFunction(t, "Array") { s in
+            if SharedMemoryKind.toRef(s, 2) != nil { return try ShmArrayKind.construct(s) }   // a view over a SharedMemory
             s.top = 3
             let type = try s.typeCodeArgument(1)
             let n: Int64
