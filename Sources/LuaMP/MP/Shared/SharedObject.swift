@@ -226,7 +226,7 @@ enum SharedKinds {
             s.push(a.pointee.offset == b.pointee.offset)
             return 1
         }
-        if let release = kind.release {
+        if kind.release != nil {
             s.setFunction(mt, "__gc") { s in
                 guard let p = s.toUserdata(1)?.assumingMemoryBound(to: SharedRef.self) else { return 0 }
                 if p.pointee.counted, p.pointee.holder == CurrentProcess.pid {
