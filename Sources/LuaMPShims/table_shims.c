@@ -10,8 +10,8 @@
 
 typedef struct {
     void *next; unsigned char tt, marked, flags, lsizenode; unsigned int alimit;
-    const void *array; const void *node; const void *lastfree;
-} luamp_table54;   // CommonHeader; flags; lsizenode; alimit; array; node; lastfree (lobject.h)
+    const void *array; const void *node; const void *lastfree; const void *metatable;
+} luamp_table54;   // CommonHeader; flags; lsizenode; alimit; array; node; lastfree; metatable (lobject.h)
 
 typedef struct { union { void *p; long long i; double n; } value; unsigned char tt; } luamp_tvalue54;
 
@@ -37,7 +37,22 @@ int luamp_fasttable(const void *table, luamp_tableparts *out) {
     out->asize = real_asize(t);
     out->nodes = t->node;
     out->nsize = 1u << t->lsizenode;
+    out->metatable = t->metatable;
     return 1;
+}
+
+uint64_t luamp_table_fingerprint(const void *table) {
+    if (!fasttable_ok) return 0;
+    const luamp_table54 *t = (const luamp_table54 *)table;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)t->node;
+    unsigned int n = 1u << t->lsizenode;
+    const luamp_node54 *nodes = (const luamp_node54 *)t->node;
+    for (unsigned int i = 0; i < n; i++) {
+        if ((nodes[i].tt & 0x0F) == 0) continue;   // empty slot
+        h = (h ^ (uint64_t)(uintptr_t)nodes[i].key.p) * 0x100000001B3ull;
+        h = (h ^ (uint64_t)(uintptr_t)nodes[i].value.p ^ nodes[i].tt) * 0x100000001B3ull;
+    }
+    return h | 1;
 }
 
 static int string_is(const void *ts, unsigned char tag, const char *s) {
@@ -60,7 +75,11 @@ static int probe(lua_State *L) {
     lua_pushinteger(L, 100); lua_pushstring(L, "xyz"); lua_rawset(L, -3);
     lua_pushboolean(L, 0); lua_pushinteger(L, -7); lua_rawset(L, -3);
     lua_pushstring(L, LONG_KEY); lua_pushstring(L, LONG_KEY); lua_rawset(L, -3);
+    lua_createtable(L, 0, 0);
+    const void *mt = lua_topointer(L, -1);
+    lua_setmetatable(L, -2);
     const luamp_table54 *t = (const luamp_table54 *)lua_topointer(L, -1);
+    if (t->metatable != mt) return 0;
     if (t->tt != 0x05 || t->alimit != 4 || real_asize(t) != 4 || t->array == NULL
         || t->lsizenode != 2 || t->node == NULL || t->lastfree == NULL) return 0;   // LUA_VTABLE
     const luamp_tvalue54 *a = (const luamp_tvalue54 *)t->array;

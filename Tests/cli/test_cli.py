@@ -355,6 +355,9 @@ interrupt_case("an error after a caught SIGINT is an ordinary error (status 1)",
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 rc, o, e = run([os.path.join(root, "examples", "args.lua"), "one", "two"])
 check("examples/args.lua shows arg and ...", rc == 0 and "one" in o and "two" in o, (rc, o, e))
+rc, o, e = run([os.path.join(root, "examples", "by_reference.lua")])
+check("examples/by_reference.lua: modules, a registered class and a file cross",
+      rc == 0 and o == "[3,5] [6,10]\ntrue\nsecond\n", (rc, o, e))
 
 shutil.rmtree(TMP, ignore_errors=True)
 print(f"{passed} passed, {failed} failed")

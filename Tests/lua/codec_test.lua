@@ -45,10 +45,10 @@ T.test("tables: arrays, hashes, holes, shared references and cycles", function()
   assert(m[kk] == kk, "a table used as key and value stays one table")
 end)
 
-T.test("metatables are not sent", function()
+T.test("metatables travel with their tables (by value when local)", function()
   local r = rt(setmetatable({ 1 }, { __index = function() return "meta" end }))
-  T.eq(getmetatable(r), nil)
-  T.eq(r.missing, nil)
+  T.eq(type(getmetatable(r)), "table")
+  T.eq(r.missing, "meta")
 end)
 
 T.test("random values round-trip (seeded)", function()
@@ -139,19 +139,30 @@ local function send_error(v, path, what)
   T.eq(tostring(e), "SendError: " .. path .. ": " .. what)
 end
 
+local lpeg = require "lpeg"   -- its patterns are userdata without __mp_reduce
+local NOT_UD = "cannot send a userdata (it is not a field of a loaded module: require it inside the function, "
+  .. "make it a module, or mp.register it, or give its metatable an __mp_reduce)"
+
 T.test("unsendable values name their type and path", function()
-  send_error(io.stdout, "value", "cannot send a userdata")
-  send_error({ conn = io.stdout }, "value.conn", "cannot send a userdata")
+  local pat = lpeg.P "a"
+  send_error(pat, "value", NOT_UD)
+  send_error({ conn = pat }, "value.conn", NOT_UD)
   send_error({ 1, { 2, 3, coroutine.create(print) } }, "value[2][3]", "cannot send a thread (coroutine)")
-  send_error({ ["two words"] = io.stderr }, 'value["two words"]', "cannot send a userdata")
+  send_error({ ["two words"] = pat }, 'value["two words"]', NOT_UD)
   -- keys are written as Lua source would write them: a reserved word or a control byte is quoted
-  send_error({ ["end"] = io.stderr }, 'value["end"]', "cannot send a userdata")
-  send_error({ ["a\tb\1"] = io.stderr }, 'value["a\\tb\\1"]', "cannot send a userdata")
-  local x = io.stdout
-  send_error({ f = function() return x end }, "value.f.<upvalue x>", "cannot send a userdata")
+  send_error({ ["end"] = pat }, 'value["end"]', NOT_UD)
+  send_error({ ["a\tb\1"] = pat }, 'value["a\\tb\\1"]', NOT_UD)
+  local x = pat
+  send_error({ f = function() return x end }, "value.f.<upvalue x>", NOT_UD)
   send_error({ w = coroutine.wrap(print) }, "value.w",
-    "cannot send a C function (only standard-library and mp functions are sent, by name)")
-  send_error({ [io.stdout] = 1 }, "value.<key>", "cannot send a userdata")
+    "cannot send a C function (it is not a field of a loaded module: require it inside the function, "
+    .. "make it a module, or mp.register it)")
+  send_error({ [pat] = 1 }, "value.<key>", NOT_UD)
+  send_error({ p = debug.upvalueid(function() return x end, 1) }, "value.p",
+    "cannot send a light userdata (it is not a field of a loaded module: require it inside the function, "
+    .. "make it a module, or mp.register it)")
+  local closed = io.open(os.tmpname(), "w"); closed:close()
+  send_error({ closed }, "value[1]", "cannot send a closed file")
   local deep = {}
   local c = deep
   for _ = 1, 250 do c[1] = {}; c = c[1] end
@@ -168,7 +179,7 @@ T.test("encoding pauses the garbage collector only while it runs", function()
   assert(collectgarbage("isrunning"))
   mp.dumps({ 1, { 2 } })
   assert(collectgarbage("isrunning"), "running again after dumps")
-  pcall(mp.dumps, { io.stdout })
+  pcall(mp.dumps, { coroutine.create(print) })
   assert(collectgarbage("isrunning"), "running again after a SendError")
   collectgarbage("stop")
   mp.dumps({ 1 })

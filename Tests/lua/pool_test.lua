@@ -126,14 +126,14 @@ T.test("task errors come back as RemoteError with message and traceback", functi
 end)
 
 T.test("unsendable functions, arguments and results are SendErrors", function()
-  local ud = io.stdout
+  local ud = coroutine.create(print)
   local e = T.raises("cannot send", pool.apply, pool, function() return ud end)
   T.eq(e.kind, "SendError")
   local e2 = T.raises("args%[1%]", pool.apply, pool, print, {ud})
   T.eq(e2.kind, "SendError")
   local e3 = T.raises("input%[3%]", pool.map, pool, print, {1, 2, ud}, 10)
   T.eq(e3.kind, "SendError")
-  local e4 = T.raises("result", pool.apply, pool, function() return io.stdout end)
+  local e4 = T.raises("result", pool.apply, pool, function() return coroutine.create(print) end)
   T.eq(e4.kind, "RemoteError")
   local co = coroutine.create(print)
   T.raises("cannot send a thread", pool.map, pool, function() return co end, {1})

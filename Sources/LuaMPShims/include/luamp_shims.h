@@ -125,7 +125,8 @@ enum {
 };
 
 /// The parts of a table: its array part (asize slots) and hash nodes (nsize nodes).
-typedef struct { const void *array; unsigned int asize; const void *nodes; unsigned int nsize; } luamp_tableparts;
+/// `metatable` is the table's metatable (lua_topointer of it) or NULL.
+typedef struct { const void *array; unsigned int asize; const void *nodes; unsigned int nsize; const void *metatable; } luamp_tableparts;
 
 /// Checks once that the running liblua has exactly the layout above, using probe tables; enables
 /// luamp_fasttable and returns 1 if so. Must be C: it mirrors C structs Swift cannot see.
@@ -134,6 +135,18 @@ int luamp_fasttable_check(lua_State *L);
 /// off. The pointers stay valid until the table is next modified (no insertion happens while the
 /// encoder reads it).
 int luamp_fasttable(const void *table, luamp_tableparts *out);
+/// A hash of the table's hash part (keys, values and the node array's address), never 0; 0 when
+/// the fast path is off. The codec compares it to notice that package.loaded changed.
+uint64_t luamp_table_fingerprint(const void *table);
+
+// ---- Lua file handles (file_shims.c) ----
+/// The descriptor of the io library file handle at `idx`, after flushing it, and in `*pos` its
+/// logical position (`ftell`: -1 when not seekable); -1 for a closed handle, -2 when the value is
+/// not a file handle. Never raises.
+int luamp_file_descriptor(lua_State *L, int idx, long long *pos);
+/// Pushes a new io library file handle reading/writing `fd` (fdopen with `mode`); 0 (nothing
+/// pushed, `fd` still open) when fdopen fails. Stack: [-0, +1|0].
+int luamp_push_file(lua_State *L, int fd, const char *mode);
 
 /// Stops the garbage collector and returns whether it was running (lua_gc is variadic). The encoder
 /// pauses it so no finalizer can run, and modify a table being read, in the middle of a message.

@@ -80,13 +80,16 @@ enum Codec {
     }
 
     /// Decodes one value and pushes it. Stack: [-0, +1] on success, [-0, +0] when it throws.
+    /// - Parameter allowCode: false refuses functions, globals, references, rebuilt userdata and
+    ///   files (`mp.loads(s, {functions = false})`).
     /// - Throws: `MPError("DecodeError", …)` on malformed, truncated or unverifiable input.
-    static func decode(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer) throws {
+    static func decode(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer, allowCode: Bool = true) throws {
         let L = s.L
         let top = lua_gettop(L)
         guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
         lua_pushnil(L)   // the shared-object table's slot
         var dec = Decoder(L, bytes, refs: top + 1)
+        dec.allowCode = allowCode
         do {
             try dec.header(kind: CodecFormat.kindValue)
             try dec.value(depth: 0)

@@ -9,7 +9,10 @@ struct Decoder {
     var r: ByteReader
     /// Stack index of the shared-object table (offset → object); nil until the first shared object.
     let refs: Int32
-    private var haveRefs = false
+    var haveRefs = false
+    /// False for `mp.loads(s, {functions = false})`: every function, global, reference, userdata
+    /// rebuild and file is refused.
+    var allowCode = true
 
     init(_ L: OpaquePointer, _ bytes: UnsafeRawBufferPointer, refs: Int32) {
         self.L = L
@@ -20,7 +23,7 @@ struct Decoder {
     /// Reads the two header bytes and checks version and kind.
     mutating func header(kind: UInt8) throws(MPError) {
         let v = try r.u8()
-        guard v == CodecFormat.version else {
+        guard v >= CodecFormat.oldestReadable && v <= CodecFormat.version else {
             throw MPError("DecodeError", "unsupported message format version \(v) (this luamp reads version \(CodecFormat.version))")
         }
         let k = try r.u8()
@@ -35,12 +38,12 @@ struct Decoder {
         guard r.atEnd else { throw r.failure("\(r.remaining) trailing bytes") }
     }
 
-    private func check(_ depth: Int, _ at: Int) throws(MPError) {
+    func check(_ depth: Int, _ at: Int) throws(MPError) {
         guard depth < CodecFormat.maxDepth else { throw r.failure("nesting deeper than \(CodecFormat.maxDepth) levels", at: at) }
     }
 
     /// Remembers the object on top of the stack as the shared object at `offset`. Stack: [-0, +0].
-    private mutating func remember(_ offset: Int) {
+    mutating func remember(_ offset: Int) {
         if !haveRefs {
             lua_createtable(L, 0, 4)
             luamp_replace(L, refs)
@@ -66,7 +69,18 @@ struct Decoder {
         case CodecFormat.Tag.str32: try pushString(r.bytes(r.int(UInt32.self)))
         case CodecFormat.Tag.str64: try pushString(r.bytes(r.int(UInt64.self)))
         case CodecFormat.Tag.table, CodecFormat.Tag.sharedTable:
-            try table(shared: tag == CodecFormat.Tag.sharedTable, at: at, depth: depth)
+            try table(shared: tag == CodecFormat.Tag.sharedTable, meta: false, at: at, depth: depth)
+        case CodecFormat.Tag.metaTable, CodecFormat.Tag.sharedMetaTable:
+            try table(shared: tag == CodecFormat.Tag.sharedMetaTable, meta: true, at: at, depth: depth)
+        case CodecFormat.Tag.reference, CodecFormat.Tag.sharedReference:
+            try refuseCode("a reference to a module value or registered value", at)
+            try reference(shared: tag == CodecFormat.Tag.sharedReference, at: at)
+        case CodecFormat.Tag.reduced, CodecFormat.Tag.sharedReduced:
+            try refuseCode("a userdata rebuilt by a constructor", at)
+            try reduced(shared: tag == CodecFormat.Tag.sharedReduced, at: at, depth: depth)
+        case CodecFormat.Tag.file:
+            try refuseCode("an open file", at)
+            try file(at: at)
         case CodecFormat.Tag.ref:
             let off = try r.int(UInt64.self)
             guard haveRefs, off < UInt64(at),
@@ -74,10 +88,13 @@ struct Decoder {
                 throw r.failure("reference to unknown object \(off)", at: at)
             }
         case CodecFormat.Tag.function, CodecFormat.Tag.sharedFunction:
+            try refuseCode("a function", at)
             try function(shared: tag == CodecFormat.Tag.sharedFunction, at: at, depth: depth)
         case CodecFormat.Tag.globals:
+            try refuseCode("the globals table", at)
             luamp_pushglobaltable(L)
         case CodecFormat.Tag.cfunction:
+            try refuseCode("a C function", at)
             let name = String(decoding: try r.bytes(r.u8()), as: UTF8.self)
             guard CodecNames.push(L, name: name) else {
                 throw MPError("DecodeError", "unknown C function '\(name)' (not a standard-library or mp function here)")
@@ -94,7 +111,7 @@ struct Decoder {
         _ = lua_pushlstring(L, b.baseAddress?.assumingMemoryBound(to: CChar.self), b.count)
     }
 
-    private mutating func table(shared: Bool, at: Int, depth: Int) throws(MPError) {
+    private mutating func table(shared: Bool, meta: Bool, at: Int, depth: Int) throws(MPError) {
         let narr = Int(try r.int(UInt32.self))
         let npairs = Int(try r.int(UInt32.self))
         // Each value takes at least one byte: counts beyond the input left are lies.
@@ -128,6 +145,12 @@ struct Decoder {
             try value(depth: depth + 1)
             lua_rawset(L, t)
             j += 1
+        }
+        if meta {
+            let mAt = r.pos
+            try value(depth: depth + 1)
+            guard lua_type(L, -1) == LUA_TTABLE else { throw r.failure("metatable is not a table", at: mAt) }
+            lua_setmetatable(L, t)
         }
     }
 

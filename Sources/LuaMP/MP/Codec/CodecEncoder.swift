@@ -37,6 +37,20 @@ struct Encoder {
     var pausedGC = false
     /// Whether `holdGC` ran (the collector is paused, or was not running).
     var gcHeld = false
+    /// The state's by-reference index (`CodecReferences.swift`), loaded at the first object of a
+    /// message, and a copy of its object map (not owned here: never released by the encoder).
+    var refs: ReferenceIndex?
+    var refMap = PointerMap()
+    /// The index's Bloom filter; until the index is loaded, one with every bit set (so the first
+    /// object of a message takes the slow path, which loads it).
+    var refFilter: UnsafePointer<UInt64> = ReferenceIndex.fullFilter
+    /// 0: index not loaded yet; 1: loaded; 2: rebuilt after a miss (at most once per message).
+    var refsState: UInt8 = 0
+    /// How many times Lua code ran during this message (`__mp_reduce`): a table being read is
+    /// checked for changes after a nested value whenever this moved.
+    var luaRuns = 0
+    /// Userdata whose `__mp_reduce` arguments are being written (a userdata inside its own).
+    var reducing: [UnsafeRawPointer] = []
 
     /// Pushes the globals table, and with `external` an anchor table: then strings of 64 KiB or
     /// more are not copied but recorded in `splits` (the caller restores the stack top afterwards).
@@ -103,9 +117,10 @@ struct Encoder {
         case LUA_TFUNCTION:
             try function(idx, depth: depth)
         case LUA_TUSERDATA:
-            try handle(idx)
+            try userdata(idx, depth: depth)
         case LUA_TLIGHTUSERDATA:
-            throw EncodeFailure("cannot send a light userdata")
+            if let e = referenceEntry(idx, type: LUA_TLIGHTUSERDATA, retry: true) { return writeReference(e, nil) }
+            throw EncodeFailure("cannot send a light userdata (\(ReferenceIndex.help))")
         case LUA_TTHREAD:
             throw EncodeFailure("cannot send a thread (coroutine)")
         default:
@@ -158,15 +173,15 @@ struct Encoder {
     }
 
     /// A reference to an object already written at `offset`; marks that object as shared.
-    private mutating func reference(_ offset: Int) {
+    mutating func reference(_ offset: Int) {
         markShared(bufferOffset(ofMessageOffset: offset))
         w.tagged(CodecFormat.Tag.ref, UInt64(offset))
     }
 
-    /// Turns the table/function tag at buffer offset `at` into its shared variant.
+    /// Turns the object tag at buffer offset `at` into its shared variant.
     private mutating func markShared(_ at: Int) {
         let tag = w.base.load(fromByteOffset: at, as: UInt8.self)
-        if tag == CodecFormat.Tag.table || tag == CodecFormat.Tag.function { w.patchByte(tag + 1, at: at) }
+        if let shared = CodecFormat.Tag.shared(tag) { w.patchByte(shared, at: at) }
     }
 
     /// Where message offset `m` (of an object's tag) lies in the buffer: minus the anchored
@@ -180,7 +195,7 @@ struct Encoder {
         return m
     }
 
-    private func checkDepth(_ depth: Int) throws(EncodeFailure) {
+    func checkDepth(_ depth: Int) throws(EncodeFailure) {
         guard depth < CodecFormat.maxDepth else {
             throw EncodeFailure("nesting deeper than \(CodecFormat.maxDepth) levels")
         }
@@ -195,16 +210,20 @@ struct Encoder {
             return
         }
         if let off = seen.get(p) { return reference(off) }
+        if ReferenceIndex.mayContain(refFilter, p), let e = referenceEntry(object: p) { return writeReference(e, p) }
         try checkDepth(depth)
         let tagPos = w.count
         seen.insert(p, tagPos + externalBytes)
+        var parts = luamp_tableparts()
+        let fast = Encoder.fastTables && luamp_fasttable(p, &parts) != 0
+        // An instance: its metatable is held on the stack while the body is written, then sent.
+        let meta: Int32 = (fast ? parts.metatable != nil : true) && lua_getmetatable(L, t) != 0 ? lua_gettop(L) : 0
         w.reserve(9)
-        w.u8(CodecFormat.Tag.table)
+        w.u8(meta != 0 ? CodecFormat.Tag.metaTable : CodecFormat.Tag.table)
         w.int(UInt64(0))   // both counts, patched below
         var narr: Int64 = 0
         var npairs: Int64 = 0
-        var parts = luamp_tableparts()
-        if Encoder.fastTables, luamp_fasttable(p, &parts) != 0, let counts = try fastTableBody(t, parts, depth: depth) {
+        if fast, let counts = try fastTableBody(t, parts, depth: depth) {
             (narr, npairs) = counts
         } else {
             try apiTableBody(t, narr: &narr, npairs: &npairs, depth: depth)
@@ -214,6 +233,16 @@ struct Encoder {
         }
         w.patch(UInt32(narr), at: tagPos + 1)
         w.patch(UInt32(npairs), at: tagPos + 5)
+        if meta != 0 { try metatable(meta, depth: depth) }
+    }
+
+    /// The metatable at `meta` (pushed by `table`) after its table's body; pops it.
+    @inline(never)
+    private mutating func metatable(_ meta: Int32, depth: Int) throws(EncodeFailure) {
+        do { try table(meta, depth: depth + 1) } catch {
+            var e = error; e.components.append(CodecPath.metatable); throw e
+        }
+        lua_settop(L, meta - 1)
     }
 
     /// The table body through the public API: one `lua_next` pass; keys 1, 2, 3… met first go
@@ -226,6 +255,7 @@ struct Encoder {
             // Integral float keys are stored as integers by Lua, so a number key equal to
             // narr + 1 is the integer key narr + 1.
             let kt = lua_type(L, k)
+            let runs = luaRuns
             if npairs == 0 && kt == LUA_TNUMBER && lua_tointegerx(L, k, nil) == narr + 1 {
                 let vt = lua_type(L, v)
                 if !scalar(v, type: vt) {
@@ -249,9 +279,23 @@ struct Encoder {
                 npairs += 1
             }
             lua_settop(L, k)
+            // lua_next raises for a key no longer in the table: after Lua code ran, check it is.
+            if runs != luaRuns {
+                lua_pushvalue(L, k)
+                let gone = lua_rawget(L, t) == LUA_TNIL
+                lua_settop(L, k)
+                if gone { throw Encoder.changed() }
+            }
         }
         lua_settop(L, k - 1)
     }
+
+    /// The failure for a table that Lua code (an `__mp_reduce`) modified while it was being read.
+    @inline(never)
+    static func changed() -> EncodeFailure {
+        EncodeFailure("the table changed while it was being sent (by an __mp_reduce)")
+    }
+
 
     /// Writes a number, short string or boolean inline (the table loop's fast path); returns
     /// false, writing nothing, for every other type.
@@ -283,18 +327,22 @@ struct Encoder {
     mutating func function(_ f: Int32, depth: Int) throws(EncodeFailure) {
         if lua_iscfunction(L, f) != 0 {
             holdGC()   // the name lookup pushes a string
-            guard let name = CodecNames.name(L, at: f) else {
-                throw EncodeFailure("cannot send a C function (only standard-library and mp functions are sent, by name)")
+            if let name = CodecNames.name(L, at: f) {
+                var n = name
+                n.withUTF8 { b in
+                    w.tagged(CodecFormat.Tag.cfunction, UInt8(b.count))
+                    w.append(b.baseAddress!, b.count)
+                }
+                return
             }
-            var n = name
-            n.withUTF8 { b in
-                w.tagged(CodecFormat.Tag.cfunction, UInt8(b.count))
-                w.append(b.baseAddress!, b.count)
-            }
-            return
+            let p = lua_topointer(L, f)
+            if let p, let off = seen.get(p) { return reference(off) }
+            if let e = referenceEntry(f, type: LUA_TFUNCTION, retry: true) { return writeReference(e, p) }
+            throw EncodeFailure("cannot send a C function (\(ReferenceIndex.help))")
         }
         let p = lua_topointer(L, f)!
         if let off = seen.get(p) { return reference(off) }
+        if ReferenceIndex.mayContain(refFilter, p), let e = referenceEntry(object: p) { return writeReference(e, p) }
         try checkDepth(depth)
         let tagPos = w.count
         seen.insert(p, tagPos + externalBytes)
@@ -341,13 +389,26 @@ struct Encoder {
         }
     }
 
-    /// An mp object (`__mpkind` in its metatable, registered in `Handles`).
-    mutating func handle(_ idx: Int32) throws(EncodeFailure) {
+    /// A full userdata: an mp object, an open file, a value by reference, or the result of its
+    /// `__mp_reduce`.
+    mutating func userdata(_ idx: Int32, depth: Int) throws(EncodeFailure) {
         holdGC()   // kind lookups and handle encoders push strings
-        let s = LuaStack(L)
-        guard let kindName = Handles.kindName(s, at: idx), let kind = Handles.kind(named: kindName) else {
-            throw EncodeFailure("cannot send a userdata")
+        if let kindName = Handles.kindName(LuaStack(L), at: idx), let kind = Handles.kind(named: kindName) {
+            return try handle(idx, kindName, kind)
         }
+        let p = lua_topointer(L, idx)!
+        if let off = seen.get(p) { return reference(off) }
+        var position: Int64 = -1
+        let fd = luamp_file_descriptor(L, idx, &position)
+        if fd != -2 { return try file(fd, position: position) }
+        if let e = referenceEntry(idx, type: LUA_TUSERDATA, retry: true) { return writeReference(e, p) }
+        if try reduced(idx, p, depth: depth) { return }
+        throw EncodeFailure("cannot send a userdata (\(ReferenceIndex.help), or give its metatable an __mp_reduce)")
+    }
+
+    /// An mp object (`__mpkind` in its metatable, registered in `Handles`).
+    private mutating func handle(_ idx: Int32, _ kindName: String, _ kind: HandleKind) throws(EncodeFailure) {
+        let s = LuaStack(L)
         let payload: [UInt8]
         do { payload = try kind.encode(s, idx) } catch {
             throw EncodeFailure("cannot send this \(kindName): \(error)")

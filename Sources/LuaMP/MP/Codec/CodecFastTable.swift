@@ -46,11 +46,13 @@ extension Encoder {
                 } else {
                     if inSequence { narr += 1 } else { integer(Int64(j + 1)); npairs += 1 }
                     if !writeFastScalar(tag, slot) {
+                        let runs = luaRuns
                         lua_rawgeti(L, t, lua_Integer(j + 1))
                         do { try value(lua_gettop(L), depth: depth + 1) } catch {
                             var e = error; e.components.append("[\(j + 1)]"); throw e
                         }
                         lua_settop(L, -2)
+                        if runs != luaRuns { try checkUnchanged(t, parts) }
                     }
                 }
                 j += 1
@@ -64,9 +66,11 @@ extension Encoder {
             if vtt & 0x0F != 0 {
                 let ktt = node.load(fromByteOffset: Int(LUAMP_NODE_KEYTAG), as: UInt8.self)
                 let key = node + Int(LUAMP_NODE_KEY)
-                _ = writeFastScalar(ktt, key)
+                // The pre-scan saw only scalar keys; one that is not can only be new (Lua code ran).
+                guard writeFastScalar(ktt, key) else { throw Encoder.changed() }
                 npairs += 1
                 if !writeFastScalar(vtt, node) {
+                    let runs = luaRuns
                     pushFastScalar(ktt, key)
                     lua_rawget(L, t)
                     do { try value(lua_gettop(L), depth: depth + 1) } catch {
@@ -76,11 +80,23 @@ extension Encoder {
                         throw e
                     }
                     lua_settop(L, -2)
+                    if runs != luaRuns { try checkUnchanged(t, parts) }
                 }
             }
             i += 1
         }
         return (narr, npairs)
+    }
+
+    /// Lua code ran inside a nested value (`__mp_reduce`): the parts read from memory must still
+    /// be the table's, or the walk would read freed memory.
+    @inline(never)
+    private func checkUnchanged(_ t: Int32, _ parts: luamp_tableparts) throws(EncodeFailure) {
+        var now = luamp_tableparts()
+        _ = luamp_fasttable(lua_topointer(L, t), &now)
+        guard now.array == parts.array, now.asize == parts.asize, now.nodes == parts.nodes, now.nsize == parts.nsize else {
+            throw Encoder.changed()
+        }
     }
 
     /// Whether a slot with type tag `tag` holds a scalar the fast path can write from memory.

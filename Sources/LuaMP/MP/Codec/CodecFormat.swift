@@ -1,21 +1,24 @@
 // The codec's wire format: version, message kinds, value tags and limits (docs/codec.md "Format").
 
-/// Constants of the luamp wire format, version 1.
+/// Constants of the luamp wire format, version 2 (version 1 is version 2 without tags 0x13…0x19).
 ///
 /// A message is `[version][kind][payload]`: `kind` is `value` (one encoded value) or `tuple`
 /// (a `UInt32` count, then that many values). Every multi-byte number is little-endian.
 enum CodecFormat {
-    /// The format version byte; a decoder refuses any other.
-    static let version: UInt8 = 1
+    /// The format version byte the encoder writes.
+    static let version: UInt8 = 2
+    /// The oldest version the decoder still reads (a subset of this one).
+    static let oldestReadable: UInt8 = 1
     /// Message kinds (second byte).
     static let kindValue: UInt8 = 0
     static let kindTuple: UInt8 = 1
 
     /// Deepest nesting of tables/functions a message may have (encoder and decoder).
     static let maxDepth = 200
-    /// Lua stack slots an encode or decode may use: each level holds at most two (table and key,
-    /// or function and upvalue), plus a few for the leaves. Checked once per message.
-    static let stackNeeded: Int32 = Int32(2 * maxDepth + 32)
+    /// Lua stack slots an encode or decode may use: each level holds at most three (table, its
+    /// metatable and a key, or function and upvalue), plus a few for the leaves. Checked once per
+    /// message (and again after an `__mp_reduce` call).
+    static let stackNeeded: Int32 = Int32(3 * maxDepth + 40)
 
     /// Value tags.
     enum Tag {
@@ -50,5 +53,32 @@ enum CodecFormat {
         static let joinedUpvalue: UInt8 = 0x12
         /// mp object: `UInt8` kind-name length, kind name, `UInt32` payload length, payload.
         static let handle: UInt8 = 0x11
+        /// A value by reference: `UInt8` source (`Reference.module` / `.registered`), `UInt8`
+        /// expected type (`Reference.typeCode`), `UInt16` length + name (module or registered
+        /// name), `UInt16` length + field path (`dns.toip`, empty for the module itself), `UInt64`
+        /// MAC of those bytes. The receiver resolves it through package.loaded/require or the
+        /// mp.register table.
+        static let reference: UInt8 = 0x13
+        static let sharedReference: UInt8 = 0x14
+        /// A table with a metatable: as `table`, then the metatable (any table encoding).
+        static let metaTable: UInt8 = 0x15
+        static let sharedMetaTable: UInt8 = 0x16
+        /// A userdata rebuilt by its `__mp_reduce`: `UInt8` argument count, the constructor (a Lua
+        /// function, a reference, or a ref to an earlier one of those), then the arguments.
+        static let reduced: UInt8 = 0x17
+        static let sharedReduced: UInt8 = 0x18
+        /// An open Lua file handle: `UInt8` length, then a `DescriptorName` and the `Int64` logical
+        /// position (-1: not seekable), then the `UInt64` MAC of those bytes.
+        static let file: UInt8 = 0x19
+
+        /// The shared variant of an object tag (the encoder patches it when a second reference
+        /// appears), or nil for tags that are never shared.
+        @inline(__always)
+        static func shared(_ tag: UInt8) -> UInt8? {
+            switch tag {
+            case table, function, reference, metaTable, reduced: return tag + 1
+            default: return nil
+            }
+        }
     }
 }

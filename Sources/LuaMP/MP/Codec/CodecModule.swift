@@ -9,6 +9,7 @@ extension MPModule {
         CodecKey.prepare()
         _ = luamp_fasttable_check(s.L)
         CodecNames.install(s, mp: t)
+        ReferenceIndex.install(s)
         s.setFunction(t, "dumps") { s in
             try Codec.pushEncoded(s, at: 1, path: "value")
             return 1
@@ -17,9 +18,47 @@ extension MPModule {
             guard s.type(at: 1) == .string, let b = s.toBytes(1) else {
                 throw LuaArgumentError(1, "string expected, got \(s.isNoneOrNil(1) ? (s.type(at: 1) == .none ? "no value" : "nil") : s.typeName(at: 1))")
             }
-            try Codec.decode(s, b)
+            var allowCode = true
+            if !s.isNoneOrNil(2) {
+                guard s.type(at: 2) == .table else { throw LuaArgumentError(2, "table expected, got \(s.typeName(at: 2))") }
+                s.rawGet(2, field: "functions")
+                allowCode = s.optBool(-1, true)
+                s.pop()
+            }
+            try Codec.decode(s, b, allowCode: allowCode)
             return 1
         }
+        s.setFunction(t, "register") { s in try register(s) }
+    }
+
+    /// `mp.register(name, value)`: `value` crosses by reference under `name` (resolved through
+    /// the receiver's own registration). One name per value and one value per name.
+    private static func register(_ s: LuaStack) throws -> Int32 {
+        guard s.type(at: 1) == .string, let name = s.toString(1), !name.isEmpty, name.utf8.count < 0x10000 else {
+            throw LuaArgumentError(1, s.type(at: 1) == .string ? "a non-empty name shorter than 64 KiB expected" : "string expected, got \(s.typeName(at: 1))")
+        }
+        switch s.type(at: 2) {
+        case .table, .function, .userdata, .lightUserdata: break
+        default:
+            throw LuaArgumentError(2, "table, function or userdata expected, got \(s.typeName(at: 2)) (other values are sent by value)")
+        }
+        s.rawGet(s.registryIndex(), field: ReferenceIndex.registeredKey)
+        let t = s.top
+        // One table holds both directions: names are strings, values never are.
+        s.pushValue(2)
+        if lua_rawget(s.L, t) == LUA_TSTRING, let old = s.toString(-1) {
+            if old == name { return 0 }   // the same registration again (e.g. a module loaded twice)
+            throw LuaRaise("mp.register: this value is already registered as '\(old)'")
+        }
+        s.pop()
+        if s.rawGet(t, field: name) != .nil {
+            throw LuaRaise("mp.register: another value is already registered as '\(name)'")
+        }
+        s.pop()
+        s.pushValue(2); s.rawSet(t, field: name)
+        s.pushValue(2); s.push(name); lua_rawset(s.L, t)
+        ReferenceIndex.invalidate(s.L)
+        return 0
     }
 }
 

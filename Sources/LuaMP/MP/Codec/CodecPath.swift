@@ -49,6 +49,12 @@ enum CodecPath {
     /// The component for upvalue `name` of a function: `.<upvalue name>`.
     static func upvalue(_ name: String) -> String { ".<upvalue \(name)>" }
 
+    /// The component for a table's metatable: `.<metatable>`.
+    static let metatable = ".<metatable>"
+
+    /// The component for a userdata's `__mp_reduce` result: `.<__mp_reduce>` (constructor) or `.<__mp_reduce arg n>`.
+    static func reduce(_ n: Int) -> String { n == 0 ? ".<__mp_reduce>" : ".<__mp_reduce arg \(n)>" }
+
     /// The component for an error inside a key (a table used as a key): `.<key>`.
     static let key = ".<key>"
 }
