@@ -22,6 +22,7 @@ static int box_gc(lua_State *L) {
 
 int luamp_complete_swift_call(lua_State *L, int n, int argn) {
     if (n >= 0) return n;
+    if (n == LUAMP_MEMERR) return luamp_raise_memory_error(L);
     if (n == LUAMP_ARGERROR) {
         const char *extra = lua_tostring(L, -1);
         return luaL_argerror(L, argn, extra ? extra : "?");
@@ -33,7 +34,12 @@ int luamp_complete_swift_call(lua_State *L, int n, int argn) {
 static int trampoline(lua_State *L) {
     luamp_box *b = (luamp_box *)lua_touserdata(L, lua_upvalueindex(1));
     int argn = 0;
+    // Every Swift function starts with the memory reserve held (memory_shims.c), or does not
+    // start: with memory too short to take it, Lua's memory error is raised before Swift runs.
+    if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
+    int was = luamp_swift_enter();
     int n = swift_dispatch(L, b->box, &argn);
+    luamp_zone_restore(was);
     return luamp_complete_swift_call(L, n, argn);
 }
 
@@ -73,7 +79,10 @@ int luamp_pcall_traceback(lua_State *L, int nargs, int nresults) {
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, luamp_msghandler);
     lua_insert(L, base);
+    int was = luamp_lua_enter();
     int status = lua_pcall(L, nargs, nresults, base);
+    luamp_zone_restore(was);
+    luamp_after_protected_call(L, status);
     lua_remove(L, base);
     return status;
 }
@@ -99,6 +108,7 @@ static lua_State *volatile interrupt_state = NULL;
 static void lstop(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
+    luamp_interrupted = 0;         // taken: the next blocking call must not raise it again
     luaL_error(L, "interrupted!");
 }
 
@@ -108,6 +118,20 @@ static void laction(int sig) {
     luamp_interrupted = 1;
     luamp_sigint_count++;
     if (interrupt_state) lua_sethook(interrupt_state, lstop, flag, 1);   // async-signal-safe by design
+}
+
+int luamp_take_interrupt(void) {
+    if (!luamp_interrupted) return 0;           // the common case: no syscall
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &old);       // laction cannot run between the two steps
+    int v = luamp_interrupted;
+    luamp_interrupted = 0;
+    lua_State *L = interrupt_state;
+    if (v && L && lua_gethook(L) == lstop) lua_sethook(L, NULL, 0, 0);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return v;
 }
 
 void luamp_interrupt_forget_in_child(void) {

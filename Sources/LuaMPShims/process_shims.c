@@ -217,7 +217,10 @@ static int call_in_thread_body(lua_State *L) {
 int luamp_call_in_thread(lua_State *L, int nargs) {
     lua_pushcfunction(L, call_in_thread_body);
     lua_insert(L, -(nargs + 2));                   // [body f args...]
+    int was = luamp_lua_enter();
     int status = lua_pcall(L, nargs + 1, 2, 0);
+    luamp_zone_restore(was);
+    luamp_after_protected_call(L, status);
     if (status != LUA_OK) {                        // [err]: the body itself failed
         if (lua_type(L, -1) != LUA_TSTRING) {
             lua_pop(L, 1);
@@ -231,5 +234,6 @@ int luamp_call_in_thread(lua_State *L, int nargs) {
     }
     status = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);                                 // [text]
+    luamp_after_protected_call(L, status);         // the target ran out of memory
     return status;
 }

@@ -27,7 +27,10 @@ void luamp_sync_fast_set_arena(void *base, uint64_t size) {
 static int slow_path(lua_State *L) {
     luamp_fast_fn f = (luamp_fast_fn)lua_touserdata(L, lua_upvalueindex(1));
     int argn = 0;
+    if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
+    int was = luamp_swift_enter();           // as the trampoline does (memory_shims.c)
     int n = f(L, &argn);
+    luamp_zone_restore(was);
     return luamp_complete_swift_call(L, n, argn);
 }
 

@@ -52,10 +52,14 @@ struct REPL {
     private func waitForChildren() -> Int32 {
         let n = lua.runningChildren
         guard n > 0 else { return 0 }
-        LuaRuntime.writeError(n == 1 ? "waiting for 1 child (Ctrl-C to stop it)\n"
-                                     : "waiting for \(n) children (Ctrl-C to stop them)\n")
         let seen = luamp_sigint_seen()
-        lua.withInterrupts { lua.finish() }
+        lua.withInterrupts {
+            // Said once Ctrl-C interrupts the join: said before, a Ctrl-C right after it went
+            // to the prompt's handler and was lost, and luamp waited for the child anyway.
+            LuaRuntime.writeError(n == 1 ? "waiting for 1 child (Ctrl-C to stop it)\n"
+                                         : "waiting for \(n) children (Ctrl-C to stop them)\n")
+            lua.finish()
+        }
         guard luamp_sigint_seen() != seen else { return 0 }
         LuaRuntime.writeError("interrupted!\n")
         return Interpreter.interruptedStatus

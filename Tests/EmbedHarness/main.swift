@@ -106,6 +106,18 @@ let forkingScript = """
     return codes[1], codes[2], codes[3], mp.Pool ~= nil
     """
 
+/// The descriptors open in this process (/proc/self/fd).
+func openDescriptors() -> Set<Int32> {
+    var fds = Set<Int32>()
+    guard let d = opendir("/proc/self/fd") else { return fds }
+    defer { closedir(d) }
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if let fd = Int32(name) { fds.insert(fd) }
+    }
+    return fds
+}
+
 func expect(_ ok: Bool, _ what: String, _ detail: @autoclosure () -> String = "") {
     if ok { passed += 1; print("PASS \(what)") } else { failed += 1; print("FAIL \(what) \(detail())") }
 }
@@ -240,6 +252,22 @@ func runCommand() throws -> Int32 {
         let busyTimedOut = busyDone.wait(timeout: .now() + 20) == .timedOut
         expect(!busyTimedOut && busyOutcome.value == 2, "close() ends a blocked call", "outcome \(busyOutcome.value)")
         expect(try lua.evaluate("'alive'") == ["alive"], "other runtimes unaffected")
+        // close() and then deinit: by the deinit, the socket's descriptor number belongs to
+        // something else, which the second close must leave alone (it used to shutdown() it).
+        do {
+            let before = openDescriptors()
+            var rt: LuaRemoteRuntime? = try server.makeRuntime()
+            let mine = openDescriptors().subtracting(before)
+            rt!.close()
+            var sv: [Int32] = [-1, -1]
+            _ = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sv)
+            let reused = mine.contains(sv[0]) || mine.contains(sv[1])
+            rt = nil                                    // deinit: close() again
+            let n = send(sv[0], "x", 1, Int32(MSG_NOSIGNAL))
+            expect(reused && n == 1, "a second close() leaves a reused descriptor alone",
+                   "reused \(reused) (runtime fds \(mine.sorted()), pair \(sv)), send \(n) errno \(errno)")
+            close(sv[0]); close(sv[1])
+        }
         expect(server.serverThreadCount == 1, "server is single-threaded", "\(server.serverThreadCount)")
         server.stop()
         do { _ = try server.makeRuntime(); expect(false, "stopped") } catch {

@@ -56,13 +56,13 @@ private struct MyError: Error {}
 
     @Test func globalsAndCallsWithSwiftTypes() throws {
         let lua = try LuaRuntime()
-        lua.setGlobal("workers", 4)
-        lua.setGlobal("names", ["a", "b"])
-        lua.setGlobal("limits", ["cpu": 2.5])
+        try lua.setGlobal("workers", 4)
+        try lua.setGlobal("names", ["a", "b"])
+        try lua.setGlobal("limits", ["cpu": 2.5])
         #expect(try lua.global("workers", as: Int.self) == 4)
         #expect(try lua.global("names", as: [String].self) == ["a", "b"])
         #expect(try lua.global("limits", as: [String: Double].self) == ["cpu": 2.5])
-        lua.setGlobal("workers", Int?.none)
+        try lua.setGlobal("workers", Int?.none)
         #expect(lua.global("workers") == .nil)
         try lua.run(string: "function sum(...) local s = 0 for _, v in ipairs({...}) do s = s + v end return s end")
         #expect(try lua.call(global: "sum", [1, 2, 3]) == [6])

@@ -33,6 +33,45 @@ struct Oops: Error, CustomStringConvertible { var description: String { "oops fr
         #expect(lua["missing"] == .nil)
     }
 
+    @Test func nilAndNaNTableKeysAreThrownErrorsNotPanics() throws {
+        let lua = try LuaRuntime()
+        for (bad, what) in [(LuaValue.nil, "nil"), (.number(.nan), "NaN")] {
+            var t = LuaTable()
+            t[bad] = 1
+            t["ok"] = 2
+            let nested: LuaValue = ["outer": ["inner": .table(t)]]
+            #expect(throws: LuaRaise.self, "setGlobal, \(what) key") { try lua.setGlobal("x", nested) }
+            do { try lua.setGlobal("x", nested) } catch let e as LuaRaise {
+                #expect(e.message == "a Lua table key cannot be \(what)")
+            }
+            #expect(lua["x"] == .nil, "the global is unchanged")
+            lua["x"] = .table(t)                                  // the setter leaves it unchanged too
+            #expect(lua["x"] == .nil)
+            let f = try lua.evaluate("function(...) return select('#', ...) end")[0]
+            #expect(throws: LuaRaise.self, "call argument, \(what) key") { try lua.call(f, [1, .table(t)]) }
+            lua.register("bad_result") { _ in [.table(t)] }
+            do { _ = try lua.evaluate("bad_result()"); Issue.record("a nil/NaN key in a result must raise") } catch let LuaError.runtime(m, _) {
+                #expect(m.contains("a Lua table key cannot be \(what)"), "\(m)")
+            }
+            #expect(try lua.evaluate("select('#', pcall(bad_result))") == [2], "catchable in Lua")
+        }
+        #expect(try lua.evaluate("1 + 1") == [2], "the runtime is intact afterwards")
+    }
+
+    @Test func tooDeeplyNestedTablesThrowInsteadOfTrapping() throws {
+        let lua = try LuaRuntime()
+        var v: LuaValue = 1
+        for _ in 0..<300 { v = ["t": v] }
+        #expect(throws: LuaRaise.self) { try lua.setGlobal("deep", v) }
+        #expect(lua["deep"] == .nil)
+        let top = try lua.evaluate("1")           // the stack was restored
+        #expect(top == [1])
+        var ok: LuaValue = 1
+        for _ in 0..<150 { ok = [ok] }
+        try lua.setGlobal("fine", ok)
+        #expect(try lua.evaluate("local d, t = 0, fine while type(t) == 'table' do d, t = d + 1, t[1] end return d") == [150])
+    }
+
     @Test func cyclicTablesAreRefusedNotLooped() throws {
         let lua = try LuaRuntime()
         #expect(throws: (any Error).self) { try lua.evaluate("(function() local t = {} t.t = t return t end)()") }

@@ -72,7 +72,7 @@ def remote_runtime_api_values_and_errors():
     r = harness("remote-api", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "FAIL" not in r.stdout, r.stdout
-    assert "20 passed, 0 failed" in r.stdout, r.stdout
+    assert "21 passed, 0 failed" in r.stdout, r.stdout
 
 
 @test

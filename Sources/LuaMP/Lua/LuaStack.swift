@@ -2,8 +2,11 @@
 //
 // The rule every helper here keeps: Swift never calls a Lua API function that can raise an
 // error (manual letters `e`/`v`), so `longjmp` never crosses a Swift frame. Only `m` calls
-// (memory errors) are used unprotected; anything that may run metamethods is raw or goes
-// through a C helper under lua_pcall. Raising is left to the C trampoline (lua_shims.c).
+// (memory errors) are used unprotected, for small sizes: when memory runs out under Swift,
+// luamp's allocator spends its reserve so they succeed (memory_shims.c), and sizes taken from
+// input go through protected C helpers (luamp_pcreatetable, luamp_ppushlstring). Anything that
+// may run metamethods is raw or goes through a C helper under lua_pcall. Raising is left to
+// the C trampoline (lua_shims.c).
 internal import CLua
 internal import LuaMPShims
 

@@ -14,6 +14,7 @@ final class LuaState {
     /// - Throws: `LuaError.memory` when Lua cannot allocate a state.
     init() throws {
         guard let L = luaL_newstate() else { throw LuaError.memory("cannot create a Lua state") }
+        luamp_use_allocator(L)   // allocation failures end as Lua's memory error (memory_shims.c)
         self.L = L
         swiftFunctionBoxes.install(in: L)
     }

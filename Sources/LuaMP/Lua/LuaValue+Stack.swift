@@ -3,8 +3,21 @@ internal import CLua
 internal import LuaMPShims
 
 extension LuaStack {
-    /// Pushes `v`. Stack: [-0, +1].
-    func push(_ v: LuaValue) {
+    /// How deeply `push` nests tables (Lua's own C-call limit, `LUAI_MAXCCALLS`, is 200).
+    static let maxPushDepth = 200
+
+    /// Pushes `v`. Stack: [-0, +1] on success, [-0, +0] when it throws.
+    /// - Throws: `LuaRaise` for a table with a nil or NaN key (which Lua tables cannot hold),
+    ///   one nested more than `maxPushDepth` levels, or no room on the Lua stack.
+    func push(_ v: LuaValue) throws {
+        let base = top
+        do { try push(v, depth: 0) } catch {
+            top = base
+            throw error
+        }
+    }
+
+    private func push(_ v: LuaValue, depth: Int) throws {
         switch v {
         case .nil: pushNil()
         case .boolean(let b): push(b)
@@ -13,11 +26,19 @@ extension LuaStack {
         case .string(let s): push(s)
         case .bytes(let b): push(bytes: b)
         case .table(let t):
-            precondition(checkStack(3), "Lua stack overflow pushing a nested table")
+            guard depth < Self.maxPushDepth else {
+                throw LuaRaise("cannot push a table nested more than \(Self.maxPushDepth) levels deep")
+            }
+            guard checkStack(3) else { throw LuaRaise("Lua stack overflow pushing a nested table") }
             newTable(hashCount: Int32(min(t.count, 1 << 20)))
             for (k, val) in t.entries {
-                push(k)
-                push(val)
+                switch k {
+                case .nil: throw LuaRaise("a Lua table key cannot be nil")
+                case .number(let d) where d.isNaN: throw LuaRaise("a Lua table key cannot be NaN")
+                default: break
+                }
+                try push(k, depth: depth + 1)
+                try push(val, depth: depth + 1)
                 lua_rawset(L, -3)
             }
         case .function(let r), .opaque(let r):

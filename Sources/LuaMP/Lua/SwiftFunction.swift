@@ -54,6 +54,9 @@ private func dispatchSwiftFunction(
 func callForLua(_ stack: LuaStack, _ argn: UnsafeMutablePointer<Int32>?, _ body: (LuaStack) throws -> Int32) -> Int32 {
     do {
         return try body(stack)
+    } catch LuaError.memory {
+        // Lua's own memory error, raised by the trampoline (nothing to push: no memory).
+        return Int32(LUAMP_MEMERR)
     } catch let e as LuaArgumentError {
         stack.push(e.message)
         argn!.pointee = e.index

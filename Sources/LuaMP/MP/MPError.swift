@@ -22,12 +22,18 @@ struct MPError: LuaValueError, CustomStringConvertible, @unchecked Sendable {  /
 
     var description: String { "\(kind): \(message)" }
 
+    /// What the decoder throws when memory runs out; `Codec` turns it into Lua's memory error.
+    static var outOfMemory: MPError { MPError("MemoryError", "not enough memory") }
+
     /// Pushes the error table. Stack: [-0, +1].
     func pushError(onto s: LuaStack) {
         s.newTable(hashCount: Int32(2 + fields.count))
         s.push(kind); s.rawSet(-2, field: "kind")
         s.push(message); s.rawSet(-2, field: "message")
-        for (k, v) in fields { s.push(v); s.rawSet(-2, field: k) }
+        for (k, v) in fields {
+            if (try? s.push(v)) == nil { s.pushNil() }   // fields are luamp's own values: never fails
+            s.rawSet(-2, field: k)
+        }
         MPError.pushMetatable(s)
         lua_setmetatable(s.L, -2)
     }

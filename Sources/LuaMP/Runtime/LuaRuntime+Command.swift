@@ -154,7 +154,7 @@ extension LuaRuntime {
         let s = state.stack
         return try s.preservingTop {
             let base = s.top
-            s.push(function)
+            try s.push(function)
             try s.pcall(nargs: 0, nresults: LUA_MULTRET)
             guard s.top > base else { return [] }
             var out: [String] = []

@@ -15,8 +15,11 @@ extension LuaRuntime {
     }
 
     /// Sets the global `name` (raw access). A `[String: Int]` becomes a table, `nil` unsets it.
-    public func setGlobal(_ name: String, _ value: some LuaValueRepresentable) {
-        self[name] = value.luaValue
+    /// - Throws: `LuaRaise` for a value Lua cannot hold: a table with a nil or NaN key (Lua
+    ///   raises "index is nil"/"index is NaN" for those) or nested more than 200 levels. The
+    ///   global is then unchanged.
+    public func setGlobal(_ name: String, _ value: some LuaValueRepresentable) throws {
+        try setGlobalValue(name, value.luaValue)
     }
 
     /// Evaluates Lua code (see `evaluate(_:)`) and converts its first result to `T`

@@ -153,7 +153,7 @@ public final class LuaRuntime {
     public func call(_ function: LuaValue, _ arguments: [LuaValue] = []) throws -> [LuaValue] {
         let s = state.stack
         return try s.preservingTop {
-            s.push(function)
+            try s.push(function)
             return try callLoaded(s, arguments)
         }
     }
@@ -163,7 +163,9 @@ public final class LuaRuntime {
         try call(self[name], arguments)
     }
 
-    /// Reads or writes a global variable (raw access, no metamethods).
+    /// Reads or writes a global variable (raw access, no metamethods). Assigning a value Lua
+    /// cannot hold — a table with a nil or NaN key, or nested more than 200 levels — leaves
+    /// the global unchanged: `setGlobal(_:_:)` throws instead, for values from outside.
     public subscript(name: String) -> LuaValue {
         get {
             let s = state.stack
@@ -173,10 +175,17 @@ public final class LuaRuntime {
             }
         }
         set {
-            let s = state.stack
-            s.push(newValue)
-            s.setGlobal(name)
+            try? setGlobalValue(name, newValue)
         }
+    }
+
+    /// Sets the global `name` to `value` (raw access).
+    /// - Throws: `LuaRaise` when Lua cannot hold the value (a table with a nil or NaN key, or
+    ///   nested more than 200 levels); the global is then unchanged.
+    func setGlobalValue(_ name: String, _ value: LuaValue) throws {
+        let s = state.stack
+        try s.push(value)
+        s.setGlobal(name)
     }
 
     /// Makes a Swift function callable from Lua as the global `name`. It receives the Lua
@@ -194,7 +203,7 @@ public final class LuaRuntime {
             for i in 1...max(n, 1) where i <= n { args.append(try stack.value(at: i, state: state)) }
             let results = try function(args)
             try stack.ensureStack(results.count)
-            for r in results { stack.push(r) }
+            for r in results { try stack.push(r) }
             return Int32(results.count)
         }
         s.setGlobal(name)
@@ -217,7 +226,7 @@ public final class LuaRuntime {
     private func callLoaded(_ s: LuaStack, _ args: [LuaValue]) throws -> [LuaValue] {
         let base = s.top - 1
         try s.ensureStack(args.count)
-        for a in args { s.push(a) }
+        for a in args { try s.push(a) }
         try s.pcall(nargs: Int32(args.count), nresults: LUA_MULTRET)
         return try results(s, above: base)
     }

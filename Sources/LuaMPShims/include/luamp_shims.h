@@ -38,6 +38,7 @@ static inline int luamp_lua_maxstack(void) { return LUAI_MAXSTACK; }
 enum {
     LUAMP_RAISE = -1,     // the error value is on top of the stack: the trampoline raises it
     LUAMP_ARGERROR = -2,  // the extra message is on top, *argn holds the argument: luaL_argerror
+    LUAMP_MEMERR = -3,    // nothing pushed: raise Lua's own memory error ("not enough memory")
 };
 
 /// Swift's side of every Swift-implemented Lua function: returns results pushed (>= 0) or a LUAMP_* code.
@@ -77,8 +78,41 @@ int luamp_msghandler(lua_State *L);
 /// lua_pcall with luamp_msghandler below the function (a macro plus stack juggling).
 int luamp_pcall_traceback(lua_State *L, int nargs, int nresults);
 
-/// lua_pcall without a handler (the macro).
-static inline int luamp_pcall(lua_State *L, int nargs, int nresults, int msgh) { return lua_pcall(L, nargs, nresults, msgh); }
+/// lua_pcall without a handler (the macro), marking Lua as running (memory_shims.c) and
+/// collecting and releasing the memory reserve when it fails with LUA_ERRMEM.
+int luamp_pcall(lua_State *L, int nargs, int nresults, int msgh);
+
+// ---- Out of memory (memory_shims.c): allocation failures become Lua's memory error ----
+
+/// Installs luamp's allocator on `L` (realloc/free plus the emergency reserve) and takes the
+/// reserve: 4 MiB (malloc, untouched) given back when memory runs out under Swift frames.
+void luamp_use_allocator(lua_State *L);
+/// Allocates the reserve if it is not held; returns 0 when even that fails (memory is exhausted).
+int luamp_memory_reserve_arm(void);
+/// Frees the reserve (room for Swift to finish and report an out-of-memory error).
+void luamp_memory_reserve_release(void);
+/// The reserve block, NULL while it is released (read through the two functions below).
+extern void *luamp_reserve_block;
+static inline int luamp_memory_reserve_armed(void) { return luamp_reserve_block != NULL; }
+/// True when memory ran out under Swift frames since the reserve was last taken: code that
+/// allocates in a loop from Swift (the decoder) stops with a memory error instead of going on.
+static inline int luamp_memory_low(void) { return luamp_reserve_block == NULL; }
+/// lua_createtable / lua_pushlstring under lua_pcall, for sizes Swift takes from its input:
+/// LUA_OK with the value pushed, or the failure status (LUA_ERRMEM: the reserve is released)
+/// with nothing pushed. Needs 3 free stack slots.
+int luamp_pcreatetable(lua_State *L, int narr, int nrec);
+int luamp_ppushlstring(lua_State *L, const char *s, size_t len);
+/// The C stack's innermost code is now Swift (returns the previous mark for luamp_zone_restore).
+int luamp_swift_enter(void);
+/// The C stack's innermost code is now Lua, under a protected call made from Swift.
+int luamp_lua_enter(void);
+void luamp_zone_restore(int was);
+/// After a protected call returns `status`: on LUA_ERRMEM, a full collection and the reserve
+/// released, so the Swift code that reports the error can allocate.
+void luamp_after_protected_call(lua_State *L, int status);
+/// Raises Lua's own memory error (status LUA_ERRMEM, message "not enough memory"). C only:
+/// called by luamp_complete_swift_call for LUAMP_MEMERR, after the Swift frame returned.
+int luamp_raise_memory_error(lua_State *L);
 
 /// Runs `luaL_tolstring` (may call __tostring/__name, i.e. raise) under lua_pcall.
 /// Pushes the string on success; returns a Lua status.
@@ -91,8 +125,11 @@ static inline void luamp_warning(lua_State *L, const char *msg, int tocont) { lu
 
 /// Non-zero after SIGINT arrived while an interruptible run was active; blocking waits poll it.
 extern volatile sig_atomic_t luamp_interrupted;
-/// Returns and clears the interrupt flag (Swift 6 cannot touch a C global directly).
-static inline int luamp_take_interrupt(void) { int v = luamp_interrupted; luamp_interrupted = 0; return v; }
+/// Takes a pending Ctrl-C: returns non-zero if one arrived, clearing the flag and disarming the
+/// hook the handler armed, so the `interrupted!` the caller now raises is the only one (a `pcall`
+/// catches it and nothing fires again at the next instruction). SIGINT is blocked meanwhile, so
+/// a second Ctrl-C is either taken here too or arms everything afresh. C: the hook is private.
+int luamp_take_interrupt(void);
 /// Reads the interrupt flag without clearing it.
 static inline int luamp_interrupt_pending(void) { return luamp_interrupted; }
 /// How many SIGINTs the interrupt handler has seen (never cleared: the CLI compares counts to

@@ -1,4 +1,7 @@
 // Codec: the entry points queues, pipes, pools and mp.dumps/mp.loads use to send Lua values.
+#if canImport(Glibc)
+import Glibc
+#endif
 internal import CLua
 internal import LuaMPShims
 
@@ -18,7 +21,7 @@ enum Codec {
     /// Appends the encoding of the value at `index` to `out`.
     /// - Throws: `MPError("SendError", …)`; `out` is unchanged then.
     static func encode(_ s: LuaStack, at index: Int32, path: String, into out: inout [UInt8]) throws {
-        try withEncoded(s, at: index, path: path) { out.append(contentsOf: $0) }
+        try withEncoded(s, at: index, path: path) { try out.appendOrThrow($0) }
     }
 
     /// Encodes the value at `index` and lends the bytes to `body` without copying them
@@ -38,7 +41,7 @@ enum Codec {
     /// - Throws: `MPError("SendError", …)`; `out` is unchanged then.
     static func encodeTuple(_ s: LuaStack, from first: Int32, count: Int32, path: String,
                             into out: inout [UInt8]) throws {
-        try withEncodedTuple(s, from: first, count: count, path: path) { out.append(contentsOf: $0) }
+        try withEncodedTuple(s, from: first, count: count, path: path) { try out.appendOrThrow($0) }
     }
 
     /// `encodeTuple` lending the bytes to `body` without copying them.
@@ -73,9 +76,11 @@ enum Codec {
         enc.w.u8(CodecFormat.version)
         do { try fill(&enc) } catch {
             lua_settop(L, top)
+            try enc.checkMemory()
             throw error.sendError(root: path)
         }
         lua_settop(L, top)   // before `body`, which may push results
+        try enc.checkMemory()
         return try body(enc.w.bytes)
     }
 
@@ -87,6 +92,7 @@ enum Codec {
         let L = s.L
         let top = lua_gettop(L)
         guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
+        try Codec.needReserve()
         lua_pushnil(L)   // the shared-object table's slot
         var dec = Decoder(L, bytes, refs: top + 1)
         dec.allowCode = allowCode
@@ -96,6 +102,7 @@ enum Codec {
             try dec.finish()
         } catch {
             lua_settop(L, top)
+            if error.kind == MPError.outOfMemory.kind { throw LuaError.memory("not enough memory") }
             throw error
         }
         luamp_remove(L, top + 1)
@@ -108,6 +115,7 @@ enum Codec {
         let L = s.L
         let top = lua_gettop(L)
         guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
+        try Codec.needReserve()
         lua_pushnil(L)
         var dec = Decoder(L, bytes, refs: top + 1)
         var n: Int32 = 0
@@ -123,9 +131,43 @@ enum Codec {
             try dec.finish()
         } catch {
             lua_settop(L, top)
+            if (error as? MPError)?.kind == MPError.outOfMemory.kind { throw LuaError.memory("not enough memory") }
             throw error
         }
         luamp_remove(L, top + 1)
         return n
+    }
+}
+
+extension Encoder {
+    /// Throws Lua's memory error when the pass ran out of memory (its buffer or its maps could
+    /// not grow: see `ByteWriter`); the message is then incomplete and must not be used.
+    func checkMemory() throws {
+        if w.failed || seen.failed || upvalues.failed { throw LuaError.memory("not enough memory") }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// `append(contentsOf:)` that throws Lua's memory error where growing the array would
+    /// make Swift's allocator abort the process: the bigger block is tried with `malloc` first.
+    mutating func appendOrThrow(_ bytes: UnsafeRawBufferPointer) throws {
+        let need = count + bytes.count
+        if need > capacity {
+            let want = Swift.max(need, 2 * capacity)
+            guard let probe = malloc(want + 256) else { throw LuaError.memory("not enough memory") }
+            free(probe)
+            reserveCapacity(want)
+        }
+        append(contentsOf: bytes)
+    }
+}
+
+extension Codec {
+    /// Decoding allocates from Swift: it needs the memory reserve (memory_shims.c) held.
+    /// - Throws: Lua's memory error when even the reserve cannot be allocated.
+    static func needReserve() throws {
+        if luamp_memory_reserve_armed() == 0 && luamp_memory_reserve_arm() == 0 {
+            throw LuaError.memory("not enough memory")
+        }
     }
 }

@@ -55,6 +55,9 @@ struct Decoder {
 
     /// Decodes one value and pushes it. Stack: [-0, +1] on success.
     mutating func value(depth: Int) throws(MPError) {
+        // Memory ran out under this decode (the reserve was spent): stop before the next
+        // allocation, which could raise over Swift frames.
+        if luamp_memory_low() != 0 { throw MPError.outOfMemory }
         let at = r.pos
         let tag = try r.u8()
         switch tag {
@@ -106,9 +109,18 @@ struct Decoder {
         }
     }
 
+    /// Values this big (table entries, string bytes) are allocated under a protected call, so
+    /// running out of memory is an error here, not a raise over the decoder's frames.
+    static let protectedSize = 4096
+
     @inline(__always)
-    private func pushString(_ b: UnsafeRawBufferPointer) {
-        _ = lua_pushlstring(L, b.baseAddress?.assumingMemoryBound(to: CChar.self), b.count)
+    private func pushString(_ b: UnsafeRawBufferPointer) throws(MPError) {
+        let p = b.baseAddress?.assumingMemoryBound(to: CChar.self)
+        if b.count <= Decoder.protectedSize * 16 {
+            _ = lua_pushlstring(L, p, b.count)
+        } else if luamp_ppushlstring(L, p, b.count) != LUA_OK {
+            throw MPError.outOfMemory
+        }
     }
 
     private mutating func table(shared: Bool, meta: Bool, at: Int, depth: Int) throws(MPError) {
@@ -119,9 +131,16 @@ struct Decoder {
             throw r.failure("table counts \(narr)/\(npairs) exceed the input left", at: at)
         }
         try check(depth, at)
-        // The counts are only size hints: capped, so a short hostile input cannot make Lua
-        // preallocate far more than it will fill (the table grows as values arrive).
-        lua_createtable(L, Int32(min(narr, 1 << 16)), Int32(min(npairs, 1 << 16)))
+        // Presized (so filling it never reallocates under Swift frames); the counts are bounded
+        // by the input left, so a hostile message can make at most ~16 bytes per byte of
+        // itself. Big tables are created under protection: out of memory is an error.
+        if narr <= Decoder.protectedSize && npairs <= Decoder.protectedSize {
+            lua_createtable(L, Int32(narr), Int32(npairs))
+        } else {
+            let status = luamp_pcreatetable(L, Int32(clamping: narr), Int32(clamping: npairs))
+            if status == LUA_ERRMEM { throw MPError.outOfMemory }
+            if status != LUA_OK { throw r.failure("table counts \(narr)/\(npairs) are too big for a Lua table", at: at) }
+        }
         let t = lua_gettop(L)
         if shared { remember(at) }
         var i = 1

@@ -180,7 +180,7 @@ struct Encoder {
 
     /// Turns the object tag at buffer offset `at` into its shared variant.
     private mutating func markShared(_ at: Int) {
-        let tag = w.base.load(fromByteOffset: at, as: UInt8.self)
+        let tag = w.byte(at: at)
         if let shared = CodecFormat.Tag.shared(tag) { w.patchByte(shared, at: at) }
     }
 
@@ -354,7 +354,7 @@ struct Encoder {
         let len = w.count - start
         guard len <= Int(UInt32.max) else { throw EncodeFailure("function too large to send") }
         w.patch(UInt32(len), at: tagPos + 1)
-        w.int(CodecKey.mac(UnsafeRawBufferPointer(start: w.base + start, count: len)))
+        w.int(w.failed ? 0 : CodecKey.mac(UnsafeRawBufferPointer(start: w.base + start, count: len)))
         var n: Int32 = 0
         while lua_getupvalue(L, f, n + 1) != nil {
             lua_settop(L, -2)

@@ -78,7 +78,12 @@ extension Codec {
         enc.w.u8(CodecFormat.kindValue)
         do { try enc.value(idx, depth: 0) } catch {
             lua_settop(L, top)
+            try enc.checkMemory()
             throw error.sendError(root: path)
+        }
+        do { try enc.checkMemory() } catch {
+            lua_settop(L, top)
+            throw error
         }
         let buf = enc.w.bytes
         guard !enc.splits.isEmpty else {

@@ -11,6 +11,9 @@ struct PointerMap {
     private var slots: UnsafeMutablePointer<(key: UInt, value: Int)>?
     private var mask = 0
     private(set) var count = 0
+    /// True once growing failed and an entry could not be recorded (the encoder then fails
+    /// the pass with Lua's memory error).
+    private(set) var failed = false
 
     func release() { free(slots) }
 
@@ -35,7 +38,10 @@ struct PointerMap {
 
     /// Records `p` → `offset` (`p` must not be present yet).
     mutating func insert(_ p: UnsafeRawPointer, _ offset: Int) {
-        if slots == nil || (count + 1) * 2 > mask + 1 { grow() }
+        if slots == nil || (count + 1) * 2 > mask + 1 {
+            // Out of memory: a fuller table still works while one slot stays empty.
+            if !grow() && (slots == nil || count + 2 > mask + 1) { failed = true; return }
+        }
         let k = UInt(bitPattern: p)
         var i = PointerMap.slot(k, mask)
         while slots![i].key != 0 { i = (i + 1) & mask }
@@ -44,11 +50,12 @@ struct PointerMap {
     }
 
     /// Grows 4× while small (fewer rehashes), 2× from 64 Ki slots on (less memory to clear).
-    private mutating func grow() {
+    /// Returns false, changing nothing, when the bigger table cannot be allocated.
+    private mutating func grow() -> Bool {
         let old = slots, oldSize = slots == nil ? 0 : mask + 1
         let size = oldSize == 0 ? 256 : oldSize * (oldSize < (1 << 16) ? 4 : 2)
-        slots = calloc(size, MemoryLayout<(key: UInt, value: Int)>.stride)!
-            .assumingMemoryBound(to: (key: UInt, value: Int).self)
+        guard let fresh = calloc(size, MemoryLayout<(key: UInt, value: Int)>.stride) else { return false }
+        slots = fresh.assumingMemoryBound(to: (key: UInt, value: Int).self)
         mask = size - 1
         count = 0
         if let old {
@@ -57,5 +64,6 @@ struct PointerMap {
             }
         }
         free(old)
+        return true
     }
 }

@@ -30,9 +30,10 @@ extension PoolState {
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
             if done() || phase == .terminated { return done() }
-            if luamp_interrupt_pending() != 0 {
-                // Ctrl-C: stop this pool's workers now. The flag stays set (as ChildProcess.join
-                // leaves it) so the end-of-script cleanup stops children rather than joins them.
+            if luamp_take_interrupt() != 0 {
+                // Ctrl-C: stop this pool's workers now. Taken (flag and hook), so a pcall catches
+                // it once; an uncaught one ends the script with status 130, and `finish` then
+                // stops the children rather than joins them.
                 terminate(s)
                 throw LuaRaise("interrupted!")
             }

@@ -143,19 +143,34 @@ struct FrameInbox {
     private var cap: Int
     private var start = 0
     private var end = 0
+    /// Bytes of a result frame too big for memory still to be read and dropped.
+    private var skip = 0
+    /// The failure frame standing in for that result (malloc'd), until `next()` hands it out.
+    private var standIn: UnsafeMutableRawPointer?
+    private var standInCount = 0
+    private var standInGiven = false
 
     init(capacity: Int = 64 * 1024) {
         cap = capacity
         buf = malloc(capacity)!
     }
 
-    func release() { free(buf) }
+    func release() {
+        free(buf)
+        free(standIn)
+    }
 
     enum Fill { case data, wouldBlock, eof }
 
     /// Reads once from `fd` (retrying EINTR) after making room for the frame being assembled.
     /// - Throws: `PoolProtocolError` on a read error other than EAGAIN.
     mutating func fill(_ fd: Int32) throws -> Fill {
+        if standInGiven {
+            free(standIn)
+            standIn = nil
+            standInGiven = false
+        }
+        if skip > 0 { return try drop(fd) }
         if start > 0 {
             if end > start { memmove(buf, buf + start, end - start) }
             end -= start
@@ -169,9 +184,14 @@ struct FrameInbox {
         if end == cap || want > cap {
             var c = max(cap * 2, want)
             if c > PoolFrame.maxPayload + PoolFrame.headerSize { c = PoolFrame.maxPayload + PoolFrame.headerSize }
-            guard let p = realloc(buf, c) else { throw PoolProtocolError("out of memory for a \(c)-byte frame") }
-            buf = p
-            cap = c
+            if let p = realloc(buf, c) {
+                buf = p
+                cap = c
+            } else if try outOfMemory(frameSize: want) {
+                return try drop(fd)
+            } else if end == cap {
+                throw PoolProtocolError("out of memory for a \(c)-byte frame")
+            }
         }
         while true {
             let n = read(fd, buf + end, cap - end)
@@ -183,9 +203,52 @@ struct FrameInbox {
         }
     }
 
+    /// A frame of `frameSize` bytes does not fit in memory. A result frame whose kind and chunk
+    /// id are already here is replaced by a failure frame for that chunk (`not enough memory to
+    /// receive …`) and its bytes are dropped as they arrive, so the worker and the protocol go
+    /// on. Returns false when that is not possible (yet): the caller reads on, or gives up.
+    private mutating func outOfMemory(frameSize: Int) throws -> Bool {
+        let h = PoolFrame.headerSize
+        guard end - start >= h + 9, standIn == nil else { return false }
+        let kind = buf.load(fromByteOffset: start + h, as: UInt8.self)
+        guard kind == PoolFrame.result || kind == PoolFrame.failure else { return false }
+        let id = buf.loadUnaligned(fromByteOffset: start + h + 1, as: UInt64.self)
+        let message = Array("not enough memory to receive the result (\(frameSize - h) bytes)".utf8)
+        let n = 1 + 8 + 4 + message.count + 4
+        guard let p = malloc(n) else { return false }
+        p.storeBytes(of: PoolFrame.failure, as: UInt8.self)
+        (p + 1).storeBytes(of: id, as: UInt64.self)                      // as it came (little-endian)
+        (p + 9).storeBytes(of: UInt32(message.count).littleEndian, as: UInt32.self)
+        message.withUnsafeBytes { _ = memcpy(p + 13, $0.baseAddress!, message.count) }
+        (p + 13 + message.count).storeBytes(of: UInt32(0), as: UInt32.self)   // no traceback
+        standIn = p
+        standInCount = n
+        skip = frameSize - (end - start)
+        start = 0
+        end = 0
+        return true
+    }
+
+    /// Reads and drops bytes of the frame being skipped (never past its end).
+    private mutating func drop(_ fd: Int32) throws -> Fill {
+        while true {
+            let n = read(fd, buf, min(skip, cap))
+            if n > 0 { skip -= n; return .data }
+            if n == 0 { return .eof }
+            if errno == EINTR { continue }
+            if errno == EAGAIN { return .wouldBlock }
+            throw PoolProtocolError("read failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// The next complete frame's payload, or nil until more bytes arrive.
     /// - Throws: `PoolProtocolError` for an oversized length or a checksum mismatch.
     mutating func next() throws -> UnsafeRawBufferPointer? {
+        if let p = standIn, !standInGiven {
+            standInGiven = true
+            return UnsafeRawBufferPointer(start: p, count: standInCount)
+        }
+        if skip > 0 { return nil }
         guard end - start >= PoolFrame.headerSize else { return nil }
         let p = buf + start
         let len = Int(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))

@@ -106,6 +106,7 @@ enum PoolWorkerLoop {
     static func run(_ s: LuaStack, _ c: WorkerConfig, _ ctx: ChildProcess.ChildContext,
                     parentName: String, parentPID: pid_t) -> Int32 {
         ProcessTree.enterChild(ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
+        ChildRandom.reseed(s)
         let L = s.L
         guard let T = lua_newthread(L) else { return 1 }
         // Collector: stopped until the worker has allocated max(32 MiB, half the inherited heap).

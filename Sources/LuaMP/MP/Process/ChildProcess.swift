@@ -159,8 +159,8 @@ final class ChildProcess {
     /// - Parameter timeout: seconds; nil waits as long as it takes.
     /// - Returns: true once the child has been reaped, false if `timeout` passed first.
     /// - Throws: `LuaRaise("interrupted!")` when Ctrl-C arrives while waiting (the child is
-    ///   not reaped; call again or kill it). The interrupt flag stays set, as the Ctrl-C hook
-    ///   leaves it, so `ProcessTree.finish` knows to stop children instead of joining them.
+    ///   not reaped; call again or kill it). The interrupt is taken (`luamp_take_interrupt`):
+    ///   `ProcessTree.finish` notices a Ctrl-C during its own joins by this error.
     /// Polls the pidfd in ≤ 100 ms slices (no signals), then `waitpid`. Without a pidfd it
     /// polls `waitpid(WNOHANG)` every 1–10 ms.
     func join(timeout: Double? = nil) throws -> Bool {
@@ -170,9 +170,9 @@ final class ChildProcess {
         var nap = 1.0
         while true {
             if tryReap(block: false) { return true }
-            if luamp_interrupt_pending() != 0 {
-                // Left set, as the Ctrl-C hook leaves it: the script is being interrupted, and
-                // the end-of-script cleanup must stop the children rather than wait for them.
+            if luamp_take_interrupt() != 0 {
+                // Taken (flag and hook), so a pcall around the join catches it once. Uncaught,
+                // it ends the script with status 130 and `finish` stops the children.
                 throw LuaRaise("interrupted!")
             }
             var slice = 100.0

@@ -46,6 +46,7 @@ extension MPModule {
     /// Installs `mp.Process` and its metatable, and the process-tree functions.
     static func installProcesses(_ s: LuaStack, _ t: Int32) {
         luamp_ignore_sigpipe()
+        ChildRandom.capture(s)
         s.preservingTop { makeProcessMetatable(s) }
         s.setFunction(t, "Process") { s in try newProcess(s) }
         installProcessTree(s, t)
@@ -241,6 +242,7 @@ extension MPModule {
         let parentPID = getpid()
         r.child = try ChildProcess.spawn { ctx in
             ProcessTree.enterChild(r, parentName: parentName, parentPID: parentPID)
+            ChildRandom.reseed(s)
             return runTarget(s, r, ctx)
         }
         ProcessTree.adopt(s, r, at: 1)

@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// A Lua runtime in its own single-threaded process, made by `LuaForkServer.makeRuntime()`.
 ///
@@ -20,6 +21,8 @@ public final class LuaRemoteRuntime: @unchecked Sendable {
     private let socket: WireSocket
     private let lock = WireLock()
     private var closed = false
+    /// Set by the first `close()` (before it takes `lock`).
+    private let closing = Atomic<Bool>(false)
 
     init(server: LuaForkServer, fd: Int32, options: LuaRuntime.Options) throws {
         self.server = server
@@ -99,9 +102,12 @@ public final class LuaRemoteRuntime: @unchecked Sendable {
     /// A call in progress on another thread stops waiting and throws at once; the process
     /// exits when its current Lua code returns (use `LuaForkServer.stop()` to end it sooner).
     public func close() {
+        // Only the first close may touch the descriptor: after it, the number may belong to
+        // anything the app opened since. `closing` is atomic because `lock` may be held by a
+        // thread blocked in `request`, which only the shutdown wakes.
+        guard !closing.exchange(true, ordering: .acquiringAndReleasing) else { return }
         _ = shutdown(socket.fd, Int32(SHUT_RDWR))    // wakes a thread blocked in `request`
         lock.withLock {
-            if closed { return }
             closed = true
             Glibc.close(socket.fd)
         }
