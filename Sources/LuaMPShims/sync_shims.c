@@ -62,6 +62,16 @@ int luamp_release_pages(void *p, size_t len) {
     return madvise(p, len, MADV_REMOVE);
 }
 
+int luamp_populate_pages(void *p, size_t len) {
+#ifdef MADV_POPULATE_WRITE
+    return madvise(p, len, MADV_POPULATE_WRITE);
+#else
+    (void)p; (void)len;
+    errno = EINVAL;
+    return -1;
+#endif
+}
+
 static int fast_trampoline(lua_State *L) {
     luamp_fast_fn f = (luamp_fast_fn)lua_touserdata(L, lua_upvalueindex(1));
     int argn = 0;

@@ -62,3 +62,20 @@ case("pipe_1mib_1to1", function()
   for _ = 1, BIG do assert(#r:recv() == 1 << 20) end
   p:join()
 end)
+
+-- Put cost with a growing backlog (no consumer yet): the second 1,000 queued 1 MiB messages
+-- should cost what the first 1,000 did. luamp only: Python's put hands messages to a feeder
+-- thread, and a backlog there sits in that process's memory.
+do
+  local q = mp.Queue()
+  for _, name in ipairs({"queue_1mib_backlog_first1000", "queue_1mib_backlog_next1000"}) do
+    collectgarbage()
+    local t0 = clock()
+    for _ = 1, 1000 do q:put(MiB) end
+    print(string.format("%s %.6f", name, clock() - t0))
+  end
+  local a = mp._arena()
+  print(string.format("# arena for 2,000 queued 1 MiB messages: %.0f MiB", a.bytes / 2^20))
+  for _ = 1, 2000 do assert(#q:get() == 1 << 20) end
+end
+

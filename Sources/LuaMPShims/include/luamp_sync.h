@@ -128,4 +128,9 @@ void *luamp_map_shared(size_t size);
 /// shmem backing, so RSS and Shmem drop; later reads see zeroes. Returns 0 or -1 (errno).
 int luamp_release_pages(void *p, size_t len);
 
+/// Faults in the pages of [p, p+len) (page-aligned) writable in one call (MADV_POPULATE_WRITE,
+/// Linux 5.14+), instead of one page fault per page while copying. Returns 0 or -1 (errno;
+/// EINVAL on older kernels: the caller just copies and faults as before).
+int luamp_populate_pages(void *p, size_t len);
+
 #endif

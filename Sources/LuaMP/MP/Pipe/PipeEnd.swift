@@ -1,4 +1,4 @@
-// PipeEnd: one end of mp.Pipe — descriptors, framed send, buffered receive, poll, EOF.
+// PipeEnd: one end of mp.Pipe — descriptors, framed send, exact-length receive, poll, EOF.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,41 +7,56 @@ internal import LuaMPShims
 /// One end of a pipe: a read descriptor, a write descriptor, or both (duplex = two kernel pipes,
 /// one per direction). Frames: `PipeFrame`. One writer and one reader per end at a time (two
 /// processes writing the same end at once would interleave frames larger than `PIPE_BUF`;
-/// the reader detects that and raises `DecodeError`).
+/// the reader detects that and raises `DecodeError`); readers in several processes may take
+/// turns (a lock around `recv`, as Python's `SimpleQueue` does).
 ///
-/// Receiving reads as much as the kernel has into a 64 KiB buffer, so a stream of small
-/// messages costs one `read` per many messages. The buffer belongs to the process that filled
-/// it: a child forked while the parent had read ahead drops the copy it inherited (those
-/// messages are the parent's).
+/// Receiving reads exactly one frame from the kernel — its 16-byte header, then exactly its
+/// payload — and never reads ahead: a pipe end inherited by several processes is one shared
+/// stream, and bytes one reader took ahead would be lost to the others (a child that read ahead
+/// and exited would swallow them). Each payload is read into a buffer of its exact size, freed
+/// after decoding, so an end owns no buffer: closing it frees everything but the small Swift
+/// object (and ends used on several threads share nothing). A receive interrupted by Ctrl-C in the middle of a
+/// frame keeps what it read (`partial`), and the next receive in this process resumes there,
+/// so the stream keeps its framing.
 final class PipeEnd {
     private(set) var readFD: Int32
     private(set) var writeFD: Int32
     /// Set once the write end was grown to 1 MiB (first big message).
     private var grown = false
-    private var buffer: UnsafeMutableRawPointer
-    private static let bufferBytes = 64 * 1024
-    private var start = 0
-    private var end = 0
-    private var bufferPID: pid_t = 0
+    /// A frame whose reading was interrupted (Ctrl-C): resumed by the next receive.
+    private var partial: PartialFrame?
+    /// The token this end travels under in `PipeMailbox` (0 until first sent). Stable, so every
+    /// encoding of the end gives the same bytes (the pool's function cache compares them).
+    var mailboxToken: UInt64 = 0
+
+    /// A frame being read: header bytes so far, then the payload buffer and how much arrived.
+    private struct PartialFrame {
+        var header: (UInt64, UInt64) = (0, 0)
+        var headerGot = 0
+        var payload: UnsafeMutableRawPointer? = nil
+        var length = 0
+        var checksum: UInt32 = 0
+        var got = 0
+        var pid: pid_t = 0
+    }
 
     init(readFD: Int32, writeFD: Int32) {
         self.readFD = readFD
         self.writeFD = writeFD
-        buffer = malloc(readFD >= 0 ? PipeEnd.bufferBytes : 16)!   // send-only ends never read
     }
 
     deinit {
         close()
-        free(buffer)
     }
 
     var isClosed: Bool { readFD < 0 && writeFD < 0 }
 
-    /// Closes both descriptors (idempotent).
+    /// Closes both descriptors and frees a half-read frame (idempotent).
     func close() {
         if readFD >= 0 { _ = Glibc.close(readFD); readFD = -1 }
         if writeFD >= 0 { _ = Glibc.close(writeFD); writeFD = -1 }
-        start = 0; end = 0
+        if let f = partial, f.pid == getpid() { free(f.payload) }
+        partial = nil
     }
 
     private func checkOpen() throws {
@@ -96,82 +111,71 @@ final class PipeEnd {
 
     // MARK: receive
 
-    /// Drops read-ahead bytes inherited from the parent at fork.
-    private func claimBuffer() {
-        let me = getpid()
-        if bufferPID != me {
-            if bufferPID != 0 { start = 0; end = 0 }
-            bufferPID = me
-        }
-    }
-
-    /// Reads more bytes into the buffer (blocking). Returns false at end of file.
-    private func fill() throws -> Bool {
-        if start > 0 && start == end { start = 0; end = 0 }
-        if end == PipeEnd.bufferBytes {
-            memmove(buffer, buffer + start, end - start)
-            end -= start; start = 0
-        }
-        while true {
-            let r = read(readFD, buffer + end, PipeEnd.bufferBytes - end)
+    /// Reads into `p` until `got` reaches `want` (`got` stays right when it throws).
+    /// - Returns: false at end of file.
+    private func readFully(_ p: UnsafeMutableRawPointer, _ want: Int, _ got: inout Int) throws -> Bool {
+        while got < want {
+            let r = read(readFD, p + got, want - got)
             if r < 0 {
                 if errno == EINTR { try Clock.checkInterrupt(); continue }
                 throw LuaRaise("pipe receive failed: \(String(cString: strerror(errno)))")
             }
             if r == 0 { return false }
-            end += r
-            return true
+            got += r
         }
-    }
-
-    private func eof() -> MPError {
-        MPError("EOFError", end > start ? "the pipe was closed in the middle of a message" : "the other end of the pipe is closed")
+        return true
     }
 
     /// Receives one frame and hands its verified payload to `body` (valid only inside it).
     /// - Throws: `MPError("EOFError")` when the other end is closed and everything was read;
-    ///   `MPError("DecodeError")` for a bad frame; `LuaRaise` on a send-only or closed end.
+    ///   `MPError("DecodeError")` for a bad frame; `LuaRaise` on a send-only or closed end;
+    ///   `interrupted!` on Ctrl-C (what was read is kept for the next receive).
     func receive<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try checkOpen()
         guard readFD >= 0 else { throw LuaRaise("this end of the pipe only sends (duplex = false)") }
-        claimBuffer()
-        while end - start < PipeFrame.headerBytes {
-            if !(try fill()) { throw eof() }
+        let me = getpid()
+        var f = partial.flatMap { $0.pid == me ? $0 : nil } ?? PartialFrame(pid: me)   // never the parent's
+        partial = nil
+        do {
+            try readFrame(&f)
+        } catch let e as LuaRaise where e.message == "interrupted!" {
+            partial = f
+            throw e
+        } catch {
+            free(f.payload)
+            throw error
         }
-        let (n, sum) = try PipeFrame.parse(buffer + start)
-        let frame = PipeFrame.headerBytes + n
-        if frame <= PipeEnd.bufferBytes {
-            if start + frame > PipeEnd.bufferBytes {     // make room after the header
-                memmove(buffer, buffer + start, end - start)
-                end -= start; start = 0
-            }
-            while end - start < frame {
-                if !(try fill()) { throw eof() }
-            }
-            let payload = UnsafeRawBufferPointer(start: buffer + start + PipeFrame.headerBytes, count: n)
-            start += frame
-            guard PipeFrame.checksum(payload) == sum else { throw MPError("DecodeError", "pipe frame checksum mismatch") }
-            return try body(payload)
-        }
-        // A big frame: read the payload straight into its own buffer.
-        guard let big = malloc(n) else { throw LuaRaise("not enough memory for a \(n)-byte message") }
-        defer { free(big) }
-        start += PipeFrame.headerBytes
-        var got = min(n, end - start)
-        memcpy(big, buffer + start, got)
-        start += got
-        while got < n {
-            let r = read(readFD, big + got, n - got)
-            if r < 0 {
-                if errno == EINTR { try Clock.checkInterrupt(); continue }
-                throw LuaRaise("pipe receive failed: \(String(cString: strerror(errno)))")
-            }
-            if r == 0 { throw MPError("EOFError", "the pipe was closed in the middle of a message") }
-            got += r
-        }
-        let payload = UnsafeRawBufferPointer(start: big, count: n)
-        guard PipeFrame.checksum(payload) == sum else { throw MPError("DecodeError", "pipe frame checksum mismatch") }
+        defer { free(f.payload) }
+        let payload = UnsafeRawBufferPointer(start: f.payload, count: f.length)
+        guard PipeFrame.checksum(payload) == f.checksum else { throw MPError("DecodeError", "pipe frame checksum mismatch") }
         return try body(payload)
+    }
+
+    /// Reads the rest of frame `f`: header, then the payload into a buffer of its size.
+    private func readFrame(_ f: inout PartialFrame) throws {
+        if f.headerGot < PipeFrame.headerBytes {
+            var got = f.headerGot
+            let more = try withUnsafeMutableBytes(of: &f.header) { h in
+                defer { f.headerGot = got }
+                return try readFully(h.baseAddress!, PipeFrame.headerBytes, &got)
+            }
+            guard more else {
+                throw MPError("EOFError", f.headerGot > 0 ? "the pipe was closed in the middle of a message"
+                                                           : "the other end of the pipe is closed")
+            }
+            let (n, sum) = try withUnsafeBytes(of: &f.header) { try PipeFrame.parse($0.baseAddress!) }
+            f.length = n
+            f.checksum = sum
+        }
+        if f.payload == nil {
+            guard let p = malloc(max(f.length, 1)) else {
+                throw LuaRaise("not enough memory for a \(f.length)-byte message")
+            }
+            f.payload = p
+        }
+        guard try readFully(f.payload!, f.length, &f.got) else {
+            throw MPError("EOFError", "the pipe was closed in the middle of a message")
+        }
     }
 
     /// True when a message (or end of file) can be read without blocking, waiting until `deadline`.
@@ -179,8 +183,6 @@ final class PipeEnd {
     func poll(until deadline: Deadline) throws -> Bool {
         try checkOpen()
         guard readFD >= 0 else { throw LuaRaise("this end of the pipe only sends (duplex = false)") }
-        claimBuffer()
-        if end > start { return true }
         while true {
             let slice = deadline.nextSlice
             let ms = Int32(min(UInt64(100), (slice + 999_999) / 1_000_000))

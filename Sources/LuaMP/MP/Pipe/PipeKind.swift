@@ -10,6 +10,7 @@ extension MPModule {
     /// Stack: [-0, +0].
     static func installPipes(_ s: LuaStack, _ t: Int32) {
         _ = pipeKindRegistered
+        PipeMailbox.install()
         s.setFunction(t, "Pipe") { s in
             let duplex: Bool
             if s.type(at: 1) == .table {
@@ -94,12 +95,15 @@ enum PipeKind {
         s.setFunction(-1, "send") { s in
             let e = try check(s)
             if try EncodedString.withParts(s, at: 2, { try e.send($0, $1) }) { return 0 }
-            try Codec.withEncoded(s, at: 2, path: "value") { try e.send($0) }
+            try SendLog.undoingOnFailure {
+                try Codec.withEncoded(s, at: 2, path: "value") { try e.send($0) }
+            }
             return 0
         }
         s.setFunction(-1, "recv") { s in
             let e = try check(s)
-            try e.receive { try Codec.decode(s, $0) }
+            // Each frame is read once: its handles' references become this process's holds.
+            try e.receive { bytes in try SharedHolds.consuming { try Codec.decode(s, bytes) } }
             return 1
         }
         s.setFunction(-1, "poll") { s in
@@ -126,14 +130,18 @@ enum PipeKind {
 
     // MARK: handles
 
-    /// Handle: arena id, sender pid, then for the read and the write descriptor: fd, st_dev, st_ino
-    /// (so the receiver can check it copied the very pipe, not a reused descriptor number).
+    /// Handle: arena id, mailbox token, sender pid, then for the read and the write descriptor:
+    /// fd, st_dev, st_ino (so the receiver checks it got the very pipe). Encoding posts the
+    /// descriptors to `PipeMailbox` (not in a dry run: `SendLog.dryRun`).
     static func encode(_ s: LuaStack, _ i: Int32) throws -> [UInt8] {
         let e = try check(s, i)
         guard !e.isClosed else { throw LuaRaise("the pipe end is closed") }
+        if e.mailboxToken == 0 { e.mailboxToken = PipeMailbox.newToken() }
         var out = [UInt8]()
+        out.reserveCapacity(handleBytes)
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         put(Arena.current?.id ?? 0)
+        put(e.mailboxToken)
         put(Int32(getpid()))
         for fd in [e.readFD, e.writeFD] {
             var st = stat()
@@ -143,35 +151,53 @@ enum PipeKind {
                 put(Int32(-1)); put(UInt64(0)); put(UInt64(0))
             }
         }
+        if !SendLog.dryRun { try PipeMailbox.post([e.readFD, e.writeFD].filter { $0 >= 0 }, token: e.mailboxToken) }
         return out
     }
 
-    /// Copies the sender's descriptors (`pidfd_getfd`; `dup` within one process) and pushes a
-    /// Connection. The sender must still hold the end open when the receiver decodes it.
+    static let handleBytes = 8 + 8 + 4 + 2 * 20
+
+    /// Takes the descriptors from `PipeMailbox` (or, for a handle whose record was already
+    /// taken, copies them from the sender: `dup` in the same process, else `pidfd_getfd`),
+    /// checks they are the pipe the handle names, and pushes a Connection. Stack: [-0, +1].
     static func decode(_ s: LuaStack, _ b: UnsafeRawBufferPointer) throws {
-        guard b.count == 8 + 4 + 2 * 20 else { throw MPError("DecodeError", "bad mp.Connection handle (\(b.count) bytes)") }
+        guard b.count == handleBytes else { throw MPError("DecodeError", "bad mp.Connection handle (\(b.count) bytes)") }
         let id = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         guard let a = Arena.current, a.id == id else { throw MPError("DecodeError", "mp.Connection from another process tree") }
-        let pid = Int32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: Int32.self))
+        let token = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let pid = Int32(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: Int32.self))
+        var want: [(fd: Int32, dev: UInt64, ino: UInt64)] = []
+        for k in 0..<2 {
+            let at = 20 + 20 * k
+            want.append((Int32(littleEndian: b.loadUnaligned(fromByteOffset: at, as: Int32.self)),
+                         UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self)),
+                         UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))))
+        }
+        let present = want.filter { $0.fd >= 0 }.count
         var fds: [Int32] = []
         defer { for fd in fds where fd >= 0 { close(fd) } }
-        for k in 0..<2 {
-            let at = 12 + 20 * k
-            let fd = Int32(littleEndian: b.loadUnaligned(fromByteOffset: at, as: Int32.self))
-            let dev = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))
-            let ino = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))
-            if fd < 0 { fds.append(-1); continue }
-            let copy = pid == getpid() ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : luamp_fd_from_process(pid, fd)
-            guard copy >= 0 else {
-                let why = errno == ESRCH ? "the sending process (pid \(pid)) has exited"
-                    : errno == EBADF ? "the sender closed it before it was received"
-                    : String(cString: strerror(errno))
-                throw MPError("DecodeError", "cannot receive a pipe end: \(why)")
+        if let posted = try PipeMailbox.take(token) {
+            var it = posted.makeIterator()
+            for w in want { fds.append(w.fd >= 0 ? (it.next() ?? -1) : -1) }
+            while let extra = it.next() { close(extra) }
+            guard posted.count == present else { throw MPError("DecodeError", "cannot receive a pipe end: its record holds \(posted.count) descriptors") }
+        } else {
+            for w in want {
+                if w.fd < 0 { fds.append(-1); continue }
+                let copy = pid == getpid() ? fcntl(w.fd, F_DUPFD_CLOEXEC, 0) : luamp_fd_from_process(pid, w.fd)
+                guard copy >= 0 else {
+                    let why = errno == ESRCH ? "the sending process (pid \(pid)) has exited"
+                        : errno == EBADF ? "the sender closed it"
+                        : String(cString: strerror(errno))
+                    throw MPError("DecodeError", "cannot receive a pipe end: it was already received (one send delivers it once), and copying it from the sender failed: \(why)")
+                }
+                fds.append(copy)
             }
-            fds.append(copy)
+        }
+        for (fd, w) in zip(fds, want) where fd >= 0 {
             var st = stat()
-            guard fstat(copy, &st) == 0, UInt64(st.st_dev) == dev, UInt64(st.st_ino) == ino else {
-                throw MPError("DecodeError", "cannot receive a pipe end: the sender closed it before it was received")
+            guard fstat(fd, &st) == 0, UInt64(st.st_dev) == w.dev, UInt64(st.st_ino) == w.ino else {
+                throw MPError("DecodeError", "cannot receive a pipe end: it was already received (one send delivers it once), and the sender no longer holds it")
             }
         }
         push(s, PipeEnd(readFD: fds[0], writeFD: fds[1]))

@@ -89,11 +89,14 @@ struct FunctionCache {
         }
         if n == 0 { return [] }
         var out: [UInt8] = []
-        do {
-            try Codec.encodeTuple(s, from: base + 1, count: n, path: "fn", into: &out)
-        } catch {
-            _ = try Codec.encode(s, at: fi, path: "fn")   // names the upvalue in the SendError
-            throw error
+        // Only compared, never sent: handles must not post pipe ends or take references.
+        try SendLog.withoutEffects {
+            do {
+                try Codec.encodeTuple(s, from: base + 1, count: n, path: "fn", into: &out)
+            } catch {
+                _ = try Codec.encode(s, at: fi, path: "fn")   // names the upvalue in the SendError
+                throw error
+            }
         }
         return out
     }

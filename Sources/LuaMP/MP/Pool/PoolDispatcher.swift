@@ -335,7 +335,8 @@ extension PoolState {
             _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(job.resultsRef))
             let results = s.top
             let n: Int32
-            do { n = try Codec.decodeTuple(s, bytes) } catch let e as MPError { return .mp(e) } catch { return .mp(MPError("DecodeError", "\(error)")) }
+            // A result message is decoded once: its handles' references become the host's holds.
+            do { n = try SharedHolds.consuming { try Codec.decodeTuple(s, bytes) } } catch let e as MPError { return .mp(e) } catch { return .mp(MPError("DecodeError", "\(error)")) }
             if job.kind == .apply {
                 var i = n
                 while i >= 1 { lua_rawseti(L, results, lua_Integer(i)); i -= 1 }

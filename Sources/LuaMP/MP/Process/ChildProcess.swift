@@ -58,6 +58,7 @@ final class ChildProcess {
             _ = Glibc.kill(pid, SIGKILL)
             var code: Int32 = 0
             _ = luamp_reap(pid, 1, &code)
+            SharedHolds.childReaped(pid)
         }
         closeDescriptors()
     }
@@ -126,11 +127,13 @@ final class ChildProcess {
             close(pfd)                     // without it, join polls waitpid instead
             pfd = -1
         }
+        SharedHolds.childStarted(pid)
         return ChildProcess(pid: pid, pidfd: pfd, statusFD: fds[0])
     }
 
     /// Ends the calling child: `fflush(NULL); _exit(code)`. Never returns.
     static func exitChild(_ code: Int32) -> Never {
+        SharedHolds.releaseAtExit()          // a normal end lets go of the arena objects it held
         luamp_child_exit(code)
     }
 
@@ -261,6 +264,7 @@ final class ChildProcess {
         exitCode = r > 0 ? code : -SIGKILL
         readStatusPipe()
         closeDescriptors()
+        SharedHolds.childReaped(pid)
         return true
     }
 

@@ -24,12 +24,18 @@ private let queueKindsRegistered: Void = {
 
 /// The three queue kinds share one arena layout (`SharedQueue`) and differ in their methods.
 enum QueueKinds {
-    nonisolated(unsafe) static let queue = SharedKind(name: "Queue", magic: 0x5545_5551, bytes: QueueLayout.size,   // "QQEU"
-                                  methods: queueMethods, release: release, describe: describe)
-    nonisolated(unsafe) static let joinable = SharedKind(name: "JoinableQueue", magic: 0x5545_514a, bytes: QueueLayout.size,  // "JQEU"
-                                     methods: queueMethods + joinableMethods, release: release, describe: describe)
-    nonisolated(unsafe) static let simple = SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
-                                   methods: simpleMethods, release: release, describe: describe)
+    nonisolated(unsafe) static let queue = withForget(SharedKind(name: "Queue", magic: 0x5545_5551, bytes: QueueLayout.size,   // "QQEU"
+                                  methods: queueMethods, release: release, describe: describe))
+    nonisolated(unsafe) static let joinable = withForget(SharedKind(name: "JoinableQueue", magic: 0x5545_514a, bytes: QueueLayout.size,  // "JQEU"
+                                     methods: queueMethods + joinableMethods, release: release, describe: describe))
+    nonisolated(unsafe) static let simple = withForget(SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
+                                   methods: simpleMethods, release: release, describe: describe))
+
+    /// This process forgets it closed a queue once it no longer holds it (the offset may be reused).
+    private static func withForget(_ k: SharedKind) -> SharedKind {
+        k.forget = { ClosedQueues.remove($0) }
+        return k
+    }
 
     /// Frees an owned queue (this process made it and never shared it) and forgets that it was
     /// closed here: the offset may be reused by the next queue.
@@ -97,7 +103,7 @@ enum QueueKinds {
     }
 
     private static func checkOpen(_ q: SharedQueue) throws {
-        if ClosedQueues.contains(q.offset) { throw LuaRaise("the queue is closed in this process") }
+        if ClosedQueues.contains(q.offset) { throw LuaRaise("the queue is closed (q:close() in this process)") }
     }
 
     /// `q:put(v [, block [, timeout]])`: encodes `v` (nil included) and appends it.
@@ -108,8 +114,10 @@ enum QueueKinds {
         if try EncodedString.withParts(s, at: 2, { try q.put($0, then: $1, deadline: deadline, countsTask: joinable) }) {
             return 0
         }
-        try Codec.withEncoded(s, at: 2, path: "value") { bytes in
-            try q.put(bytes, deadline: deadline, countsTask: joinable)
+        try SendLog.undoingOnFailure {
+            try Codec.withEncoded(s, at: 2, path: "value") { bytes in
+                try q.put(bytes, deadline: deadline, countsTask: joinable)
+            }
         }
         return 0
     }
@@ -135,12 +143,15 @@ enum QueueKinds {
 
     private static func decode(_ s: LuaStack, _ q: SharedQueue, _ taken: SharedQueue.Taken,
                                _ scratch: UnsafeMutableRawPointer) throws {
-        switch taken {
-        case .inline(let n):
-            try Codec.decode(s, UnsafeRawBufferPointer(start: scratch, count: n))
-        case .big(let block, let n):
-            defer { q.giveBack(block) }
-            try Codec.decode(s, UnsafeRawBufferPointer(start: q.arena.pointer(block), count: n))
+        // Each message is taken once: its handles' references become this process's holds.
+        try SharedHolds.consuming {
+            switch taken {
+            case .inline(let n):
+                try Codec.decode(s, UnsafeRawBufferPointer(start: scratch, count: n))
+            case .big(let block, let n):
+                defer { q.giveBack(block) }
+                try Codec.decode(s, UnsafeRawBufferPointer(start: q.arena.pointer(block), count: n))
+            }
         }
     }
 
@@ -150,7 +161,7 @@ enum QueueKinds {
         ("put_nowait", { s in try put(s, .now) }),
         ("get_nowait", { s in try get(s, .now) }),
         ("qsize", { s in let (q, _) = try check(s); s.push(Int64(q.approximateCount)); return 1 }),
-        ("empty", { s in let (q, _) = try check(s); s.push(q.approximateCount == 0); return 1 }),
+        ("empty", { s in let (q, _) = try check(s); try checkOpen(q); s.push(q.approximateCount == 0); return 1 }),
         ("full", { s in
             let (q, _) = try check(s)
             s.push(q.maxsize > 0 && q.approximateCount >= q.maxsize)
@@ -174,7 +185,7 @@ enum QueueKinds {
     nonisolated(unsafe) static let simpleMethods: [(String, SwiftFunction)] = [
         ("put", { s in try put(s, .never) }),
         ("get", { s in try get(s, .never) }),
-        ("empty", { s in let (q, _) = try check(s); s.push(q.approximateCount == 0); return 1 }),
+        ("empty", { s in let (q, _) = try check(s); try checkOpen(q); s.push(q.approximateCount == 0); return 1 }),
         ("close", { s in let (q, _) = try check(s); ClosedQueues.insert(q.offset); return 0 }),
     ]
 
@@ -186,8 +197,8 @@ enum QueueKinds {
 }
 
 /// Queues this process closed (`q:close()`): per process, like Python's `_closed` flag, so a
-/// child forked later starts with every queue open. Keyed by offset: a queue's memory is only
-/// ever freed (and its offset reused) by the process that owns it, which removes the entry.
+/// child forked later starts with every queue open. Keyed by offset: the entry goes when this
+/// process's hold on the queue ends (`SharedKind.forget`), before the offset can be reused.
 enum ClosedQueues {
     nonisolated(unsafe) private static var offsets: Set<UInt64> = []
     nonisolated(unsafe) private static var owner: pid_t = 0

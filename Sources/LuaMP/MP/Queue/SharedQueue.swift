@@ -282,9 +282,18 @@ struct SharedQueue {
                 }
             }
         }
-        do { return try arena.allocate(max(n, QueueLayout.cachedBlockMin)) } catch {
+        let b: UInt64
+        do { b = try arena.allocate(max(n, QueueLayout.cachedBlockMin)) } catch {
             throw LuaRaise("cannot put on the queue: \(error)")
         }
+        // Fresh (or given back) pages: fault them in with one call rather than one fault per
+        // page during the copy (~25 % of a 1 MiB put went to page-fault entry and exit).
+        if n >= 64 * 1024 {
+            let page = Int(Arena.page)
+            let from = Int(b) & ~(page - 1), to = (Int(b) + n + page - 1) & ~(page - 1)
+            _ = luamp_populate_pages(arena.pointer(UInt64(from)), to - from)
+        }
+        return b
     }
 
     /// Returns a big message's block after decoding. Blocks up to `cachedBlockMax` are kept in the

@@ -36,8 +36,10 @@ struct Arena {
         static let mutex = 64           // pthread_mutex_t, robust + shared
         static let smallFree = 128      // [UInt64] x smallClasses: free-list heads
         static let smallCursor = 192    // [UInt64] x smallClasses: carve cursor in the class's slab
-        static let largeFree = 256      // [UInt64] x largeClasses: free-list heads
-        static let end = 256 + 8 * 40
+        // 256 ..< 576: the large free-list heads of the first layout (40 power-of-two classes);
+        // unused since large classes became finer, kept free so other fields stay where they were.
+        static let largeFree = 4096     // [UInt64] x largeClasses (304): free-list heads, own page
+        static let end = 4096 + 8 * 304
     }
 
     static let magicValue: UInt64 = 0x4e52_4150_6d61_756c   // "luampARN" little-endian

@@ -12,11 +12,12 @@ struct SharedRef {
     var kindMagic: UInt32
     /// Offset of the object in the arena (its first UInt32 is the kind's magic).
     var offset: UInt64
-    /// `ownsMemory`: this userdata may free the object when collected — set only for objects
-    /// created in this process that were never sent (`Handles` encode) nor inherited by a
-    /// child (`forkGeneration` unchanged) nor referenced by another arena object.
-    var ownsMemory: Bool
-    /// `CurrentProcess.forkGeneration` when the object was created.
+    /// This userdata counts in its process's hold on the object (`SharedHolds`): it was created
+    /// or decoded in process `holder` (inherited copies in a forked child do not count).
+    var counted: Bool
+    /// The pid of the process whose hold counts this userdata.
+    var holder: UInt32
+    /// `CurrentProcess.forkGeneration` when the userdata was made.
     var generation: UInt64
 }
 
@@ -50,9 +51,12 @@ final class SharedKind {
     /// Field reads (`obj.name`) tried before methods: push the value and return true, or
     /// return false for "no such field". Stack: [-0, +1] when it returns true.
     var getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil
-    /// Frees the object's arena memory (and memory only it references) when its owning
-    /// userdata is collected. Nil: never freed (lives as long as the arena).
+    /// Frees the object's arena memory (and memory only it references) once no process holds
+    /// it and no message names it (`SharedHolds`). Nil: never freed (lives as long as the arena).
     var release: ((Arena, UInt64) -> Void)? = nil
+    /// Forgets per-process state kept for the object (keyed by offset) when this process's hold
+    /// on it ends: the offset may name another object later.
+    var forget: ((UInt64) -> Void)? = nil
     /// Extra metamethods (e.g. `__len`).
     var metamethods: [(String, SwiftFunction)] = []
     /// What `tostring(obj)` shows, Python-repr style (`<Queue size=3 maxsize=0>`). It must read
@@ -104,11 +108,21 @@ enum SharedKinds {
     // MARK: userdata
 
     /// Pushes a new userdata for the object at `offset`. Stack: [-0, +1].
-    /// - Parameter owned: true for an object this process just created (may be freed on collection).
+    /// - Parameter owned: true for an object this process just created: the block's reference
+    ///   count of 1 becomes this process's hold, and the object is freed once every holder and
+    ///   message let go (`SharedHolds`). False: an uncounted userdata for an object that lives
+    ///   as long as the arena or as long as the object containing it (a Value's lock).
     static func push(_ s: LuaStack, _ kind: SharedKind, offset: UInt64, owned: Bool) {
+        let counted = owned && SharedHolds.counts(kind)
+        pushUserdata(s, kind, offset: offset, counted: counted)
+        if counted { SharedHolds.created(offset, kind) }
+    }
+
+    private static func pushUserdata(_ s: LuaStack, _ kind: SharedKind, offset: UInt64, counted: Bool) {
         let p = luamp_newuserdata(s.L, MemoryLayout<SharedRef>.size)!
         p.initializeMemory(as: SharedRef.self, repeating: SharedRef(
-            kindMagic: kind.magic, offset: offset, ownsMemory: owned && kind.release != nil, generation: CurrentProcess.forkGeneration), count: 1)
+            kindMagic: kind.magic, offset: offset, counted: counted, holder: CurrentProcess.pid,
+            generation: CurrentProcess.forkGeneration), count: 1)
         pushMetatable(s, kind)
         lua_setmetatable(s.L, -2)
     }
@@ -132,11 +146,12 @@ enum SharedKinds {
         return r.pointee
     }
 
-    /// Marks the userdata at `i` as no longer the sole owner of its memory (it was sent, or
-    /// another arena object now references it): it will never be freed.
+    /// Another arena object now references the object of the userdata at `i`: it will never be
+    /// freed (`Arena.pin`).
     static func markShared(_ s: LuaStack, _ i: Int32) {
-        guard s.type(at: i) == .userdata, let p = s.toUserdata(i), Handles.kindName(s, at: i) != nil else { return }
-        p.assumingMemoryBound(to: SharedRef.self).pointee.ownsMemory = false
+        guard s.type(at: i) == .userdata, let p = s.toUserdata(i), Handles.kindName(s, at: i) != nil,
+              let a = Arena.current else { return }
+        a.pin(p.assumingMemoryBound(to: SharedRef.self).pointee.offset)
     }
 
     /// The metatable of `kind` (created on first use in this Lua state). Stack: [-0, +1].
@@ -211,12 +226,12 @@ enum SharedKinds {
             s.push(a.pointee.offset == b.pointee.offset)
             return 1
         }
-        if let release = kind.release {
+        if kind.release != nil {
             s.setFunction(mt, "__gc") { s in
                 guard let p = s.toUserdata(1)?.assumingMemoryBound(to: SharedRef.self) else { return 0 }
-                if p.pointee.ownsMemory, p.pointee.generation == CurrentProcess.forkGeneration, let a = Arena.current {
-                    p.pointee.ownsMemory = false
-                    release(a, p.pointee.offset)
+                if p.pointee.counted, p.pointee.holder == CurrentProcess.pid {
+                    p.pointee.counted = false
+                    SharedHolds.collected(p.pointee.offset)
                 }
                 return 0
             }
@@ -240,8 +255,8 @@ enum SharedKinds {
     /// Handle bytes: arena id (8, little-endian) + offset (8, little-endian).
     static func encode(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) throws -> [UInt8] {
         guard let r = toRef(s, i, kind) else { throw LuaRaise("not an mp.\(kind.name)") }
-        r.pointee.ownsMemory = false
         let a = try Arena.require()
+        if SharedHolds.counts(kind) { SharedHolds.messageReference(r.pointee.offset, kind, a) }
         var out = [UInt8](); out.reserveCapacity(16)
         withUnsafeBytes(of: a.id.littleEndian) { out.append(contentsOf: $0) }
         withUnsafeBytes(of: r.pointee.offset.littleEndian) { out.append(contentsOf: $0) }
@@ -259,7 +274,9 @@ enum SharedKinds {
             throw MPError("DecodeError", "mp.\(kind.name) handle from another process tree")
         }
         try validate(a, off, kind)
-        push(s, kind, offset: off, owned: false)
+        let counted = SharedHolds.counts(kind)
+        pushUserdata(s, kind, offset: off, counted: counted)
+        if counted { SharedHolds.decoded(off, kind, a) }
     }
 
     /// Throws `DecodeError` unless `offset` holds a live object of `kind`.

@@ -56,7 +56,7 @@ enum SharedValueKinds {
         }
         let c = SharedCells(try Arena.require(), r.pointee.offset)
         guard c.lockOffset != 0 else { throw LuaRaise("this shared object was created with lock = false") }
-        r.pointee.ownsMemory = false
+        try Arena.require().pin(r.pointee.offset)   // the lock handed out lives as long as this memory
         try LockKinds.pushExisting(s, offset: c.lockOffset)
         return 1
     }

@@ -1,0 +1,87 @@
+// SendLog: what encoding a message did besides making bytes (posted pipe ends, object references), undone when the send fails.
+internal import LuaMPShims
+
+/// Encoding some mp objects has effects outside the bytes: a pipe end posts its descriptors
+/// (`PipeMailbox`), an arena object takes a reference for the message (`SharedHolds`). A send
+/// that fails after encoding (queue `Full`, a broken pipe, an unsendable value met later in the
+/// same message) must undo them, or they would stay for the rest of the run:
+/// `undoingOnFailure` records them while `body` runs and undoes them if it throws.
+///
+/// `dryRun`: encodings made only to compare bytes (the pool's function cache re-encodes a
+/// function's upvalues on each use) must have no effect at all; encoders check it.
+/// `consuming`: the decode running now takes over its message's references (`SharedHolds`).
+///
+/// The state is per thread (a C `__thread` slot): runtimes on several threads never mix logs.
+enum SendLog {
+    private final class Frame {
+        var depth = 0
+        var dryRun = false
+        var consuming = false
+        var tokens: [UInt64] = []
+        var references: [(UInt64, SharedKind)] = []
+    }
+
+    private static var frame: Frame {
+        if let p = luamp_sendlog_slot() { return Unmanaged<Frame>.fromOpaque(p).takeUnretainedValue() }
+        let f = Frame()
+        luamp_sendlog_set_slot(Unmanaged.passRetained(f).toOpaque())   // one per thread, kept
+        return f
+    }
+
+    /// True while encoding only to compare: handle encoders produce their bytes and nothing else.
+    static var dryRun: Bool { frame.dryRun }
+
+    /// True while a decode takes over its message's references.
+    static var consuming: Bool { frame.consuming }
+
+    /// A pipe end's descriptors were posted under `token`.
+    static func posted(_ token: UInt64) {
+        let f = frame
+        if f.depth > 0 { f.tokens.append(token) }
+    }
+
+    /// A reference to the arena object at `offset` was taken for the message.
+    static func referenced(_ offset: UInt64, _ kind: SharedKind) {
+        let f = frame
+        if f.depth > 0 { f.references.append((offset, kind)) }
+    }
+
+    /// Runs `body` (an encode and a send); if it throws, takes back what its encodings posted
+    /// and drops the references they took, then rethrows.
+    static func undoingOnFailure<R>(_ body: () throws -> R) throws -> R {
+        let f = frame
+        let t0 = f.tokens.count, r0 = f.references.count
+        f.depth += 1
+        defer {
+            f.depth -= 1
+            if f.depth == 0 { f.tokens.removeAll(keepingCapacity: true); f.references.removeAll(keepingCapacity: true) }
+        }
+        do {
+            return try body()
+        } catch {
+            let t = Array(f.tokens[t0...]), r = Array(f.references[r0...])
+            f.tokens.removeSubrange(t0...); f.references.removeSubrange(r0...)
+            for token in t { PipeMailbox.cancel(token) }
+            for (off, kind) in r { SharedHolds.dropMessageReference(off, kind) }
+            throw error
+        }
+    }
+
+    /// Runs `body` with `dryRun` set.
+    static func withoutEffects<R>(_ body: () throws -> R) rethrows -> R {
+        let f = frame
+        let old = f.dryRun
+        f.dryRun = true
+        defer { f.dryRun = old }
+        return try body()
+    }
+
+    /// Runs `body` with `consuming` set.
+    static func consuming<R>(_ body: () throws -> R) rethrows -> R {
+        let f = frame
+        let old = f.consuming
+        f.consuming = true
+        defer { f.consuming = old }
+        return try body()
+    }
+}
