@@ -1,4 +1,4 @@
-"""Pipe ends reach processes that are already running without ptrace rights.
+"""Pipe ends and open files reach processes that are already running without ptrace rights.
 
 Sending a pipe end used to copy the sender's descriptor with pidfd_getfd, which needs ptrace
 rights over the sender: Yama's ptrace_scope=1 (Ubuntu's default) refuses them to a child over its
@@ -19,6 +19,9 @@ local inbox, back = mp.Queue(), mp.Queue()
 local p = mp.Process(function()
   local w = inbox:get(true, 20)
   w:send("child got the parent's end"); w:close()
+  -- an open Lua file the parent opened after this child started arrives at the parent's position
+  local f = inbox:get(true, 20)
+  print("child read " .. tostring(f:read("l"))); f:close()
   -- and passes one of its own to a sibling started after it
   local r2, w2 = mp.Pipe(false)
   back:put(w2)                 -- kept open until received: only ptrace rights are in question
@@ -31,6 +34,9 @@ local sib = mp.Process(function() local w = back:get(true, 20); w:send("sibling 
 sib:start()
 local r, w = mp.Pipe(false)
 inbox:put(w)
+local f = assert(io.open("data.txt"))
+assert(f:read("l") == "line one")
+inbox:put(f)
 assert(r:poll(20), "the child's message never came")
 print(r:recv())
 w:close()
@@ -38,7 +44,7 @@ sib:join(); p:join()
 print("exitcodes", p.exitcode, sib.exitcode)
 """
 
-EXPECTED = ["child got the parent's end", "sibling got the child's end", "exitcodes\t0\t0"]
+EXPECTED = ["child got the parent's end", "child read line two", "sibling got the child's end", "exitcodes\t0\t0"]
 
 
 def run_unprivileged(binary, workdir, split_uids=False):
@@ -64,6 +70,9 @@ def workspace():
     with open(os.path.join(d, "scenario.lua"), "w") as f:
         f.write(SCRIPT)
     os.chmod(os.path.join(d, "scenario.lua"), 0o644)
+    with open(os.path.join(d, "data.txt"), "w") as f:
+        f.write("line one\nline two\n")
+    os.chmod(os.path.join(d, "data.txt"), 0o644)
     return d
 
 

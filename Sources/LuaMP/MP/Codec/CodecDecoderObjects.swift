@@ -67,14 +67,25 @@ extension Decoder {
         guard CodecKey.mac(b) == mac else {
             throw MPError("DecodeError", "file from an unverified source (files cross only within this luamp process tree)")
         }
-        guard b.count == DescriptorName.size + 8,
+        guard b.count == DescriptorName.size + 16,
               let name = DescriptorName(bytes: UnsafeRawBufferPointer(rebasing: b[..<DescriptorName.size])) else {
             throw r.failure("bad file record", at: at)
         }
         let position = Int64(littleEndian: b.loadUnaligned(fromByteOffset: DescriptorName.size, as: Int64.self))
-        var fd: Int32
-        do { fd = try Descriptors.obtain(name) } catch {
-            throw MPError("DecodeError", "cannot receive a file: \(error.description)")
+        let token = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: DescriptorName.size + 8, as: UInt64.self))
+        var fd: Int32 = -1
+        // First the descriptor the sender posted (SCM_RIGHTS); a message decoded a second time
+        // (a pool task re-run after a worker died, mp.loads twice) falls back to Descriptors.
+        if token != 0, let got = try? PipeMailbox.take(token) {
+            for extra in got.dropFirst() { close(extra) }
+            if let first = got.first {
+                if let n = DescriptorName(fd: first), n.dev == name.dev, n.ino == name.ino { fd = first } else { close(first) }
+            }
+        }
+        if fd < 0 {
+            do { fd = try Descriptors.obtain(name) } catch {
+                throw MPError("DecodeError", "cannot receive a file: \(error.description)")
+            }
         }
         // A regular file gets its own open file description at the sender's position (each side
         // then reads and writes on its own); pipes, sockets and terminals share the sender's.

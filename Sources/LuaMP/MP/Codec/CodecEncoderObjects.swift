@@ -61,6 +61,17 @@ extension Encoder {
         }
         var b = name.bytes
         withUnsafeBytes(of: position.littleEndian) { b.append(contentsOf: $0) }
+        // The descriptor itself travels by SCM_RIGHTS through the tree's mailbox (as pipe ends
+        // do), so a running receiver needs no ptrace rights over the sender; token 0: none posted.
+        var token: UInt64 = 0
+        if !SendLog.dryRun {
+            let t = PipeMailbox.newToken()
+            do { try PipeMailbox.post([fd], token: t) } catch {
+                throw EncodeFailure("cannot send this file: \(error)")
+            }
+            token = t
+        }
+        withUnsafeBytes(of: token.littleEndian) { b.append(contentsOf: $0) }
         w.tagged(CodecFormat.Tag.file, UInt8(b.count))
         b.withUnsafeBytes { w.append($0.baseAddress!, $0.count) }
         w.int(b.withUnsafeBytes { CodecKey.mac($0) })

@@ -67,8 +67,9 @@ enum CodecFormat {
         /// function, a reference, or a ref to an earlier one of those), then the arguments.
         static let reduced: UInt8 = 0x17
         static let sharedReduced: UInt8 = 0x18
-        /// An open Lua file handle: `UInt8` length, then a `DescriptorName` and the `Int64` logical
-        /// position (-1: not seekable), then the `UInt64` MAC of those bytes.
+        /// An open Lua file handle: `UInt8` length, then a `DescriptorName`, the `Int64` logical
+        /// position (-1: not seekable) and the `UInt64` mailbox token of the descriptor posted by
+        /// SCM_RIGHTS (0: none), then the `UInt64` MAC of those bytes.
         static let file: UInt8 = 0x19
 
         /// The shared variant of an object tag (the encoder patches it when a second reference
