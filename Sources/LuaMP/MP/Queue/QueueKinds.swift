@@ -24,17 +24,17 @@ private let queueKindsRegistered: Void = {
 
 /// The three queue kinds share one arena layout (`SharedQueue`) and differ in their methods.
 enum QueueKinds {
-    nonisolated(unsafe) static let queue = withForget(SharedKind(name: "Queue", magic: 0x5545_5551, bytes: QueueLayout.size,   // "QQEU"
-                                  methods: queueMethods, release: release, describe: describe))
-    nonisolated(unsafe) static let joinable = withForget(SharedKind(name: "JoinableQueue", magic: 0x5545_514a, bytes: QueueLayout.size,  // "JQEU"
-                                     methods: queueMethods + joinableMethods, release: release, describe: describe))
-    nonisolated(unsafe) static let simple = withForget(SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
-                                   methods: simpleMethods, release: release, describe: describe))
+    static let queue = SharedKind(name: "Queue", magic: 0x5545_5551, bytes: QueueLayout.size,   // "QQEU"
+                                  hooks(queueMethods))
+    static let joinable = SharedKind(name: "JoinableQueue", magic: 0x5545_514a, bytes: QueueLayout.size,  // "JQEU"
+                                     hooks(queueMethods + joinableMethods))
+    static let simple = SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
+                                   hooks(simpleMethods))
 
-    /// This process forgets it closed a queue once it no longer holds it (the offset may be reused).
-    private static func withForget(_ k: SharedKind) -> SharedKind {
-        k.forget = { ClosedQueues.remove($0) }
-        return k
+    /// The kinds differ in their methods. This process forgets it closed a queue once it no
+    /// longer holds it (the offset may be reused).
+    private static func hooks(_ methods: [(String, KindMethod)]) -> SharedKind.Hooks {
+        SharedKind.Hooks(methods: methods, release: release, forget: { ClosedQueues.remove($0) }, describe: describe)
     }
 
     /// Frees an owned queue (this process made it and never shared it) and forgets that it was
@@ -155,7 +155,7 @@ enum QueueKinds {
         }
     }
 
-    nonisolated(unsafe) static let queueMethods: [(String, SwiftFunction)] = [
+    static let queueMethods: [(String, KindMethod)] = [
         ("put", { s in try put(s, s.blockAndTimeout(3)) }),
         ("get", { s in try get(s, s.blockAndTimeout(2)) }),
         ("put_nowait", { s in try put(s, .now) }),
@@ -173,7 +173,7 @@ enum QueueKinds {
         ("cancel_join_thread", { s in _ = try check(s); return 0 }),
     ]
 
-    nonisolated(unsafe) static let joinableMethods: [(String, SwiftFunction)] = [
+    static let joinableMethods: [(String, KindMethod)] = [
         ("task_done", { s in let (q, _) = try check(s); try q.taskDone(); return 0 }),
         ("join", { s in
             let (q, _) = try check(s)
@@ -182,7 +182,7 @@ enum QueueKinds {
         }),
     ]
 
-    nonisolated(unsafe) static let simpleMethods: [(String, SwiftFunction)] = [
+    static let simpleMethods: [(String, KindMethod)] = [
         ("put", { s in try put(s, .never) }),
         ("get", { s in try get(s, .never) }),
         ("empty", { s in let (q, _) = try check(s); try checkOpen(q); s.push(q.approximateCount == 0); return 1 }),

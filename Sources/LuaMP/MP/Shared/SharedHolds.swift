@@ -65,7 +65,7 @@ enum SharedHolds {
     nonisolated(unsafe) private static let state = ForkSafeLock(State())
 
     /// Whether userdata of `kind` are counted at all (kinds without `release` are never freed).
-    static func counts(_ kind: SharedKind) -> Bool { kind.release != nil }
+    static func counts(_ kind: SharedKind) -> Bool { kind.hooks.release != nil }
 
     /// A new object this process made (its block's count of 1 is this hold).
     static func created(_ offset: UInt64, _ kind: SharedKind) {
@@ -162,11 +162,11 @@ enum SharedHolds {
     /// Drops one reference (this process's hold, or a message's) and frees the object if it was
     /// the last.
     private static func release(_ offset: UInt64, _ kind: SharedKind, forget: Bool = true) {
-        if forget { kind.forget?(offset) }
+        if forget { kind.hooks.forget?(offset) }
         guard let a = Arena.current else { return }
         if a.releaseReference(offset) {
-            kind.forget?(offset)
-            kind.release?(a, offset)
+            kind.hooks.forget?(offset)
+            kind.hooks.release?(a, offset)
         }
     }
 

@@ -175,8 +175,8 @@ enum BarrierKind {
     end
     """
 
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "Barrier", magic: SharedBarrier.magic, bytes: SharedBarrier.size(parties: 1))
+    static let kind: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("wait", waitSource)]
         // `<Barrier parties=3 waiting=1>`, `… broken>` (relaxed reads, no internal mutex).
@@ -211,7 +211,7 @@ enum BarrierKind {
             }
             return true
         }
-        return k
+        return SharedKind(name: "Barrier", magic: SharedBarrier.magic, bytes: SharedBarrier.size(parties: 1), k)
     }()
 
     static func barrierArg(_ s: LuaStack) throws -> SharedBarrier {

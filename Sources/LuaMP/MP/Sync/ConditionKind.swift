@@ -127,8 +127,8 @@ enum ConditionKind {
     end
     """
 
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "Condition", magic: SharedCondition.magic, bytes: SharedCondition.size)
+    static let kind: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = { a, off in
             let c = SharedCondition(a, off)
             a.free(c.lockOffset)
@@ -157,7 +157,7 @@ enum ConditionKind {
             }),
             ("notify_all", { s in try condArg(s).notify(Int(Int32.max)); return 0 }),
         ]
-        return k
+        return SharedKind(name: "Condition", magic: SharedCondition.magic, bytes: SharedCondition.size, k)
     }()
 
     static func condArg(_ s: LuaStack) throws -> SharedCondition {

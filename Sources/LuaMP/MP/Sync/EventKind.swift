@@ -64,8 +64,8 @@ struct SharedEvent {
 }
 
 enum EventKind {
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "Event", magic: SharedEvent.magic, bytes: SharedEvent.size)
+    static let kind: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = { a, off in a.free(off) }
         k.describe = { _, a, r in SharedEvent(a, r.offset).isSet ? "<Event set>" : "<Event unset>" }
         k.methods = [
@@ -78,7 +78,7 @@ enum EventKind {
                 return 1
             }),
         ]
-        return k
+        return SharedKind(name: "Event", magic: SharedEvent.magic, bytes: SharedEvent.size, k)
     }()
 
     static func eventArg(_ s: LuaStack) throws -> SharedEvent {

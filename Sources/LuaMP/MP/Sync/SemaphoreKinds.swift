@@ -74,9 +74,7 @@ struct SharedSemaphore {
 
 enum SemaphoreKinds {
     static func kind(bounded: Bool) -> SharedKind {
-        let k = SharedKind(name: bounded ? "BoundedSemaphore" : "Semaphore",
-                           magic: bounded ? SharedSemaphore.boundedMagic : SharedSemaphore.magic,
-                           bytes: SharedSemaphore.size)
+        var k = SharedKind.Hooks()
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("with", withMethodSource)]
         // `<Semaphore value=2>`, `<BoundedSemaphore value=1 max=2>`.
@@ -103,11 +101,13 @@ enum SemaphoreKinds {
                 return 1
             }),
         ]
-        return k
+        return SharedKind(name: bounded ? "BoundedSemaphore" : "Semaphore",
+                          magic: bounded ? SharedSemaphore.boundedMagic : SharedSemaphore.magic,
+                          bytes: SharedSemaphore.size, k)
     }
 
-    nonisolated(unsafe) static let semaphore = kind(bounded: false)
-    nonisolated(unsafe) static let bounded = kind(bounded: true)
+    static let semaphore = kind(bounded: false)
+    static let bounded = kind(bounded: true)
 
     static func semArg(_ s: LuaStack, _ isBounded: Bool) throws -> SharedSemaphore {
         let r = try SharedKinds.check(s, 1, isBounded ? bounded : semaphore)

@@ -50,7 +50,7 @@ struct SharedCells {
 enum SharedValueKinds {
     /// `get_lock` for both kinds: the lock as an mp.RLock/mp.Lock object. The Value is then
     /// never freed by collection (the returned lock lives in its memory's lifetime).
-    nonisolated(unsafe) static let getLock: SwiftFunction = { s in
+    static let getLock: KindMethod = { s in
         guard let r = SharedKinds.toRef(s, 1, value) ?? SharedKinds.toRef(s, 1, array) else {
             throw LuaArgumentError(1, "mp.Value or mp.Array expected, got \(s.typeName(at: 1))")
         }
@@ -64,8 +64,8 @@ enum SharedValueKinds {
     static let valueTag = KindTag("mp.Value", magic: SharedCells.valueMagic)
     static let arrayTag = KindTag("mp.Array", magic: SharedCells.arrayMagic)
 
-    nonisolated(unsafe) static let value: SharedKind = {
-        let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
+    static let value: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = SharedCells.release
         k.methods = [("get_lock", getLock)]
         k.fastMethods = valueAtomics
@@ -94,11 +94,11 @@ enum SharedValueKinds {
             try c.type.store(s, 3, to: c.cell(), what: "mp.Value")
             return 0
         } }
-        return k
+        return SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25, k)
     }()
 
-    nonisolated(unsafe) static let array: SharedKind = {
-        let k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
+    static let array: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = SharedCells.release
         k.cFast = ["__index": Int32(LUAMP_FAST_ARRAY_INDEX), "__newindex": Int32(LUAMP_FAST_ARRAY_NEWINDEX)]
         k.fastMethods = arrayAtomics
@@ -160,7 +160,7 @@ enum SharedValueKinds {
                 return 3
             }),
         ]
-        return k
+        return SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24, k)
     }()
 
     /// The 0-based cell for the 1-based index at stack slot 2.

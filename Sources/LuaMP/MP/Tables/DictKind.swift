@@ -20,8 +20,8 @@ end
 enum DictKind {
     static let tag = KindTag("mp.Dict", magic: SharedDict.magic)
 
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "Dict", magic: SharedDict.magic, bytes: SharedDict.bytes)
+    static let kind: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = SharedDict.release
         k.describe = { _, a, r in "<Dict n=\(SharedDict(a, r.offset).count)>" }
         k.luaMethods = [("with", dictWithSource)]
@@ -175,7 +175,7 @@ enum DictKind {
             try DictKind.set(s, SharedDict(try Arena.require(), try DictKind.tag.ref(s, 1).pointee.offset), key: 2, value: 3)
             return 0
         } }
-        return k
+        return SharedKind(name: "Dict", magic: SharedDict.magic, bytes: SharedDict.bytes, k)
     }()
 
     /// Argument `i` as a Dict.

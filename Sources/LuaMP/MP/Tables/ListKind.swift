@@ -8,8 +8,8 @@ internal import LuaMPShims
 enum ListKind {
     static let tag = KindTag("mp.List", magic: SharedList.magic)
 
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "List", magic: SharedList.magic, bytes: SharedList.bytes)
+    static let kind: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = SharedList.release
         k.describe = { _, a, r in "<List n=\(SharedList(a, r.offset).count)>" }
         k.methods = [
@@ -106,7 +106,7 @@ enum ListKind {
             }
             return 0
         } }
-        return k
+        return SharedKind(name: "List", magic: SharedList.magic, bytes: SharedList.bytes, k)
     }()
 
     static func list(_ s: LuaStack, _ i: Int32 = 1) throws -> SharedList {
