@@ -11,7 +11,7 @@ internal import LuaMPShims
 /// function's upvalues on each use) must have no effect at all; encoders check it.
 /// `consuming`: the decode running now takes over its message's references (`SharedHolds`).
 ///
-/// The state is per thread (a C `__thread` slot): runtimes on several threads never mix logs.
+/// The state is per thread (`threadObject`): runtimes on several threads never mix logs.
 enum SendLog {
     private final class Frame {
         var depth = 0
@@ -21,12 +21,7 @@ enum SendLog {
         var references: [(UInt64, SharedKind)] = []
     }
 
-    private static var frame: Frame {
-        if let p = luamp_sendlog_slot() { return Unmanaged<Frame>.fromOpaque(p).takeUnretainedValue() }
-        let f = Frame()
-        luamp_sendlog_set_slot(Unmanaged.passRetained(f).toOpaque())   // one per thread, kept
-        return f
-    }
+    private static var frame: Frame { threadObject(Int32(LUAMP_SLOT_SENDLOG), Frame.init) }
 
     /// True while encoding only to compare: handle encoders produce their bytes and nothing else.
     static var dryRun: Bool { frame.dryRun }

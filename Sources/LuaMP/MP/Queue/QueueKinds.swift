@@ -127,11 +127,12 @@ enum QueueKinds {
         let (q, _) = try check(s)
         try checkOpen(q)
         let taken: SharedQueue.Taken
-        if !Scratch.busy {
-            Scratch.busy = true
-            defer { Scratch.busy = false }
-            taken = try q.get(deadline: deadline, scratch: &Scratch.buffer)
-            try decode(s, q, taken, Scratch.buffer.base)
+        let scratch = Scratch.current
+        if !scratch.busy {
+            scratch.busy = true
+            defer { scratch.busy = false }
+            taken = try q.get(deadline: deadline, scratch: &scratch.buffer)
+            try decode(s, q, taken, scratch.buffer.base)
         } else {
             var tmp = QueueScratch()   // a finalizer running inside a decode called get again
             defer { tmp.release() }
@@ -189,10 +190,12 @@ enum QueueKinds {
         ("close", { s in let (q, _) = try check(s); ClosedQueues.insert(q.offset); return 0 }),
     ]
 
-    /// The consumer's copy-out buffer; `busy` while a decode uses it.
-    enum Scratch {
-        nonisolated(unsafe) static var buffer = QueueScratch()
-        nonisolated(unsafe) static var busy = false
+    /// The consumer's copy-out buffer, one per thread; `busy` while a decode uses it.
+    final class Scratch {
+        var buffer = QueueScratch()
+        var busy = false
+
+        static var current: Scratch { threadObject(Int32(LUAMP_SLOT_QUEUE_SCRATCH), Scratch.init) }
     }
 }
 
