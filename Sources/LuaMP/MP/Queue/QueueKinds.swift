@@ -4,6 +4,7 @@ import Glibc
 #endif
 internal import CLua
 internal import LuaMPShims
+import Synchronization
 
 extension MPModule {
     /// Installs `mp.Queue([maxsize])`, `mp.SimpleQueue()`, `mp.JoinableQueue([maxsize])` (each
@@ -203,19 +204,22 @@ enum QueueKinds {
 /// child forked later starts with every queue open. Keyed by offset: the entry goes when this
 /// process's hold on the queue ends (`SharedKind.forget`), before the offset can be reused.
 enum ClosedQueues {
-    nonisolated(unsafe) private static var offsets: Set<UInt64> = []
-    nonisolated(unsafe) private static var owner: pid_t = 0
+    private static let offsets = PerProcess<Set<UInt64>> { [] }
+    /// 1 once this process (or its parent before the fork) closed a queue: while 0 (nearly
+    /// always), `contains` answers without taking the lock (put and get ask it every time).
+    private static let anyClosed = Atomic<Int>(0)
 
     static func insert(_ off: UInt64) {
-        if owner != getpid() { offsets = []; owner = getpid() }
-        offsets.insert(off)
+        offsets.withLock { _ = $0.insert(off) }
+        anyClosed.store(1, ordering: .relaxed)
     }
 
     static func remove(_ off: UInt64) {
-        if owner == getpid() { offsets.remove(off) }
+        guard anyClosed.load(ordering: .relaxed) != 0 else { return }
+        offsets.withLock { _ = $0.remove(off) }
     }
 
     static func contains(_ off: UInt64) -> Bool {
-        !offsets.isEmpty && owner == getpid() && offsets.contains(off)
+        anyClosed.load(ordering: .relaxed) != 0 && offsets.withLock { $0.contains(off) }
     }
 }
