@@ -25,11 +25,11 @@ private let queueKindsRegistered: Void = {
 
 /// The three queue kinds share one arena layout (`SharedQueue`) and differ in their methods.
 enum QueueKinds {
-    static let queue = SharedKind(name: "Queue", magic: 0x5545_5551, bytes: QueueLayout.size,   // "QQEU"
+    static let queue = SharedKind(name: "Queue", magic: UInt32(LUAMP_MAGIC_QUEUE), bytes: QueueLayout.size,
                                   hooks(queueMethods))
-    static let joinable = SharedKind(name: "JoinableQueue", magic: 0x5545_514a, bytes: QueueLayout.size,  // "JQEU"
+    static let joinable = SharedKind(name: "JoinableQueue", magic: UInt32(LUAMP_MAGIC_JOINABLE), bytes: QueueLayout.size,
                                      hooks(queueMethods + joinableMethods))
-    static let simple = SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
+    static let simple = SharedKind(name: "SimpleQueue", magic: UInt32(LUAMP_MAGIC_SIMPLEQUEUE), bytes: QueueLayout.size,
                                    hooks(simpleMethods))
 
     /// The kinds differ in their methods. This process forgets it closed a queue once it no

@@ -164,8 +164,9 @@ enum SharedKinds {
         for (name, fn) in kind.hooks.methods { s.setFunction(-1, name, fn) }
         if !kind.hooks.cFast.isEmpty {
             precondition(MemoryLayout<SharedRef>.size == LUAMP_SHARED_REF_SIZE
-                         && MemoryLayout<SharedRef>.offset(of: \SharedRef.offset) == 8,
-                         "SharedRef layout differs from what sync_fast.c reads")
+                         && MemoryLayout<SharedRef>.offset(of: \SharedRef.kindMagic) == Int(LUAMP_SHARED_REF_MAGIC_OFFSET)
+                         && MemoryLayout<SharedRef>.offset(of: \SharedRef.offset) == Int(LUAMP_SHARED_REF_OFFSET_OFFSET),
+                         "SharedRef layout differs from luamp_layouts.h (what sync_fast.c reads)")
         }
         for (name, fn) in kind.hooks.fastMethods { s.setFastFunction(-1, name, fn, cFast: kind.hooks.cFast[name]) }
         for (name, source) in kind.hooks.luaMethods {

@@ -15,7 +15,7 @@ internal import LuaMPShims
 /// check that every arrived waiter is still alive (pidfd): a dead one breaks the barrier so
 /// the others get `BrokenBarrierError` instead of hanging.
 struct SharedBarrier {
-    static let magic: UInt32 = 0x5242_424d     // "MBBR"
+    static let magic = UInt32(LUAMP_MAGIC_BARRIER)
     static let maxParties = 4096
     static func size(parties: Int) -> Int { 80 + 4 * parties }
 

@@ -14,7 +14,7 @@ internal import LuaMPShims
 /// so `notify(1)` wakes exactly one. A waiter killed while waiting left a slot with a dead pid:
 /// `notify` frees such slots (pidfd liveness) instead of wasting a wake-up on them.
 struct SharedCondition {
-    static let magic: UInt32 = 0x444e_434d     // "MCND"
+    static let magic = UInt32(LUAMP_MAGIC_CONDITION)
     static let slots = 64
     static let slotBytes = 12
     static let size = 24 + slots * slotBytes

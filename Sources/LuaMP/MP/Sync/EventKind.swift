@@ -11,7 +11,7 @@ internal import LuaMPShims
 /// it again before the waiter ran (Python's Event may miss such a pulse). No locks: a process
 /// killed anywhere in `set`/`clear`/`wait` cannot leave anything held.
 struct SharedEvent {
-    static let magic: UInt32 = 0x5456_454d     // "MEVT"
+    static let magic = UInt32(LUAMP_MAGIC_EVENT)
     static let size = 12
 
     let base: UnsafeMutableRawPointer

@@ -12,8 +12,8 @@ internal import LuaMPShims
 /// as in Python, a process that dies between acquire and release takes its unit with it; a
 /// process killed while sleeping costs nothing (its sleeper count only causes a spare wake).
 struct SharedSemaphore {
-    static let magic: UInt32 = 0x4d45_534d           // "MSEM"
-    static let boundedMagic: UInt32 = 0x4d45_5342    // "BSEM"
+    static let magic = UInt32(LUAMP_MAGIC_SEMAPHORE)
+    static let boundedMagic = UInt32(LUAMP_MAGIC_BOUNDED_SEM)
     static let size = 16
     /// The most a semaphore holds: Linux's `SEM_VALUE_MAX` (`INT_MAX`), as in Python. A start
     /// value or a `release` past it is an error, never a silent wrap of the 32-bit counter.

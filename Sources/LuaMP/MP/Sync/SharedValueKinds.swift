@@ -4,38 +4,38 @@ import Glibc
 #endif
 internal import LuaMPShims
 
-/// Layout shared by Value and Array: `+0` UInt32 magic, `+4` UInt8 typecode, `+5` UInt8
-/// "owns its lock", `+8` UInt64 lock offset (0 = none), `+16` UInt64 element count (1 for a
-/// Value), cells from `+24`.
+/// Layout shared by Value and Array (the offsets C reads are in luamp_layouts.h): `+0` UInt32
+/// magic, `+4` UInt8 typecode, `+5` UInt8 "owns its lock", `+8` UInt64 lock offset (0 = none),
+/// `+16` UInt64 element count (1 for a Value), cells from `+24`.
 ///
 /// Each access of `v.value` / `a[i]` is a single atomic load or store, so no lock is taken for
 /// it (Python takes the lock for each access; the effect is the same: no torn values). A
 /// read-modify-write such as `v.value = v.value + 1` still needs `v:get_lock()` or another lock.
 struct SharedCells {
-    static let valueMagic: UInt32 = 0x4c41_564d    // "MVAL"
-    static let arrayMagic: UInt32 = 0x5252_414d    // "MARR"
+    static let valueMagic = UInt32(LUAMP_MAGIC_VALUE)
+    static let arrayMagic = UInt32(LUAMP_MAGIC_ARRAY)
 
     let base: UnsafeMutableRawPointer
     init(_ arena: Arena, _ offset: UInt64) { base = arena.pointer(offset) }
 
-    var type: TypeCode { TypeCode(rawValue: base.load(fromByteOffset: 4, as: UInt8.self)) ?? .int64 }
-    var ownsLock: Bool { base.load(fromByteOffset: 5, as: UInt8.self) != 0 }
-    var lockOffset: UInt64 { base.load(fromByteOffset: 8, as: UInt64.self) }
-    var count: Int { Int(base.load(fromByteOffset: 16, as: UInt64.self)) }
+    var type: TypeCode { TypeCode(rawValue: base.load(fromByteOffset: Int(LUAMP_CELLS_TYPE_OFFSET), as: UInt8.self)) ?? .int64 }
+    var ownsLock: Bool { base.load(fromByteOffset: Int(LUAMP_CELLS_TYPE_OFFSET) + 1, as: UInt8.self) != 0 }
+    var lockOffset: UInt64 { base.load(fromByteOffset: Int(LUAMP_CELLS_LOCK_OFFSET), as: UInt64.self) }
+    var count: Int { Int(base.load(fromByteOffset: Int(LUAMP_CELLS_COUNT_OFFSET), as: UInt64.self)) }
     var isArray: Bool { base.load(as: UInt32.self) == SharedCells.arrayMagic }
     /// The cell of a Value, or element `i` (0-based) of an Array.
-    func cell(_ i: Int = 0) -> UnsafeMutableRawPointer { base + 24 + i * type.size }
+    func cell(_ i: Int = 0) -> UnsafeMutableRawPointer { base + Int(LUAMP_CELLS_DATA_OFFSET) + i * type.size }
 
     /// Allocates a Value (count nil) or an Array of `count` zeroed cells.
     static func create(_ type: TypeCode, count: Int?, lockOffset: UInt64, ownsLock: Bool) throws -> UInt64 {
         let a = try Arena.require()
-        let bytes = 24 + (count ?? 1) * type.size
+        let bytes = Int(LUAMP_CELLS_DATA_OFFSET) + (count ?? 1) * type.size
         let off = try a.allocate(bytes, zeroed: true)
         let p = a.pointer(off)
-        p.storeBytes(of: type.rawValue, toByteOffset: 4, as: UInt8.self)
-        p.storeBytes(of: UInt8(ownsLock ? 1 : 0), toByteOffset: 5, as: UInt8.self)
-        p.storeBytes(of: lockOffset, toByteOffset: 8, as: UInt64.self)
-        p.storeBytes(of: UInt64(count ?? 1), toByteOffset: 16, as: UInt64.self)
+        p.storeBytes(of: type.rawValue, toByteOffset: Int(LUAMP_CELLS_TYPE_OFFSET), as: UInt8.self)
+        p.storeBytes(of: UInt8(ownsLock ? 1 : 0), toByteOffset: Int(LUAMP_CELLS_TYPE_OFFSET) + 1, as: UInt8.self)
+        p.storeBytes(of: lockOffset, toByteOffset: Int(LUAMP_CELLS_LOCK_OFFSET), as: UInt64.self)
+        p.storeBytes(of: UInt64(count ?? 1), toByteOffset: Int(LUAMP_CELLS_COUNT_OFFSET), as: UInt64.self)
         luamp_atomic_store32(p.assumingMemoryBound(to: UInt32.self), count == nil ? valueMagic : arrayMagic)
         return off
     }

@@ -21,7 +21,7 @@ internal import LuaMPShims
 /// empty slot when the next slot is empty). Every change is one `SharedJournal` record, so a
 /// process killed mid-update leaves the table as before or as after the update.
 struct SharedDict {
-    static let magic: UInt32 = 0x5443_444d       // "MDCT"
+    static let magic = UInt32(LUAMP_MAGIC_DICT)
     static let bytes = 256 + 8 * 48
     static let mutexAt = 8, tableAt: UInt64 = 48, countAt: UInt64 = 56, usedAt: UInt64 = 64
     static let journalAt: UInt64 = 128, stripesAt = 256, stripes = 8

@@ -13,7 +13,7 @@ internal import LuaMPShims
 /// of the cell; `insert`, `pop(i)`, growing and `clear` build a new table and commit it with
 /// one store of the table offset. Each is one `SharedJournal` record.
 struct SharedList {
-    static let magic: UInt32 = 0x5453_4c4d       // "MLST"
+    static let magic = UInt32(LUAMP_MAGIC_LIST)
     static let bytes = 256
     static let mutexAt = 8, tableAt: UInt64 = 48, countAt: UInt64 = 56, journalAt: UInt64 = 128
     static let minCapacity = 8
