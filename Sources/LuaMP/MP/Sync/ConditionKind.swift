@@ -1,7 +1,4 @@
 // mp.Condition: a Lock/RLock plus waiter slots and an event count (never pthread_cond_t).
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// A condition variable in the arena. Layout: `+0` UInt32 magic, `+4` UInt32 ticket counter,

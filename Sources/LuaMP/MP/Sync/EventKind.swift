@@ -1,7 +1,4 @@
 // mp.Event: a flag word in the arena that waiters sleep on with FUTEX_WAIT.
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// An event in the arena. Layout: `+0` UInt32 magic, `+4` UInt32 state (the futex word: bit 0

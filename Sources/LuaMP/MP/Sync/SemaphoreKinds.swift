@@ -1,7 +1,4 @@
 // mp.Semaphore and mp.BoundedSemaphore: a futex counter in the arena.
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// A semaphore in the arena. Layout: `+0` UInt32 magic, `+4` UInt32 value (the futex word),

@@ -1,7 +1,4 @@
 // SharedLock: the arena object behind mp.Lock and mp.RLock (robust mutex + owner pid + depth).
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// A Lock or RLock in the arena. Layout (offsets):

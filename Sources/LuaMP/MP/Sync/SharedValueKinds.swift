@@ -1,7 +1,4 @@
 // mp.Value and mp.Array: typed cells in the arena with an optional lock of their own.
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// Layout shared by Value and Array (the offsets C reads are in luamp_layouts.h): `+0` UInt32
