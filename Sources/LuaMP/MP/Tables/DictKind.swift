@@ -51,7 +51,7 @@ enum DictKind {
             ("totable", { s in try pushSnapshot(s, try dict(s), keys: true, values: true); return 1 }),
             ("clear", { s in
                 let d = try dict(s)
-                try full("clear") { try d.locked { try d.clear() } }
+                try fullArena("mp.Dict", "clear") { try d.locked { try d.clear() } }
                 return 0
             }),
             ("pop", { s in
@@ -77,7 +77,7 @@ enum DictKind {
                 let existing: [UInt8]? = try TableKey.with(s, 2) { tag, key in
                     let h = TableKey.hash(tag, key)
                     return try withValue(s, 3) { v, more in
-                        try full("setdefault") {
+                        try fullArena("mp.Dict", "setdefault") {
                             try d.locked { () -> [UInt8]? in
                                 if let old = d.lookup(h, tag, key) { return [UInt8](d.parts(old).value) }
                                 let e = try d.makeEntry(hash: h, tag: tag, key: key, value: v, more: more)
@@ -99,7 +99,7 @@ enum DictKind {
                     let st = d.stripe(h)
                     _ = try st.lock()
                     defer { st.unlock() }
-                    return try full("incr") {
+                    return try fullArena("mp.Dict", "incr") {
                         try d.locked { () -> Int64 in
                             var old: Int64 = 0
                             if let e = d.lookup(h, tag, key) {
@@ -183,10 +183,6 @@ enum DictKind {
         SharedDict(try Arena.require(), try tag.ref(s, i).pointee.offset)
     }
 
-    /// Runs `body`, turning `ArenaFull` into a clear Lua error naming the operation.
-    static func full<R>(_ op: String, _ body: () throws -> R) throws -> R {
-        do { return try body() } catch let e as ArenaFull { throw LuaRaise("mp.Dict:\(op): \(e)") }
-    }
 
     /// Lends the codec bytes of the value at `i` to `body` (big strings in two parts, uncopied).
     static func withValue<R>(_ s: LuaStack, _ i: Int32, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws -> R) throws -> R {
@@ -218,7 +214,7 @@ enum DictKind {
         try TableKey.with(s, k) { tag, key in
             let h = TableKey.hash(tag, key)
             try withValue(s, v) { bytes, more in
-                try full("set") {
+                try fullArena("mp.Dict", "set") {
                     try d.locked {
                         let e = try d.makeEntry(hash: h, tag: tag, key: key, value: bytes, more: more)
                         do { try d.put(e, h, tag, key) } catch { d.journal.cancel(); throw error }

@@ -24,14 +24,7 @@ enum ListKind {
                 s.top = 2
                 if s.type(at: 2) == .userdata { try pushSnapshot(s, try list(s, 2)); s.replace(2) }
                 guard s.type(at: 2) == .table else { throw LuaArgumentError(2, "table expected, got \(s.typeName(at: 2))") }
-                let n = s.rawLength(2)
-                var i: Int64 = 1
-                while i <= n {
-                    s.rawGet(2, index: i)
-                    try append(s, l, 3)
-                    s.pop()
-                    i += 1
-                }
+                try appendAll(s, l, from: 2)
                 return 0
             }),
             ("insert", { s in
@@ -50,7 +43,7 @@ enum ListKind {
                 let l = try list(s)
                 let at: Int64? = s.isNoneOrNil(2) ? nil : try s.checkInteger(2)
                 var copy: [UInt8]? = nil
-                try full("pop") {
+                try fullArena("mp.List", "pop") {
                     try l.locked {
                         let c = l.count
                         let i = at ?? Int64(c)
@@ -66,7 +59,7 @@ enum ListKind {
             ("totable", { s in try pushSnapshot(s, try list(s)); return 1 }),
             ("clear", { s in
                 let l = try list(s)
-                try full("clear") { try l.locked { try l.clear() } }
+                try fullArena("mp.List", "clear") { try l.locked { try l.clear() } }
                 return 0
             }),
         ]
@@ -113,15 +106,12 @@ enum ListKind {
         SharedList(try Arena.require(), try tag.ref(s, i).pointee.offset)
     }
 
-    static func full<R>(_ op: String, _ body: () throws -> R) throws -> R {
-        do { return try body() } catch let e as ArenaFull { throw LuaRaise("mp.List:\(op): \(e)") }
-    }
 
     /// Encodes the value at `v`, then with the mutex held makes an entry of it and runs `body`
     /// with it; the entry is freed if `body` throws.
     static func withEntry(_ s: LuaStack, _ l: SharedList, _ v: Int32, _ op: String, _ body: (UInt64) throws -> Void) throws {
         try DictKind.withValue(s, v) { bytes, more in
-            try full(op) {
+            try fullArena("mp.List", op) {
                 try l.locked {
                     let e = try l.makeEntry(bytes, more)
                     do { try body(e) } catch { l.journal.cancel(); throw error }
@@ -172,17 +162,20 @@ enum ListKind {
             let l: SharedList
             do { l = try SharedList.create(a) } catch let e as ArenaFull { throw LuaRaise("cannot create a List: \(e)") }
             SharedKinds.push(s, kind, offset: l.offset, owned: true)
-            if s.type(at: 1) == .table {
-                let n = s.rawLength(1)
-                var i: Int64 = 1
-                while i <= n {
-                    s.rawGet(1, index: i)
-                    try append(s, l, 3)
-                    s.pop()
-                    i += 1
-                }
-            }
+            if s.type(at: 1) == .table { try appendAll(s, l, from: 1) }
             return 1
+        }
+    }
+
+    /// Appends `t[1]`, …, `t[#t]` (raw) of the table at `t` (each pushed, appended, popped).
+    private static func appendAll(_ s: LuaStack, _ l: SharedList, from t: Int32) throws {
+        let n = s.rawLength(t)
+        var i: Int64 = 1
+        while i <= n {
+            s.rawGet(t, index: i)
+            try append(s, l, s.top)
+            s.pop()
+            i += 1
         }
     }
 }
