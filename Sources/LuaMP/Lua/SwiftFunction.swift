@@ -97,4 +97,12 @@ extension LuaStack {
 
     /// Index of upvalue `n` of the running Swift function (1 is the box, 2... the extra ones).
     func upvalueIndex(_ n: Int32) -> Int32 { luamp_upvalueindex(n) }
+
+    /// For an `__index` function whose upvalue `n` (`upvalueIndex`) is its methods table: pushes
+    /// `methods[stack[key]]` (raw; nil if absent) and returns 1. Stack: [-0, +1].
+    func pushMethod(fromUpvalue n: Int32, key: Int32) -> Int32 {
+        pushValue(key)
+        lua_rawget(L, upvalueIndex(n))
+        return 1
+    }
 }

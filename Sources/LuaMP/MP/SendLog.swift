@@ -63,20 +63,16 @@ enum SendLog {
     }
 
     /// Runs `body` with `dryRun` set.
-    static func withoutEffects<R>(_ body: () throws -> R) rethrows -> R {
-        let f = frame
-        let old = f.dryRun
-        f.dryRun = true
-        defer { f.dryRun = old }
-        return try body()
-    }
+    static func withoutEffects<R>(_ body: () throws -> R) rethrows -> R { try with(\.dryRun, body) }
 
     /// Runs `body` with `consuming` set.
-    static func consuming<R>(_ body: () throws -> R) rethrows -> R {
+    static func consuming<R>(_ body: () throws -> R) rethrows -> R { try with(\.consuming, body) }
+
+    private static func with<R>(_ flag: ReferenceWritableKeyPath<Frame, Bool>, _ body: () throws -> R) rethrows -> R {
         let f = frame
-        let old = f.consuming
-        f.consuming = true
-        defer { f.consuming = old }
+        let old = f[keyPath: flag]
+        f[keyPath: flag] = true
+        defer { f[keyPath: flag] = old }
         return try body()
     }
 }

@@ -259,6 +259,10 @@ int luamp_reap(pid_t pid, int block, int *exitcode);
 /// C: marks noreturn for the compiler and keeps flush + _exit together.
 __attribute__((noreturn)) void luamp_child_exit(int code);
 
+/// Reads at most `cap - 1` bytes of the file at `path` (a /proc file: one read) into `buf` and
+/// NUL-terminates them. Returns the byte count, or -1 with errno. C: nothing allocated.
+ssize_t luamp_read_small_file(const char *path, char *buf, size_t cap);
+
 /// Threads in this process, or -1 if it cannot be told: the link count of /proc/self/task (2 +
 /// threads, one stat), else field 20 of /proc/self/stat. C: a raw read into a stack buffer, nothing allocated.
 int luamp_thread_count(void);

@@ -129,11 +129,7 @@ enum SharedKinds {
 
     /// The userdata at `i` if it is an object of `kind`, else nil. Stack: [-0, +0].
     static func toRef(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) -> UnsafeMutablePointer<SharedRef>? {
-        // The same check as KindTag.ref: a userdata of SharedRef's size with the kind's magic.
-        guard lua_type(s.L, i) == LUA_TUSERDATA, lua_rawlen(s.L, i) == MemoryLayout<SharedRef>.size,
-              let p = lua_touserdata(s.L, i)?.assumingMemoryBound(to: SharedRef.self),
-              p.pointee.kindMagic == kind.magic else { return nil }
-        return p
+        SharedRef.at(s, i, magic: kind.magic)
     }
 
     /// Argument `i` as an object of `kind`.

@@ -58,6 +58,15 @@ enum SharedValueKinds {
         return 1
     }
 
+    /// `typecode`, a nil `get_lock` when there is no lock, else the method: the fields Value
+    /// and Array share (key at 2). Stack: [-0, +1].
+    static func pushField(_ s: LuaStack, _ c: SharedCells) -> Int32 {
+        if s.isKey(2, "typecode") { s.push(c.type.letter); return 1 }
+        if s.isKey(2, "get_lock") && c.lockOffset == 0 { s.pushNil(); return 1 }
+        SharedKinds.pushMethod(s)
+        return 1
+    }
+
     static let valueTag = KindTag("mp.Value", magic: SharedCells.valueMagic)
     static let arrayTag = KindTag("mp.Array", magic: SharedCells.arrayMagic)
 
@@ -78,10 +87,7 @@ enum SharedValueKinds {
         k.fastIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
             if s.isKey(2, "value") { c.type.push(s, from: c.cell()); return 1 }
-            if s.isKey(2, "typecode") { s.push(c.type.letter); return 1 }
-            if s.isKey(2, "get_lock") && c.lockOffset == 0 { s.pushNil(); return 1 }
-            SharedKinds.pushMethod(s)
-            return 1
+            return SharedValueKinds.pushField(s, c)
         } }
         k.fastNewIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
@@ -122,10 +128,7 @@ enum SharedValueKinds {
                 c.type.push(s, from: c.cell(try SharedValueKinds.index(s, c)))
                 return 1
             }
-            if s.isKey(2, "typecode") { s.push(c.type.letter); return 1 }
-            if s.isKey(2, "get_lock") && c.lockOffset == 0 { s.pushNil(); return 1 }
-            SharedKinds.pushMethod(s)
-            return 1
+            return SharedValueKinds.pushField(s, c)
         } }
         k.fastNewIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.arrayTag.ref(s, 1).pointee.offset)
