@@ -21,9 +21,7 @@ enum DictKind {
     static let tag = KindTag("mp.Dict", magic: SharedDict.magic)
 
     static let kind: SharedKind = {
-        var k = SharedKind.Hooks()
-        k.release = SharedDict.release
-        k.describe = { _, a, r in "<Dict n=\(SharedDict(a, r.offset).count)>" }
+        var k = SharedDict.kindHooks("Dict")
         k.luaMethods = [("with", dictWithSource)]
         k.methods = [
             ("get", { s in
@@ -227,36 +225,25 @@ enum DictKind {
     /// Pushes a plain table copied from `d` under its mutex: `{k = v}` (keys and values),
     /// `{k1, k2, …}` (keys only) or `{v1, v2, …}` (values only). Stack: [-0, +1].
     static func pushSnapshot(_ s: LuaStack, _ d: SharedDict, keys: Bool, values: Bool) throws {
-        var buf = [UInt8]()
-        var n = 0
+        var buf = SnapshotBuffer()
         d.locked {
-            buf.reserveCapacity(d.count * 32)
-            d.forEach { k, v in
-                n += 1
-                withUnsafeBytes(of: UInt64(k.count)) { buf.append(contentsOf: $0) }
-                withUnsafeBytes(of: UInt64(v.count)) { buf.append(contentsOf: $0) }
-                buf.append(contentsOf: k)
-                buf.append(contentsOf: v)
-            }
+            buf.reserve(d.count * 32)
+            d.forEach { k, v in buf.append(k, v) }
         }
+        let n = buf.records
         s.newTable(arrayCount: keys && values ? 0 : Int32(min(n, 1 << 24)), hashCount: keys && values ? Int32(min(n, 1 << 24)) : 0)
         let t = s.top
-        try buf.withUnsafeBytes { b in
-            var at = 0
-            var i: Int64 = 0
-            while at < b.count {
-                let kl = Int(b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-                let vl = Int(b.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))
-                let kb = UnsafeRawBufferPointer(rebasing: b[(at + 16)..<(at + 16 + kl)])
-                let vb = UnsafeRawBufferPointer(rebasing: b[(at + 16 + kl)..<(at + 16 + kl + vl)])
-                at += 16 + kl + vl
-                i += 1
-                if keys { TableKey.push(s, kb) }
-                if values {
-                    do { try Codec.decode(s, vb) } catch { s.top = t; throw error }
-                }
-                if keys && values { lua_rawset(s.L, t) } else { s.rawSet(t, index: i) }
+        var i: Int64 = 0
+        var key: UnsafeRawBufferPointer? = nil
+        try buf.forEachPart { part in
+            guard let kb = key else { key = part; return }
+            key = nil
+            i += 1
+            if keys { TableKey.push(s, kb) }
+            if values {
+                do { try Codec.decode(s, part) } catch { s.top = t; throw error }
             }
+            if keys && values { lua_rawset(s.L, t) } else { s.rawSet(t, index: i) }
         }
     }
 

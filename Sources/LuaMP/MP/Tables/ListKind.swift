@@ -9,9 +9,7 @@ enum ListKind {
     static let tag = KindTag("mp.List", magic: SharedList.magic)
 
     static let kind: SharedKind = {
-        var k = SharedKind.Hooks()
-        k.release = SharedList.release
-        k.describe = { _, a, r in "<List n=\(SharedList(a, r.offset).count)>" }
+        var k = SharedList.kindHooks("List")
         k.methods = [
             ("append", { s in
                 let l = try list(s)
@@ -126,27 +124,15 @@ enum ListKind {
 
     /// Pushes `{v1, v2, …}` copied under the mutex. Stack: [-0, +1].
     static func pushSnapshot(_ s: LuaStack, _ l: SharedList) throws {
-        var buf = [UInt8]()
-        var n = 0
-        l.locked {
-            l.forEach { b in
-                n += 1
-                withUnsafeBytes(of: UInt64(b.count)) { buf.append(contentsOf: $0) }
-                buf.append(contentsOf: b)
-            }
-        }
-        s.newTable(arrayCount: Int32(min(n, 1 << 24)))
+        var buf = SnapshotBuffer()
+        l.locked { l.forEach { b in buf.append(b) } }
+        s.newTable(arrayCount: Int32(min(buf.records, 1 << 24)))
         let t = s.top
-        try buf.withUnsafeBytes { b in
-            var at = 0
-            var i: Int64 = 0
-            while at < b.count {
-                let len = Int(b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-                i += 1
-                do { try Codec.decode(s, UnsafeRawBufferPointer(rebasing: b[(at + 8)..<(at + 8 + len)])) } catch { s.top = t; throw error }
-                s.rawSet(t, index: i)
-                at += 8 + len
-            }
+        var i: Int64 = 0
+        try buf.forEachPart { part in
+            i += 1
+            do { try Codec.decode(s, part) } catch { s.top = t; throw error }
+            s.rawSet(t, index: i)
         }
     }
 

@@ -20,7 +20,7 @@ internal import LuaMPShims
 /// publishes a new entry in the slot and frees the old one; deleting leaves a tombstone (or an
 /// empty slot when the next slot is empty). Every change is one `SharedJournal` record, so a
 /// process killed mid-update leaves the table as before or as after the update.
-struct SharedDict {
+struct SharedDict: TableStructure {
     static let magic = UInt32(LUAMP_MAGIC_DICT)
     static let bytes = 256 + 8 * 48
     static let tableAt = TableHeader.tableAt, countAt = TableHeader.countAt, usedAt: UInt64 = 64
@@ -28,40 +28,21 @@ struct SharedDict {
     static let minCapacity: UInt64 = 8
     static let entryHeader = 24
 
-    let arena: Arena
-    let offset: UInt64
+    static let drain = JournalDrain.dictSlots
 
-    init(_ arena: Arena, _ offset: UInt64) { self.arena = arena; self.offset = offset }
+    let header: TableHeader
 
-    /// Allocates an empty Dict.
-    /// - Throws: `ArenaFull`, `LuaRaise` if a mutex cannot be initialized.
-    static func create(_ a: Arena) throws -> SharedDict {
-        SharedDict(a, try TableHeader.create(a, bytes: bytes, magic: magic) { h in
-            for i in 0..<stripes {
-                _ = try RobustMutex.initialize(at: a.pointer(h.offset) + stripesAt + 48 * i, kind: .recursive)
-            }
-            h.word(tableAt).pointee = try SharedDict(a, h.offset).newTable(capacity: minCapacity)
-        })
+    /// The stripe mutexes and the first table of a new Dict.
+    static func setUp(_ h: TableHeader) throws {
+        for i in 0..<stripes {
+            _ = try RobustMutex.initialize(at: h.arena.pointer(h.offset) + stripesAt + 48 * i, kind: .recursive)
+        }
+        h.word(tableAt).pointee = try SharedDict(h.arena, h.offset).newTable(capacity: minCapacity)
     }
 
-    /// Frees the table, every entry and the header (the last reference is gone).
-    static func release(_ a: Arena, _ off: UInt64) { TableHeader.release(a, off, drain: .dictSlots) }
-
-    // MARK: words
-
-    private var header: TableHeader { TableHeader(arena, offset) }
-    func word(_ rel: UInt64) -> UnsafeMutablePointer<UInt64> { header.word(rel) }
     private func tableWord(_ t: UInt64, _ i: Int) -> UnsafeMutablePointer<UInt64> {
         arena.pointer(t + 8 + UInt64(8 * i)).assumingMemoryBound(to: UInt64.self)
     }
-    var journal: SharedJournal { header.journal }
-    /// Live entries (one atomic load, no lock).
-    var count: Int { header.count }
-
-    // MARK: locking
-
-    /// Runs `body` holding the structure mutex, repairing the table first if a holder died.
-    func locked<R>(_ body: () throws -> R) rethrows -> R { try header.locked(body) }
 
     /// The `with`/`incr` stripe lock of a key hash.
     func stripe(_ h: UInt64) -> RobustMutex {

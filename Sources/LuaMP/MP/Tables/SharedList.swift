@@ -12,35 +12,24 @@ internal import LuaMPShims
 /// `append` and `pop()` commit with one store of the table's count, `l[i] = v` with one store
 /// of the cell; `insert`, `pop(i)`, growing and `clear` build a new table and commit it with
 /// one store of the table offset. Each is one `SharedJournal` record.
-struct SharedList {
+struct SharedList: TableStructure {
     static let magic = UInt32(LUAMP_MAGIC_LIST)
     static let bytes = 256
     static let tableAt = TableHeader.tableAt, countAt = TableHeader.countAt
     static let minCapacity = 8
 
-    let arena: Arena
-    let offset: UInt64
+    static let drain = JournalDrain.listItems
 
-    init(_ arena: Arena, _ offset: UInt64) { self.arena = arena; self.offset = offset }
+    let header: TableHeader
 
-    static func create(_ a: Arena) throws -> SharedList {
-        SharedList(a, try TableHeader.create(a, bytes: bytes, magic: magic) { h in
-            h.word(tableAt).pointee = try SharedList(a, h.offset).newTable(capacity: minCapacity)
-        })
+    /// The first table of a new List.
+    static func setUp(_ h: TableHeader) throws {
+        h.word(tableAt).pointee = try SharedList(h.arena, h.offset).newTable(capacity: minCapacity)
     }
 
-    static func release(_ a: Arena, _ off: UInt64) { TableHeader.release(a, off, drain: .listItems) }
-
-    private var header: TableHeader { TableHeader(arena, offset) }
-    func word(_ rel: UInt64) -> UnsafeMutablePointer<UInt64> { header.word(rel) }
     private func tw(_ t: UInt64, _ rel: Int) -> UnsafeMutablePointer<UInt64> {
         arena.pointer(t + UInt64(rel)).assumingMemoryBound(to: UInt64.self)
     }
-    var journal: SharedJournal { header.journal }
-    /// Elements (one atomic load, no lock).
-    var count: Int { header.count }
-
-    func locked<R>(_ body: () throws -> R) rethrows -> R { try header.locked(body) }
 
     /// Allocates, reserves and fills an entry (mutex held; see `SharedDict.makeEntry`). - Throws: `ArenaFull`.
     func makeEntry(_ value: UnsafeRawBufferPointer, _ more: UnsafeRawBufferPointer?) throws -> UInt64 {

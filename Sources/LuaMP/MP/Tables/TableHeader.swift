@@ -62,3 +62,80 @@ struct TableHeader {
 func fullArena<R>(_ kind: String, _ op: String, _ body: () throws -> R) throws -> R {
     do { return try body() } catch let e as ArenaFull { throw LuaRaise("\(kind):\(op): \(e)") }
 }
+
+/// Dict and List: a structure whose block starts with a `TableHeader`. The protocol gives both
+/// one `create`, `release` and the header's words, journal, count and lock.
+protocol TableStructure {
+    /// The kind's magic (luamp_layouts.h) and the header block's size.
+    static var magic: UInt32 { get }
+    static var bytes: Int { get }
+    /// How the table's entries are found when it is drained (`release`).
+    static var drain: JournalDrain { get }
+    /// Finishes a new block after the structure mutex: more mutexes, the first table.
+    static func setUp(_ h: TableHeader) throws
+    init(header: TableHeader)
+    var header: TableHeader { get }
+}
+
+extension TableStructure {
+    init(_ arena: Arena, _ offset: UInt64) { self.init(header: TableHeader(arena, offset)) }
+    var arena: Arena { header.arena }
+    var offset: UInt64 { header.offset }
+
+    /// Allocates an empty structure. - Throws: `ArenaFull`, `LuaRaise` if a mutex cannot be initialized.
+    static func create(_ a: Arena) throws -> Self {
+        Self(a, try TableHeader.create(a, bytes: bytes, magic: magic, setUp))
+    }
+
+    /// Frees the table, every entry and the header (the last reference is gone).
+    static func release(_ a: Arena, _ off: UInt64) { TableHeader.release(a, off, drain: drain) }
+
+    /// The hooks a table kind starts from: freed by `release`, shown as `<Dict n=3>`.
+    static func kindHooks(_ name: String) -> SharedKind.Hooks {
+        SharedKind.Hooks(release: { a, off in release(a, off) },
+                         describe: { _, a, r in "<\(name) n=\(Self(a, r.offset).count)>" })
+    }
+
+    func word(_ rel: UInt64) -> UnsafeMutablePointer<UInt64> { header.word(rel) }
+    var journal: SharedJournal { header.journal }
+    /// Live entries / elements (one atomic load, no lock).
+    var count: Int { header.count }
+
+    /// Runs `body` holding the structure mutex, repairing the structure first if a holder died.
+    func locked<R>(_ body: () throws -> R) rethrows -> R { try header.locked(body) }
+}
+
+/// Byte strings copied out of a Dict or List under its mutex and read back after it is
+/// released (decoding runs Lua, which must never happen with the mutex held): each part is a
+/// UInt64 length then its bytes.
+struct SnapshotBuffer {
+    private var bytes: [UInt8] = []
+    /// Records appended (a record is one part for a List, two for a Dict).
+    private(set) var records = 0
+
+    mutating func reserve(_ n: Int) { bytes.reserveCapacity(n) }
+
+    /// Appends one record: `part`, then `second` if given.
+    mutating func append(_ part: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer? = nil) {
+        records += 1
+        add(part)
+        if let second { add(second) }
+    }
+
+    private mutating func add(_ p: UnsafeRawBufferPointer) {
+        withUnsafeBytes(of: UInt64(p.count)) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: p)
+    }
+
+    /// Calls `body` with each part, in order.
+    func forEachPart(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try bytes.withUnsafeBytes { b in
+            var at = 0
+            while at < b.count {
+                let n = Int(b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                try body(UnsafeRawBufferPointer(rebasing: b[(at + 8)..<(at + 8 + n)]))
+                at += 8 + n
+            }
+        }
+    }
+}
