@@ -20,7 +20,9 @@ typedef struct {
     union { void *p; long long i; double n; } key;
 } luamp_node54;    // union Node's NodeKey (lobject.h)
 
-static int fasttable_ok = 0;
+/// 0 = not checked yet, 1 = the layout matched (fast path on), 2 = it did not. Checked once per
+/// process (the first install); read with relaxed atomics (plain loads) by every encode.
+static int fasttable_state = 0;
 
 /// luaH_realasize: alimit is the array size unless BITRAS says it is only a hint.
 static unsigned int real_asize(const luamp_table54 *t) {
@@ -31,7 +33,7 @@ static unsigned int real_asize(const luamp_table54 *t) {
 }
 
 int luamp_fasttable(const void *table, luamp_tableparts *out) {
-    if (!fasttable_ok) return 0;
+    if (__atomic_load_n(&fasttable_state, __ATOMIC_RELAXED) != 1) return 0;
     const luamp_table54 *t = (const luamp_table54 *)table;
     out->array = t->array;
     out->asize = real_asize(t);
@@ -42,7 +44,7 @@ int luamp_fasttable(const void *table, luamp_tableparts *out) {
 }
 
 uint64_t luamp_table_fingerprint(const void *table) {
-    if (!fasttable_ok) return 0;
+    if (__atomic_load_n(&fasttable_state, __ATOMIC_RELAXED) != 1) return 0;
     const luamp_table54 *t = (const luamp_table54 *)table;
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)t->node;
     unsigned int n = 1u << t->lsizenode;
@@ -101,12 +103,18 @@ static int probe(lua_State *L) {
 }
 
 int luamp_fasttable_check(lua_State *L) {
-    fasttable_ok = 0;
-    if (lua_version(L) != 504 || sizeof(luamp_tvalue54) != LUAMP_SLOT_SIZE
-        || sizeof(luamp_node54) != LUAMP_NODE_SIZE || !lua_checkstack(L, 4)) return 0;
-    int top = lua_gettop(L);
-    int ok = probe(L);
-    lua_settop(L, top);
-    fasttable_ok = ok;
-    return ok;
+    int state = __atomic_load_n(&fasttable_state, __ATOMIC_ACQUIRE);
+    if (state != 0) return state == 1;
+    if (!lua_checkstack(L, 4)) return 0;                 // not decided: the next install tries again
+    int ok = lua_version(L) == 504 && sizeof(luamp_tvalue54) == LUAMP_SLOT_SIZE
+             && sizeof(luamp_node54) == LUAMP_NODE_SIZE;
+    if (ok) {
+        int top = lua_gettop(L);
+        ok = probe(L);
+        lua_settop(L, top);
+    }
+    // Runtimes installing on several threads at once compute the same answer; the first stays.
+    int expected = 0;
+    __atomic_compare_exchange_n(&fasttable_state, &expected, ok ? 1 : 2, 0, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&fasttable_state, __ATOMIC_ACQUIRE) == 1;
 }

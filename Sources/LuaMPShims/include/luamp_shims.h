@@ -167,7 +167,8 @@ enum {
 /// `metatable` is the table's metatable (lua_topointer of it) or NULL.
 typedef struct { const void *array; unsigned int asize; const void *nodes; unsigned int nsize; const void *metatable; } luamp_tableparts;
 
-/// Checks once that the running liblua has exactly the layout above, using probe tables; enables
+/// Checks that the running liblua has exactly the layout above, using probe tables, once per
+/// process (the first call decides; runtimes on several threads may race, harmlessly); enables
 /// luamp_fasttable and returns 1 if so. Must be C: it mirrors C structs Swift cannot see.
 int luamp_fasttable_check(lua_State *L);
 /// Fills *out for the table at address `table` (lua_topointer); returns 0 when the fast path is
