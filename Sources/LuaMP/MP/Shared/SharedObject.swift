@@ -28,7 +28,7 @@ typealias KindMethod = @Sendable (LuaStack) throws -> Int32
 /// The description of one kind of arena-backed Lua object (Lock, Event, Value, a queue, …).
 ///
 /// Immutable: every property is a `let` set by the one initializer, so a kind is `Sendable` and
-/// lives in a plain `static let` (no `nonisolated(unsafe)`). A kind is a class because it is
+/// lives in a plain `static let`. A kind is a class because it is
 /// shared (registered once, held by `SharedHolds`), never copied.
 ///
 /// Arena layout rule: every object starts with `UInt32 magic` (the kind's tag) so a handle
