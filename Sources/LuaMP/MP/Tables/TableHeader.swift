@@ -92,8 +92,9 @@ extension TableStructure {
 
     /// The hooks a table kind starts from: freed by `release`, shown as `<Dict n=3>`.
     static func kindHooks(_ name: String) -> SharedKind.Hooks {
-        SharedKind.Hooks(release: { a, off in release(a, off) },
-                         describe: { _, a, r in "<\(name) n=\(Self(a, r.offset).count)>" })
+        let drain = drain
+        return SharedKind.Hooks(release: { a, off in TableHeader.release(a, off, drain: drain) },
+                                describe: { _, a, r in "<\(name) n=\(TableHeader(a, r.offset).count)>" })
     }
 
     func word(_ rel: UInt64) -> UnsafeMutablePointer<UInt64> { header.word(rel) }
