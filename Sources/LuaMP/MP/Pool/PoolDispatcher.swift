@@ -24,6 +24,7 @@ extension PoolState {
     func pump(_ s: LuaStack, timeout: Double?, pullAll: Bool = false, pulling: PoolJob? = nil,
               callbacks runsCallbacks: Bool = true, until done: () -> Bool) throws -> Bool {
         try checkOwner()
+        if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
         while true {
             PoolRegistry.collect(s)
@@ -48,6 +49,7 @@ extension PoolState {
                 if left <= 0 { ms = 0; last = true } else { ms = min(ms, Int32(min(100, (left * 1000).rounded(.up)))) }
             }
             try waitForEvents(s, ms)
+            if !last { HostWait.tick(s) }
             if last {
                 try dispatch(s, pullAll: pullAll, pulling: pulling)
                 if runsCallbacks { try runCallbacks(s) }
@@ -86,10 +88,12 @@ extension PoolState {
         }
     }
 
-    /// The live worker with the fewest chunks in flight, if one has room.
+    /// The live worker with the fewest chunks in flight whose pipe has room. Chunks are sent
+    /// eagerly, as far as the pipes take them, so workers go on while the host does anything
+    /// else; stealing rebalances whenever the host pumps.
     private func pickWorker() -> PoolWorker? {
         var best: PoolWorker?
-        for case let w? in workers where !w.inputClosed && w.inflight.count < Self.inflightPerWorker && w.quota != 0 {
+        for case let w? in workers where !w.inputClosed && !w.hasOutput && w.quota != 0 {
             if best == nil || w.inflight.count < best!.inflight.count { best = w }
         }
         return best
@@ -392,6 +396,7 @@ extension PoolState {
         job.done = true
         jobs.removeAll { $0 === job }
         if job.callbackRef != LUA_NOREF || job.errorCallbackRef != LUA_NOREF { callbacks.append(job) }
+        job.hooks.completed(job)
     }
 
     // MARK: dead workers

@@ -97,8 +97,10 @@ final class PoolJob {
     var done = false
     /// The pool was terminated before the job finished.
     var terminated = false
-    /// An imap iterator closed early: late results are dropped.
+    /// An imap iterator closed early, or `cancel()`: late results are dropped.
     var cancelled = false
+    /// Done-callbacks and the future's cancelled flag (`AsyncResult`).
+    let hooks = FutureHooks()
 
     // imap bookkeeping
     /// Completed chunks by sequence number (ordered imap) …

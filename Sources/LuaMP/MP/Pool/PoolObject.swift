@@ -46,6 +46,7 @@ extension MPModule {
             makePoolIteratorMetatable(s)
         }
         s.setFunction(t, "Pool") { s in try newPool(s) }
+        installWaiting(s, t)
         // Runs the registry's lazy initializers here, once: left to the first finishPools, it
         // would run in every forked child and cost copy-on-write faults on each start.
         _ = PoolRegistry.live.isEmpty
@@ -147,7 +148,22 @@ extension MPModule {
             let p = try runningPool(s)
             let job = try submitApply(s, p, fn: 2, args: 3)
             try setCallbacks(s, job, 4, 5)
-            pushAsyncResult(s, job)
+            pushAsyncResult(s, job, keepAlive: 1)
+            try p.pump(s, timeout: 0, callbacks: false) { false }
+            return 1
+        }
+        s.setFunction(m, "submit") { s in
+            // pool:submit(fn, ...): apply_async(fn, {...}) in concurrent.futures' words.
+            let p = try runningPool(s)
+            let n = max(0, s.top - 2)
+            s.newTable(arrayCount: n, hashCount: 1)
+            let args = s.top
+            if n > 0 { for i in 1...n { s.pushValue(2 + i); s.rawSet(args, index: Int64(i)) } }
+            s.push(Int64(n)); s.rawSet(args, field: "n")
+            s.replace(3)
+            s.top = 3
+            let job = try submitApply(s, p, fn: 2, args: 3)
+            pushAsyncResult(s, job, keepAlive: 1)
             try p.pump(s, timeout: 0, callbacks: false) { false }
             return 1
         }
@@ -279,7 +295,7 @@ extension MPModule {
         let p = try runningPool(s)
         let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star)
         try setCallbacks(s, job, 5, 6)
-        pushAsyncResult(s, job)
+        pushAsyncResult(s, job, keepAlive: 1)
         try p.pump(s, timeout: 0, callbacks: false) { false }
         return 1
     }
