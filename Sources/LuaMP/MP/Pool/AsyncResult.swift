@@ -48,7 +48,7 @@ extension MPModule {
         if let job = f as? PoolJob {
             HostWait.began(s, label)
             defer { HostWait.ended(s, label) }
-            let ok = try job.pool.pump(s, timeout: timeout) { job.done }
+            let ok = try job.pool.pump(s, timeout: timeout, interruptible: job) { job.done }
             try HostWait.runDueCallbacks(s)
             return ok
         }

@@ -22,7 +22,7 @@ extension PoolState {
     /// - Throws: callback errors, `interrupted!` (after terminating the pool), fork failures.
     @discardableResult
     func pump(_ s: LuaStack, timeout: Double?, pullAll: Bool = false, pulling: PoolJob? = nil,
-              callbacks runsCallbacks: Bool = true, until done: () -> Bool) throws -> Bool {
+              callbacks runsCallbacks: Bool = true, interruptible: PoolJob? = nil, until done: () -> Bool) throws -> Bool {
         try checkOwner()
         if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
@@ -32,10 +32,16 @@ extension PoolState {
             if runsCallbacks { try runCallbacks(s) }
             if done() || phase == .terminated { return done() }
             if luamp_take_interrupt() != 0 {
-                // Ctrl-C: stop this pool's workers now. Taken (flag and hook), so a pcall catches
-                // it once; an uncaught one ends the script with status 130, and `finish` then
-                // stops the children rather than joins them.
-                terminate(s)
+                // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
+                // the script with status 130, and `finish` then stops the children rather than
+                // joins them. Waiting for one task (map, apply, get): that task is cancelled (its
+                // running chunks' workers stopped and replaced) and the pool stays usable (the
+                // REPL keeps a pool made by an earlier line). Otherwise the pool is terminated.
+                if let job = interruptible, !job.isImap {
+                    _ = try? cancel(s, job, force: true)
+                } else {
+                    terminate(s)
+                }
                 throw LuaRaise("interrupted!")
             }
             var ms: Int32 = 100
@@ -133,7 +139,8 @@ extension PoolState {
         if w.functions.insert(c.function.id).inserted { w.send(c.function.defineFrame) }
         c.id = nextChunkID
         nextChunkID += 1
-        PoolFrame.stampTask(&c.frame, id: c.id)
+        PoolFrame.stampTask(&c.frame, id: c.id, start: UInt32(c.start), end: UInt32(c.end))
+        PoolHooks.chunkSent?(self, c, w)
         w.send(c.frame)
         w.inflight.append(c)
         if let q = w.quota { w.quota = q - 1 }
@@ -199,10 +206,8 @@ extension PoolState {
                 do {
                     frame.reserveCapacity(64 + count * 4)
                     let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
-                    frame.appendLE(UInt64(0))                   // the chunk id, stamped at send
-                    frame.appendLE(job.function.id)
-                    frame.append(job.mode)
-                    frame.appendLE(UInt32(count))
+                    PoolFrame.appendTaskHeader(&frame, function: job.function.id, mode: job.mode, count: UInt32(count),
+                                               timeoutMs: job.timeoutMs, flags: job.perItem ? PoolFrame.perItem : 0)
                     try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
                     try PoolFrame.finishTask(&frame, from: start)
                 } catch {
@@ -318,16 +323,109 @@ extension PoolState {
         switch frame[0] {
         case PoolFrame.result:
             w.inflight.removeFirst()
-            deliver(s, head, bytes: r.rest)
+            if !head.job.perItem { deliver(s, head, bytes: r.rest) }   // per item: done with its last item
         case PoolFrame.failure:
-            let message = try r.string()
-            let traceback = try r.string()
+            let e = try remoteError(s, &r, pid: w.child.pid, position: head.job.kind == .apply ? nil : head.position)
             w.inflight.removeFirst()
-            deliver(s, head, error: .mp(MPError("RemoteError", message,
-                [("traceback", .string(traceback)), ("pid", .integer(Int64(w.child.pid)))])))
+            deliver(s, head, error: e)
+        case PoolFrame.item:
+            let index = Int(try r.int(UInt32.self))
+            let ok = try r.int(UInt8.self)
+            guard index == head.start + head.answered, index < head.end else {
+                throw PoolProtocolError("item \(index) of chunk \(id) out of order")
+            }
+            head.answered += 1
+            if ok == 1 {
+                deliverItem(s, head, index: index, bytes: r.rest)
+            } else {
+                deliverItem(s, head, index: index, error: try remoteError(s, &r, pid: w.child.pid, position: head.position))
+            }
+            itemSettled(head)
         default:
             throw PoolProtocolError("unknown frame kind \(frame[0])")
         }
+    }
+
+    /// A task's `RemoteError` from a failure (message, traceback, the error value's encoding):
+    /// `value` is the original error value, decoded here once. Held in the registry.
+    private func remoteError(_ s: LuaStack, _ r: inout PayloadReader, pid: pid_t, position: Int?) throws -> JobError {
+        var message = try r.string()
+        let traceback = try r.string()
+        let value = try r.bytesField()
+        if let p = position, message.hasPrefix("result["), let close = message.firstIndex(of: "]"),
+           let k = Int(message[message.index(message.startIndex, offsetBy: 7)..<close]) {
+            // An unsendable result names its input position (the worker knows its place in the chunk).
+            message = "result[\(p + k - 1)]" + message[close...].dropFirst()
+        }
+        let e = MPError("RemoteError", message, [("traceback", .string(traceback)), ("pid", .integer(Int64(pid)))])
+        return s.preservingTop {
+            e.pushError(onto: s)
+            if value.count > 0 {
+                let t = s.top
+                if (try? SharedHolds.consuming { try Codec.decode(s, value) }) != nil { s.rawSet(t, field: "value") }
+                s.top = t
+            } else {
+                s.push(message); s.rawSet(-2, field: "value")
+            }
+            return .value(luaL_ref(s.L, s.registryIndex()))
+        }
+    }
+
+    /// One item of a per-item chunk succeeded: its result goes to its input position.
+    private func deliverItem(_ s: LuaStack, _ c: PoolChunk, index: Int, bytes: UnsafeRawBufferPointer) {
+        let job = c.job
+        guard !job.done, !job.cancelled else { return }
+        let L = s.L
+        let failure: JobError? = s.preservingTop {
+            _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(job.resultsRef))
+            let results = s.top
+            let n: Int32
+            do { n = try SharedHolds.consuming { try Codec.decodeTuple(s, bytes) } } catch let e as MPError { return .mp(e) } catch { return .mp(MPError("DecodeError", "\(error)")) }
+            guard n == 1 else { return .mp(MPError("DecodeError", "a worker sent \(n) results for one item")) }
+            lua_rawseti(L, results, lua_Integer(c.position + index))
+            return nil
+        }
+        if let f = failure { deliverItem(s, c, index: index, error: f) }
+    }
+
+    /// One item failed: with errors = "return" the error object takes its place in the
+    /// results; imap raises it at its position; otherwise it is the job's failure there.
+    func deliverItem(_ s: LuaStack, _ c: PoolChunk, index: Int, error: JobError) {
+        let job = c.job
+        let position = c.position + index
+        guard !job.done, !job.cancelled else {
+            if case .value(let r) = error { PoolRegistry.garbage.append(r) }
+            return
+        }
+        if job.isImap {
+            if job.returnErrors {
+                placeError(s, job, position, error)
+            } else {
+                job.itemErrors[position] = error
+            }
+        } else if job.returnErrors {
+            placeError(s, job, position, error)
+        } else {
+            job.record(error, at: position)
+        }
+    }
+
+    /// An item of a per-item chunk has its outcome; the chunk is done once all have (across
+    /// the resends after deaths).
+    private func itemSettled(_ c: PoolChunk) {
+        c.group.remaining -= 1
+        guard c.group.remaining == 0 else { return }
+        if c.job.done || c.job.cancelled { drop(c) } else { finishChunk(c, nil) }
+    }
+
+    /// Stores an error object in the results at `position` (errors = "return").
+    private func placeError(_ s: LuaStack, _ job: PoolJob, _ position: Int, _ e: JobError) {
+        s.preservingTop {
+            _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(job.resultsRef))
+            pushError(s, e)
+            lua_rawseti(s.L, -2, lua_Integer(position))
+        }
+        if case .value(let r) = e { PoolRegistry.garbage.append(r) }
     }
 
     /// A chunk's results arrived: copy them into the job's table at their positions.
@@ -379,6 +477,7 @@ extension PoolState {
 
     private func finishChunk(_ c: PoolChunk, _ failure: JobError?) {
         let job = c.job
+        PoolHooks.chunkDone?(self, c, failure != nil)
         job.chunksDone += 1
         if job.isImap {
             // The outcome owns an error's registry slot (the iterator frees it when it raises).
@@ -417,12 +516,48 @@ extension PoolState {
         let lost = w.inflight.filter { WorkerStatusPage.mayHaveStarted(started, $0.id) }
         retry.prepend(w.inflight.filter { !WorkerStatusPage.mayHaveStarted(started, $0.id) })
         w.inflight.removeAll()
-        for c in lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
+        for c in lost { chunkLost(s, c, pid: w.child.pid, code: code) }
         if ready {
             if !w.ready { workerGotReady(w) }
         } else {
             startupFailed(w, code: code)
         }
+    }
+
+    /// A chunk its worker may have started when it died. Run item by item, only the running
+    /// item is lost (the rest is sent again from the next item); otherwise the whole chunk.
+    /// The lost item fails with `TimeoutError` (killed by its timer) or `WorkerLost`, or runs
+    /// again on any worker while it has retries left.
+    private func chunkLost(_ s: LuaStack, _ c: PoolChunk, pid: pid_t, code: Int32) {
+        let job = c.job
+        let timedOut = code == -SIGALRM && job.timeoutMs > 0
+        let error = timedOut ? Self.timeoutError(pid: pid, timeoutMs: job.timeoutMs) : Self.workerLost(pid: pid, code: code)
+        let index = c.start + c.answered
+        if job.done || job.cancelled { return drop(c) }
+        if job.perItem {
+            if index + 1 < c.end { retry.prepend([c.resend(start: index + 1, end: c.end, attempts: 0)]) }
+            if index < c.end {
+                if c.attempts < job.retries && !job.done && !job.cancelled {
+                    retry.prepend([c.resend(start: index, end: index + 1, attempts: c.attempts + 1)])
+                } else {
+                    deliverItem(s, c, index: index, error: .mp(error))
+                    itemSettled(c)
+                }
+            }
+            return
+        }
+        if c.attempts < job.retries && !job.done && !job.cancelled {
+            retry.prepend([c.resend(start: c.start, end: c.end, attempts: c.attempts + 1)])
+            return
+        }
+        deliver(s, c, error: .mp(error))
+    }
+
+    /// `TimeoutError` for an item killed by its timer: names the pid and the timeout.
+    static func timeoutError(pid: pid_t, timeoutMs: UInt32) -> MPError {
+        let t = Double(timeoutMs) / 1000
+        return MPError("TimeoutError", "a task ran longer than its timeout of \(t) s; worker pid \(pid) was stopped",
+                       [("pid", .integer(Int64(pid))), ("timeout", .number(t))])
     }
 
     static func describe(_ code: Int32) -> String { code < 0 ? "signal \(-code)" : "exit code \(code)" }

@@ -126,6 +126,9 @@ final class PoolState {
     var pollOwners: [(PoolWorker, Int)] = []
     /// When it was created (`MPModule.nextStartSequence`, set by `PoolRegistry.add`).
     var startSequence: UInt64 = 0
+    /// Pool-wide task defaults (`mp.Pool{task_timeout =, retries =}`).
+    var defaultTimeoutMs: UInt32 = 0
+    var defaultRetries = 0
     /// Its `HostWait` service (0: none) and whether that service is running now.
     var serviceToken = 0
     var servicing = false
