@@ -202,20 +202,24 @@ extension PoolState {
             if src.kind == .list && src.next > src.count { job.source = nil }
             if failure != nil { job.source = nil }
             var frame: [UInt8] = []
+            var refs: [(UInt64, SharedKind)] = []
             if failure == nil {
                 do {
                     frame.reserveCapacity(64 + count * 4)
                     let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
                     PoolFrame.appendTaskHeader(&frame, function: job.function.id, mode: job.mode, count: UInt32(count),
                                                timeoutMs: job.timeoutMs, flags: job.perItem ? PoolFrame.perItem : 0)
-                    try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
-                    try PoolFrame.finishTask(&frame, from: start)
+                    (_, refs) = try SendLog.collectingReferences {
+                        try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
+                        try PoolFrame.finishTask(&frame, from: start)
+                    }
                 } catch {
                     failure = .mp(Self.itemSendError(s, first: first, count: count, position: position, error))
                 }
             }
             let chunk = PoolChunk(job: job, seq: seq, position: position, count: count,
                                   function: job.function, frame: frame)
+            chunk.group.references = refs
             if let f = failure {
                 deliver(s, chunk, error: f)
                 return nil
@@ -465,7 +469,8 @@ extension PoolState {
 
     /// A chunk of a cancelled (or already finished) job came back or was skipped: count it,
     /// so the job leaves the pool once nothing of it is in flight.
-    private func drop(_ c: PoolChunk) {
+    func drop(_ c: PoolChunk) {
+        releaseReferences(of: c)
         let job = c.job
         guard !job.done else { return }
         job.chunksDone += 1
@@ -478,6 +483,7 @@ extension PoolState {
     private func finishChunk(_ c: PoolChunk, _ failure: JobError?) {
         let job = c.job
         PoolHooks.chunkDone?(self, c, failure != nil)
+        releaseReferences(of: c)
         job.chunksDone += 1
         if job.isImap {
             // The outcome owns an error's registry slot (the iterator frees it when it raises).
@@ -551,6 +557,18 @@ extension PoolState {
             return
         }
         deliver(s, c, error: .mp(error))
+    }
+
+    /// Gives back the message references of the objects a chunk's frame carries: it will not
+    /// be sent again, and a worker that decoded them took its own hold.
+    /// (A resend of the same chunk still queued or in a pipe keeps them until it ends too.)
+    func releaseReferences(of c: PoolChunk) {
+        guard !c.group.references.isEmpty else { return }
+        let g = c.group
+        for case let w? in workers where w.inflight.contains(where: { $0.group === g && $0 !== c }) { return }
+        if retry.contains(where: { $0.group === g && $0 !== c }) { return }
+        for (off, kind) in c.group.references { SharedHolds.dropMessageReference(off, kind) }
+        c.group.references.removeAll()
     }
 
     /// `TimeoutError` for an item killed by its timer: names the pid and the timeout.

@@ -98,6 +98,7 @@ extension PoolState {
             return false
         }
         for w in runners { try? w.child.kill() }
+        for c in mine { releaseReferences(of: c) }
         job.source = nil
         job.cancelled = true
         job.hooks.cancelled = true

@@ -66,6 +66,9 @@ final class PoolChunk {
 /// What a chunk and its resends still owe (per-item chunks).
 final class ChunkGroup {
     var remaining: Int
+    /// The arena objects' message references its frame holds (objects sent as arguments):
+    /// given back once the chunk has its outcome (`PoolState.releaseReferences(of:)`).
+    var references: [(UInt64, SharedKind)] = []
     init(remaining: Int) { self.remaining = remaining }
 }
 
@@ -208,4 +211,9 @@ struct Ring<T> {
     }
 
     mutating func removeAll() { items.removeAll(); head = 0 }
+
+    func contains(where p: (T) -> Bool) -> Bool {
+        for i in head..<items.count { if let v = items[i], p(v) { return true } }
+        return false
+    }
 }

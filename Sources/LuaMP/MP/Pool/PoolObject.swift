@@ -416,13 +416,17 @@ extension MPModule {
         let first = s.top + 1
         s.checkStack(Int32(n) + 16)
         for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }
-        try Codec.encodeTuple(s, from: first, count: Int32(n), path: "args", into: &frame)
+        let (_, refs) = try SendLog.collectingReferences {
+            try Codec.encodeTuple(s, from: first, count: Int32(n), path: "args", into: &frame)
+            try PoolFrame.finishTask(&frame, from: start)
+        }
         s.top = first - 1
-        try PoolFrame.finishTask(&frame, from: start)
         s.newTable()
         job.resultsRef = luaL_ref(s.L, s.registryIndex())
         job.chunksMade = 1
-        p.retry.append(PoolChunk(job: job, seq: 0, position: 1, count: n, function: entry, frame: frame))
+        let chunk = PoolChunk(job: job, seq: 0, position: 1, count: n, function: entry, frame: frame)
+        chunk.group.references = refs
+        p.retry.append(chunk)
         p.jobs.append(job)
         return job
     }

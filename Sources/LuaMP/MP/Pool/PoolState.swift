@@ -293,7 +293,10 @@ final class PoolState {
         for w in live {
             w.closeAll()
             w.child.stop(grace: 1.0)
+            for c in w.inflight { releaseReferences(of: c) }   // the workers are gone
+            w.inflight.removeAll()
         }
+        while let c = retry.popFirst() { releaseReferences(of: c) }
         workers = workers.map { _ in nil }
         for job in jobs where !job.done {
             job.terminated = true
