@@ -159,6 +159,8 @@ extension MPModule {
             var o = TaskOptions(pool: p)
             try o.read(s, 4, allowChunksize: false, allowCallbacks: false)
             let job = try submitApply(s, p, fn: 2, args: 3, options: o)
+            HostWait.began(s, "pool.apply")
+            defer { HostWait.ended(s, "pool.apply") }
             try p.pump(s, timeout: nil, interruptible: job) { job.done }
             return try results(s, job)
         }
@@ -377,6 +379,9 @@ extension MPModule {
         var o = TaskOptions(pool: p)
         try o.read(s, 4, allowChunksize: true, allowCallbacks: false)
         let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star, options: o)
+        let label = star ? "pool.starmap" : "pool.map"
+        HostWait.began(s, label)
+        defer { HostWait.ended(s, label) }
         try p.pump(s, timeout: nil, interruptible: job) { job.done }
         return try results(s, job)
     }
