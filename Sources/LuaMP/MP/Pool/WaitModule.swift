@@ -9,12 +9,13 @@ internal import LuaMPShims
 /// `c:poll(0)`, `not q:empty()`, `e:is_set()`), run under pcall.
 final class PredicateWaitable: MPWaitable {
     let objectRef: Int32
-    let predicateRef: Int32
+    /// The predicate's key in the registry (each runtime has its own).
+    let predicateKey: String
     let fds: [Int32]
 
-    init(objectRef: Int32, predicateRef: Int32, fds: [Int32]) {
+    init(objectRef: Int32, predicateKey: String, fds: [Int32]) {
         self.objectRef = objectRef
-        self.predicateRef = predicateRef
+        self.predicateKey = predicateKey
         self.fds = fds
     }
     deinit { HostWait.garbage.append(objectRef) }
@@ -22,7 +23,7 @@ final class PredicateWaitable: MPWaitable {
     func waitReady(_ s: LuaStack) throws -> Bool {
         let base = s.top
         defer { s.top = base }
-        _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(predicateRef))
+        s.rawGet(s.registryIndex(), field: predicateKey)
         _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(objectRef))
         if luamp_pcall(s.L, 1, 1, 0) != LUA_OK {
             let r = luaL_ref(s.L, s.registryIndex())
@@ -36,9 +37,6 @@ final class PredicateWaitable: MPWaitable {
 }
 
 extension MPModule {
-    /// The readiness predicates of the built-in waitable kinds (registry references, per state).
-    nonisolated(unsafe) static var waitPredicates: [String: Int32] = [:]
-
     static func installWaiting(_ s: LuaStack, _ t: Int32) {
         let kinds: [(String, String)] = [
             ("Process", "return function(o) return o.exitcode ~= nil end"),
@@ -51,12 +49,12 @@ extension MPModule {
         for (name, source) in kinds {
             guard (try? s.load(source, name: "=mp.wait")) != nil else { continue }
             guard luamp_pcall(s.L, 0, 1, 0) == LUA_OK else { s.pop(); continue }
-            let ref = luaL_ref(s.L, s.registryIndex())
-            waitPredicates[name] = ref
+            let key = "mp.wait." + name
+            s.rawSet(s.registryIndex(), field: key)
             Waitables.register(metatable: name) { s, i in
                 s.pushValue(i)
                 let obj = luaL_ref(s.L, s.registryIndex())
-                return PredicateWaitable(objectRef: obj, predicateRef: ref, fds: [])
+                return PredicateWaitable(objectRef: obj, predicateKey: key, fds: [])
             }
         }
         s.setFunction(t, "wait") { s in try waitCall(s) }
