@@ -38,6 +38,30 @@ T.test("tasks go on while the host sleeps in mp.sleep", function()
   T.eq(rs[42]:get(), 42)
 end)
 
+T.test("a worker that died is replaced while the host sleeps", function()
+  local pool <close> = mp.Pool(2)
+  local me = mp.getpid()
+  local function kids()
+    local f = io.open("/proc/" .. me .. "/task/" .. me .. "/children")
+    local t = {}
+    if f then for pid in f:read("a"):gmatch("%d+") do
+      local st = io.open("/proc/" .. pid .. "/stat")
+      if st then local line = st:read("a"); st:close(); if not line:match("^%d+ %b() Z") then t[#t + 1] = tonumber(pid) end end
+    end f:close() end
+    return t
+  end
+  T.eq(#kids(), 2)
+  local victim = pool:apply(mp.getpid)
+  local r = pool:apply_async(function() os.execute("kill -9 " .. mp.getpid()) end)
+  T.wait_until(function()
+    local k = kids()
+    if #k ~= 2 then return false end
+    for _, pid in ipairs(k) do if pid == victim then return false end end
+    return true
+  end, "a replacement forked during mp.sleep", 60)
+  T.eq(r:exception().kind, "WorkerLost")
+end)
+
 T.test("tasks go on while the host is blocked on a queue (the issue's map_async example)", function()
   local pool <close> = mp.Pool(2)
   local q = mp.Queue()

@@ -93,6 +93,8 @@ protocol HostWaitObserver: AnyObject {
 enum HostWait {
     struct Service {
         let token: Int
+        /// The process that registered it: forked children inherit the list, never run it.
+        let owner: UInt32
         let name: String
         let fds: () -> [Int32]
         let run: (LuaStack) throws -> Void
@@ -110,7 +112,7 @@ enum HostWait {
     static func addService(name: String, fds: @escaping () -> [Int32], run: @escaping (LuaStack) throws -> Void) -> Int {
         let t = nextToken
         nextToken += 1
-        services.append(Service(token: t, name: name, fds: fds, run: run))
+        services.append(Service(token: t, owner: CurrentProcess.pid, name: name, fds: fds, run: run))
         return t
     }
     static func removeService(_ token: Int) { services.removeAll { $0.token == token } }
@@ -127,11 +129,22 @@ enum HostWait {
     static func tick(_ s: LuaStack) { for (_, o) in observers { o.waitTick(s) } }
     static func ended(_ s: LuaStack, _ label: String) { for (_, o) in observers { o.waitEnded(s, label: label) } }
 
-    /// Runs every service once (non-blocking progress), then due done-callbacks.
+    /// True when this process registered a service (a pool is alive here).
+    static var hasServices: Bool { services.contains { $0.owner == CurrentProcess.pid } }
+
+    /// Runs every service once (non-blocking progress), then due done-callbacks. Services never
+    /// take Ctrl-C (the wait that runs them does). With `callbacks` false, no Lua callback runs.
     static func runServices(_ s: LuaStack, callbacks: Bool = true) throws {
-        for svc in services { try svc.run(s) }
+        let me = CurrentProcess.pid
+        let old = serviceCallbacks
+        serviceCallbacks = callbacks
+        defer { serviceCallbacks = old }
+        for svc in services where svc.owner == me { try svc.run(s) }
         if callbacks { try runDueCallbacks(s) }
     }
+
+    /// Whether the services running now may run Lua callbacks.
+    nonisolated(unsafe) static var serviceCallbacks = true
 
     /// Runs the done-callbacks of futures that completed, each `fn(result)` under pcall; the
     /// first error is raised (the rest run at the next safe point).
@@ -168,12 +181,13 @@ enum HostWait {
     /// `shortSlice` when `short`: something waited on has no descriptor), running the services
     /// and due callbacks each slice and checking Ctrl-C. Returns `ready()`.
     static func wait(_ s: LuaStack, label: String, deadline: Double?, fds: [Int32], short: Bool,
-                     ready: () throws -> Bool) throws -> Bool {
+                     callbacks: Bool = true, ready: () throws -> Bool) throws -> Bool {
         began(s, label)
         defer { ended(s, label) }
         var polls: [pollfd] = []
+        let me = CurrentProcess.pid
         while true {
-            try runServices(s)
+            try runServices(s, callbacks: callbacks)
             if try ready() { return true }
             var ms: Int32 = short ? shortSlice : 100
             if let d = deadline {
@@ -184,9 +198,13 @@ enum HostWait {
             try Clock.checkInterrupt()
             polls.removeAll(keepingCapacity: true)
             for fd in fds where fd >= 0 { polls.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-            for svc in services { for fd in svc.fds() where fd >= 0 { polls.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) } }
+            for svc in services where svc.owner == me {
+                for fd in svc.fds() where fd >= 0 { polls.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            }
             if polls.isEmpty {
-                var ts = timespec(tv_sec: 0, tv_nsec: Int(ms) * 1_000_000)
+                var left = Double(ms) / 1000
+                if let d = deadline { left = min(left, max(0, d - Clock.monotonicSeconds())) }
+                var ts = timespec(tv_sec: 0, tv_nsec: Int(left * 1e9))
                 _ = nanosleep(&ts, nil)
             } else {
                 _ = poll(&polls, nfds_t(polls.count), ms)

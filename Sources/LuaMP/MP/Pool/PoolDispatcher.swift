@@ -22,7 +22,8 @@ extension PoolState {
     /// - Throws: callback errors, `interrupted!` (after terminating the pool), fork failures.
     @discardableResult
     func pump(_ s: LuaStack, timeout: Double?, pullAll: Bool = false, pulling: PoolJob? = nil,
-              callbacks runsCallbacks: Bool = true, interruptible: PoolJob? = nil, until done: () -> Bool) throws -> Bool {
+              callbacks runsCallbacks: Bool = true, interruptible: PoolJob? = nil, interrupts: Bool = true,
+              until done: () -> Bool) throws -> Bool {
         try checkOwner()
         if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
@@ -31,7 +32,7 @@ extension PoolState {
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
             if done() || phase == .terminated { return done() }
-            if luamp_take_interrupt() != 0 {
+            if interrupts && luamp_take_interrupt() != 0 {
                 // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
                 // the script with status 130, and `finish` then stops the children rather than
                 // joins them. Waiting for one task (map, apply, get): that task is cancelled (its

@@ -353,7 +353,7 @@ enum PoolRegistry {
             guard let p, p.isOwnedHere, p.phase != .terminated, !p.servicing else { return }
             p.servicing = true
             defer { p.servicing = false }
-            try p.pump(s, timeout: 0) { false }
+            try p.pump(s, timeout: 0, callbacks: HostWait.serviceCallbacks, interrupts: false) { false }
         }
     }
     static func remove(_ p: PoolState) {
