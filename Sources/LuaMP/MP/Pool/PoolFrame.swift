@@ -245,13 +245,14 @@ struct FrameInbox {
         guard kind == PoolFrame.result || kind == PoolFrame.failure else { return false }
         let id = buf.loadUnaligned(fromByteOffset: start + h + 1, as: UInt64.self)
         let message = Array("not enough memory to receive the result (\(frameSize - h) bytes)".utf8)
-        let n = 1 + 8 + 4 + message.count + 4
+        let n = 1 + 8 + 4 + message.count + 4 + 4
         guard let p = malloc(n) else { return false }
         p.storeBytes(of: PoolFrame.failure, as: UInt8.self)
         (p + 1).storeBytes(of: id, as: UInt64.self)                      // as it came (little-endian)
         (p + 9).storeBytes(of: UInt32(message.count).littleEndian, as: UInt32.self)
         message.withUnsafeBytes { _ = memcpy(p + 13, $0.baseAddress!, message.count) }
         (p + 13 + message.count).storeBytes(of: UInt32(0), as: UInt32.self)   // no traceback
+        (p + 17 + message.count).storeBytes(of: UInt32(0), as: UInt32.self)   // no error value
         standIn = p
         standInCount = n
         skip = frameSize - (end - start)
