@@ -61,6 +61,8 @@ func callForLua(_ stack: LuaStack, _ argn: UnsafeMutablePointer<Int32>?, _ body:
         stack.push(e.message)
         argn!.pointee = e.index
         return Int32(LUAMP_ARGERROR)
+    } catch let e as any LuaValueError where e.isMemoryError {
+        return Int32(LUAMP_MEMERR)
     } catch let e as any LuaValueError {
         e.pushError(onto: stack)
         return Int32(LUAMP_RAISE)
