@@ -25,7 +25,12 @@ struct Interpreter {
             LuaRuntime.writeError("\(progname): \(problem.message)\n" + CommandLineOptions.usage(progname))
             return 1
         }
+        if let t = options.traceCommand, access("trace", F_OK) != 0 { return traceCommand(t, progname) }
         if options.showVersion { printVersion() }
+        Observability.traceFile = options.traceFile
+        Observability.traceHTML = options.traceHTML
+        Observability.progress = options.progress
+        Observability.labelOutput = options.labelOutput
         let lua: LuaRuntime
         do {
             lua = try LuaRuntime(options: .init(ignoreEnvironment: options.ignoreEnvironment))
@@ -72,6 +77,22 @@ struct Interpreter {
                 }
             }
         }
+        return 0
+    }
+
+    /// `luamp trace FILE.json [-o FILE.html]`: the HTML timeline of a trace (FILE.html by default).
+    private func traceCommand(_ t: CommandLineOptions.TraceCommand, _ progname: String) -> Int32 {
+        var out = t.output
+        if out == nil {
+            out = (t.input.hasSuffix(".json") ? String(t.input.dropLast(5)) : t.input) + ".html"
+        }
+        do {
+            try Observability.writeHTML(trace: t.input, to: out!)
+        } catch {
+            LuaRuntime.writeError("\(progname): \(error)\n")
+            return 1
+        }
+        LuaRuntime.writeError("\(progname): wrote \(out!)\n")
         return 0
     }
 

@@ -25,10 +25,13 @@ extension PoolState {
               callbacks runsCallbacks: Bool = true, until done: () -> Bool) throws -> Bool {
         try checkOwner()
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
+        let t0 = Trace.on && timeout != 0 ? Trace.now() : 0
+        defer { if t0 > 0 { Trace.wait("pool \(observed.serial) results", since: t0) } }
         while true {
             PoolRegistry.collect(s)
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
+            try ProgressBoard.redraw(s)
             if done() || phase == .terminated { return done() }
             if luamp_take_interrupt() != 0 {
                 // Ctrl-C: stop this pool's workers now. Taken (flag and hook), so a pcall catches
@@ -81,6 +84,7 @@ extension PoolState {
             stealForIdleWorkers()
         }
         for case let w? in workers where w.hasOutput { w.flush() }
+        if Trace.on { observed.traceBacklog(self) }
         if phase == .closed && !hasUnsentWork {
             for case let w? in workers where !w.inputClosed { w.closeInput() }
         }
@@ -129,6 +133,7 @@ extension PoolState {
         if w.functions.insert(c.function.id).inserted { w.send(c.function.defineFrame) }
         c.id = nextChunkID
         nextChunkID += 1
+        if Trace.on && w.inflight.isEmpty { w.tracedAnswer = Trace.now() }
         PoolFrame.stampTask(&c.frame, id: c.id)
         w.send(c.frame)
         w.inflight.append(c)
@@ -199,6 +204,7 @@ extension PoolState {
                     frame.appendLE(job.function.id)
                     frame.append(job.mode)
                     frame.appendLE(UInt32(count))
+                    frame.appendLE(UInt64(position))
                     try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
                     try PoolFrame.finishTask(&frame, from: start)
                 } catch {
@@ -311,6 +317,7 @@ extension PoolState {
         guard let head = w.inflight.first, head.id == id else {
             throw PoolProtocolError("answer for chunk \(id), which it was not running")
         }
+        if Trace.on { w.tracedAnswer = Trace.now() }
         switch frame[0] {
         case PoolFrame.result:
             w.inflight.removeFirst()
@@ -376,6 +383,7 @@ extension PoolState {
     private func finishChunk(_ c: PoolChunk, _ failure: JobError?) {
         let job = c.job
         job.chunksDone += 1
+        observed.chunkFinished(job, count: c.count, failed: failure != nil)
         if job.isImap {
             // The outcome owns an error's registry slot (the iterator frees it when it raises).
             let o = ChunkOutcome(seq: c.seq, position: c.position, count: c.count, error: failure)
@@ -413,6 +421,7 @@ extension PoolState {
         retry.prepend(w.inflight.filter { !WorkerStatusPage.mayHaveStarted(started, $0.id) })
         w.inflight.removeAll()
         for c in lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
+        observed.workerDied(w, lost: lost, code: code)
         if ready {
             if !w.ready { workerGotReady(w) }
         } else {

@@ -12,7 +12,7 @@ import Glibc
 /// |---|---|---|
 /// | `F` define | host → worker | `u32` function id, codec value (the function) |
 /// | `C` clear | host → worker | — (forget every function id) |
-/// | `T` task | host → worker | `u64` chunk id, `u32` function id, `u8` mode, `u32` count, codec value (items) |
+/// | `T` task | host → worker | `u64` chunk id, `u32` function id, `u8` mode, `u32` count, `u64` first position, codec value (items) |
 /// | `R` result | worker → host | `u64` chunk id, codec value (results table) |
 /// | `E` error | worker → host | `u64` chunk id, `u32`+bytes message, `u32`+bytes traceback |
 enum PoolFrame {

@@ -14,6 +14,7 @@ extension MPModule {
         let p = try checkPool(s)
         guard p.phase == .running else { throw LuaRaise(p.phase == .closed ? "the pool is closed (no new tasks after close())" : "the pool was terminated") }
         guard s.type(at: 2) == .function else { throw LuaArgumentError(2, "function expected, got \(s.typeName(at: 2))") }
+        let progress = try PoolCallOptions.take(s, 4, what: ordered ? "imap" : "imap_unordered")
         let kind: ChunkSource.Kind
         switch s.type(at: 3) {
         case .table: kind = .list
@@ -30,6 +31,8 @@ extension MPModule {
         let count = kind == .list ? listLength(s, 3) : 0
         let entry = try p.functions.entry(s, at: 2)
         let job = PoolJob(kind: ordered ? .imap : .imapUnordered, pool: p, function: entry, mode: UInt8(LUAMP_POOL_MAP))
+        if kind == .list { job.itemsTotal = count }
+        p.attachProgress(s, job, progress, label: ordered ? "imap" : "imap_unordered")
         let reg = s.registryIndex()
         s.newTable()
         job.resultsRef = luaL_ref(s.L, reg)

@@ -80,6 +80,11 @@ extension MPModule {
             s.top = 1
             for key in ["processes", "initializer", "initargs", "maxtasksperchild"] { s.rawGet(1, field: key) }
         }
+        var observed = PoolObservation()
+        if table {
+            s.rawGet(1, field: "label_output"); observed.labelOutput = s.toBool(-1); s.pop()
+            s.rawGet(1, field: "progress"); observed.progress = try ProgressSpec.read(s, s.top, what: "Pool"); s.pop()
+        }
         let first: Int32 = table ? 2 : 1
         func arg(_ k: Int32) -> Int32 { first + k }
         func bad(_ k: Int32, _ field: String, _ msg: String) -> LuaArgumentError {
@@ -113,7 +118,8 @@ extension MPModule {
         if !s.isNoneOrNil(arg(2)) { s.pushValue(arg(2)); initargsRef = luaL_ref(s.L, reg) }
         let pool: PoolState
         do {
-            pool = try PoolState(s, size: size, maxTasksPerChild: maxTasks, initializerRef: initRef, initargsRef: initargsRef)
+            pool = try PoolState(s, size: size, maxTasksPerChild: maxTasks, initializerRef: initRef, initargsRef: initargsRef,
+                                 observed: observed)
         } catch {
             for r in [initRef, initargsRef] where r != LUA_NOREF { luaL_unref(s.L, reg, r) }
             throw error
@@ -233,6 +239,7 @@ extension MPModule {
     ///   their chunks are encoded and fail the job at their position).
     private static func submitMap(_ s: LuaStack, _ p: PoolState, fn: Int32, list: Int32, chunksize: Int32, star: Bool) throws -> PoolJob {
         try checkFunction(s, fn)
+        let progress = try PoolCallOptions.take(s, chunksize, what: star ? "starmap" : "map")
         try listify(s, list)
         guard s.type(at: list) == .table else {
             throw LuaArgumentError(list, "table or iterator function expected, got \(s.typeName(at: list))")
@@ -253,6 +260,8 @@ extension MPModule {
         cs = min(cs, maxChunk)
         let entry = try p.functions.entry(s, at: fn)
         let job = PoolJob(kind: .map, pool: p, function: entry, mode: UInt8(star ? LUAMP_POOL_STAR : LUAMP_POOL_MAP))
+        job.itemsTotal = n
+        p.attachProgress(s, job, progress, label: star ? "starmap" : "map")
         let reg = s.registryIndex()
         s.newTable(arrayCount: Int32(clamping: n), hashCount: 1)
         s.push(Int64(n)); s.rawSet(-2, field: "n")
@@ -298,12 +307,14 @@ extension MPModule {
         guard n <= 250 else { throw LuaArgumentError(args, "too many arguments (\(n), at most 250)") }
         let entry = try p.functions.entry(s, at: fn)
         let job = PoolJob(kind: .apply, pool: p, function: entry, mode: UInt8(LUAMP_POOL_APPLY))
+        job.itemsTotal = 1
         var frame: [UInt8] = []
         let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
         frame.appendLE(UInt64(0))                   // the chunk id, stamped at send
         frame.appendLE(entry.id)
         frame.append(job.mode)
         frame.appendLE(UInt32(n))
+        frame.appendLE(UInt64(1))                   // the first position (traces)
         let first = s.top + 1
         s.checkStack(Int32(n) + 16)
         for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }

@@ -90,6 +90,10 @@ struct WorkerConfig {
     let initializerRef: Int32
     let initargsRef: Int32
     let maxTasks: Int?
+    /// The pool's serial number (traces, `mp.status`).
+    let pool: Int
+    /// `label_output`: the worker's output lines start with `[name] `.
+    let labelOutput: Bool
 }
 
 /// The worker's side of the channel. Runs in the forked child only and never returns into
@@ -107,6 +111,7 @@ enum PoolWorkerLoop {
                     parentName: String, parentPID: pid_t) -> Int32 {
         ProcessTree.enterChild(ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
         ChildRandom.reseed(s)
+        OutputLabels.enterWorker(s, label: c.labelOutput, name: c.name)
         let L = s.L
         guard let T = lua_newthread(L) else { return 1 }
         // Collector: stopped until the worker has allocated max(32 MiB, half the inherited heap).
@@ -170,9 +175,12 @@ enum PoolWorkerLoop {
                 ts.replace(fns)
             case PoolFrame.task:
                 guard let id = try? r.int(UInt64.self), let fid = try? r.int(UInt32.self),
-                      let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self) else { return 3 }
+                      let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self),
+                      let position = try? r.int(UInt64.self) else { return 3 }
                 guard c.status.claim(c.slot, id) else { continue }   // the host gave it to another worker
+                let t0 = Trace.on ? Trace.now() : 0
                 runTask(ts, fns: fns, id: id, fid: fid, mode: mode, count: count, args: r.rest, out: &out)
+                if t0 > 0 { PoolTrace.chunkRan(pool: c.pool, mode: mode, position: position, count: count, since: t0, out: out) }
                 fflush(nil)
                 guard out.withUnsafeBytes({ PoolIO.writeAll(c.resultFD, $0) }) else { return 0 }   // host gone
                 _ = luamp_worker_gc_check(L)

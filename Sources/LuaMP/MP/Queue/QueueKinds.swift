@@ -111,6 +111,8 @@ enum QueueKinds {
         let (q, f) = try check(s)
         try checkOpen(q)
         let joinable = f == .joinable
+        let t0 = Trace.on ? Trace.now() : 0
+        defer { if t0 > 0 { Trace.queueOp("put", q.offset, since: t0, size: Int(q.approximateCount)) } }
         if try EncodedString.withParts(s, at: 2, { try q.put($0, then: $1, deadline: deadline, countsTask: joinable) }) {
             return 0
         }
@@ -126,6 +128,8 @@ enum QueueKinds {
     static func get(_ s: LuaStack, _ deadline: Deadline) throws -> Int32 {
         let (q, _) = try check(s)
         try checkOpen(q)
+        let t0 = Trace.on ? Trace.now() : 0
+        defer { if t0 > 0 { Trace.queueOp("get", q.offset, since: t0, size: Int(q.approximateCount)) } }
         let taken: SharedQueue.Taken
         if !Scratch.busy {
             Scratch.busy = true

@@ -1,0 +1,49 @@
+// The mp functions of observability: mp.trace_start, mp.trace_stop; the trace's start and end with the script.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import LuaMPShims
+
+extension MPModule {
+    /// Installs `mp.trace_start`, `mp.trace_stop`, and starts the trace the settings ask for.
+    static func installObserve(_ s: LuaStack, _ t: Int32) {
+        OutputLabels.readSettings()
+        ProgressSettings.readSettings()
+        s.setFunction(t, "trace_start") { s in
+            let json = try s.optString(1)
+            var html: String?
+            if s.type(at: 2) == .table {
+                if s.rawGet(2, field: "html") == .string { html = s.toString(-1) }
+                s.pop()
+            } else if !s.isNoneOrNil(2) {
+                throw LuaArgumentError(2, "table expected ({html = FILE}), got \(s.typeName(at: 2))")
+            }
+            guard json != nil || html != nil else { throw LuaArgumentError(1, "a file name expected") }
+            if ProcessTree.isChild && TraceSession.file == nil && Trace.on {
+                throw LuaRaise("a trace is already being recorded by the main process")
+            }
+            do { try TraceSession.start(json: json, html: html) } catch let e as TraceFileError { throw LuaRaise(e.description) }
+            return 0
+        }
+        s.setFunction(t, "trace_stop") { s in
+            guard TraceSession.file != nil else { return 0 }
+            let path = TraceSession.html ?? TraceSession.file!
+            do { try TraceSession.stop() } catch let e as TraceFileError { throw LuaRaise(e.description) }
+            s.push(path)
+            return 1
+        }
+        do { try TraceSession.startFromSettings() } catch {
+            fputs("luamp: \(error)\n", luamp_stderr())
+        }
+    }
+
+    /// End of the main chunk: the trace this process started is merged and written (after
+    /// every child was joined, so their ends are in it); a child writes what it buffered.
+    static func finishObserve(_ s: LuaStack) {
+        if TraceSession.file != nil {
+            do { try TraceSession.stop() } catch { fputs("luamp: \(error)\n", luamp_stderr()) }
+        } else {
+            Trace.flush()
+        }
+    }
+}

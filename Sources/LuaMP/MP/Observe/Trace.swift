@@ -1,0 +1,243 @@
+// Trace: each process's recorder of Chrome Trace Event Format events (spans, instants, counters), buffered into its own part file.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The per-process trace recorder.
+///
+/// While a trace runs (`luamp --trace FILE.json`, `LUAMP_TRACE`, `mp.trace_start`), every
+/// process of the tree appends events — one JSON object per line, in the Chrome Trace Event
+/// Format — to its own *part file* `PID.jsonl` in a directory next to the trace file. Events
+/// are buffered and written with one `write` per buffer (at most every 50 ms or 16 KiB, and
+/// when the process ends), so a process killed with `kill -9` loses at most its last unwritten
+/// events and never leaves half a line. The process that started the trace merges the part
+/// files into `FILE.json` when it stops (`TraceFiles.merge`); lines that do not end a complete
+/// event are dropped, so the result is always valid JSON.
+///
+/// Every event carries the OS pid as `pid` and `tid` (a track per process, so a track per pool
+/// worker), wall time in microseconds (`ts`, CLOCK_REALTIME), and for spans a duration (`dur`).
+/// Spans are complete (`"ph":"X"`) events written when they end: nothing is ever left open.
+///
+/// Cost when off: callers test `Trace.on` (one load of a global) before doing anything else.
+enum Trace {
+    /// True while this process records.
+    nonisolated(unsafe) static var on = false
+    /// The directory of part files ("" when off).
+    nonisolated(unsafe) static var directory = ""
+    /// This process's part file, or -1.
+    nonisolated(unsafe) private static var fd: Int32 = -1
+    nonisolated(unsafe) private static var buffer: [UInt8] = []
+    nonisolated(unsafe) private static var lastWrite: Int64 = 0
+    nonisolated(unsafe) private static var ownerPID: pid_t = 0
+    /// Waits shorter than this (µs) are not recorded.
+    static let minimumWait: Int64 = 1000
+    static let flushInterval: Int64 = 50_000
+    static let flushSize = 16 * 1024
+
+    /// Wall time in microseconds.
+    @inline(__always)
+    static func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
+    /// Starts recording into `dir` as the process `name` (the process that created `dir`).
+    static func begin(directory dir: String, name: String) {
+        directory = dir
+        open(name: name)
+    }
+
+    /// In a freshly forked child: drops what the parent had buffered and, if the parent was
+    /// tracing, opens this process's own part file and names its track `name`.
+    static func enterChild(name: String) {
+        guard on || fd >= 0 else { return }
+        // The parent's buffer and descriptor belong to the parent (the descriptor was not
+        // marked close-on-fork; this process simply stops using it).
+        withUnsafeMutablePointer(to: &buffer) { $0.initialize(to: []) }
+        fd = -1
+        on = false
+        open(name: name)
+    }
+
+    private static func open(name: String) {
+        let pid = getpid()
+        let path = directory + "/" + String(pid) + ".jsonl"
+        let f = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard f >= 0 else { on = false; return }
+        fd = f
+        ownerPID = pid
+        buffer.reserveCapacity(flushSize + 1024)
+        on = true
+        Trace.name(pid: pid, name)
+        flush()
+    }
+
+    /// Writes the buffer and stops recording (a process's last call; merging is the caller's).
+    static func close() {
+        guard fd >= 0, ownerPID == getpid() else { on = false; fd = -1; return }
+        flush()
+        Glibc.close(fd)
+        fd = -1
+        on = false
+    }
+
+    /// Writes what is buffered (one `write`). Stops recording when the part file was removed
+    /// (the trace was stopped and merged by the process that started it).
+    static func flush() {
+        guard fd >= 0, !buffer.isEmpty else { return }
+        guard ownerPID == getpid() else { buffer.removeAll(keepingCapacity: true); return }
+        var off = 0
+        buffer.withUnsafeBytes { b in
+            while off < b.count {
+                let n = write(fd, b.baseAddress! + off, b.count - off)
+                if n < 0 { if errno == EINTR { continue }; break }
+                off += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+        let t = now()
+        defer { lastWrite = t }
+        guard t - lastWrite >= flushInterval else { return }
+        var st = stat()
+        if fstat(fd, &st) == 0 && st.st_nlink == 0 {
+            Glibc.close(fd)
+            fd = -1
+            on = false
+        }
+    }
+
+    @inline(__always)
+    private static func written(at t: Int64) {
+        buffer.append(contentsOf: ",\n".utf8)
+        if buffer.count >= flushSize || t - lastWrite >= flushInterval { flush() }
+    }
+
+    // MARK: events
+
+    /// Metadata: names the track `pid`.
+    static func name(pid: pid_t, _ name: String) {
+        guard on else { return }
+        for kind in ["process_name", "thread_name"] {
+            append("{\"ph\":\"M\",\"name\":\"\(kind)\",\"pid\":\(pid),\"tid\":\(pid),\"args\":{\"name\":")
+            appendString(name)
+            append("}}")
+            buffer.append(contentsOf: ",\n".utf8)
+        }
+    }
+
+    /// A span (`"ph":"X"`) from `start` to `end` on the track `pid` (this process by default).
+    /// `args` is the body of a JSON object (`"k":1,"o":"ok"`), written as is.
+    static func span(_ name: String, category: String, start: Int64, end: Int64, pid: pid_t = 0, args: String = "") {
+        guard on else { return }
+        let p = pid == 0 ? ownerPID : pid
+        append("{\"ph\":\"X\",\"cat\":\"\(category)\",\"name\":")
+        appendString(name)
+        append(",\"pid\":\(p),\"tid\":\(p),\"ts\":\(start),\"dur\":\(max(0, end - start))")
+        if !args.isEmpty { append(",\"args\":{\(args)}") }
+        append("}")
+        written(at: end)
+    }
+
+    /// A wait on `what` (a lock, a queue, a join, a result) that began at `start`, recorded if it
+    /// lasted at least `minimumWait`.
+    @inline(__always)
+    static func wait(_ what: String, since start: Int64, args: String = "") {
+        guard on, start > 0 else { return }
+        let t = now()
+        if t - start >= minimumWait { span("wait " + what, category: "wait", start: start, end: t, args: args) }
+    }
+
+    /// An instant event (`"ph":"i"`, process scope) on the track `pid` (this process by default).
+    static func instant(_ name: String, category: String, pid: pid_t = 0, args: String = "") {
+        guard on else { return }
+        let p = pid == 0 ? ownerPID : pid
+        let t = now()
+        append("{\"ph\":\"i\",\"s\":\"p\",\"cat\":\"\(category)\",\"name\":")
+        appendString(name)
+        append(",\"pid\":\(p),\"tid\":\(p),\"ts\":\(t)")
+        if !args.isEmpty { append(",\"args\":{\(args)}") }
+        append("}")
+        written(at: t)
+    }
+
+    /// A counter (`"ph":"C"`): `series` = `value` on this process's track.
+    static func counter(_ name: String, _ series: String, _ value: Int) {
+        guard on else { return }
+        let t = now()
+        append("{\"ph\":\"C\",\"cat\":\"counter\",\"name\":")
+        appendString(name)
+        append(",\"pid\":\(ownerPID),\"tid\":\(ownerPID),\"ts\":\(t),\"args\":{")
+        appendString(series)
+        append(":\(value)}}")
+        written(at: t)
+    }
+
+    // MARK: JSON text
+
+    @inline(__always)
+    private static func append(_ s: String) { buffer.append(contentsOf: s.utf8) }
+
+    /// Appends `s` as a JSON string literal (control characters and non-UTF-8 escaped).
+    static func appendString(_ s: String) { quote(s, into: &buffer) }
+
+    /// `s` as a JSON string literal, for `args` bodies.
+    static func quoted(_ s: String) -> String {
+        var b: [UInt8] = []
+        quote(s, into: &b)
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    private static func quote(_ s: String, into b: inout [UInt8]) {
+        b.append(UInt8(ascii: "\""))
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": b.append(contentsOf: "\\\"".utf8)
+            case "\\": b.append(contentsOf: "\\\\".utf8)
+            case "\n": b.append(contentsOf: "\\n".utf8)
+            case "\t": b.append(contentsOf: "\\t".utf8)
+            case "\r": b.append(contentsOf: "\\r".utf8)
+            case "<": b.append(contentsOf: "\\u003c".utf8)      // safe inside an HTML <script>
+            default:
+                if u.value < 0x20 || u.value == 0x7f {
+                    let hex = Array("0123456789abcdef".utf8)
+                    b.append(contentsOf: "\\u00".utf8)
+                    b.append(hex[Int(u.value >> 4)]); b.append(hex[Int(u.value & 15)])
+                } else {
+                    b.append(contentsOf: String(u).utf8)
+                }
+            }
+        }
+        b.append(UInt8(ascii: "\""))
+    }
+}
+
+extension Trace {
+    /// The parent reaped child `pid`: its lifetime span (from the fork) on the child's track,
+    /// and an instant when a signal ended it.
+    static func processEnded(_ pid: pid_t, since start: Int64, code: Int32, stopped: Bool) {
+        guard on else { return }
+        let outcome = code < 0 ? (stopped ? "stopped (signal \(-code))" : "signal \(-code)") : "exit code \(code)"
+        if code < 0 && !stopped { instant("killed (\(outcome))", category: "death", pid: pid, args: "\"signal\":\(-code)") }
+        span("process", category: "process", start: start, end: now(), pid: pid,
+             args: "\"exitcode\":\(code),\"outcome\":\(quoted(outcome))")
+    }
+}
+
+extension Trace {
+    /// When each queue's size counter was last written (µs), so a busy queue writes at most one
+    /// counter event per 10 ms.
+    nonisolated(unsafe) private static var queueCounterAt: [UInt64: Int64] = [:]
+
+    /// A queue `put`/`get` that began at `start` ended with `size` messages in the queue:
+    /// the wait if it lasted over 1 ms, and the queue's size counter.
+    static func queueOp(_ op: String, _ id: UInt64, since start: Int64, size: Int) {
+        guard on else { return }
+        let t = now()
+        if t - start >= minimumWait { span("wait queue " + op, category: "wait", start: start, end: t, args: "\"queue\":\(id)") }
+        if t - (queueCounterAt[id] ?? 0) >= 10_000 {
+            queueCounterAt[id] = t
+            counter("queue \(id) size", "size", size)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+// What a pool tells the observers: counters for mp.status, progress bars, trace events for chunks, deaths and backlog.
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CLua
+internal import LuaMPShims
+
+/// A pool's counters and observation options (one per `PoolState`).
+struct PoolObservation {
+    /// Pools count up per process: pool 1, pool 2, … (trace args, `mp.status`).
+    nonisolated(unsafe) static var counter = 0
+
+    let serial: Int
+    /// `Pool{label_output = true}`.
+    var labelOutput = false
+    /// `Pool{progress = …}`: every call of the pool shows progress.
+    var progress: ProgressSpec?
+    /// Items finished (with a result or an error) and chunks failed, over the pool's life.
+    var itemsDone = 0
+    var failed = 0
+    /// Workers started after the first `size` (replacements after deaths or maxtasksperchild).
+    var started = 0
+    var replaced = 0
+    private var backlogTraced = -1
+    private var backlogAt: Int64 = 0
+
+    init() {
+        Self.counter += 1
+        serial = Self.counter
+    }
+
+    /// A worker was forked into a slot.
+    mutating func workerStarted(pid: pid_t, name: String, size: Int) {
+        started += 1
+        if started > size {
+            replaced += 1
+            Trace.instant("worker started (replacement)", category: "pool", args: "\"pool\":\(serial),\"pid\":\(pid),\"name\":\(Trace.quoted(name))")
+        }
+    }
+
+    /// A chunk of `job` has its outcome.
+    mutating func chunkFinished(_ job: PoolJob, count: Int, failed chunkFailed: Bool) {
+        itemsDone += count
+        job.itemsDone += count
+        if chunkFailed { failed += 1; job.itemsFailed += 1 }
+        if let p = job.progress { p.done = job.itemsDone; p.failed = job.itemsFailed }
+    }
+
+    /// Worker `w` died (exit code or -signal `code`); `lost` are the chunks failed with WorkerLost.
+    func workerDied(_ w: PoolWorker, lost: [PoolChunk], code: Int32) {
+        guard Trace.on else { return }
+        let pid = w.child.pid
+        let end = Trace.now()
+        for c in lost {
+            Trace.span(PoolTrace.name(c.job.mode, c.position, c.count), category: "task",
+                       start: w.tracedAnswer > 0 ? w.tracedAnswer : end, end: end, pid: pid,
+                       args: PoolTrace.args(pool: serial, c.job.mode, c.position, c.count, outcome: "WorkerLost"))
+        }
+        Trace.instant("WorkerLost", category: "death",
+                      args: "\"pool\":\(serial),\"pid\":\(pid),\"code\":\(code),\"lost\":\(lost.count)")
+    }
+
+    /// The backlog counter (items submitted and not finished), at most every 10 ms when it changed.
+    mutating func traceBacklog(_ p: PoolState) {
+        let t = Trace.now()
+        let n = p.backlog
+        guard t - backlogAt >= 10_000 || (n == 0 && backlogTraced != 0) else { return }
+        guard n != backlogTraced else { return }
+        backlogAt = t
+        backlogTraced = n
+        Trace.counter("pool \(serial) backlog", "items", n)
+    }
+}
+
+extension PoolState {
+    /// Items submitted and not yet finished (known lengths only: an iterator's unread input is not counted).
+    var backlog: Int {
+        jobs.reduce(0) { n, j in n + (j.itemsTotal >= 0 ? max(0, j.itemsTotal - j.itemsDone) : 0) }
+    }
+
+    /// Gives `job` a progress bar when the call (`spec`), the pool or the settings ask for one.
+    func attachProgress(_ s: LuaStack, _ job: PoolJob, _ spec: ProgressSpec?, label: String) {
+        guard let sp = spec ?? observed.progress ?? (ProgressSettings.all ? .bar(label: nil) : nil) else { return }
+        var sp2 = sp
+        // A pool-wide callback is shared by its calls: each call gets its own reference.
+        if spec == nil, case .callback(let r) = sp {
+            _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(r))
+            sp2 = .callback(luaL_ref(s.L, s.registryIndex()))
+        }
+        let bar = ProgressBar(spec: sp2, defaultLabel: label, total: job.itemsTotal >= 0 ? job.itemsTotal : nil) { [weak job] in
+            job?.done ?? true
+        }
+        job.progress = bar
+        ProgressBoard.add(bar)
+    }
+}
+
+/// Pool call options: `pool:map(fn, list, {chunksize =, progress =})` (a table where the
+/// chunksize goes).
+enum PoolCallOptions {
+    /// If the value at `i` is an options table, replaces it by its `chunksize` (or nil) and
+    /// returns its `progress` spec. Stack: [-0, +0].
+    static func take(_ s: LuaStack, _ i: Int32, what: String) throws -> ProgressSpec? {
+        guard s.type(at: i) == .table else { return nil }
+        s.rawGet(i, field: "progress")
+        let spec = try ProgressSpec.read(s, s.top, what: what)
+        s.pop()
+        s.rawGet(i, field: "chunksize")
+        s.replace(i)
+        return spec
+    }
+}
+
+/// The worker's side of tracing: one span per chunk.
+enum PoolTrace {
+    /// `map 1–250000`, `map 7`, `apply`.
+    static func name(_ mode: UInt8, _ position: Int, _ count: Int) -> String {
+        switch Int(mode) {
+        case Int(LUAMP_POOL_APPLY): return "apply"
+        case Int(LUAMP_POOL_STAR): return count == 1 ? "starmap \(position)" : "starmap \(position)–\(position + count - 1)"
+        default: return count == 1 ? "map \(position)" : "map \(position)–\(position + count - 1)"
+        }
+    }
+
+    static func args(pool: Int, _ mode: UInt8, _ position: Int, _ count: Int, outcome: String) -> String {
+        "\"pool\":\(pool),\"first\":\(position),\"last\":\(position + max(count, 1) - 1),\"items\":\(count),\"outcome\":\"\(outcome)\""
+    }
+
+    /// The worker ran a chunk that began at `start`; `out` holds its answer frame (R or E).
+    static func chunkRan(pool: Int, mode: UInt8, position: UInt64, count: UInt32, since start: Int64, out: [UInt8]) {
+        let failed = out.count > PoolFrame.headerSize && out[PoolFrame.headerSize] == PoolFrame.failure
+        let pos = Int(position), n = Int(count)
+        Trace.span(name(mode, pos, n), category: "task", start: start, end: Trace.now(),
+                   args: args(pool: pool, mode, pos, Int(mode) == Int(LUAMP_POOL_APPLY) ? 1 : n, outcome: failed ? "error" : "ok"))
+        // Written before the answer: once the host has the answer, the span is on disk, whatever
+        // happens to this worker next (a terminate, a kill -9).
+        Trace.flush()
+    }
+}
