@@ -7,6 +7,7 @@ internal import LuaMPShims
 extension MPModule {
     /// Installs `mp.trace_start`, `mp.trace_stop`, and starts the trace the settings ask for.
     static func installObserve(_ s: LuaStack, _ t: Int32) {
+        TraceControl.map()
         OutputLabels.readSettings()
         ProgressSettings.readSettings()
         s.setFunction(t, "trace_start") { s in
@@ -26,7 +27,7 @@ extension MPModule {
             return 0
         }
         s.setFunction(t, "trace_stop") { s in
-            guard TraceSession.file != nil else { return 0 }
+            guard TraceSession.file != nil else { s.pushNil(); return 1 }
             let path = TraceSession.html ?? TraceSession.file!
             do { try TraceSession.stop() } catch let e as TraceFileError { throw LuaRaise(e.description) }
             s.push(path)

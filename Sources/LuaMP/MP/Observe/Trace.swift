@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import LuaMPShims
 
 /// The per-process trace recorder.
 ///
@@ -57,10 +58,10 @@ enum Trace {
         withUnsafeMutablePointer(to: &buffer) { $0.initialize(to: []) }
         fd = -1
         on = false
-        open(name: name)
+        open(name: nil)      // the parent named this track when it forked it (`name(pid:)`)
     }
 
-    private static func open(name: String) {
+    private static func open(name: String?) {
         let pid = getpid()
         let path = directory + "/" + String(pid) + ".jsonl"
         let f = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
@@ -69,7 +70,7 @@ enum Trace {
         ownerPID = pid
         buffer.reserveCapacity(flushSize + 1024)
         on = true
-        Trace.name(pid: pid, name)
+        if let n = name { Trace.name(pid: pid, n) }
         flush()
     }
 
@@ -238,6 +239,54 @@ extension Trace {
         if t - (queueCounterAt[id] ?? 0) >= 10_000 {
             queueCounterAt[id] = t
             counter("queue \(id) size", "size", size)
+        }
+    }
+}
+
+/// A page shared by the whole tree (mapped by the main process before it forks anything) that
+/// tells processes started *before* `mp.trace_start` that a trace began or ended: a generation
+/// number and the part-file directory. Long-lived workers look at it before each task
+/// (`Trace.follow`), so a pool made earlier is traced too.
+enum TraceControl {
+    nonisolated(unsafe) static var page: UnsafeMutableRawPointer?
+    nonisolated(unsafe) static var seen: UInt64 = 0
+    static let size = 4096
+
+    /// In the main process, once: maps the page (children inherit it).
+    static func map() {
+        guard page == nil, !ProcessTree.isChild else { return }
+        page = luamp_map_shared(size)
+    }
+
+    private static var generation: UnsafeMutablePointer<UInt64>? { page?.assumingMemoryBound(to: UInt64.self) }
+
+    /// The trace starter: publishes `dir` ("" when the trace stopped).
+    static func publish(_ dir: String) {
+        guard let p = page, let g = generation else { return }
+        let bytes = Array(dir.utf8.prefix(size - 16))
+        p.storeBytes(of: UInt32(bytes.count), toByteOffset: 8, as: UInt32.self)
+        bytes.withUnsafeBytes { (p + 12).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        seen = luamp_atomic_load64(g) + 1
+        luamp_atomic_store64(g, seen)
+    }
+
+    /// Called by long-lived children between tasks: starts or stops recording as the page says.
+    @inline(__always)
+    static func follow(name: String) {
+        guard let g = generation, luamp_atomic_load64(g) != seen else { return }
+        changed(name: name)
+    }
+
+    private static func changed(name: String) {
+        guard let p = page, let g = generation else { return }
+        seen = luamp_atomic_load64(g)
+        let n = Int(p.load(fromByteOffset: 8, as: UInt32.self))
+        let dir = String(decoding: UnsafeRawBufferPointer(start: p + 12, count: min(n, size - 16)), as: UTF8.self)
+        if dir.isEmpty {
+            Trace.close()
+        } else if dir != Trace.directory || !Trace.on {
+            Trace.close()
+            Trace.begin(directory: dir, name: name)
         }
     }
 }

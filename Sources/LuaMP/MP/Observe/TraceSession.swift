@@ -59,6 +59,7 @@ enum TraceSession {
         startedBy = getpid()
         Trace.begin(directory: dir, name: ProcessTree.current.name)
         Trace.instant("trace start", category: "trace")
+        TraceControl.publish(dir)
     }
 
     /// Stops the trace this process started: merges every part file into the JSON file (and
@@ -69,6 +70,7 @@ enum TraceSession {
         guard let t = file, startedBy == getpid() else { Trace.close(); return }
         let dir = Trace.directory
         Trace.close()
+        TraceControl.publish("")
         file = nil
         defer { html = nil; temporaryJSON = false }
         try TraceFiles.merge(directory: dir, into: t)

@@ -32,6 +32,7 @@ struct PoolObservation {
     /// A worker was forked into a slot.
     mutating func workerStarted(pid: pid_t, name: String, size: Int) {
         started += 1
+        Trace.name(pid: pid, name)
         if started > size {
             replaced += 1
             Trace.instant("worker started (replacement)", category: "pool", args: "\"pool\":\(serial),\"pid\":\(pid),\"name\":\(Trace.quoted(name))")
@@ -56,7 +57,7 @@ struct PoolObservation {
                        start: w.tracedAnswer > 0 ? w.tracedAnswer : end, end: end, pid: pid,
                        args: PoolTrace.args(pool: serial, c.job.mode, c.position, c.count, outcome: "WorkerLost"))
         }
-        Trace.instant("WorkerLost", category: "death",
+        Trace.instant("WorkerLost", category: "death", pid: pid,
                       args: "\"pool\":\(serial),\"pid\":\(pid),\"code\":\(code),\"lost\":\(lost.count)")
     }
 

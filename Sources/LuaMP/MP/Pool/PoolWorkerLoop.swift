@@ -178,6 +178,7 @@ enum PoolWorkerLoop {
                       let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self),
                       let position = try? r.int(UInt64.self) else { return 3 }
                 guard c.status.claim(c.slot, id) else { continue }   // the host gave it to another worker
+                TraceControl.follow(name: c.name)
                 let t0 = Trace.on ? Trace.now() : 0
                 runTask(ts, fns: fns, id: id, fid: fid, mode: mode, count: count, args: r.rest, out: &out)
                 if t0 > 0 { PoolTrace.chunkRan(pool: c.pool, mode: mode, position: position, count: count, since: t0, out: out) }

@@ -223,6 +223,7 @@ final class ChildProcess {
     /// Never throws and ignores Ctrl-C (cleanup must finish).
     func stop(grace: Double = 1.0) {
         guard exitCode == nil, isOwnedHere else { return }
+        if Trace.on && tryReap(block: false) { return }      // it had ended: a death, not a stop
         tracedStop = true
         _ = Glibc.kill(pid, SIGTERM)
         let deadline = Clock.monotonicSeconds() + grace

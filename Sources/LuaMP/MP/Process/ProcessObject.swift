@@ -255,6 +255,7 @@ extension MPModule {
             return runTarget(s, r, ctx)
         }
         ProcessTree.adopt(s, r, at: 1)
+        if Trace.on, let c = r.child { Trace.name(pid: c.pid, r.name) }
     }
 
     /// In the child: calls `target(table.unpack(args, 1, n))` protected, reports an uncaught
