@@ -30,6 +30,8 @@ final class PoolWorker {
     var inputClosed = false
     /// The host has seen its ready flag (initializer done).
     var ready = false
+    /// Its process name (`PoolWorker-N`).
+    var name = ""
     /// When the host last heard from it (wall µs, while tracing): a lost chunk's span starts here.
     var tracedAnswer: Int64 = 0
 
@@ -215,6 +217,7 @@ final class PoolState {
         _ = fcntl(task[1], F_SETFL, O_NONBLOCK)
         _ = fcntl(result[0], F_SETFL, O_NONBLOCK)
         workers[slot] = PoolWorker(slot: slot, child: child, taskFD: task[1], resultFD: result[0], quota: maxTasksPerChild)
+        workers[slot]!.name = config.name
         observed.workerStarted(pid: child.pid, name: config.name, size: size)
     }
 

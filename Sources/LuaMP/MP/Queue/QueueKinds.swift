@@ -79,6 +79,7 @@ enum QueueKinds {
             throw LuaRaise("cannot create a queue: \(e)")
         }
         SharedKinds.push(s, kind, offset: q.offset, owned: true)
+        StatusObjects.add(s, kind: flavor == .simple ? "SimpleQueue" : flavor == .joinable ? "JoinableQueue" : "Queue")
         return 1
     }
 
