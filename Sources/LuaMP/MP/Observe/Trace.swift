@@ -143,10 +143,46 @@ enum Trace {
     /// A wait on `what` (a lock, a queue, a join, a result) that began at `start`, recorded if it
     /// lasted at least `minimumWait`.
     @inline(__always)
-    static func wait(_ what: String, since start: Int64, args: String = "") {
+    static func wait(_ what: @autoclosure () -> String, since start: Int64, args: @autoclosure () -> String = "") {
         guard on, start > 0 else { return }
         let t = now()
-        if t - start >= minimumWait { span("wait " + what, category: "wait", start: start, end: t, args: args) }
+        if t - start >= minimumWait { span("wait " + what(), category: "wait", start: start, end: t, args: args()) }
+    }
+
+    /// A pool chunk's span on this process's track (the hot path: no string formatting):
+    /// `map 5–8` (or `map 5`, `apply`) with `{pool, first, last, items, outcome}`.
+    static func chunk(_ kind: StaticString, pool: Int, first: Int, count: Int, start: Int64, end: Int64, outcome: StaticString) {
+        guard on else { return }
+        let items = kind.utf8Start[0] == UInt8(ascii: "a") ? 1 : count
+        let last = first + max(items, 1) - 1
+        raw("{\"ph\":\"X\",\"cat\":\"task\",\"name\":\""); raw(kind)
+        if items > 1 || kind.utf8Start[0] != UInt8(ascii: "a") {
+            raw(" "); int(first)
+            if last > first { buffer.append(contentsOf: [0xe2, 0x80, 0x93]); int(last) }     // en dash
+        }
+        raw("\",\"pid\":"); int(Int(ownerPID)); raw(",\"tid\":"); int(Int(ownerPID))
+        raw(",\"ts\":"); int(Int(start)); raw(",\"dur\":"); int(Int(max(0, end - start)))
+        raw(",\"args\":{\"pool\":"); int(pool); raw(",\"first\":"); int(first); raw(",\"last\":"); int(last)
+        raw(",\"items\":"); int(items); raw(",\"outcome\":\""); raw(outcome); raw("\"}}")
+        written(at: end)
+    }
+
+    @inline(__always)
+    private static func raw(_ s: StaticString) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    private static func int(_ v: Int) {
+        var n = v
+        if n < 0 { buffer.append(UInt8(ascii: "-")); n = -n }
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &tmp) { b in
+            var i = 20
+            repeat { i -= 1; b[i] = UInt8(48 + n % 10); n /= 10 } while n > 0
+            buffer.append(contentsOf: b[i..<20])
+        }
     }
 
     /// An instant event (`"ph":"i"`, process scope) on the track `pid` (this process by default).
@@ -252,9 +288,9 @@ enum TraceControl {
     nonisolated(unsafe) static var seen: UInt64 = 0
     static let size = 4096
 
-    /// In the main process, once: maps the page (children inherit it).
-    static func map() {
-        guard page == nil, !ProcessTree.isChild else { return }
+    /// In the main process (not in a child, `isChild`), once: maps the page (children inherit it).
+    static func map(isChild: Bool) {
+        guard page == nil, !isChild else { return }
         page = luamp_map_shared(size)
     }
 

@@ -38,10 +38,13 @@ enum TraceSession {
     /// A JSON file of our own (only `--trace-html` was asked): removed after the HTML is written.
     nonisolated(unsafe) static var temporaryJSON = false
     nonisolated(unsafe) static var startedBy: pid_t = 0
+    /// Run by `stop` before it merges: ask long-lived children to write their events (pools).
+    /// Each returns whether it asked anyone.
+    nonisolated(unsafe) static var beforeStop: [() -> Bool] = []
 
     /// Starts a trace into `json` (and `html` at the end). No-op when one is running here.
     /// - Throws: `TraceFileError` when the directory for the part files cannot be made.
-    static func start(json: String?, html: String?) throws {
+    static func start(json: String?, html: String?, name: String) throws {
         guard file == nil else { throw TraceFileError("a trace is already being recorded (into \(file!))") }
         var target = json
         var temp = false
@@ -57,7 +60,7 @@ enum TraceSession {
         self.html = html
         temporaryJSON = temp
         startedBy = getpid()
-        Trace.begin(directory: dir, name: ProcessTree.current.name)
+        Trace.begin(directory: dir, name: name)
         Trace.instant("trace start", category: "trace")
         TraceControl.publish(dir)
     }
@@ -69,8 +72,16 @@ enum TraceSession {
     static func stop() throws {
         guard let t = file, startedBy == getpid() else { Trace.close(); return }
         let dir = Trace.directory
-        Trace.close()
         TraceControl.publish("")
+        // Long-lived children (pool workers) are asked to write what they hold; they do so as
+        // soon as they read the request (a task running now is not in the trace).
+        var asked = false
+        for ask in beforeStop where ask() { asked = true }
+        if asked {
+            var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+            _ = nanosleep(&ts, nil)
+        }
+        Trace.close()
         file = nil
         defer { html = nil; temporaryJSON = false }
         try TraceFiles.merge(directory: dir, into: t)
@@ -83,8 +94,8 @@ enum TraceSession {
     /// Reads `LUAMP_TRACE`/`LUAMP_TRACE_HTML` and `Observability`, and starts the trace once per
     /// process (the variables are then removed, so a luamp started by the script does not write
     /// the same file).
-    static func startFromSettings() throws {
-        guard file == nil, !ProcessTree.isChild else { return }
+    static func startFromSettings(name: String, isChild: Bool) throws {
+        guard file == nil, !isChild else { return }
         var json = Observability.traceFile
         var html = Observability.traceHTML
         Observability.traceFile = nil
@@ -93,7 +104,7 @@ enum TraceSession {
         if html == nil, let e = getenv("LUAMP_TRACE_HTML"), e.pointee != 0 { html = String(cString: e) }
         unsetenv("LUAMP_TRACE")
         unsetenv("LUAMP_TRACE_HTML")
-        if json != nil || html != nil { try start(json: json, html: html) }
+        if json != nil || html != nil { try start(json: json, html: html, name: name) }
     }
 }
 

@@ -12,6 +12,7 @@ import Glibc
 /// |---|---|---|
 /// | `F` define | host → worker | `u32` function id, codec value (the function) |
 /// | `C` clear | host → worker | — (forget every function id) |
+/// | `L` trace flush | host → worker | — (write buffered trace events; `mp.trace_stop`) |
 /// | `T` task | host → worker | `u64` chunk id, `u32` function id, `u8` mode, `u32` count, `u64` first position, codec value (items) |
 /// | `R` result | worker → host | `u64` chunk id, codec value (results table) |
 /// | `E` error | worker → host | `u64` chunk id, `u32`+bytes message, `u32`+bytes traceback |
@@ -22,6 +23,7 @@ enum PoolFrame {
 
     static let define: UInt8 = 0x46    // "F"
     static let clear: UInt8 = 0x43     // "C"
+    static let traceFlush: UInt8 = 0x4C  // "L": write buffered trace events now (mp.trace_stop)
     static let task: UInt8 = 0x54      // "T"
     static let result: UInt8 = 0x52    // "R"
     static let failure: UInt8 = 0x45   // "E"

@@ -50,6 +50,7 @@ extension MPModule {
         // would run in every forked child and cost copy-on-write faults on each start.
         _ = PoolRegistry.live.isEmpty
         _ = PoolRegistry.garbage.isEmpty
+        _ = PoolTrace.registered
     }
 
     static func checkPool(_ s: LuaStack, _ i: Int32 = 1) throws -> PoolState {

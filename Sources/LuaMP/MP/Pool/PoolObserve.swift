@@ -123,6 +123,34 @@ enum PoolTrace {
         }
     }
 
+    /// `mp.trace_stop()`: every live pool's workers write their buffered events (an `L` frame).
+    static let registered: Bool = {
+        TraceSession.beforeStop.append {
+            var asked = false
+            for p in PoolRegistry.live where p.isOwnedHere && p.phase != .terminated {
+                asked = true
+                var f: [UInt8] = []
+                let start = PoolFrame.begin(&f, kind: PoolFrame.traceFlush)
+                try? PoolFrame.finish(&f, from: start)
+                for case let w? in p.workers { w.send(f); w.flush() }
+            }
+            return asked
+        }
+        return true
+    }()
+
+    /// Tracing, before a terminate's SIGTERM: closes the workers' input so idle ones exit on
+    /// their own (writing their last events), waiting for them up to 0.2 s in all.
+    static func letWorkersFlush(_ live: [PoolWorker]) {
+        for w in live { w.closeInput() }
+        let deadline = Clock.monotonicSeconds() + 0.2
+        for w in live {
+            let left = deadline - Clock.monotonicSeconds()
+            if left <= 0 { break }
+            _ = try? w.child.join(timeout: left)
+        }
+    }
+
     static func args(pool: Int, _ mode: UInt8, _ position: Int, _ count: Int, outcome: String) -> String {
         "\"pool\":\(pool),\"first\":\(position),\"last\":\(position + max(count, 1) - 1),\"items\":\(count),\"outcome\":\"\(outcome)\""
     }
@@ -130,11 +158,8 @@ enum PoolTrace {
     /// The worker ran a chunk that began at `start`; `out` holds its answer frame (R or E).
     static func chunkRan(pool: Int, mode: UInt8, position: UInt64, count: UInt32, since start: Int64, out: [UInt8]) {
         let failed = out.count > PoolFrame.headerSize && out[PoolFrame.headerSize] == PoolFrame.failure
-        let pos = Int(position), n = Int(count)
-        Trace.span(name(mode, pos, n), category: "task", start: start, end: Trace.now(),
-                   args: args(pool: pool, mode, pos, Int(mode) == Int(LUAMP_POOL_APPLY) ? 1 : n, outcome: failed ? "error" : "ok"))
-        // Written before the answer: once the host has the answer, the span is on disk, whatever
-        // happens to this worker next (a terminate, a kill -9).
-        Trace.flush()
+        let kind: StaticString = Int(mode) == Int(LUAMP_POOL_APPLY) ? "apply" : Int(mode) == Int(LUAMP_POOL_STAR) ? "starmap" : "map"
+        Trace.chunk(kind, pool: pool, first: Int(position), count: Int(count), start: start, end: Trace.now(),
+                    outcome: failed ? "error" : "ok")
     }
 }

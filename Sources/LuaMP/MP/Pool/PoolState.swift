@@ -294,6 +294,7 @@ final class PoolState {
         guard isOwnedHere, phase != .terminated else { return }
         phase = .terminated
         let live = workers.compactMap { $0 }
+        if Trace.on { PoolTrace.letWorkersFlush(live) }
         for w in live { try? w.child.terminate() }
         for w in live {
             w.closeAll()

@@ -173,6 +173,9 @@ enum PoolWorkerLoop {
             case PoolFrame.clear:
                 ts.newTable()
                 ts.replace(fns)
+            case PoolFrame.traceFlush:
+                TraceControl.follow(name: c.name)
+                Trace.flush()
             case PoolFrame.task:
                 guard let id = try? r.int(UInt64.self), let fid = try? r.int(UInt32.self),
                       let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self),

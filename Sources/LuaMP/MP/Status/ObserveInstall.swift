@@ -1,4 +1,4 @@
-// The mp functions of observability: mp.trace_start, mp.trace_stop; the trace's start and end with the script.
+// The mp functions of observability: mp.trace_start, mp.trace_stop; the trace's start and end with the script (here, after every capability it reads).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,7 +7,7 @@ internal import LuaMPShims
 extension MPModule {
     /// Installs `mp.trace_start`, `mp.trace_stop`, and starts the trace the settings ask for.
     static func installObserve(_ s: LuaStack, _ t: Int32) {
-        TraceControl.map()
+        TraceControl.map(isChild: ProcessTree.isChild)
         OutputLabels.readSettings()
         ProgressSettings.readSettings()
         s.setFunction(t, "trace_start") { s in
@@ -23,7 +23,7 @@ extension MPModule {
             if ProcessTree.isChild && TraceSession.file == nil && Trace.on {
                 throw LuaRaise("a trace is already being recorded by the main process")
             }
-            do { try TraceSession.start(json: json, html: html) } catch let e as TraceFileError { throw LuaRaise(e.description) }
+            do { try TraceSession.start(json: json, html: html, name: ProcessTree.current.name) } catch let e as TraceFileError { throw LuaRaise(e.description) }
             return 0
         }
         s.setFunction(t, "trace_stop") { s in
@@ -33,7 +33,7 @@ extension MPModule {
             s.push(path)
             return 1
         }
-        do { try TraceSession.startFromSettings() } catch {
+        do { try TraceSession.startFromSettings(name: ProcessTree.current.name, isChild: ProcessTree.isChild) } catch {
             fputs("luamp: \(error)\n", luamp_stderr())
         }
     }
