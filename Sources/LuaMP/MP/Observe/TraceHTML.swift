@@ -34,7 +34,8 @@ enum TraceHTML {
             data.append(bytes[i])
             i += 1
         }
-        let base = trace.split(separator: "/").last.map(String.init) ?? trace
+        var base = trace.split(separator: "/").last.map(String.init) ?? trace
+        if base.hasSuffix(".html.json") { base = String(base.dropLast(5)) }     // --trace-html alone
         let title = base.map { c -> String in c == "<" ? "&lt;" : c == "&" ? "&amp;" : c == "\"" ? "&quot;" : String(c) }.joined()
         let out = open(html, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard out >= 0 else { throw TraceFileError("cannot write \(html): \(String(cString: strerror(errno)))") }
