@@ -58,6 +58,8 @@ final class ProgressBar {
     private var lastDraw = 0.0
     private var drawn = false
     private var reported = (-1, -1)
+    /// stderr is a terminal (asked once).
+    private let tty = isatty(2) != 0
 
     init(spec: ProgressSpec, defaultLabel: String, total: Int?, isComplete: @escaping () -> Bool) {
         switch spec {
@@ -82,7 +84,6 @@ final class ProgressBar {
             if complete { luaL_unref(s.L, s.registryIndex(), callbackRef) }
             return !complete
         }
-        let tty = isatty(2) != 0
         guard tty || ProgressSettings.forced else { return !complete }
         let elapsed = now - started
         if complete {

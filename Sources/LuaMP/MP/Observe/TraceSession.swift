@@ -38,13 +38,16 @@ enum TraceSession {
     /// A JSON file of our own (only `--trace-html` was asked): removed after the HTML is written.
     nonisolated(unsafe) static var temporaryJSON = false
     nonisolated(unsafe) static var startedBy: pid_t = 0
+    nonisolated(unsafe) static var published = false
     /// Run by `stop` before it merges: ask long-lived children to write their events (pools).
     /// Each returns whether it asked anyone.
     nonisolated(unsafe) static var beforeStop: [() -> Bool] = []
 
     /// Starts a trace into `json` (and `html` at the end). No-op when one is running here.
     /// - Throws: `TraceFileError` when the directory for the part files cannot be made.
-    static func start(json: String?, html: String?, name: String) throws {
+    /// `shared`: tell the processes started earlier (the main process's trace; a child's own
+    /// trace covers only what it starts afterwards).
+    static func start(json: String?, html: String?, name: String, shared: Bool = true) throws {
         guard file == nil else { throw TraceFileError("a trace is already being recorded (into \(file!))") }
         var target = json
         var temp = false
@@ -62,7 +65,8 @@ enum TraceSession {
         startedBy = getpid()
         Trace.begin(directory: dir, name: name)
         Trace.instant("trace start", category: "trace")
-        TraceControl.publish(dir)
+        published = shared
+        if shared { TraceControl.publish(dir) }
     }
 
     /// Stops the trace this process started: merges every part file into the JSON file (and
@@ -72,7 +76,8 @@ enum TraceSession {
     static func stop() throws {
         guard let t = file, startedBy == getpid() else { Trace.close(); return }
         let dir = Trace.directory
-        TraceControl.publish("")
+        if published { TraceControl.publish("") }
+        published = false
         // Long-lived children (pool workers) are asked to write what they hold; they do so as
         // soon as they read the request (a task running now is not in the trace).
         var asked = false

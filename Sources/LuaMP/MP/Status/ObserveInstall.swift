@@ -23,7 +23,7 @@ extension MPModule {
             if ProcessTree.isChild && TraceSession.file == nil && Trace.on {
                 throw LuaRaise("a trace is already being recorded by the main process")
             }
-            do { try TraceSession.start(json: json, html: html, name: ProcessTree.current.name) } catch let e as TraceFileError { throw LuaRaise(e.description) }
+            do { try TraceSession.start(json: json, html: html, name: ProcessTree.current.name, shared: !ProcessTree.isChild) } catch let e as TraceFileError { throw LuaRaise(e.description) }
             return 0
         }
         s.setFunction(t, "trace_stop") { s in
