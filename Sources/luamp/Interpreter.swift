@@ -82,12 +82,26 @@ struct Interpreter {
 
     /// `luamp trace FILE.json [-o FILE.html]`: the HTML timeline of a trace (FILE.html by default).
     private func traceCommand(_ t: CommandLineOptions.TraceCommand, _ progname: String) -> Int32 {
+        var input = t.input
+        while input.hasSuffix("/") && input.count > 1 { input.removeLast() }
+        var st = stat()
+        let isDir = stat(input, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+        if isDir, let r = input.ranges(of: ".parts.").last {
+            // The part files of a run killed before it merged them: FILE.json.parts.XXXXXX → FILE.json
+            let json = String(input[..<r.lowerBound])
+            do { try Observability.recoverTrace(parts: input, into: json) } catch {
+                LuaRuntime.writeError("\(progname): \(error)\n")
+                return 1
+            }
+            LuaRuntime.writeError("\(progname): recovered \(json)\n")
+            input = json
+        }
         var out = t.output
         if out == nil {
-            out = (t.input.hasSuffix(".json") ? String(t.input.dropLast(5)) : t.input) + ".html"
+            out = (input.hasSuffix(".json") ? String(input.dropLast(5)) : input) + ".html"
         }
         do {
-            try Observability.writeHTML(trace: t.input, to: out!)
+            try Observability.writeHTML(trace: input, to: out!)
         } catch {
             LuaRuntime.writeError("\(progname): \(error)\n")
             return 1

@@ -348,6 +348,34 @@ def trace_html_option_writes_only_the_page():
 
 
 @test
+def the_parts_of_a_run_killed_with_kill_9_are_recovered_by_luamp_trace():
+    trace = os.path.join(TMP, "host-killed.json")
+    ready = os.path.join(TMP, "host-ready")
+    p = subprocess.Popen([LUAMP, "--trace", trace, "-e", f"""
+      local q = mp.Queue()
+      local c = mp.Process{{name = "child", target = function() q:put(1) end}}
+      c:start(); q:get(); c:join()
+      io.open({json.dumps(ready)}, "w"):close()
+      mp.sleep(60)"""])
+    deadline = time.monotonic() + 60
+    while not os.path.exists(ready) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(p.pid, 9)
+    p.wait(timeout=30)
+    assert not os.path.exists(trace)
+    parts = [f for f in os.listdir(TMP) if f.startswith("host-killed.json.parts.")]
+    assert len(parts) == 1, parts
+    r = run(["trace", os.path.join(TMP, parts[0])])
+    assert "recovered" in r.stderr, r.stderr
+    events = load(trace)
+    names = check_schema(events)
+    assert "child" in names.values() and "MainProcess" in names.values(), names
+    assert any(e.get("cat") == "process" for e in events), "the child's lifetime, written when it was reaped"
+    assert os.path.exists(os.path.join(TMP, "host-killed.html"))
+    assert not os.path.exists(os.path.join(TMP, parts[0]))
+
+
+@test
 def bad_trace_files_are_clear_errors():
     p = run(["trace", os.path.join(TMP, "missing.json")], check=False)
     assert p.returncode == 1 and "cannot read the trace" in p.stderr, p.stderr

@@ -108,6 +108,13 @@ enum Trace {
         }
     }
 
+    /// About to wait: writes the buffer if `long`, or if the last write was 10 ms ago or more
+    /// (a host polling many times a second writes at most 100 times a second).
+    static func idle(long: Bool) {
+        guard on, !buffer.isEmpty else { return }
+        if long || now() - lastWrite >= 10_000 { flush() }
+    }
+
     @inline(__always)
     private static func written(at t: Int64) {
         buffer.append(contentsOf: ",\n".utf8)

@@ -21,6 +21,16 @@ public enum Observability {
     public static func writeHTML(trace json: String, to html: String) throws {
         try TraceHTML.write(trace: json, to: html)
     }
+
+    /// Merges the part files a trace left behind (`FILE.json.parts.XXXXXX`, when the process that
+    /// recorded it was killed before it could) into `json`, and removes them.
+    public static func recoverTrace(parts dir: String, into json: String) throws {
+        var st = stat()
+        guard stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw TraceFileError("\(dir) is not a directory of trace parts")
+        }
+        try TraceFiles.merge(directory: dir, into: json)
+    }
 }
 
 /// A trace file could not be read, written or understood.

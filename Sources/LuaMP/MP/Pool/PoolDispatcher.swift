@@ -50,6 +50,7 @@ extension PoolState {
                 let left = d - Clock.monotonicSeconds()
                 if left <= 0 { ms = 0; last = true } else { ms = min(ms, Int32(min(100, (left * 1000).rounded(.up)))) }
             }
+            if Trace.on && ms > 0 { Trace.idle(long: false) }
             try waitForEvents(s, ms)
             if last {
                 try dispatch(s, pullAll: pullAll, pulling: pulling)

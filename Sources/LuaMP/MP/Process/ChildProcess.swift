@@ -182,6 +182,7 @@ final class ChildProcess {
                 // it ends the script with status 130 and `finish` stops the children.
                 throw LuaRaise("interrupted!")
             }
+            Clock.idleHook?(false)
             var slice = 100.0
             if let d = deadline {
                 let left = (d - Clock.monotonicSeconds()) * 1000

@@ -8,6 +8,7 @@ extension MPModule {
     /// Installs `mp.trace_start`, `mp.trace_stop`, and starts the trace the settings ask for.
     static func installObserve(_ s: LuaStack, _ t: Int32) {
         TraceControl.map(isChild: ProcessTree.isChild)
+        Clock.idleHook = { long in Trace.idle(long: long) }
         OutputLabels.readSettings()
         ProgressSettings.readSettings()
         s.setFunction(t, "trace_start") { s in
