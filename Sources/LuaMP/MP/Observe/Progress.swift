@@ -191,21 +191,33 @@ struct ProgressCallbackError: LuaValueError {
 enum ProgressBoard {
     nonisolated(unsafe) static var bars: [ProgressBar] = []
 
+    /// A callback's error met where nothing may raise (a `HostWait` tick): raised by the next `redraw`.
+    nonisolated(unsafe) static var pending: Error?
+
     static func add(_ b: ProgressBar) { bars.append(b) }
+
+    /// `redraw` where no error may be raised and no Lua may run (a `HostWait` tick): terminal
+    /// bars only; callbacks wait for the next `redraw`.
+    static func redrawQuietly(_ s: LuaStack) {
+        guard !bars.isEmpty else { return }
+        try? redrawAll(s, callbacks: false)
+    }
 
     /// Redraws every bar that is due; drops finished ones (after their final line).
     /// - Throws: a progress callback's error (the other bars are redrawn next time).
     @inline(__always)
     static func redraw(_ s: LuaStack) throws {
+        if let e = pending { pending = nil; throw e }
         guard !bars.isEmpty else { return }
         try redrawAll(s)
     }
 
-    private static func redrawAll(_ s: LuaStack) throws {
+    private static func redrawAll(_ s: LuaStack, callbacks: Bool = true) throws {
         let now = Clock.monotonicSeconds()
         var i = 0
         while i < bars.count {
             let b = bars[i]
+            if !callbacks && b.callbackRef != LUA_NOREF { i += 1; continue }
             let keep: Bool
             do { keep = try b.redraw(s, now: now) } catch {
                 if b.isComplete() { bars.removeAll { $0 === b } }

@@ -30,6 +30,8 @@ enum Trace {
     nonisolated(unsafe) private static var buffer: [UInt8] = []
     nonisolated(unsafe) private static var lastWrite: Int64 = 0
     nonisolated(unsafe) private static var ownerPID: pid_t = 0
+    /// Host waits with a span open (`HostWait` observer): the pool pump then records none of its own.
+    nonisolated(unsafe) static var openWaits = 0
     /// Waits shorter than this (µs) are not recorded.
     static let minimumWait: Int64 = 1000
     static let flushInterval: Int64 = 50_000

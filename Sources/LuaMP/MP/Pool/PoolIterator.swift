@@ -14,7 +14,6 @@ extension MPModule {
         let p = try checkPool(s)
         guard p.phase == .running else { throw LuaRaise(p.phase == .closed ? "the pool is closed (no new tasks after close())" : "the pool was terminated") }
         guard s.type(at: 2) == .function else { throw LuaArgumentError(2, "function expected, got \(s.typeName(at: 2))") }
-        let progress = try PoolCallOptions.take(s, 4, what: ordered ? "imap" : "imap_unordered")
         let kind: ChunkSource.Kind
         switch s.type(at: 3) {
         case .table: kind = .list
@@ -22,7 +21,10 @@ extension MPModule {
         default: throw LuaArgumentError(3, "table or iterator function expected, got \(s.typeName(at: 3))")
         }
         var size = 1
-        if !s.isNoneOrNil(4) {
+        var o = TaskOptions(pool: p)
+        try o.read(s, 4, allowChunksize: true, allowCallbacks: false)
+        if let c = o.chunksize { size = min(c, maxChunk) }
+        if !s.isNoneOrNil(4) && s.type(at: 4) != .table {
             guard s.type(at: 4) == .number, let v = s.toInteger(4), v >= 1 else {
                 throw LuaArgumentError(4, "chunksize must be a positive integer")
             }
@@ -31,8 +33,9 @@ extension MPModule {
         let count = kind == .list ? listLength(s, 3) : 0
         let entry = try p.functions.entry(s, at: 2)
         let job = PoolJob(kind: ordered ? .imap : .imapUnordered, pool: p, function: entry, mode: UInt8(LUAMP_POOL_MAP))
+        o.apply(to: job)
         if kind == .list { job.itemsTotal = count }
-        p.attachProgress(s, job, progress, label: ordered ? "imap" : "imap_unordered")
+        p.attachProgress(s, job, o.progress, label: ordered ? "imap" : "imap_unordered")
         let reg = s.registryIndex()
         s.newTable()
         job.resultsRef = luaL_ref(s.L, reg)
@@ -80,6 +83,14 @@ extension MPModule {
                 let position = o.position + job.currentNext
                 job.currentNext += 1
                 if job.currentNext >= o.count { job.current = nil }
+                if let e = job.itemErrors.removeValue(forKey: position) {   // raised here, resumable
+                    switch e {
+                    case .mp(let m): throw m
+                    case .value(let r):
+                        PoolRegistry.garbage.append(r)
+                        throw RegistryValueError(ref: r)
+                    }
+                }
                 _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(job.resultsRef))
                 let buf = s.top
                 _ = lua_rawgeti(s.L, buf, lua_Integer(position))

@@ -53,9 +53,13 @@ struct PoolObservation {
         let pid = w.child.pid
         let end = Trace.now()
         for c in lost {
-            Trace.span(PoolTrace.name(c.job.mode, c.position, c.count), category: "task",
+            // Run item by item, only the running item was lost; otherwise the chunk's range.
+            let first = c.position + c.start + (c.job.perItem ? c.answered : 0)
+            let n = c.job.perItem ? 1 : max(1, c.end - c.start)
+            let outcome = code == -SIGALRM && c.job.timeoutMs > 0 ? "TimeoutError" : "WorkerLost"
+            Trace.span(PoolTrace.name(c.job.mode, first, n), category: "task",
                        start: w.tracedAnswer > 0 ? w.tracedAnswer : end, end: end, pid: pid,
-                       args: PoolTrace.args(pool: serial, c.job.mode, c.position, c.count, outcome: "WorkerLost"))
+                       args: PoolTrace.args(pool: serial, c.job.mode, first, n, outcome: outcome))
         }
         Trace.instant("WorkerLost", category: "death", pid: pid,
                       args: "\"pool\":\(serial),\"pid\":\(pid),\"code\":\(code),\"lost\":\(lost.count)")
@@ -93,22 +97,6 @@ extension PoolState {
         }
         job.progress = bar
         ProgressBoard.add(bar)
-    }
-}
-
-/// Pool call options: `pool:map(fn, list, {chunksize =, progress =})` (a table where the
-/// chunksize goes).
-enum PoolCallOptions {
-    /// If the value at `i` is an options table, replaces it by its `chunksize` (or nil) and
-    /// returns its `progress` spec. Stack: [-0, +0].
-    static func take(_ s: LuaStack, _ i: Int32, what: String) throws -> ProgressSpec? {
-        guard s.type(at: i) == .table else { return nil }
-        s.rawGet(i, field: "progress")
-        let spec = try ProgressSpec.read(s, s.top, what: what)
-        s.pop()
-        s.rawGet(i, field: "chunksize")
-        s.replace(i)
-        return spec
     }
 }
 

@@ -9,6 +9,7 @@ extension MPModule {
     static func installObserve(_ s: LuaStack, _ t: Int32) {
         TraceControl.map(isChild: ProcessTree.isChild)
         Clock.idleHook = { long in Trace.idle(long: long) }
+        if ObserveWaits.token == 0 { ObserveWaits.token = HostWait.addObserver(ObserveWaits.shared) }
         OutputLabels.readSettings()
         ProgressSettings.readSettings()
         s.setFunction(t, "trace_start") { s in
@@ -47,5 +48,29 @@ extension MPModule {
         } else {
             Trace.flush()
         }
+    }
+}
+
+/// Watches every host wait (`HostWait`): progress bars are redrawn while the host waits anywhere
+/// in mp (`mp.sleep`, `q:get`, `mp.wait` …), and each wait over 1 ms is a trace span named by
+/// its label (`wait pool.map`, `wait AsyncResult.get`, `wait mp.as_completed`).
+final class ObserveWaits: HostWaitObserver {
+    nonisolated(unsafe) static let shared = ObserveWaits()
+    nonisolated(unsafe) static var token = 0
+    private var open: [(String, Int64)] = []
+
+    func waitBegan(_ s: LuaStack, label: String) {
+        open.append((label, Trace.on ? Trace.now() : 0))
+        Trace.openWaits += 1
+    }
+
+    func waitTick(_ s: LuaStack) { ProgressBoard.redrawQuietly(s) }
+
+    func waitEnded(_ s: LuaStack, label: String) {
+        guard let i = open.lastIndex(where: { $0.0 == label }) else { return }
+        let t0 = open[i].1
+        open.remove(at: i)
+        Trace.openWaits = max(0, Trace.openWaits - 1)
+        if t0 > 0 { Trace.wait(label, since: t0) }
     }
 }
