@@ -149,6 +149,22 @@ def an_iterator_of_unknown_length_shows_count_and_rate():
 
 
 @test
+def a_map_async_bar_moves_while_the_host_sleeps():
+    src = script("bg.lua", r"""
+      local pool = mp.Pool(2)
+      local items = {} for i = 1, 30 do items[i] = i end
+      local r = pool:map_async(function(x) mp.sleep(0.05) return x end, items, {chunksize = 1, progress = "bg"})
+      while not r:ready() do mp.sleep(0.1) end    -- the host only sleeps; r:ready() does not wait
+      io.stderr:write("AFTER-SLEEP\n")
+      print(#r:get())
+    """)
+    out, err, _ = run([src])
+    assert out == b"30\n", out
+    before = frames(err.split(b"AFTER-SLEEP")[0])
+    assert before and before[-1].startswith("bg 100%|") and "30/30" in before[-1], before
+
+
+@test
 def a_progress_function_is_called_instead():
     src = script("cb.lua", r"""
       local calls = {}
