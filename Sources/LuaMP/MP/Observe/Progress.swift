@@ -191,9 +191,6 @@ struct ProgressCallbackError: LuaValueError {
 enum ProgressBoard {
     nonisolated(unsafe) static var bars: [ProgressBar] = []
 
-    /// A callback's error met where nothing may raise (a `HostWait` tick): raised by the next `redraw`.
-    nonisolated(unsafe) static var pending: Error?
-
     static func add(_ b: ProgressBar) { bars.append(b) }
 
     /// `redraw` where no error may be raised and no Lua may run (a `HostWait` tick): terminal
@@ -207,7 +204,6 @@ enum ProgressBoard {
     /// - Throws: a progress callback's error (the other bars are redrawn next time).
     @inline(__always)
     static func redraw(_ s: LuaStack) throws {
-        if let e = pending { pending = nil; throw e }
         guard !bars.isEmpty else { return }
         try redrawAll(s)
     }
