@@ -80,6 +80,7 @@ enum QueueKinds {
             throw LuaRaise("cannot create a queue: \(e)")
         }
         SharedKinds.push(s, kind, offset: q.offset, owned: true)
+        StatusObjects.add(s, kind: flavor == .simple ? "SimpleQueue" : flavor == .joinable ? "JoinableQueue" : "Queue")
         return 1
     }
 
@@ -112,6 +113,8 @@ enum QueueKinds {
         let (q, f) = try check(s)
         try checkOpen(q)
         let joinable = f == .joinable
+        let t0 = Trace.on ? Trace.now() : 0
+        defer { if t0 > 0 { Trace.queueOp("put", q.offset, since: t0, size: Int(q.approximateCount)) } }
         if try EncodedString.withParts(s, at: 2, { try q.put($0, then: $1, deadline: deadline, countsTask: joinable) }) {
             return 0
         }
@@ -127,6 +130,8 @@ enum QueueKinds {
     static func get(_ s: LuaStack, _ deadline: Deadline) throws -> Int32 {
         let (q, _) = try check(s)
         try checkOpen(q)
+        let t0 = Trace.on ? Trace.now() : 0
+        defer { if t0 > 0 { Trace.queueOp("get", q.offset, since: t0, size: Int(q.approximateCount)) } }
         let taken: SharedQueue.Taken
         let scratch = Scratch.current
         if !scratch.busy {

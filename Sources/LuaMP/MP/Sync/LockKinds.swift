@@ -77,7 +77,10 @@ enum LockKinds {
     /// `acquire([block [, timeout]])` → `true` | `true, "owner-died"` | `false`.
     static func acquire(_ s: LuaStack, _ tag: KindTag) throws -> Int32 {
         let l = try lockArg(s, tag)
-        return try l.acquire(until: s.blockAndTimeout(2)).push(s)
+        let t0 = Trace.on ? Trace.now() : 0
+        let r = try l.acquire(until: s.blockAndTimeout(2))
+        if t0 > 0 { Trace.wait("\(tag.name)", since: t0) }
+        return r.push(s)
     }
 
     static func release(_ s: LuaStack, _ tag: KindTag) throws -> Int32 {
