@@ -30,7 +30,12 @@ let package = Package(
         // The library: the Swift Lua layer, the mp runtime and the embedding API.
         .target(
             name: "LuaMP",
-            dependencies: ["CLua", "LuaMPShims"]
+            dependencies: ["CLua", "LuaMPShims", "CHiredis"]
+        ),
+        // Redis's synchronous C client for mp.Pool/mp.Queue{address = "redis://…"} (docs/cluster.md).
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
         ),
         // GNU readline for the REPL (Debian's libreadline-dev).
         .systemLibrary(

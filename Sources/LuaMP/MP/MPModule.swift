@@ -19,6 +19,7 @@ enum MPModule {
         installQueues(s, t)
         installPipes(s, t)
         installPools(s, t)
+        installCluster(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes
