@@ -21,6 +21,9 @@ for i = 3, #ARGV, 3 do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+-- the shared list outlives every pool's state, no longer (stale entries expire with it)
+local t = redis.call('PTTL', KEYS[3])
+if t >= 0 and t < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
 return 1
 ]]
 
@@ -37,10 +40,11 @@ return redis.call('HGET', KEYS[2], ARGV[1])
 -- this attempt lost its lease meanwhile (the late result is dropped: exactly once).
 S.DELIVER = [[
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= 'r' .. ARGV[2] .. ' ' .. ARGV[3] then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])   -- the results live as long as the pool's state
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ttl > 0 and ttl or tonumber(ARGV[5]))
 return 1
 ]]
 
@@ -85,14 +89,13 @@ for i = 1, 5 do if i ~= 3 then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end end
 return out
 ]]
 
--- KEYS state, data, tasks, res, init. ARGV pool. Removes every key of the pool and its queued
--- entries from the task list.
+-- KEYS state, data, tasks, res, init. ARGV pool. Removes every key of the pool and its entries
+-- from the task list (queued ones, and duplicates REAP may have pushed).
 S.CLEAN = [[
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if string.sub(all[i + 1], 1, 1) == 'q' then
-    redis.call('LREM', KEYS[3], 0, ARGV[1] .. ' ' .. all[i] .. ' ' .. string.sub(all[i + 1], 2))
-  end
+local mine = ARGV[1] .. ' '
+local n = #mine
+for _, e in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+  if string.sub(e, 1, n) == mine then redis.call('LREM', KEYS[3], 0, e) end
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
 return 1
