@@ -271,7 +271,7 @@ def a_host_killed_leaves_keys_that_expire_and_workers_go_on():
         assert host.stdout.readline().strip() == "submitted"
         host.kill(); host.wait()
         assert pool_keys() != []
-        wait_for(lambda: [k for k in pool_keys() if k != "luamp:tasks"] == [], 15, "the dead host's keys to expire")
+        wait_for(lambda: [k for k in pool_keys() if k != "luamp:tasks"] == [], 15, f"the dead host's keys to expire ({pool_keys()})")
         p = script("after.lua", 'local p = mp.Pool() print(p:apply(function() return "still serving" end)) p:close() p:join()')
         r = run_host(p, URL, timeout=60)
         assert r.stdout.strip() == "still serving", r.stdout + r.stderr

@@ -2,7 +2,8 @@
 // claim under a worker's lease, deliver only by the attempt that holds it, reap lost leases.
 //
 // Keys of pool P (prefix `luamp:pool:P:`): `state` (hash: task → `q<attempt>` queued,
-// `r<attempt> <worker>` running, `a<attempt> <worker>` refused by a worker with another key),
+// `r<attempt> <worker>` running, `a<attempt> <worker>` refused by a worker with another key;
+// `_ttl`: the pool's keys_ttl in ms, which keeps the hash alive while the pool lives),
 // `data` (hash: task → sealed payload), `res` (list of `task sealed-result`), `init` (the sealed
 // initializer). `luamp:tasks` is the one list every worker node takes `P task attempt` from;
 // `luamp:worker:W` exists while worker process W's node renews its lease.
@@ -14,6 +15,7 @@ local S = {}
 
 -- KEYS state, data, tasks. ARGV pool, ttl ms, then (task, attempt, payload) triples.
 S.SUBMIT = [[
+redis.call('HSET', KEYS[1], '_ttl', ARGV[2])
 for i = 3, #ARGV, 3 do
   redis.call('HSET', KEYS[1], ARGV[i], 'q' .. ARGV[i + 1])
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
@@ -40,11 +42,11 @@ return redis.call('HGET', KEYS[2], ARGV[1])
 -- this attempt lost its lease meanwhile (the late result is dropped: exactly once).
 S.DELIVER = [[
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= 'r' .. ARGV[2] .. ' ' .. ARGV[3] then return 0 end
-local ttl = redis.call('PTTL', KEYS[1])   -- the results live as long as the pool's state
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ttl > 0 and ttl or tonumber(ARGV[5]))
+-- the results live as long as the pool's state (its keys_ttl, renewed while the host pumps)
+redis.call('PEXPIRE', KEYS[3], tonumber(redis.call('HGET', KEYS[1], '_ttl')) or tonumber(ARGV[5]))
 return 1
 ]]
 
@@ -66,7 +68,9 @@ local qlen = redis.call('LLEN', KEYS[3])
 for i = 1, #all, 2 do
   local id, st = all[i], all[i + 1]
   local c = string.sub(st, 1, 1)
-  if c == 'r' or c == 'a' then
+  if string.sub(id, 1, 1) == '_' then
+    -- the pool's own fields
+  elseif c == 'r' or c == 'a' then
     local att, wid = string.match(st, '^.(%d+) (.*)$')
     att = tonumber(att)
     if c == 'a' or redis.call('EXISTS', ARGV[3] .. wid) == 0 then
