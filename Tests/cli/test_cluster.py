@@ -181,10 +181,12 @@ def a_wrong_key_is_refused_before_any_bytecode_or_module_loads():
 
 @test
 def forged_and_foreign_queue_messages_are_refused_and_the_mac_is_standard_hmac_sha256():
-    put = script("put.lua", 'local q = mp.Queue{address = arg[1], name = "mac-q"} q:put({x = 1, s = "hello"})')
+    put = script("put.lua", 'local q = mp.Queue{address = arg[1], name = "mac-q"} q:put(string.rep("z", 100003)) q:put({x = 1, s = "hello"})')
     r = subprocess.run([LUAMP, put, URL], capture_output=True, text=True, env=dict(os.environ, LUAMP_AUTHKEY="secret"), timeout=30)
     assert r.returncode == 0, r.stderr
     c = redis.client()
+    big = c.call("LPOP", "luamp:queue:mac-q")   # many SHA-256 blocks and an odd tail
+    assert big[1:33] == hmac.new(b"secret", b"queue mac-q\x00" + big[33:], hashlib.sha256).digest()
     msg = c.call("LPOP", "luamp:queue:mac-q")
     assert msg[0] == 0xC1, msg[:4]
     want = hmac.new(b"secret", b"queue mac-q\x00" + msg[33:], hashlib.sha256).digest()
