@@ -31,6 +31,17 @@ ok("upvalues", pool:map(function(x) return x + k end, {1})[1] == 11)
 local json = require "cjson"
 ok("module by reference", pool:apply(function(t) return json.encode(t) end, {{1, 2}}) == "[1,2]")
 
+-- globals the function reads travel with it (the worker never ran this script)
+OFFSET = 100
+function helper(x) return x + OFFSET end
+ok("globals read by the function", pool:map(function(x) return helper(x) end, {1, 2})[2] == 102)
+CONFIG = {scale = 3}
+ok("global table by value", pool:apply(function() return CONFIG.scale end) == 3)
+BAD_GLOBAL = require("lpeg").P("x")
+local ge = select(2, pcall(pool.apply, pool, function() return BAD_GLOBAL end))
+ok("unsendable global names its path", type(ge) == "table" and ge.kind == "SendError" and ge.message:find("^globals%.BAD_GLOBAL"), ge)
+BAD_GLOBAL = nil
+
 -- apply (all return values), apply_async, submit, AsyncResult
 local a, b, c = pool:apply(function(x, y) return x + y, x * y, nil end, {3, 4})
 ok("apply", a == 7 and b == 12 and c == nil)

@@ -69,6 +69,9 @@ mp.cluster_worker = function(...) return load().worker(...) end
         s.pushValue(s.upvalueIndex(2))   // the mp table
         try s.pcall(nargs: 2, nresults: 1)
         let c = s.top
+        try s.load(ClusterSource.globals, name: "=mp.cluster.globals", mode: "t")
+        s.pushValue(c)
+        try s.pcall(nargs: 1, nresults: 0)
         try s.load(ClusterSource.scripts, name: "=mp.cluster.scripts", mode: "t")
         try s.pcall(nargs: 0, nresults: 1)
         let scripts = s.top

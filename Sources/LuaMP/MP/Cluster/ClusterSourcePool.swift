@@ -90,7 +90,21 @@ end
 local function add_task(self, job, mode, fn, first, items)
   self.seq = self.seq + 1
   local tid = tostring(self.seq)
-  local payload = C.seal(self.key, "task " .. self.id .. " " .. tid, mode, fn, items, job.errors == "return")
+  -- the globals fn reads that have a value here travel with it (a worker elsewhere never had them)
+  -- (and those of global functions among them, and so on)
+  local globals
+  local todo, seen = {fn}, {[fn] = true}
+  while #todo > 0 do
+    for _, name in ipairs(C.globals_of(table.remove(todo))) do
+      local v = rawget(_G, name)
+      if v ~= nil and (globals == nil or globals[name] == nil) then
+        globals = globals or {}
+        globals[name] = v
+        if type(v) == "function" and not seen[v] then seen[v] = true todo[#todo + 1] = v end
+      end
+    end
+  end
+  local payload = C.seal(self.key, "task " .. self.id .. " " .. tid, mode, fn, items, job.errors == "return", globals)
   local rec = {job = job, first = first, count = items.n, payload = payload, attempt = 1, errtries = 0, id = tid}
   job.chunks = job.chunks + 1
   self.recs[tid] = rec
@@ -298,7 +312,9 @@ local function submit_list(self, name, mode, fn, list, chunksize, opts, listpos)
     local items = table.move(t, i, i + c - 1, 1, {n = c})
     local ok, e = pcall(add_task, self, job, mode, fn, i, items)
     if not ok then
-      if type(e) == "table" and e.path then e.message = e.message:gsub("^args%[3%]", "input") end
+      if type(e) == "table" and type(e.message) == "string" then
+        e.message = e.message:gsub("^args%[3%]", "input"):gsub("^args%[2%]", "function"):gsub("^args%[5%]", "globals")
+      end
       error(e, 3)
     end
     i = i + c

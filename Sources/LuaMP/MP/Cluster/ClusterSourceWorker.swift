@@ -113,7 +113,7 @@ local function run_task(conn, key, pool, tid, att, payload)
   local base = C.prefix .. "pool:" .. pool .. ":"
   local purpose = "result " .. pool .. " " .. tid
   -- Authenticate first: nothing in the payload is decoded (no bytecode loaded) unless its MAC holds.
-  local ok, mode, fn, items = pcall(C.open, key, "task " .. pool .. " " .. tid, payload)
+  local ok, mode, fn, items, _, globals = pcall(C.open, key, "task " .. pool .. " " .. tid, payload)
   if not ok then
     local e = mode
     if type(e) == "table" and e.kind == "AuthenticationError" then
@@ -140,6 +140,7 @@ local function run_task(conn, key, pool, tid, att, payload)
     inits[pool] = true
     ninits = ninits + 1
   end
+  if globals then for name, v in pairs(globals) do _G[name] = v end end   -- _ENV stays the worker's
   local results, errs = run_items(mode, fn, items)
   local sok, m = pcall(C.seal, key, purpose, true, results, errs)
   if not sok then
