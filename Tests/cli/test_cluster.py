@@ -223,7 +223,7 @@ def redis_auth_in_the_url():
 
 
 RESTART = r"""
-local pool = mp.Pool{retry = 0.5, timeout = 2}
+local pool = mp.Pool{redis_retry = 0.5, redis_timeout = 2}
 print("running") io.stdout:flush()
 local seen_error, recovered = nil, false
 local deadline = mp.monotonic() + 60

@@ -37,7 +37,7 @@ local function items_of(list, name, pos)
 end
 
 -- mp.Pool{address =, processes =, initializer =, initargs =, authkey =, retries =, lost_attempts =,
--- keys_ttl =, timeout =, retry =} (or mp.Pool() with LUAMP_ADDRESS set).
+-- keys_ttl =, redis_timeout =, redis_retry =} (or mp.Pool() with LUAMP_ADDRESS set).
 local function new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then opts = {processes = opts} end

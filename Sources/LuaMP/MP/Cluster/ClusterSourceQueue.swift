@@ -31,7 +31,7 @@ local conns = {}
 function C.conn(address, opts)
   local c = conns[address]
   if not c then
-    c = native.connect(address, opts and opts.timeout or 10, opts and opts.retry or 5)
+    c = native.connect(address, opts and opts.redis_timeout or 10, opts and opts.redis_retry or 5)
     conns[address] = c
   end
   return c
