@@ -25,7 +25,9 @@ let package = Package(
         .target(
             name: "LuaMPShims",
             dependencies: ["CLua"],
-            cSettings: [.define("_GNU_SOURCE")]
+            cSettings: [.define("_GNU_SOURCE")],
+            // libcrypto (OpenSSL) for the cluster's SHA-256 (cluster_shims.c).
+            linkerSettings: [.linkedLibrary("crypto")]
         ),
         // The library: the Swift Lua layer, the mp runtime and the embedding API.
         .target(

@@ -23,6 +23,7 @@ dependencies = {
 }
 external_dependencies = {
    HIREDIS = { header = "hiredis/hiredis.h" },   -- Debian's libhiredis-dev: the cluster's Redis client
+   OPENSSL = { header = "openssl/sha.h" },       -- Debian's libssl-dev: the cluster's SHA-256
 }
 build = {
    type = "command",

@@ -131,6 +131,17 @@ ok("Queue empty", q:empty())
 local q2 = mp.Queue{address = address, name = "api-q"}
 pool:apply(function(qq) qq:put("from a worker") end, {q2})
 ok("Queue sent to a task", q:get(true, 30) == "from a worker")
+-- a forked child never shares its parent's Redis socket: it opens its own
+local fq = mp.Queue{address = address, name = "api-fork-q"}
+fq:put("before")
+local child = mp.Process(function() for i = 1, 50 do fq:put(i) end end)
+child:start()
+for _ = 1, 50 do fq:qsize() end   -- the parent talks on its socket meanwhile
+child:join()
+ok("fork: the child's own connection", child.exitcode == 0)
+local got_all = fq:get(true, 10) == "before"
+for i = 1, 50 do got_all = got_all and fq:get(true, 10) == i end
+ok("fork: both connections intact", got_all)
 local jq = mp.JoinableQueue{address = address, name = "api-jq"}
 for i = 1, 3 do jq:put(i) end
 ok("join timeout", jq:join(0.05) == false)

@@ -57,6 +57,7 @@ def wait_line(proc, word, secs):
 
 
 def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # run the clean-up below
     luamp, runs = sys.argv[1], int(sys.argv[2])
     py = venv()
     tmp = tempfile.mkdtemp(prefix="luamp-bench-cluster-")

@@ -151,7 +151,7 @@ extension MPModule {
         s.setFunction(-1, "hostname") { s in
             var buf = [CChar](repeating: 0, count: 256)
             gethostname(&buf, 255)
-            s.push(String(cString: buf))
+            s.push(buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
             return 1
         }
         // error(kind, message [, fields]): an mp error table (the local errors' metatable).
