@@ -330,6 +330,8 @@ def luamp_address_turns_an_unchanged_local_script_distributed():
         assert local.stdout.split("\n")[0] == remote.stdout.split("\n")[0] == "1 4 9 16"
         assert int(remote.stdout.split("\n")[1]) in node_children(node), remote.stdout
         assert int(local.stdout.split("\n")[1]) not in node_children(node)
+        ex = run_host(os.path.join(ROOT, "examples", "cluster.lua"), URL)
+        assert ex.stdout == "10, 40, 90, 160, 250\n42\tran in a worker\nresize\n", ex.stdout + ex.stderr
     finally:
         node.stop()
 
