@@ -1,5 +1,6 @@
 // Pool shims: what a pool worker must do in C (the chunk's call loop, lua_gc).
 #include "luamp_pool.h"
+#include "luamp_shims.h"
 #include <lauxlib.h>
 
 /// Replaces the table at `idx` (item i of a starmap chunk) by its arguments (its `n` field or
@@ -97,4 +98,27 @@ void luamp_worker_gc_begin(lua_State *L, lua_State *T, int limit_kb) {
     }
     lua_setallocf(L, gc_guard_alloc, gc_orig_ud);
     lua_gc(L, LUA_GCSTOP);
+}
+
+/// A task's message handler: keeps the error value itself beside its text and a traceback,
+/// as {value, text, traceback} (the text of a value with __tostring is its tostring).
+static int pool_msghandler(lua_State *L) {
+    if (!lua_checkstack(L, 8)) return 1;
+    lua_createtable(L, 3, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    (void)luamp_error_text(L, 1);
+    lua_rawseti(L, -2, 2);
+    luaL_traceback(L, L, NULL, 1);
+    lua_rawseti(L, -2, 3);
+    return 1;
+}
+
+int luamp_pool_pcall(lua_State *L, int nargs, int nresults) {
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, pool_msghandler);
+    lua_insert(L, base);
+    int status = luamp_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    return status;
 }

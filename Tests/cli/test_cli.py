@@ -387,6 +387,10 @@ check("examples/args.lua shows arg and ...", rc == 0 and "one" in o and "two" in
 rc, o, e = run([os.path.join(root, "examples", "by_reference.lua")])
 check("examples/by_reference.lua: modules, a registered class and a file cross",
       rc == 0 and o == "[3,5] [6,10]\ntrue\nsecond\n", (rc, o, e))
+rc, o, e = run([os.path.join(root, "examples", "pool_futures.lua")])
+check("examples/pool_futures.lua: completion order, a timeout in a map, error values, cancel",
+      rc == 0 and "finished\t" in o and "3\tTimeoutError\n" in o and "RemoteError\t42\n" in o
+      and "cancelled a running task:\ttrue\ttrue" in o, (rc, o, e))
 
 shutil.rmtree(TMP, ignore_errors=True)
 print(f"{passed} passed, {failed} failed")

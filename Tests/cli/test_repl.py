@@ -4,7 +4,8 @@
 Every wait reads until an expected text appears (generous timeouts), never sleep-and-hope.
 Run: LUAMP=.build/debug/luamp python3 Tests/cli/test_repl.py
 """
-import os, pty, re, select, shutil, signal, sys, tempfile, time
+import os
+import time, pty, re, select, shutil, signal, sys, tempfile, time
 
 LUAMP = os.environ.get("LUAMP") or os.path.join(os.path.dirname(__file__), "..", "..", ".build", "debug", "luamp")
 TIMEOUT = 20.0
@@ -415,6 +416,40 @@ def _(s, home):
     s.expect(r"the pool was terminated\n> ")
     s.send("table.concat(pool0:map(function(x) return x * 2 end, {1, 2, 3}), ',')\n")
     s.expect(r"\n2,4,6\n> ")
+
+
+@case("Ctrl-C during map or get on an earlier line's pool cancels that call; the pool stays usable")
+def _(s, home):
+    mark = os.path.join(home, "started")
+    s.send("pool0 = mp.Pool(2) print('ready')\n")
+    s.expect(r"\nready\n> ")
+    workers = live_children(s.pid)
+    assert len(workers) == 2, workers
+    for what in ("map", "get"):
+        for x in (1, 2):
+            if os.path.exists(f"{mark}{x}"):
+                os.remove(f"{mark}{x}")
+        task = f"function(x) io.open('{mark}' .. x, 'w'):close() mp.sleep(60) return x end"
+        if what == "map":
+            s.send(f"pool0:map({task}, {{1, 2}}, 1)\n")
+        else:
+            s.send(f"r = pool0:map_async({task}, {{1, 2}}, 1) r:get()\n")
+        deadline = time.time() + 30
+        while not (os.path.exists(f"{mark}1") and os.path.exists(f"{mark}2")):
+            assert time.time() < deadline, "the tasks did not start"
+            time.sleep(0.01)
+        s.send(b"\x03")
+        s.expect(r"interrupted!.*\n> ")
+        s.send("print(tostring(pool0))\n")
+        s.expect(r"<Pool processes=2 state=RUN>\n> ")
+        s.send("table.concat(pool0:map(function(x) return x * 2 end, {1, 2, 3}), ',')\n")
+        s.expect(r"\n2,4,6\n> ")
+        now = live_children(s.pid)
+        assert len(now) == 2, f"pool0 should have 2 workers, has {now}"
+        assert not (now & workers), "the workers running the interrupted tasks were replaced"
+        workers = now
+    s.send("print(tostring(r))\n")
+    s.expect(r"<AsyncResult cancelled>")
 
 
 @case("Ctrl-Z at the prompt (no job control here: nothing stops) leaves the line editable")

@@ -5,6 +5,7 @@ import os, sys
 # modules multiprocessing imports: drop it from the module path first.
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 import multiprocessing, time  # noqa: E402
+import concurrent.futures  # noqa: E402
 
 def sq(x):
     return x * x
@@ -15,6 +16,11 @@ def cpu(n):
 
 def one(x):
     return x
+
+def ten_ms_global():
+    time.sleep(0.01)
+    with COUNTER.get_lock():  # noqa: F821 - set by the pool initializer
+        COUNTER.value += 1
 
 if __name__ == "__main__":
     ctx = multiprocessing.get_context("fork")
@@ -40,3 +46,23 @@ if __name__ == "__main__":
         for i in range(10000):
             pool.apply_async(one, (i,)).get()
         print(f"apply_async_get_10k {time.monotonic() - t0}")
+    # progress while the host is busy: the pool's own threads feed it; the host spins on a
+    # shared counter (ideal on 2 workers: 0.5 s)
+    counter = ctx.Value("i", 0)
+    with ctx.Pool(2, initializer=globals().__setitem__, initargs=("COUNTER", counter)) as pool:
+        pool.map(one, [1, 2, 3, 4])
+        t0 = time.monotonic()
+        rs = [pool.apply_async(ten_ms_global) for _ in range(100)]
+        while counter.value < 100:
+            for _ in range(1000):
+                pass
+        print(f"busy_host_100x10ms {time.monotonic() - t0}")
+        assert all(r.ready() or r.wait(5) is None for r in rs)
+    # 100,000 submit + as_completed (ProcessPoolExecutor, fork context)
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+        list(ex.map(one, [1, 2, 3, 4]))
+        t0 = time.monotonic()
+        fs = [ex.submit(one, i) for i in range(100000)]
+        n = sum(1 for _ in concurrent.futures.as_completed(fs))
+        print(f"submit_as_completed_100k {time.monotonic() - t0}")
+        assert n == 100000

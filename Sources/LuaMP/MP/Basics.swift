@@ -14,6 +14,15 @@ extension MPModule {
         s.setFunction(t, "sleep") { s in
             let secs = try s.checkNumber(1)
             guard secs >= 0, secs.isFinite else { throw LuaArgumentError(1, "non-negative number expected") }
+            if HostWait.hasServices {
+                // A pool is alive: it reads results, sends what did not fit in the pipes and
+                // replaces dead workers while the host sleeps (no Lua callback runs here).
+                let deadline = Clock.monotonicSeconds() + secs
+                _ = try HostWait.wait(s, label: "mp.sleep", deadline: deadline, fds: [], short: false, callbacks: false) {
+                    Clock.monotonicSeconds() >= deadline
+                }
+                return 0
+            }
             try Clock.sleep(seconds: secs)
             return 0
         }

@@ -67,6 +67,22 @@ enum SendLog {
         }
     }
 
+    /// Runs `body` (an encode) like `undoingOnFailure`, and returns with its result the
+    /// references its encodings took: a message kept and sent again (a pool chunk, re-sent
+    /// after a worker died, decoded by non-consuming decodes) gives them back with
+    /// `SharedHolds.dropMessageReference` once it is no longer needed.
+    static func collectingReferences<R>(_ body: () throws -> R) throws -> (R, [(UInt64, SharedKind)]) {
+        let f = frame
+        var refs: [(UInt64, SharedKind)] = []
+        let v = try undoingOnFailure { () throws -> R in
+            let r0 = f.references.count
+            let v = try body()
+            if f.references.count > r0 { refs = Array(f.references[r0...]) }
+            return v
+        }
+        return (v, refs)
+    }
+
     /// Runs `body` with `dryRun` set.
     static func withoutEffects<R>(_ body: () throws -> R) rethrows -> R {
         let f = frame

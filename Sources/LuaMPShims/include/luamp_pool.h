@@ -16,6 +16,11 @@ enum {
 /// C: it calls lua_call in a loop, which may raise (Swift never calls lua_call).
 int luamp_pool_run_chunk(lua_State *L);
 
+/// lua_pcall of a task (function and `nargs` arguments on top) with a message handler that
+/// keeps the error value: on error the stack has {value, text, traceback} (a string instead
+/// when memory ran out). C: the handler calls luaL_traceback and __tostring, which may raise.
+int luamp_pool_pcall(lua_State *L, int nargs, int nresults);
+
 /// A worker's collector policy (lua_gc is variadic; the guard is a C hook). The collector starts
 /// stopped, so the heap inherited from the host is not traversed (its pages stay shared with
 /// the host) while the worker allocates little. Once the worker has allocated `limit_kb` (an

@@ -22,19 +22,27 @@ extension PoolState {
     /// - Throws: callback errors, `interrupted!` (after terminating the pool), fork failures.
     @discardableResult
     func pump(_ s: LuaStack, timeout: Double?, pullAll: Bool = false, pulling: PoolJob? = nil,
-              callbacks runsCallbacks: Bool = true, until done: () -> Bool) throws -> Bool {
+              callbacks runsCallbacks: Bool = true, interruptible: PoolJob? = nil, interrupts: Bool = true,
+              until done: () -> Bool) throws -> Bool {
         try checkOwner()
+        if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
         while true {
             PoolRegistry.collect(s)
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
             if done() || phase == .terminated { return done() }
-            if luamp_take_interrupt() != 0 {
-                // Ctrl-C: stop this pool's workers now. Taken (flag and hook), so a pcall catches
-                // it once; an uncaught one ends the script with status 130, and `finish` then
-                // stops the children rather than joins them.
-                terminate(s)
+            if interrupts && luamp_take_interrupt() != 0 {
+                // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
+                // the script with status 130, and `finish` then stops the children rather than
+                // joins them. Waiting for one task (map, apply, get): that task is cancelled (its
+                // running chunks' workers stopped and replaced) and the pool stays usable (the
+                // REPL keeps a pool made by an earlier line). Otherwise the pool is terminated.
+                if let job = interruptible, !job.isImap {
+                    _ = try? cancel(s, job, force: true)
+                } else {
+                    terminate(s)
+                }
                 throw LuaRaise("interrupted!")
             }
             var ms: Int32 = 100
@@ -48,6 +56,7 @@ extension PoolState {
                 if left <= 0 { ms = 0; last = true } else { ms = min(ms, Int32(min(100, (left * 1000).rounded(.up)))) }
             }
             try waitForEvents(s, ms)
+            if !last { HostWait.tick(s) }
             if last {
                 try dispatch(s, pullAll: pullAll, pulling: pulling)
                 if runsCallbacks { try runCallbacks(s) }
@@ -86,10 +95,12 @@ extension PoolState {
         }
     }
 
-    /// The live worker with the fewest chunks in flight, if one has room.
+    /// The live worker with the fewest chunks in flight whose pipe has room. Chunks are sent
+    /// eagerly, as far as the pipes take them, so workers go on while the host does anything
+    /// else; stealing rebalances whenever the host pumps.
     private func pickWorker() -> PoolWorker? {
         var best: PoolWorker?
-        for case let w? in workers where !w.inputClosed && w.inflight.count < Self.inflightPerWorker && w.quota != 0 {
+        for case let w? in workers where !w.inputClosed && !w.hasOutput && w.quota != 0 {
             if best == nil || w.inflight.count < best!.inflight.count { best = w }
         }
         return best
@@ -129,7 +140,8 @@ extension PoolState {
         if w.functions.insert(c.function.id).inserted { w.send(c.function.defineFrame) }
         c.id = nextChunkID
         nextChunkID += 1
-        PoolFrame.stampTask(&c.frame, id: c.id)
+        PoolFrame.stampTask(&c.frame, id: c.id, start: UInt32(c.start), end: UInt32(c.end))
+        PoolHooks.chunkSent?(self, c, w)
         w.send(c.frame)
         w.inflight.append(c)
         if let q = w.quota { w.quota = q - 1 }
@@ -191,22 +203,24 @@ extension PoolState {
             if src.kind == .list && src.next > src.count { job.source = nil }
             if failure != nil { job.source = nil }
             var frame: [UInt8] = []
+            var refs: [(UInt64, SharedKind)] = []
             if failure == nil {
                 do {
                     frame.reserveCapacity(64 + count * 4)
                     let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
-                    frame.appendLE(UInt64(0))                   // the chunk id, stamped at send
-                    frame.appendLE(job.function.id)
-                    frame.append(job.mode)
-                    frame.appendLE(UInt32(count))
-                    try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
-                    try PoolFrame.finishTask(&frame, from: start)
+                    PoolFrame.appendTaskHeader(&frame, function: job.function.id, mode: job.mode, count: UInt32(count),
+                                               timeoutMs: job.timeoutMs, flags: job.perItem ? PoolFrame.perItem : 0)
+                    (_, refs) = try SendLog.collectingReferences {
+                        try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
+                        try PoolFrame.finishTask(&frame, from: start)
+                    }
                 } catch {
                     failure = .mp(Self.itemSendError(s, first: first, count: count, position: position, error))
                 }
             }
             let chunk = PoolChunk(job: job, seq: seq, position: position, count: count,
                                   function: job.function, frame: frame)
+            chunk.group.references = refs
             if let f = failure {
                 deliver(s, chunk, error: f)
                 return nil
@@ -314,13 +328,24 @@ extension PoolState {
         switch frame[0] {
         case PoolFrame.result:
             w.inflight.removeFirst()
-            deliver(s, head, bytes: r.rest)
+            if !head.job.perItem { deliver(s, head, bytes: r.rest) }   // per item: done with its last item
         case PoolFrame.failure:
-            let message = try r.string()
-            let traceback = try r.string()
+            let e = try remoteError(s, &r, pid: w.child.pid, position: head.job.kind == .apply ? nil : head.position)
             w.inflight.removeFirst()
-            deliver(s, head, error: .mp(MPError("RemoteError", message,
-                [("traceback", .string(traceback)), ("pid", .integer(Int64(w.child.pid)))])))
+            deliver(s, head, error: e)
+        case PoolFrame.item:
+            let index = Int(try r.int(UInt32.self))
+            let ok = try r.int(UInt8.self)
+            guard index == head.start + head.answered, index < head.end else {
+                throw PoolProtocolError("item \(index) of chunk \(id) out of order")
+            }
+            head.answered += 1
+            if ok == 1 {
+                deliverItem(s, head, index: index, bytes: r.rest)
+            } else {
+                deliverItem(s, head, index: index, error: try remoteError(s, &r, pid: w.child.pid, position: head.position))
+            }
+            itemSettled(head)
         default:
             throw PoolProtocolError("unknown frame kind \(frame[0])")
         }
@@ -363,7 +388,8 @@ extension PoolState {
 
     /// A chunk of a cancelled (or already finished) job came back or was skipped: count it,
     /// so the job leaves the pool once nothing of it is in flight.
-    private func drop(_ c: PoolChunk) {
+    func drop(_ c: PoolChunk) {
+        releaseReferences(of: c)
         let job = c.job
         guard !job.done else { return }
         job.chunksDone += 1
@@ -373,8 +399,10 @@ extension PoolState {
         }
     }
 
-    private func finishChunk(_ c: PoolChunk, _ failure: JobError?) {
+    func finishChunk(_ c: PoolChunk, _ failure: JobError?) {
         let job = c.job
+        PoolHooks.chunkDone?(self, c, failure != nil)
+        releaseReferences(of: c)
         job.chunksDone += 1
         if job.isImap {
             // The outcome owns an error's registry slot (the iterator frees it when it raises).
@@ -392,6 +420,7 @@ extension PoolState {
         job.done = true
         jobs.removeAll { $0 === job }
         if job.callbackRef != LUA_NOREF || job.errorCallbackRef != LUA_NOREF { callbacks.append(job) }
+        job.hooks.completed(job)
     }
 
     // MARK: dead workers
@@ -412,7 +441,7 @@ extension PoolState {
         let lost = w.inflight.filter { WorkerStatusPage.mayHaveStarted(started, $0.id) }
         retry.prepend(w.inflight.filter { !WorkerStatusPage.mayHaveStarted(started, $0.id) })
         w.inflight.removeAll()
-        for c in lost { deliver(s, c, error: .mp(Self.workerLost(pid: w.child.pid, code: code))) }
+        for c in lost { chunkLost(s, c, pid: w.child.pid, code: code) }
         if ready {
             if !w.ready { workerGotReady(w) }
         } else {

@@ -25,6 +25,11 @@ enum PoolFrame {
     static let task: UInt8 = 0x54      // "T"
     static let result: UInt8 = 0x52    // "R"
     static let failure: UInt8 = 0x45   // "E"
+    /// One item's outcome in a chunk run item by item (timeout, retries, errors = "return"):
+    /// id u64, index u32, ok u8, then a one-value tuple (ok) or message, traceback, value.
+    static let item: UInt8 = 0x49      // "I"
+    /// `flags` of a T frame: run item by item, one `I` frame each, then an empty `R`.
+    static let perItem: UInt8 = 1
 
     /// A fast 32-bit checksum (multiply-xorshift over four independent 8-byte lanes, so the
     /// multiplications overlap): catches torn or mixed frames at several GB/s; not a MAC
@@ -86,11 +91,29 @@ enum PoolFrame {
         out.withUnsafeMutableBytes { $0.baseAddress!.storeBytes(of: UInt32(len).littleEndian, as: UInt32.self) }
     }
 
-    /// Writes chunk id `id` into a `T` frame built by `finishTask` and its checksum.
-    static func stampTask(_ frame: inout [UInt8], id: UInt64) {
+    /// Appends a `T` frame's fields after `begin`: the chunk id and item range (stamped at
+    /// each send), function id, mode, item count, per-item timeout (ms, 0: none) and flags.
+    /// The codec tuple of the items follows.
+    static func appendTaskHeader(_ out: inout [UInt8], function: UInt32, mode: UInt8, count: UInt32,
+                                 timeoutMs: UInt32, flags: UInt8) {
+        out.appendLE(UInt64(0))                   // the chunk id, stamped at send
+        out.appendLE(function)
+        out.append(mode)
+        out.appendLE(count)
+        out.appendLE(UInt32(0))                   // first item to run, stamped at send
+        out.appendLE(count)                       // end of the items to run, stamped at send
+        out.appendLE(timeoutMs)
+        out.append(flags)
+    }
+
+    /// Writes chunk id `id` and the item range `start..<end` into a `T` frame built by
+    /// `finishTask`, and its checksum.
+    static func stampTask(_ frame: inout [UInt8], id: UInt64, start: UInt32, end: UInt32) {
         frame.withUnsafeMutableBytes { b in
             let base = b.baseAddress!
             (base + headerSize + 1).storeBytes(of: id.littleEndian, toByteOffset: 0, as: UInt64.self)
+            (base + headerSize + 18).storeBytes(of: start.littleEndian, toByteOffset: 0, as: UInt32.self)
+            (base + headerSize + 22).storeBytes(of: end.littleEndian, toByteOffset: 0, as: UInt32.self)
             let len = b.count - headerSize
             (base + 4).storeBytes(of: checksum(base + headerSize, len).littleEndian, as: UInt32.self)
         }
@@ -117,6 +140,14 @@ struct PayloadReader {
         let v = T(littleEndian: bytes.baseAddress!.loadUnaligned(fromByteOffset: pos, as: T.self))
         pos += MemoryLayout<T>.size
         return v
+    }
+
+    /// A u32-length-prefixed byte string.
+    mutating func bytesField() throws -> UnsafeRawBufferPointer {
+        let n = Int(try int(UInt32.self))
+        guard n <= bytes.count - pos else { throw PoolProtocolError("short frame") }
+        defer { pos += n }
+        return UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)])
     }
 
     mutating func string() throws -> String {
@@ -214,13 +245,14 @@ struct FrameInbox {
         guard kind == PoolFrame.result || kind == PoolFrame.failure else { return false }
         let id = buf.loadUnaligned(fromByteOffset: start + h + 1, as: UInt64.self)
         let message = Array("not enough memory to receive the result (\(frameSize - h) bytes)".utf8)
-        let n = 1 + 8 + 4 + message.count + 4
+        let n = 1 + 8 + 4 + message.count + 4 + 4
         guard let p = malloc(n) else { return false }
         p.storeBytes(of: PoolFrame.failure, as: UInt8.self)
         (p + 1).storeBytes(of: id, as: UInt64.self)                      // as it came (little-endian)
         (p + 9).storeBytes(of: UInt32(message.count).littleEndian, as: UInt32.self)
         message.withUnsafeBytes { _ = memcpy(p + 13, $0.baseAddress!, message.count) }
         (p + 13 + message.count).storeBytes(of: UInt32(0), as: UInt32.self)   // no traceback
+        (p + 17 + message.count).storeBytes(of: UInt32(0), as: UInt32.self)   // no error value
         standIn = p
         standInCount = n
         skip = frameSize - (end - start)

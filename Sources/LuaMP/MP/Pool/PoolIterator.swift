@@ -21,7 +21,10 @@ extension MPModule {
         default: throw LuaArgumentError(3, "table or iterator function expected, got \(s.typeName(at: 3))")
         }
         var size = 1
-        if !s.isNoneOrNil(4) {
+        var o = TaskOptions(pool: p)
+        try o.read(s, 4, allowChunksize: true, allowCallbacks: false)
+        if let c = o.chunksize { size = min(c, maxChunk) }
+        if !s.isNoneOrNil(4) && s.type(at: 4) != .table {
             guard s.type(at: 4) == .number, let v = s.toInteger(4), v >= 1 else {
                 throw LuaArgumentError(4, "chunksize must be a positive integer")
             }
@@ -30,6 +33,7 @@ extension MPModule {
         let count = kind == .list ? listLength(s, 3) : 0
         let entry = try p.functions.entry(s, at: 2)
         let job = PoolJob(kind: ordered ? .imap : .imapUnordered, pool: p, function: entry, mode: UInt8(LUAMP_POOL_MAP))
+        o.apply(to: job)
         let reg = s.registryIndex()
         s.newTable()
         job.resultsRef = luaL_ref(s.L, reg)
@@ -77,6 +81,14 @@ extension MPModule {
                 let position = o.position + job.currentNext
                 job.currentNext += 1
                 if job.currentNext >= o.count { job.current = nil }
+                if let e = job.itemErrors.removeValue(forKey: position) {   // raised here, resumable
+                    switch e {
+                    case .mp(let m): throw m
+                    case .value(let r):
+                        PoolRegistry.garbage.append(r)
+                        throw RegistryValueError(ref: r)
+                    }
+                }
                 _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(job.resultsRef))
                 let buf = s.top
                 _ = lua_rawgeti(s.L, buf, lua_Integer(position))

@@ -27,6 +27,16 @@ final class PoolChunk {
     let position: Int
     let count: Int
     let function: FunctionEntry
+    /// The items to run, 0-based within the chunk (`start..<end`): after a death in a chunk run
+    /// item by item, the rest of it is sent again from the next item, the lost item alone.
+    var start = 0
+    var end: Int
+    /// Items of it answered so far (per-item chunks: `I` frames), from `start`.
+    var answered = 0
+    /// Runs so far of an item lost with its worker (retries), for a single-item resend.
+    var attempts = 0
+    /// Items of the original chunk without an outcome yet, shared by its resends.
+    var group: ChunkGroup
     /// The complete `T` frame, kept until a result arrives (so it can be re-sent elsewhere);
     /// its chunk id and checksum are stamped at each send.
     var frame: [UInt8]
@@ -38,7 +48,28 @@ final class PoolChunk {
         self.count = count
         self.function = function
         self.frame = frame
+        self.end = count
+        self.group = ChunkGroup(remaining: count)
     }
+
+    /// A copy running items `start..<end` of the same frame (a new id at its send).
+    func resend(start: Int, end: Int, attempts: Int) -> PoolChunk {
+        let c = PoolChunk(job: job, seq: seq, position: position, count: count, function: function, frame: frame)
+        c.start = start
+        c.end = end
+        c.attempts = attempts
+        c.group = group
+        return c
+    }
+}
+
+/// What a chunk and its resends still owe (per-item chunks).
+final class ChunkGroup {
+    var remaining: Int
+    /// The arena objects' message references its frame holds (objects sent as arguments):
+    /// given back once the chunk has its outcome (`PoolState.releaseReferences(of:)`).
+    var references: [(UInt64, SharedKind)] = []
+    init(remaining: Int) { self.remaining = remaining }
 }
 
 /// Where a job's items come from, read chunk by chunk.
@@ -97,8 +128,19 @@ final class PoolJob {
     var done = false
     /// The pool was terminated before the job finished.
     var terminated = false
-    /// An imap iterator closed early: late results are dropped.
+    /// An imap iterator closed early, or `cancel()`: late results are dropped.
     var cancelled = false
+    /// Done-callbacks and the future's cancelled flag (`AsyncResult`).
+    let hooks = FutureHooks()
+    /// Options: per-item timeout (ms, 0: none), retries after WorkerLost/TimeoutError, and
+    /// errors = "return" (error objects in the results instead of raising).
+    var timeoutMs: UInt32 = 0
+    var retries = 0
+    var returnErrors = false
+    /// map/starmap/imap chunks run item by item (each item's outcome is its own frame).
+    var perItem: Bool { mode != UInt8(LUAMP_POOL_APPLY) && (timeoutMs > 0 || retries > 0 || returnErrors) }
+    /// imap: item failures by input position (raised when that position is reached).
+    var itemErrors: [Int: JobError] = [:]
 
     // imap bookkeeping
     /// Completed chunks by sequence number (ordered imap) …
@@ -169,4 +211,9 @@ struct Ring<T> {
     }
 
     mutating func removeAll() { items.removeAll(); head = 0 }
+
+    func contains(where p: (T) -> Bool) -> Bool {
+        for i in head..<items.count { if let v = items[i], p(v) { return true } }
+        return false
+    }
 }

@@ -46,6 +46,7 @@ extension MPModule {
             makePoolIteratorMetatable(s)
         }
         s.setFunction(t, "Pool") { s in try newPool(s) }
+        installWaiting(s, t)
         // Runs the registry's lazy initializers here, once: left to the first finishPools, it
         // would run in every forked child and cost copy-on-write faults on each start.
         _ = PoolRegistry.live.isEmpty
@@ -78,7 +79,7 @@ extension MPModule {
         let table = s.type(at: 1) == .table
         if table {
             s.top = 1
-            for key in ["processes", "initializer", "initargs", "maxtasksperchild"] { s.rawGet(1, field: key) }
+            for key in ["processes", "initializer", "initargs", "maxtasksperchild", "task_timeout", "retries"] { s.rawGet(1, field: key) }
         }
         let first: Int32 = table ? 2 : 1
         func arg(_ k: Int32) -> Int32 { first + k }
@@ -118,6 +119,22 @@ extension MPModule {
             for r in [initRef, initargsRef] where r != LUA_NOREF { luaL_unref(s.L, reg, r) }
             throw error
         }
+        if table {
+            if !s.isNoneOrNil(6) {
+                guard let t = s.toNumber(6), s.type(at: 6) == .number, t > 0 else {
+                    pool.terminate(s)
+                    throw LuaArgumentError(1, "field 'task_timeout' must be a positive number of seconds")
+                }
+                pool.defaultTimeoutMs = UInt32(clamping: Int((t * 1000).rounded(.up)))
+            }
+            if !s.isNoneOrNil(7) {
+                guard let v = s.toInteger(7), s.type(at: 7) == .number, v >= 0 else {
+                    pool.terminate(s)
+                    throw LuaArgumentError(1, "field 'retries' must be a non-negative integer")
+                }
+                pool.defaultRetries = Int(v)
+            }
+        }
         PoolRegistry.add(s, pool)
         PoolBox.push(s, pool, meta: poolMeta, uservalues: 0)
         return 1
@@ -139,15 +156,37 @@ extension MPModule {
         s.setFunction(m, "imap_unordered") { s in try imapCall(s, ordered: false) }
         s.setFunction(m, "apply") { s in
             let p = try runningPool(s)
-            let job = try submitApply(s, p, fn: 2, args: 3)
-            try p.pump(s, timeout: nil) { job.done }
+            var o = TaskOptions(pool: p)
+            try o.read(s, 4, allowChunksize: false, allowCallbacks: false)
+            let job = try submitApply(s, p, fn: 2, args: 3, options: o)
+            HostWait.began(s, "pool.apply")
+            defer { HostWait.ended(s, "pool.apply") }
+            try p.pump(s, timeout: nil, interruptible: job) { job.done }
             return try results(s, job)
         }
         s.setFunction(m, "apply_async") { s in
             let p = try runningPool(s)
+            s.top = max(s.top, 5)
+            var o = TaskOptions(pool: p)
+            try o.read(s, 4, allowChunksize: false, allowCallbacks: true)
+            let job = try submitApply(s, p, fn: 2, args: 3, options: o)
+            try setCallbacks(s, job, o.callback != 0 ? o.callback : (s.type(at: 4) == .table ? 0 : 4), o.errorCallback != 0 ? o.errorCallback : 5)
+            pushAsyncResult(s, job, keepAlive: 1)
+            try p.pump(s, timeout: 0, callbacks: false) { false }
+            return 1
+        }
+        s.setFunction(m, "submit") { s in
+            // pool:submit(fn, ...): apply_async(fn, {...}) in concurrent.futures' words.
+            let p = try runningPool(s)
+            let n = max(0, s.top - 2)
+            s.newTable(arrayCount: n, hashCount: 1)
+            let args = s.top
+            if n > 0 { for i in 1...n { s.pushValue(2 + i); s.rawSet(args, index: Int64(i)) } }
+            s.push(Int64(n)); s.rawSet(args, field: "n")
+            s.replace(3)
+            s.top = 3
             let job = try submitApply(s, p, fn: 2, args: 3)
-            try setCallbacks(s, job, 4, 5)
-            pushAsyncResult(s, job)
+            pushAsyncResult(s, job, keepAlive: 1)
             try p.pump(s, timeout: 0, callbacks: false) { false }
             return 1
         }
@@ -181,6 +220,72 @@ extension MPModule {
 
     // MARK: submissions
 
+    /// A task options table (`{chunksize =, timeout =, retries =, errors =, callback =,
+    /// error_callback =}`); pool-wide defaults fill timeout and retries.
+    struct TaskOptions {
+        var chunksize: Int?
+        var timeoutMs: UInt32 = 0
+        var retries = 0
+        var returnErrors = false
+        var callback: Int32 = 0          // stack indices of callbacks given in the table
+        var errorCallback: Int32 = 0
+
+        init(pool p: PoolState) {
+            timeoutMs = p.defaultTimeoutMs
+            retries = p.defaultRetries
+        }
+
+        /// Reads the table at `i` (nothing when it is not a table). Callbacks found are pushed
+        /// on the stack and their indices kept. Stack: [-0, +k].
+        mutating func read(_ s: LuaStack, _ i: Int32, allowChunksize: Bool, allowCallbacks: Bool) throws {
+            guard s.type(at: i) == .table else { return }
+            func field(_ name: String) -> LuaType { s.rawGet(i, field: name) }
+            if field("chunksize") != .nil {
+                guard allowChunksize, s.type(at: -1) == .number, let v = s.toInteger(-1), v >= 1 else {
+                    throw LuaArgumentError(i, allowChunksize ? "field 'chunksize' must be a positive integer" : "unknown option 'chunksize'")
+                }
+                chunksize = Int(v)
+            }
+            s.pop()
+            if field("timeout") != .nil {
+                guard s.type(at: -1) == .number, let t = s.toNumber(-1), t > 0, !t.isNaN else {
+                    throw LuaArgumentError(i, "field 'timeout' must be a positive number of seconds")
+                }
+                timeoutMs = UInt32(clamping: Int((t * 1000).rounded(.up)))
+            }
+            s.pop()
+            if field("retries") != .nil {
+                guard s.type(at: -1) == .number, let v = s.toInteger(-1), v >= 0 else {
+                    throw LuaArgumentError(i, "field 'retries' must be a non-negative integer")
+                }
+                retries = Int(v)
+            }
+            s.pop()
+            if field("errors") != .nil {
+                guard s.type(at: -1) == .string, let v = s.toString(-1), v == "return" || v == "raise" else {
+                    throw LuaArgumentError(i, "field 'errors' must be \"return\" or \"raise\"")
+                }
+                returnErrors = v == "return"
+            }
+            s.pop()
+            for name in ["callback", "error_callback"] {
+                let t = field(name)
+                if t == .nil { s.pop(); continue }
+                guard allowCallbacks, t == .function else {
+                    s.pop()
+                    throw LuaArgumentError(i, allowCallbacks ? "field '\(name)' must be a function" : "unknown option '\(name)'")
+                }
+                if name == "callback" { callback = s.top } else { errorCallback = s.top }
+            }
+        }
+
+        func apply(to job: PoolJob) {
+            job.timeoutMs = timeoutMs
+            job.retries = retries
+            job.returnErrors = returnErrors
+        }
+    }
+
     private static func checkFunction(_ s: LuaStack, _ i: Int32) throws {
         guard s.type(at: i) == .function else {
             throw LuaArgumentError(i, "function expected, got \(s.typeName(at: i))")
@@ -188,7 +293,7 @@ extension MPModule {
     }
 
     private static func optChunksize(_ s: LuaStack, _ i: Int32) throws -> Int? {
-        guard !s.isNoneOrNil(i) else { return nil }
+        guard !s.isNoneOrNil(i), s.type(at: i) != .table else { return nil }
         guard let v = s.toInteger(i), s.type(at: i) == .number, v >= 1 else {
             throw LuaArgumentError(i, "chunksize must be a positive integer")
         }
@@ -231,7 +336,8 @@ extension MPModule {
     /// held by the job. Stack: [-0, +0].
     /// - Throws: argument errors; `SendError` when `fn` cannot be sent (items are checked as
     ///   their chunks are encoded and fail the job at their position).
-    private static func submitMap(_ s: LuaStack, _ p: PoolState, fn: Int32, list: Int32, chunksize: Int32, star: Bool) throws -> PoolJob {
+    private static func submitMap(_ s: LuaStack, _ p: PoolState, fn: Int32, list: Int32, chunksize: Int32, star: Bool,
+                                  options: TaskOptions) throws -> PoolJob {
         try checkFunction(s, fn)
         try listify(s, list)
         guard s.type(at: list) == .table else {
@@ -245,7 +351,7 @@ extension MPModule {
                 if t != .table { throw LuaArgumentError(list, "item \(i + 1) is a \(t.name), not a table of arguments") }
             }
         }
-        var cs = try optChunksize(s, chunksize) ?? 0
+        var cs = try optChunksize(s, chunksize) ?? options.chunksize ?? 0
         if cs == 0 {
             let d = n / (4 * p.size), r = n % (4 * p.size)
             cs = max(1, d + (r > 0 ? 1 : 0))
@@ -253,6 +359,7 @@ extension MPModule {
         cs = min(cs, maxChunk)
         let entry = try p.functions.entry(s, at: fn)
         let job = PoolJob(kind: .map, pool: p, function: entry, mode: UInt8(star ? LUAMP_POOL_STAR : LUAMP_POOL_MAP))
+        options.apply(to: job)
         let reg = s.registryIndex()
         s.newTable(arrayCount: Int32(clamping: n), hashCount: 1)
         s.push(Int64(n)); s.rawSet(-2, field: "n")
@@ -269,24 +376,32 @@ extension MPModule {
     /// `pool:map(fn, list [, chunksize])`, `pool:starmap(...)`: waits, returns the results list.
     private static func mapCall(_ s: LuaStack, star: Bool) throws -> Int32 {
         let p = try runningPool(s)
-        let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star)
-        try p.pump(s, timeout: nil) { job.done }
+        var o = TaskOptions(pool: p)
+        try o.read(s, 4, allowChunksize: true, allowCallbacks: false)
+        let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star, options: o)
+        let label = star ? "pool.starmap" : "pool.map"
+        HostWait.began(s, label)
+        defer { HostWait.ended(s, label) }
+        try p.pump(s, timeout: nil, interruptible: job) { job.done }
         return try results(s, job)
     }
 
     /// `pool:map_async(fn, list [, chunksize [, callback [, error_callback]]])`.
     private static func mapAsyncCall(_ s: LuaStack, star: Bool) throws -> Int32 {
         let p = try runningPool(s)
-        let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star)
-        try setCallbacks(s, job, 5, 6)
-        pushAsyncResult(s, job)
+        s.top = max(s.top, 6)
+        var o = TaskOptions(pool: p)
+        try o.read(s, 4, allowChunksize: true, allowCallbacks: true)
+        let job = try submitMap(s, p, fn: 2, list: 3, chunksize: 4, star: star, options: o)
+        try setCallbacks(s, job, o.callback != 0 ? o.callback : 5, o.errorCallback != 0 ? o.errorCallback : 6)
+        pushAsyncResult(s, job, keepAlive: 1)
         try p.pump(s, timeout: 0, callbacks: false) { false }
         return 1
     }
 
     /// Creates an apply job: one chunk calling `fn(table.unpack(args, 1, args.n or #args))`.
     /// - Throws: SendError at once when the function or an argument cannot be sent.
-    private static func submitApply(_ s: LuaStack, _ p: PoolState, fn: Int32, args: Int32) throws -> PoolJob {
+    private static func submitApply(_ s: LuaStack, _ p: PoolState, fn: Int32, args: Int32, options: TaskOptions? = nil) throws -> PoolJob {
         try checkFunction(s, fn)
         if s.isNoneOrNil(args) {
             s.top = max(s.top, args)
@@ -298,29 +413,32 @@ extension MPModule {
         guard n <= 250 else { throw LuaArgumentError(args, "too many arguments (\(n), at most 250)") }
         let entry = try p.functions.entry(s, at: fn)
         let job = PoolJob(kind: .apply, pool: p, function: entry, mode: UInt8(LUAMP_POOL_APPLY))
+        (options ?? TaskOptions(pool: p)).apply(to: job)
         var frame: [UInt8] = []
         let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
-        frame.appendLE(UInt64(0))                   // the chunk id, stamped at send
-        frame.appendLE(entry.id)
-        frame.append(job.mode)
-        frame.appendLE(UInt32(n))
+        PoolFrame.appendTaskHeader(&frame, function: entry.id, mode: job.mode, count: UInt32(n),
+                                   timeoutMs: job.timeoutMs, flags: 0)
         let first = s.top + 1
         s.checkStack(Int32(n) + 16)
         for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }
-        try Codec.encodeTuple(s, from: first, count: Int32(n), path: "args", into: &frame)
+        let (_, refs) = try SendLog.collectingReferences {
+            try Codec.encodeTuple(s, from: first, count: Int32(n), path: "args", into: &frame)
+            try PoolFrame.finishTask(&frame, from: start)
+        }
         s.top = first - 1
-        try PoolFrame.finishTask(&frame, from: start)
         s.newTable()
         job.resultsRef = luaL_ref(s.L, s.registryIndex())
         job.chunksMade = 1
-        p.retry.append(PoolChunk(job: job, seq: 0, position: 1, count: n, function: entry, frame: frame))
+        let chunk = PoolChunk(job: job, seq: 0, position: 1, count: n, function: entry, frame: frame)
+        chunk.group.references = refs
+        p.retry.append(chunk)
         p.jobs.append(job)
         return job
     }
 
     /// Stores optional callback and error_callback at `cb`, `ecb`.
     private static func setCallbacks(_ s: LuaStack, _ job: PoolJob, _ cb: Int32, _ ecb: Int32) throws {
-        for (i, isError) in [(cb, false), (ecb, true)] where !s.isNoneOrNil(i) {
+        for (i, isError) in [(cb, false), (ecb, true)] where i != 0 && !s.isNoneOrNil(i) {
             guard s.type(at: i) == .function else {
                 throw LuaArgumentError(i, "\(isError ? "error_callback" : "callback") must be a function, got \(s.typeName(at: i))")
             }

@@ -126,6 +126,12 @@ final class PoolState {
     var pollOwners: [(PoolWorker, Int)] = []
     /// When it was created (`MPModule.nextStartSequence`, set by `PoolRegistry.add`).
     var startSequence: UInt64 = 0
+    /// Pool-wide task defaults (`mp.Pool{task_timeout =, retries =}`).
+    var defaultTimeoutMs: UInt32 = 0
+    var defaultRetries = 0
+    /// Its `HostWait` service (0: none) and whether that service is running now.
+    var serviceToken = 0
+    var servicing = false
 
     /// Startup failures in a row after which waiting tasks fail.
     static let brokenAfter = 3
@@ -158,7 +164,7 @@ final class PoolState {
         if isOwnedHere { status.unmap() }
     }
 
-    var isOwnedHere: Bool { ownerPID == getpid() }
+    var isOwnedHere: Bool { UInt32(bitPattern: ownerPID) == CurrentProcess.pid }
 
     /// Throws unless called in the process that created the pool.
     func checkOwner() throws {
@@ -287,12 +293,16 @@ final class PoolState {
         for w in live {
             w.closeAll()
             w.child.stop(grace: 1.0)
+            for c in w.inflight { releaseReferences(of: c) }   // the workers are gone
+            w.inflight.removeAll()
         }
+        while let c = retry.popFirst() { releaseReferences(of: c) }
         workers = workers.map { _ in nil }
         for job in jobs where !job.done {
             job.terminated = true
             job.done = true
             job.source = nil
+            job.hooks.completed(job)
         }
         jobs.removeAll()
         retry.removeAll()
@@ -338,8 +348,18 @@ enum PoolRegistry {
     static func add(_ s: LuaStack, _ p: PoolState) {
         p.startSequence = MPModule.nextStartSequence(s)
         live.append(p)
+        // Other waits (mp.wait, futures of other kinds) read this pool's results too.
+        p.serviceToken = HostWait.addService(name: "Pool", fds: { [weak p] in p?.descriptors ?? [] }) { [weak p] s in
+            guard let p, p.isOwnedHere, p.phase != .terminated, !p.servicing else { return }
+            p.servicing = true
+            defer { p.servicing = false }
+            try p.pump(s, timeout: 0, callbacks: HostWait.serviceCallbacks, interrupts: false) { false }
+        }
     }
-    static func remove(_ p: PoolState) { live.removeAll { $0 === p } }
+    static func remove(_ p: PoolState) {
+        live.removeAll { $0 === p }
+        if p.serviceToken != 0 { HostWait.removeService(p.serviceToken); p.serviceToken = 0 }
+    }
 
     /// Frees the registry slots of released jobs. Stack: [-0, +0].
     static func collect(_ s: LuaStack) {

@@ -170,9 +170,17 @@ enum PoolWorkerLoop {
                 ts.replace(fns)
             case PoolFrame.task:
                 guard let id = try? r.int(UInt64.self), let fid = try? r.int(UInt32.self),
-                      let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self) else { return 3 }
+                      let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self),
+                      let start = try? r.int(UInt32.self), let end = try? r.int(UInt32.self),
+                      let timeoutMs = try? r.int(UInt32.self), let flags = try? r.int(UInt8.self) else { return 3 }
                 guard c.status.claim(c.slot, id) else { continue }   // the host gave it to another worker
-                runTask(ts, fns: fns, id: id, fid: fid, mode: mode, count: count, args: r.rest, out: &out)
+                let task = TaskHeader(id: id, fid: fid, mode: mode, count: count, start: start, end: end,
+                                      timeoutMs: timeoutMs, perItem: flags & PoolFrame.perItem != 0)
+                if task.perItem {
+                    guard runItems(ts, fns: fns, task, args: r.rest, out: &out, fd: c.resultFD) else { return 0 }
+                } else {
+                    runTask(ts, fns: fns, task, args: r.rest, out: &out)
+                }
                 fflush(nil)
                 guard out.withUnsafeBytes({ PoolIO.writeAll(c.resultFD, $0) }) else { return 0 }   // host gone
                 _ = luamp_worker_gc_check(L)
@@ -200,58 +208,190 @@ enum PoolWorkerLoop {
         }
     }
 
+    /// A `T` frame's fields.
+    struct TaskHeader {
+        let id: UInt64
+        let fid: UInt32
+        let mode: UInt8
+        let count: UInt32
+        let start: UInt32
+        let end: UInt32
+        let timeoutMs: UInt32
+        let perItem: Bool
+    }
+
+    /// Arms (ms > 0) or disarms (0) the per-item timer. SIGALRM keeps its default action, so
+    /// the worker dies of it even in C (a blocking read, `os.execute`); the host reports
+    /// `TimeoutError` for the item.
+    static func armTimer(_ ms: UInt32) {
+        var it = itimerval()
+        it.it_value.tv_sec = Int(ms / 1000)
+        it.it_value.tv_usec = Int(ms % 1000) * 1000
+        _ = setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &it, nil)
+    }
+
+    /// Pushes the task function (under the chunk runner) or returns why it cannot run.
+    private static func pushRunner(_ ts: LuaStack, fns: Int32, _ fid: UInt32) -> String? {
+        lua_pushcclosure(ts.L, luamp_pool_run_chunk, 0)
+        switch lua_rawgeti(ts.L, fns, lua_Integer(fid)) {
+        case LUA_TFUNCTION: return nil
+        case LUA_TSTRING: return ts.toString(-1) ?? ""
+        default: return "the task function could not be loaded in the worker"
+        }
+    }
+
+    /// Pops a task's error ({value, text, traceback} from `luamp_pool_pcall`, or a string) and
+    /// appends message, traceback and the value's encoding (empty when it cannot be sent).
+    private static func appendError(_ ts: LuaStack, message fixed: String?, into out: inout [UInt8]) {
+        var message = fixed ?? ""
+        var traceback = ""
+        var value: [UInt8] = []
+        if fixed == nil {
+            let e = ts.top
+            if ts.type(at: e) == .table {
+                if ts.rawGet(e, index: 2) == .string { message = ts.toString(-1) ?? "" }
+                ts.pop()
+                if ts.rawGet(e, index: 3) == .string { traceback = trimTraceback(ts.toString(-1) ?? "") }
+                ts.pop()
+                ts.rawGet(e, index: 1)
+                if let b = try? SendLog.undoingOnFailure({ try Codec.encode(ts, at: ts.top, path: "error") }) {
+                    value = b
+                } else if ts.type(at: -1) == .table, ts.checkStack(8) {
+                    // Not sendable as it is (an mp error's metatable, a function inside): its
+                    // plain fields (kind, message, code …) travel.
+                    let src = ts.top
+                    ts.newTable()
+                    let copy = ts.top
+                    ts.pushNil()
+                    while lua_next(ts.L, src) != 0 {
+                        let kt = ts.type(at: -2), vt = ts.type(at: -1)
+                        if (kt == .string || kt == .number) && (vt == .string || vt == .number || vt == .boolean) {
+                            ts.pushValue(-2)
+                            ts.insert(-2)
+                            lua_rawset(ts.L, copy)
+                        } else {
+                            ts.pop()
+                        }
+                    }
+                    if let b = try? Codec.encode(ts, at: copy, path: "error") { value = b }
+                    ts.pop()
+                }
+                ts.pop()
+            } else {
+                message = ts.toString(e) ?? "(error object is a \(ts.typeName(at: e)) value)"
+            }
+            ts.pop()
+            if traceback.hasPrefix("stack traceback:\n") == false && !traceback.isEmpty { traceback = "stack traceback:\n" + traceback }
+        }
+        for b in [Array(message.utf8.prefix(1 << 20)), Array(traceback.utf8.prefix(1 << 20)), value] {
+            out.appendLE(UInt32(b.count))
+            out.append(contentsOf: b)
+        }
+    }
+
     /// Runs one chunk and leaves its `R` or `E` frame in `out`.
-    private static func runTask(_ ts: LuaStack, fns: Int32, id: UInt64, fid: UInt32, mode: UInt8, count: UInt32,
-                                args: UnsafeRawBufferPointer, out: inout [UInt8]) {
+    private static func runTask(_ ts: LuaStack, fns: Int32, _ t: TaskHeader, args: UnsafeRawBufferPointer, out: inout [UInt8]) {
         let T = ts.L
         let base = ts.top
         defer { ts.top = base }
         out.removeAll(keepingCapacity: true)
-        var message = ""
-        var traceback = ""
+        var fixed: String?
         failed: do {
-            lua_pushcclosure(T, luamp_pool_run_chunk, 0)
-            switch lua_rawgeti(T, fns, lua_Integer(fid)) {
-            case LUA_TFUNCTION: break
-            case LUA_TSTRING:
-                message = ts.toString(-1) ?? ""
-                break failed
-            default:
-                message = "the task function could not be loaded in the worker"
-                break failed
-            }
-            ts.push(Int64(count))
-            ts.push(Int64(mode))
+            if let why = pushRunner(ts, fns: fns, t.fid) { fixed = why; break failed }
+            ts.push(Int64(t.count))
+            ts.push(Int64(t.mode))
             let n: Int32
             do { n = try Codec.decodeTuple(ts, args) } catch {
-                message = "cannot decode the task's arguments: \(error)"
+                fixed = "cannot decode the task's arguments: \(error)"
                 break failed
             }
-            if luamp_pcall_traceback(T, 3 + n, LUA_MULTRET) != LUA_OK {
-                let e = ts.popError(status: LUA_ERRRUN)
-                message = e.message
-                if case .runtime(_, let tb) = e { traceback = trimTraceback(tb) }
-                break failed
-            }
+            if t.timeoutMs > 0 { armTimer(t.timeoutMs) }
+            let status = luamp_pool_pcall(T, 3 + n, LUA_MULTRET)
+            if t.timeoutMs > 0 { armTimer(0) }
+            if status != LUA_OK { break failed }
             let start = PoolFrame.begin(&out, kind: PoolFrame.result)
-            out.appendLE(id)
+            out.appendLE(t.id)
             do {
                 try Codec.encodeTuple(ts, from: base + 1, count: ts.top - base, path: "result", into: &out)
                 try PoolFrame.finish(&out, from: start)
                 return
             } catch {
                 out.removeAll(keepingCapacity: true)
-                message = (error as? MPError)?.message ?? String(describing: error)
+                fixed = (error as? MPError)?.message ?? String(describing: error)
             }
         }
         let start = PoolFrame.begin(&out, kind: PoolFrame.failure)
-        out.appendLE(id)
-        for text in [message, traceback] {
-            let b = Array(text.utf8.prefix(1 << 20))
-            out.appendLE(UInt32(b.count))
-            out.append(contentsOf: b)
-        }
+        out.appendLE(t.id)
+        appendError(ts, message: fixed, into: &out)
         try? PoolFrame.finish(&out, from: start)
+    }
+
+    /// Runs a chunk item by item (`start..<end`), writing an `I` frame for each as it ends (so
+    /// a death loses only the running item), and leaves the closing empty `R` frame in `out`.
+    /// Returns false when the host is gone.
+    private static func runItems(_ ts: LuaStack, fns: Int32, _ t: TaskHeader, args: UnsafeRawBufferPointer,
+                                 out: inout [UInt8], fd: Int32) -> Bool {
+        let T = ts.L
+        let base = ts.top
+        defer { ts.top = base }
+        out.removeAll(keepingCapacity: true)
+        var fixed: String?
+        var n: Int32 = 0
+        do { n = try Codec.decodeTuple(ts, args) } catch { fixed = "cannot decode the task's arguments: \(error)" }
+        let items = base + 1
+        var i = t.start
+        while i < t.end {
+            let top = ts.top
+            out.removeAll(keepingCapacity: true)
+            let start = PoolFrame.begin(&out, kind: PoolFrame.item)
+            out.appendLE(t.id)
+            out.appendLE(i)
+            var why = fixed
+            if why == nil, Int32(i) >= n { why = "a worker got \(n) items for a chunk of \(t.count)" }
+            var ok = false
+            if why == nil {
+                why = pushRunner(ts, fns: fns, t.fid)
+                if why == nil {
+                    ts.push(Int64(1))
+                    ts.push(Int64(t.mode))
+                    ts.pushValue(items + Int32(i))
+                    if t.timeoutMs > 0 { armTimer(t.timeoutMs) }
+                    let status = luamp_pool_pcall(T, 4, 1)
+                    if t.timeoutMs > 0 { armTimer(0) }
+                    if status == LUA_OK {
+                        out.append(1)
+                        do {
+                            try Codec.encodeTuple(ts, from: ts.top, count: 1, path: "result[\(i + 1)]", into: &out)
+                            ok = true
+                        } catch {
+                            out.removeSubrange((start + PoolFrame.headerSize + 1 + 12)...)
+                            why = (error as? MPError)?.message ?? String(describing: error)
+                        }
+                    }
+                }
+            }
+            if !ok {
+                out.append(0)
+                appendError(ts, message: why, into: &out)
+            }
+            ts.top = top
+            do { try PoolFrame.finish(&out, from: start) } catch {
+                out.removeAll(keepingCapacity: true)
+                let s2 = PoolFrame.begin(&out, kind: PoolFrame.item)
+                out.appendLE(t.id); out.appendLE(i); out.append(0)
+                appendError(ts, message: "\(error)", into: &out)
+                try? PoolFrame.finish(&out, from: s2)
+            }
+            fflush(nil)
+            guard out.withUnsafeBytes({ PoolIO.writeAll(fd, $0) }) else { return false }
+            i += 1
+        }
+        out.removeAll(keepingCapacity: true)
+        let start = PoolFrame.begin(&out, kind: PoolFrame.result)
+        out.appendLE(t.id)
+        try? Codec.encodeTuple(ts, from: ts.top + 1, count: 0, path: "result", into: &out)
+        try? PoolFrame.finish(&out, from: start)
+        return true
     }
 
     /// Drops the last traceback line when it is the worker's own C chunk runner (`[C]: in ?`).
