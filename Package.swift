@@ -25,12 +25,19 @@ let package = Package(
         .target(
             name: "LuaMPShims",
             dependencies: ["CLua"],
-            cSettings: [.define("_GNU_SOURCE")]
+            cSettings: [.define("_GNU_SOURCE")],
+            // libcrypto (OpenSSL) for the cluster's SHA-256 (cluster_shims.c).
+            linkerSettings: [.linkedLibrary("crypto")]
         ),
         // The library: the Swift Lua layer, the mp runtime and the embedding API.
         .target(
             name: "LuaMP",
-            dependencies: ["CLua", "LuaMPShims"]
+            dependencies: ["CLua", "LuaMPShims", "CHiredis"]
+        ),
+        // Redis's synchronous C client for mp.Pool/mp.Queue{address = "redis://…"} (docs/cluster.md).
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
         ),
         // GNU readline for the REPL (Debian's libreadline-dev).
         .systemLibrary(

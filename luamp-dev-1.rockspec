@@ -21,6 +21,10 @@ description = {
 dependencies = {
    "lua >= 5.4, < 5.5",
 }
+external_dependencies = {
+   HIREDIS = { header = "hiredis/hiredis.h" },   -- Debian's libhiredis-dev: the cluster's Redis client
+   OPENSSL = { header = "openssl/sha.h" },       -- Debian's libssl-dev: the cluster's SHA-256
+}
 build = {
    type = "command",
    -- LuaRocks exports its C compiler settings (CC=gcc, CFLAGS...); SwiftPM uses its own clang.

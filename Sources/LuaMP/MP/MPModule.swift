@@ -21,6 +21,7 @@ enum MPModule {
         installPipes(s, t)
         installPools(s, t)
         installStatus(s, t)
+        installCluster(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes

@@ -45,11 +45,13 @@ enum Codec {
     }
 
     /// `encodeTuple` lending the bytes to `body` without copying them.
+    /// - Parameter remoteKey: the cluster key for a message that leaves the tree (`ClusterCodec`).
     static func withEncodedTuple<R>(_ s: LuaStack, from first: Int32, count: Int32, path: String,
+                                    remoteKey: (UInt64, UInt64)? = nil,
                                     _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let first = count > 0 ? lua_absindex(s.L, first) : 0
         let n = max(0, count)
-        return try run(s, path: path, body) { enc throws(EncodeFailure) in
+        return try run(s, path: path, remoteKey: remoteKey, body) { enc throws(EncodeFailure) in
             enc.w.u8(CodecFormat.kindTuple)
             enc.w.int(UInt32(n))
             var i: Int32 = 0
@@ -66,12 +68,14 @@ enum Codec {
 
     /// Runs one encoding pass (`fill` writes the message after the version byte), restores the
     /// stack, then hands the bytes to `body`.
-    private static func run<R>(_ s: LuaStack, path: String, _ body: (UnsafeRawBufferPointer) throws -> R,
+    private static func run<R>(_ s: LuaStack, path: String, remoteKey: (UInt64, UInt64)? = nil,
+                               _ body: (UnsafeRawBufferPointer) throws -> R,
                                _ fill: (inout Encoder) throws(EncodeFailure) -> Void) throws -> R {
         let L = s.L
         let top = lua_gettop(L)
         guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("SendError", "\(path): Lua stack overflow") }
         var enc = Encoder(L)
+        enc.remoteKey = remoteKey
         defer { enc.release() }
         enc.w.u8(CodecFormat.version)
         do { try fill(&enc) } catch {
@@ -111,13 +115,14 @@ enum Codec {
     /// Decodes a tuple message, pushing its values. Stack: [-0, +n] on success, [-0, +0] when it throws.
     /// - Returns: n, the number of values pushed.
     /// - Throws: `MPError("DecodeError", …)`, or `MPError.outOfMemory` (raised as Lua's memory error).
-    static func decodeTuple(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer) throws -> Int32 {
+    static func decodeTuple(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer, remoteKey: (UInt64, UInt64)? = nil) throws -> Int32 {
         let L = s.L
         let top = lua_gettop(L)
         guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
         try Codec.needReserve()
         lua_pushnil(L)
         var dec = Decoder(L, bytes, refs: top + 1)
+        dec.remoteKey = remoteKey
         var n: Int32 = 0
         do {
             try dec.header(kind: CodecFormat.kindTuple)

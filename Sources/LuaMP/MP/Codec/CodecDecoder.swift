@@ -13,6 +13,14 @@ struct Decoder {
     /// False for `mp.loads(s, {functions = false})`: every function, global, reference, userdata
     /// rebuild and file is refused.
     var allowCode = true
+    /// The key of function and reference MACs: nil, this process tree's; a cluster key for an
+    /// authenticated message from Redis (`ClusterCodec`).
+    var remoteKey: (UInt64, UInt64)?
+
+    @inline(__always) func mac(_ b: UnsafeRawBufferPointer) -> UInt64 {
+        if let k = remoteKey { return SipHash24.mac(b, key: k) }
+        return CodecKey.mac(b)
+    }
 
     init(_ L: OpaquePointer, _ bytes: UnsafeRawBufferPointer, refs: Int32) {
         self.L = L
@@ -180,7 +188,7 @@ struct Decoder {
     private mutating func function(shared: Bool, at: Int, depth: Int) throws(MPError) {
         let chunk = try r.bytes(r.int(UInt32.self))
         let mac = try r.int(UInt64.self)
-        guard CodecKey.mac(chunk) == mac else {
+        guard self.mac(chunk) == mac else {
             throw MPError("DecodeError", "function from an unverified source (functions load only from this luamp process tree)")
         }
         try check(depth, at)

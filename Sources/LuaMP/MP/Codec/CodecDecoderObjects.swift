@@ -23,7 +23,7 @@ extension Decoder {
         let name = try r.bytes(r.int(UInt16.self))
         let path = try r.bytes(r.int(UInt16.self))
         let signed = UnsafeRawBufferPointer(start: r.base + start, count: r.pos - start)
-        guard CodecKey.mac(signed) == (try r.int(UInt64.self)) else {
+        guard mac(signed) == (try r.int(UInt64.self)) else {
             throw MPError("DecodeError", "reference from an unverified source (references resolve only within this luamp process tree)")
         }
         try ReferenceIndex.resolve(L, source: source, type: type, name: name, path: path)
@@ -63,8 +63,8 @@ extension Decoder {
     /// An open file: obtains the descriptor and pushes a new io library handle.
     mutating func file(at: Int) throws(MPError) {
         let b = try r.bytes(r.u8())
-        let mac = try r.int(UInt64.self)
-        guard CodecKey.mac(b) == mac else {
+        let m = try r.int(UInt64.self)
+        guard remoteKey == nil, mac(b) == m else {
             throw MPError("DecodeError", "file from an unverified source (files cross only within this luamp process tree)")
         }
         guard b.count == DescriptorName.size + 16,

@@ -51,6 +51,16 @@ struct Encoder {
     var luaRuns = 0
     /// Userdata whose `__mp_reduce` arguments are being written (a userdata inside its own).
     var reducing: [UnsafeRawPointer] = []
+    /// The key of function and reference MACs: nil, this process tree's (`CodecKey`); a cluster
+    /// key for messages that cross Redis to other machines (`ClusterCodec`), which also refuses
+    /// what only makes sense inside one tree (mp objects, open files).
+    var remoteKey: (UInt64, UInt64)?
+
+    /// The MAC of `b` under this message's key.
+    @inline(__always) func mac(_ b: UnsafeRawBufferPointer) -> UInt64 {
+        if let k = remoteKey { return SipHash24.mac(b, key: k) }
+        return CodecKey.mac(b)
+    }
 
     /// Pushes the globals table, and with `external` an anchor table: then strings of 64 KiB or
     /// more are not copied but recorded in `splits` (the caller restores the stack top afterwards).
@@ -358,7 +368,7 @@ struct Encoder {
         let len = w.count - start
         guard len <= Int(UInt32.max) else { throw EncodeFailure("function too large to send") }
         w.patch(UInt32(len), at: tagPos + 1)
-        w.int(w.failed ? 0 : CodecKey.mac(UnsafeRawBufferPointer(start: w.base + start, count: len)))
+        w.int(w.failed ? 0 : mac(UnsafeRawBufferPointer(start: w.base + start, count: len)))
         var n: Int32 = 0
         while lua_getupvalue(L, f, n + 1) != nil {
             lua_settop(L, -2)
@@ -398,13 +408,17 @@ struct Encoder {
     mutating func userdata(_ idx: Int32, depth: Int) throws(EncodeFailure) {
         holdGC()   // kind lookups and handle encoders push strings
         if let kindName = Handles.kindName(LuaStack(L), at: idx), let kind = Handles.kind(named: kindName) {
+            if remoteKey != nil { throw EncodeFailure("cannot send a \(kindName) to another machine (it lives in this process tree; use mp.Queue{address = …} to share a queue through Redis)") }
             return try handle(idx, kindName, kind)
         }
         let p = lua_topointer(L, idx)!
         if let off = seen.get(p) { return reference(off) }
         var position: Int64 = -1
         let fd = luamp_file_descriptor(L, idx, &position)
-        if fd != -2 { return try file(fd, position: position) }
+        if fd != -2 {
+            if remoteKey != nil { throw EncodeFailure("cannot send an open file to another machine (send its path or contents)") }
+            return try file(fd, position: position)
+        }
         if let e = referenceEntry(idx, type: LUA_TUSERDATA, retry: true) { return writeReference(e, p) }
         if try reduced(idx, p, depth: depth) { return }
         throw EncodeFailure("cannot send a userdata (\(ReferenceIndex.help), or give its metatable an __mp_reduce)")

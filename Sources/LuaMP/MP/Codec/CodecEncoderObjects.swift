@@ -49,7 +49,13 @@ extension Encoder {
     mutating func writeReference(_ e: Int, _ p: UnsafeRawPointer?) {
         if let p { seen.insert(p, w.count + externalBytes) }
         w.u8(CodecFormat.Tag.reference)
-        refs!.entries[e].record.withUnsafeBytes { w.append($0.baseAddress!, $0.count) }
+        refs!.entries[e].record.withUnsafeBytes { r in
+            guard remoteKey != nil else { return w.append(r.baseAddress!, r.count) }
+            // The cached record carries the tree's MAC: re-sign its body under the message's key.
+            let body = UnsafeRawBufferPointer(rebasing: r[..<(r.count - 8)])
+            w.append(body.baseAddress!, body.count)
+            w.int(mac(body))
+        }
     }
 
     /// An open io library file handle (`fd` from `luamp_file_descriptor`; -1 when closed) at
@@ -74,7 +80,7 @@ extension Encoder {
         withUnsafeBytes(of: token.littleEndian) { b.append(contentsOf: $0) }
         w.tagged(CodecFormat.Tag.file, UInt8(b.count))
         b.withUnsafeBytes { w.append($0.baseAddress!, $0.count) }
-        w.int(b.withUnsafeBytes { CodecKey.mac($0) })
+        w.int(b.withUnsafeBytes { mac($0) })
     }
 
     /// A userdata whose metatable has `__mp_reduce`: calls it (protected) and writes the

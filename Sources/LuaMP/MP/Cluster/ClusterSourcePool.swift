@@ -1,0 +1,585 @@
+// Lua source of the remote pool, mp.Pool{address = "redis://…"}: jobs cut into tasks (chunks),
+// submitted to Redis, results read back in the host while it is inside a pool call (there are no
+// threads), leases reaped, callbacks run at the same safe points as the local pool's.
+
+extension ClusterSource {
+    /// Receives (C, S); returns {Pool = fn(opts)}.
+    static let pool = #"""
+local C, S = ...
+local mp, native = C.mp, C.native
+local monotonic = mp.monotonic
+local pack, unpack = table.pack, table.unpack
+
+local P = {}
+P.__index = P
+P.__name = "mp.RemotePool"
+local R = {}          -- AsyncResult
+R.__index = R
+R.__name = "mp.RemoteAsyncResult"
+local I = {}          -- imap iterators
+I.__index = I
+I.__name = "mp.RemotePoolIterator"
+
+local function terr(msg, level) error(msg, level + 1) end
+
+local function check_fn(fn, name)
+  if type(fn) ~= "function" then terr("bad argument #1 to '" .. name .. "' (function expected, got " .. type(fn) .. ")", 3) end
+end
+
+local function items_of(list, name, pos)
+  if type(list) == "table" then return list, list.n or #list end
+  if type(list) == "function" then
+    local t, n = {}, 0
+    for v in list do n = n + 1; t[n] = v end
+    return t, n
+  end
+  terr("bad argument #" .. pos .. " to '" .. name .. "' (table or iterator function expected, got " .. type(list) .. ")", 3)
+end
+
+-- mp.Pool{address =, processes =, initializer =, initargs =, authkey =, retries =, lost_attempts =,
+-- keys_ttl =, redis_timeout =, redis_retry =} (or mp.Pool() with LUAMP_ADDRESS set).
+local function new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then opts = {processes = opts} end
+  local address = C.address(opts, "mp.Pool")
+  local cap = opts.processes
+  if cap ~= nil and (math.type(cap) ~= "integer" or cap < 1) then terr("mp.Pool: processes must be a positive integer", 2) end
+  local key = C.key(opts, "a pool with a remote address (mp.Pool{address = \"" .. address:gsub("//[^@/]*@", "//***@") .. "\"})")
+  local conn = C.conn(address, opts)
+  conn:call("PING")
+  local id = native.token()
+  local base = C.prefix .. "pool:" .. id .. ":"
+  local self = setmetatable({
+    address = address, id = id, key = key, cap = cap, phase = "RUN",
+    k = {state = base .. "state", data = base .. "data", res = base .. "res", init = base .. "init",
+         tasks = C.prefix .. "tasks"},
+    attempts = (opts.lost_attempts or 3) + (opts.retries or 0), retries = opts.retries or 0,
+    ttl = math.floor((opts.keys_ttl or 120) * 1000), reap_every = opts.reap_interval or 0.5,
+    next_reap = 0, seq = 0, recs = {}, backlog = {}, inflight = 0, dueq = {}, jobs = 0,
+    owner = mp.getpid(),
+  }, P)
+  if opts.initializer ~= nil then
+    if type(opts.initializer) ~= "function" then terr("mp.Pool: initializer must be a function", 2) end
+    local init = C.seal(key, "init " .. id, opts.initializer, opts.initargs or {})
+    conn:call("SET", self.k.init, init, "PX", self.ttl)
+    self.has_init = true
+  end
+  return self
+end
+
+local function live(self, name)
+  if self.phase == "CLOSE" then terr("the pool is closed (no new tasks after close())", 3) end
+  if self.phase == "TERMINATE" then terr("the pool was terminated", 3) end
+  if mp.getpid() ~= self.owner then terr(name .. ": this pool belongs to process " .. self.owner, 3) end
+end
+
+function P:cluster_size()
+  local ok, n = pcall(C.conn(self.address).call, C.conn(self.address), "EVAL", S.NODES, 0, C.prefix .. "node:")
+  return ok and n or 0
+end
+
+-- Jobs ----------------------------------------------------------------------------------------
+
+local function job_new(self, kind, n, opts)
+  self.jobs = self.jobs + 1
+  return {pool = self, kind = kind, n = n, results = {n = n}, errs = {}, chunks = 0, finished = 0,
+          callback = opts.callback, error_callback = opts.error_callback, errors = opts.errors,
+          arrivals = {}, done = false, running = false, callbacks = {}}
+end
+
+local function add_task(self, job, mode, fn, first, items)
+  self.seq = self.seq + 1
+  local tid = tostring(self.seq)
+  -- the globals fn reads that have a value here travel with it (a worker elsewhere never had them)
+  -- (and those of global functions among them, and so on)
+  local globals
+  local todo, seen = {fn}, {[fn] = true}
+  while #todo > 0 do
+    for _, name in ipairs(C.globals_of(table.remove(todo))) do
+      local v = rawget(_G, name)
+      if v ~= nil and (globals == nil or globals[name] == nil) then
+        globals = globals or {}
+        globals[name] = v
+        if type(v) == "function" and not seen[v] then seen[v] = true todo[#todo + 1] = v end
+      end
+    end
+  end
+  local payload = C.seal(self.key, "task " .. self.id .. " " .. tid, mode, fn, items, job.errors == "return", globals)
+  local rec = {job = job, first = first, count = items.n, payload = payload, attempt = 1, errtries = 0, id = tid}
+  job.chunks = job.chunks + 1
+  self.recs[tid] = rec
+  self.backlog[#self.backlog + 1] = rec
+end
+
+-- Sends queued tasks (up to `processes` in flight), batched into SUBMIT calls of ≤ 8 MiB.
+function P:flush()
+  local b = self.backlog
+  if #b == 0 then return end
+  local conn = C.conn(self.address)
+  local args, bytes, sent = {}, 0, 0
+  local function go()
+    if #args == 0 then return end
+    conn:call("EVAL", S.SUBMIT, 3, self.k.state, self.k.data, self.k.tasks, self.id, self.ttl, unpack(args))
+    args, bytes = {}, 0
+  end
+  local i = 1
+  while i <= #b and (self.cap == nil or self.inflight < self.cap) do
+    local rec = b[i]
+    args[#args + 1] = rec.id; args[#args + 1] = rec.attempt; args[#args + 1] = rec.payload
+    rec.job.running = true
+    self.inflight = self.inflight + 1
+    bytes = bytes + #rec.payload
+    if bytes > 8 * 1024 * 1024 or #args >= 3000 then go() end
+    i = i + 1
+  end
+  go()
+  local rest = {}
+  for j = i, #b do rest[#rest + 1] = b[j] end
+  self.backlog = rest
+end
+
+local function finish_job(self, job)
+  job.done = true
+  if job.kind ~= "imap" then
+    local first
+    for i = 1, job.n do if job.errs[i] ~= nil then first = job.errs[i] break end end
+    if first ~= nil and job.errors ~= "return" then job.error = first end
+    if job.errors == "return" then for i, e in pairs(job.errs) do job.results[i] = e end end
+  end
+  self.dueq[#self.dueq + 1] = job
+end
+
+local function chunk_done(self, rec, ok, results, errs)
+  self.recs[rec.id] = nil
+  self.inflight = self.inflight - 1
+  local job = rec.job
+  for i = 1, rec.count do
+    local pos = rec.first + i - 1
+    local e = errs and errs[i]
+    if e ~= nil then
+      if type(e) == "table" and getmetatable(e) == nil and type(e.kind) == "string" then e = C.err(e.kind, e.message, e) end
+      job.errs[pos] = e
+    else
+      job.results[pos] = results[i]
+    end
+    job.arrivals[#job.arrivals + 1] = pos
+  end
+  job.finished = job.finished + 1
+  if job.sealed_input and job.finished == job.chunks then finish_job(self, job) end
+end
+
+local function fail_chunk(self, rec, e)
+  local errs = {}
+  for i = 1, rec.count do errs[i] = e end
+  chunk_done(self, rec, false, nil, errs)
+end
+
+local function resubmit(self, rec)
+  rec.attempt = rec.attempt + 1
+  self.inflight = self.inflight - 1
+  table.insert(self.backlog, 1, rec)
+end
+
+function P:handle(msg)
+  local sp = string.find(msg, " ", 1, true)
+  if not sp then return end
+  local tid = string.sub(msg, 1, sp - 1)
+  local rec = self.recs[tid]
+  if not rec then return end   -- not ours any more (cannot happen: DELIVER lets one attempt through)
+  local ok, _, results, errs = pcall(C.open, self.key, "result " .. self.id .. " " .. tid, string.sub(msg, sp + 1))
+  if not ok then results = _ end
+  if not ok then return fail_chunk(self, rec, results) end
+  if errs ~= nil and next(errs) ~= nil and rec.errtries < self.retries then
+    rec.errtries = rec.errtries + 1
+    return resubmit(self, rec)
+  end
+  chunk_done(self, rec, true, results, errs)
+end
+
+function P:reap()
+  local rows = C.conn(self.address):call("EVAL", S.REAP, 5, self.k.state, self.k.data, self.k.tasks,
+                                       self.k.res, self.k.init, self.id, self.attempts, C.prefix .. "worker:", self.ttl)
+  local gone = false
+  for _, row in ipairs(rows) do
+    if row == "gone" then gone = true else
+      local tid, what, att, wid = string.match(row, "^(%S+) (%S+) (%d+) (.*)$")
+      local rec = self.recs[tid]
+      if rec then
+        if what == "retry" then
+          rec.attempt = tonumber(att) + 1
+          io.stderr:write(string.format("luamp: pool task %s: worker %s lost its lease (attempt %s); retrying\n", tid, wid, att))
+        elseif what == "lost" then
+          fail_chunk(self, rec, C.err("WorkerLost", string.format(
+            "worker %s stopped renewing its lease while running a task (attempt %s of %d)", wid, att, self.attempts),
+            {worker = wid, attempts = tonumber(att)}))
+        else
+          fail_chunk(self, rec, C.err("AuthenticationError", string.format(
+            "worker %s refused the task: its LUAMP_AUTHKEY does not match this host's (attempt %s of %d)", wid, att, self.attempts),
+            {worker = wid}))
+        end
+      end
+    end
+  end
+  return gone
+end
+
+-- Reads results (waiting up to `wait` seconds for the first), reaps leases when due, sends more.
+function P:pump(wait)
+  self:flush()
+  local now = monotonic()
+  if now >= self.next_reap and self.inflight > 0 then
+    self.next_reap = now + self.reap_every
+    if self:reap() then
+      self:drain()
+      if self.inflight > 0 and next(self.recs) then
+        -- the pool's keys vanished (Redis restarted empty, or they expired): nothing will come back
+        for _, rec in pairs(self.recs) do
+          if rec.attempt and rec.job.running then
+            fail_chunk(self, rec, C.err("ConnectionError", "the pool's tasks vanished from Redis at " ..
+              C.conn(self.address):address() .. " (Redis restarted, or the keys expired)"))
+          end
+        end
+        self.backlog = {}
+      end
+    end
+  end
+  if self.inflight == 0 then self:flush() return end
+  local conn = C.conn(self.address)
+  if wait and wait > 0 then
+    local r = conn:bcall(wait, "BLPOP", self.k.res, wait)
+    if r then self:handle(r[2]) self:drain() end
+  else
+    self:drain()
+  end
+  self:flush()
+end
+
+function P:drain()
+  local conn = C.conn(self.address)
+  while true do
+    local r = conn:call("LPOP", self.k.res, 1000)
+    if not r then return end
+    for _, m in ipairs(r) do self:handle(m) end
+    if #r < 1000 then return end
+  end
+end
+
+-- Runs callbacks of finished jobs (only from calls that wait or check, as the local pool does).
+function P:run_callbacks()
+  while #self.dueq > 0 do
+    local job = table.remove(self.dueq, 1)
+    if job.error ~= nil then
+      if job.error_callback then job.error_callback(job.error) end
+    elseif job.callback then
+      if job.kind == "apply" then job.callback(unpack(job.results[1], 1, job.results[1].n))
+      else job.callback(job.results) end
+    end
+    for _, f in ipairs(job.callbacks) do f(job.future) end
+    job.callbacks_ran = true
+  end
+end
+
+-- Waits for `job` until `deadline` (nil: forever). True when done.
+function P:wait_job(job, deadline)
+  while not job.done do
+    local left = C.left(deadline)
+    if left <= 0 then return false end
+    self:pump(left)
+  end
+  return true
+end
+
+-- Submitting ---------------------------------------------------------------------------------
+
+local function default_chunksize(self, n)
+  local procs = self.cap or math.max(1, self:cluster_size())
+  local c = math.ceil(n / (4 * procs))
+  return math.max(1, math.min(c, 200000))
+end
+
+local function submit_list(self, name, mode, fn, list, chunksize, opts, listpos)
+  live(self, name)
+  check_fn(fn, name)
+  local t, n = items_of(list, name, listpos or 2)
+  if chunksize ~= nil and (math.type(chunksize) ~= "integer" or chunksize < 1) then
+    terr("bad argument #3 to '" .. name .. "' (chunksize must be a positive integer)", 2)
+  end
+  chunksize = chunksize or default_chunksize(self, n)
+  local job = job_new(self, mode == "apply" and "apply" or "map", n, opts)
+  local i = 1
+  while i <= n do
+    local c = math.min(chunksize, n - i + 1)
+    local items = table.move(t, i, i + c - 1, 1, {n = c})
+    local ok, e = pcall(add_task, self, job, mode, fn, i, items)
+    if not ok then
+      if type(e) == "table" and type(e.message) == "string" then
+        e.message = e.message:gsub("^args%[3%]", "input"):gsub("^args%[2%]", "function"):gsub("^args%[5%]", "globals")
+      end
+      error(e, 3)
+    end
+    i = i + c
+  end
+  job.sealed_input = true
+  if job.chunks == 0 then finish_job(self, job) end
+  self:flush()
+  return job
+end
+
+local function future(job)
+  local f = setmetatable({job = job}, R)
+  job.future = f
+  return f
+end
+
+function P:map(fn, list, chunksize, opts)
+  local job = submit_list(self, "map", "map", fn, list, chunksize, opts or {})
+  self:wait_job(job)
+  self:run_callbacks()
+  if job.error ~= nil then error(job.error, 2) end
+  return job.results
+end
+
+function P:starmap(fn, list, chunksize, opts)
+  local job = submit_list(self, "starmap", "star", fn, list, chunksize, opts or {})
+  self:wait_job(job)
+  self:run_callbacks()
+  if job.error ~= nil then error(job.error, 2) end
+  return job.results
+end
+
+function P:map_async(fn, list, chunksize, callback, error_callback)
+  return future(submit_list(self, "map_async", "map", fn, list, chunksize,
+                            {callback = callback, error_callback = error_callback}))
+end
+
+function P:starmap_async(fn, list, chunksize, callback, error_callback)
+  return future(submit_list(self, "starmap_async", "star", fn, list, chunksize,
+                            {callback = callback, error_callback = error_callback}))
+end
+
+function P:apply_async(fn, args, callback, error_callback)
+  if args ~= nil and type(args) ~= "table" then terr("bad argument #2 to 'apply_async' (table expected, got " .. type(args) .. ")", 2) end
+  return future(submit_list(self, "apply_async", "apply", fn, {args or {n = 0}}, 1,
+                            {callback = callback, error_callback = error_callback}))
+end
+
+function P:submit(fn, ...)
+  return future(submit_list(self, "submit", "apply", fn, {pack(...)}, 1, {}))
+end
+
+function P:apply(fn, args)
+  if args ~= nil and type(args) ~= "table" then terr("bad argument #2 to 'apply' (table expected, got " .. type(args) .. ")", 2) end
+  local job = submit_list(self, "apply", "apply", fn, {args or {n = 0}}, 1, {})
+  self:wait_job(job)
+  self:run_callbacks()
+  if job.error ~= nil then error(job.error, 2) end
+  local r = job.results[1]
+  return unpack(r, 1, r.n)
+end
+
+-- imap / imap_unordered: lazy input, at most `ahead` tasks beyond what the loop consumed.
+local function imap(self, name, fn, iterable, chunksize, ordered)
+  live(self, name)
+  check_fn(fn, name)
+  if type(iterable) ~= "table" and type(iterable) ~= "function" then
+    terr("bad argument #3 to '" .. name .. "' (table or iterator function expected, got " .. type(iterable) .. ")", 2)
+  end
+  chunksize = chunksize or 1
+  local job = job_new(self, "imap", 0, {})
+  local it = setmetatable({pool = self, job = job, fn = fn, src = iterable, pos = 0, next_out = 1,
+                           ordered = ordered, chunksize = chunksize, taken = 0,
+                           ahead = 3 * (self.cap or math.max(1, self:cluster_size()))}, I)
+  it:feed()
+  return it
+end
+
+function I:feed()
+  local job, pool = self.job, self.pool
+  while not job.sealed_input and (self.pos - self.taken) < self.ahead * self.chunksize do
+    local items = {n = 0}
+    while items.n < self.chunksize do
+      local v
+      if type(self.src) == "table" then
+        if self.pos + items.n + 1 > (self.src.n or #self.src) then break end
+        v = self.src[self.pos + items.n + 1]
+      else
+        v = self.src()
+        if v == nil then break end
+      end
+      items.n = items.n + 1
+      items[items.n] = v
+    end
+    if items.n == 0 then job.sealed_input = true break end
+    add_task(pool, job, "map", self.fn, self.pos + 1, items)
+    self.pos = self.pos + items.n
+    job.n = self.pos
+    job.results.n = self.pos
+  end
+  if job.sealed_input and job.finished == job.chunks and not job.done then finish_job(pool, job) end
+  pool:flush()
+end
+
+function I:__call()
+  local job, pool = self.job, self.pool
+  if self.closed then return nil end
+  while true do
+    if self.ordered then
+      local i = self.next_out
+      if i <= job.n and (job.results[i] ~= nil or job.errs[i] ~= nil or self:arrived(i)) then
+        self.next_out = i + 1
+        self.taken = self.taken + 1
+        self:feed()
+        if job.errs[i] ~= nil then error(job.errs[i], 2) end
+        return job.results[i], i
+      end
+    else
+      local a = job.arrivals
+      if #a > 0 then
+        local i = table.remove(a, 1)
+        self.taken = self.taken + 1
+        self:feed()
+        if job.errs[i] ~= nil then error(job.errs[i], 2) end
+        return job.results[i], i
+      end
+    end
+    if job.sealed_input and self.taken >= job.n then return nil end
+    pool:pump(C.slice)
+    pool:run_callbacks()
+  end
+end
+
+function I:arrived(i)
+  local s = self.seen
+  if not s then s = {} self.seen = s end
+  local a = self.job.arrivals
+  while #a > 0 do s[table.remove(a)] = true end
+  return s[i]
+end
+
+function I:close() self.closed = true; self.job.sealed_input = true end
+I.__close = I.close
+function I:__tostring()
+  return string.format("<PoolIterator %s taken=%d>", self.ordered and "imap" or "imap_unordered", self.taken)
+end
+
+function P:imap(fn, iterable, chunksize) return imap(self, "imap", fn, iterable, chunksize, true) end
+function P:imap_unordered(fn, iterable, chunksize) return imap(self, "imap_unordered", fn, iterable, chunksize, false) end
+
+-- AsyncResult ---------------------------------------------------------------------------------
+
+local function deadline_of(timeout)
+  if timeout == nil then return nil end
+  return monotonic() + timeout
+end
+
+function R:wait(timeout)
+  local ok = self.job.pool:wait_job(self.job, deadline_of(timeout))
+  self.job.pool:run_callbacks()
+  return ok
+end
+
+function R:get(timeout)
+  local job = self.job
+  if not job.pool:wait_job(job, deadline_of(timeout)) then
+    error(C.err("TimeoutError", "the result was not ready within " .. tostring(timeout) .. " s"), 2)
+  end
+  job.pool:run_callbacks()
+  if job.cancelled then error(C.err("CancelledError", "the task was cancelled"), 2) end
+  if job.error ~= nil then error(job.error, 2) end
+  if job.kind == "apply" then local r = job.results[1] return unpack(r, 1, r.n) end
+  return job.results
+end
+R.result = R.get
+
+function R:exception(timeout)
+  local job = self.job
+  if not job.pool:wait_job(job, deadline_of(timeout)) then
+    error(C.err("TimeoutError", "the result was not ready within " .. tostring(timeout) .. " s"), 2)
+  end
+  return job.error
+end
+
+function R:ready()
+  local job = self.job
+  if not job.done and job.pool.phase ~= "TERMINATE" then job.pool:pump(0) end
+  job.pool:run_callbacks()
+  return job.done
+end
+R.done = R.ready
+
+function R:successful()
+  if not self:ready() then error("the result is not ready", 2) end
+  return self.job.error == nil
+end
+
+function R:running() return not self:ready() and self.job.running end
+function R:cancelled() return self.job.cancelled == true end
+
+function R:cancel()
+  local job, pool = self.job, self.job.pool
+  if job.done or job.running then return false end
+  for i = #pool.backlog, 1, -1 do
+    local rec = pool.backlog[i]
+    if rec.job == job then table.remove(pool.backlog, i); pool.recs[rec.id] = nil end
+  end
+  job.cancelled = true
+  job.error = C.err("CancelledError", "the task was cancelled")
+  job.done = true
+  pool.dueq[#pool.dueq + 1] = job
+  return true
+end
+
+function R:add_done_callback(fn)
+  if type(fn) ~= "function" then terr("bad argument #1 to 'add_done_callback' (function expected)", 2) end
+  local job = self.job
+  if job.callbacks_ran then fn(self) else job.callbacks[#job.callbacks + 1] = fn end
+end
+
+function R:__tostring()
+  local job = self.job
+  return "<AsyncResult " .. (not job.done and "pending" or job.error ~= nil and "failed" or "ready") .. ">"
+end
+
+-- Lifetime -----------------------------------------------------------------------------------
+
+function P:close()
+  if self.phase == "RUN" then self.phase = "CLOSE" end
+end
+
+function P:clean()
+  if self.cleaned then return end
+  self.cleaned = true
+  local k = self.k
+  C.conn(self.address):call("EVAL", S.CLEAN, 5, k.state, k.data, k.tasks, k.res, k.init, self.id)
+end
+
+function P:join()
+  if self.phase == "RUN" then terr("join: the pool is still running (call close() or terminate() first)", 2) end
+  while self.inflight > 0 or #self.backlog > 0 do self:pump(C.slice) end
+  self:run_callbacks()
+  self:clean()
+end
+
+function P:terminate()
+  if self.phase == "TERMINATE" then return end
+  self.phase = "TERMINATE"
+  for _, rec in pairs(self.recs) do
+    if not rec.job.done then
+      rec.job.error = "the pool was terminated before the task finished"
+      rec.job.done = true
+    end
+  end
+  self.recs, self.backlog, self.inflight = {}, {}, 0
+  if mp.getpid() == self.owner then pcall(self.clean, self) end
+end
+
+P.__close = P.terminate
+function P:__gc() if not self.cleaned and mp.getpid() == self.owner then pcall(self.clean, self) end end
+
+function P:__tostring()
+  return string.format("<Pool address=%s state=%s inflight=%d>", self.address:gsub("//[^@/]*@", "//***@"), self.phase, self.inflight)
+end
+
+return {Pool = new}
+"""#
+}

@@ -1,0 +1,260 @@
+// Lua source of `luamp worker redis://…` (mp.cluster_worker): the node process forks N worker
+// processes, renews their leases, replaces the ones that die, stops on SIGTERM; each worker process
+// takes tasks from Redis, authenticates them before decoding anything, runs them and delivers the
+// result once (the DELIVER script drops a late one).
+
+extension ClusterSource {
+    /// Receives (C, S); returns {main = fn(args...) -> exit status}.
+    static let worker = #"""
+local C, S = ...
+local mp, native = C.mp, C.native
+local monotonic = mp.monotonic
+local pack, unpack = table.pack, table.unpack
+local W = {}
+
+local function log(fmt, ...)
+  io.stderr:write(string.format("luamp worker %s: " .. fmt .. "\n", W.name or "?", ...))
+  io.stderr:flush()
+end
+
+local function msg_of(e)
+  if type(e) == "table" and e.message ~= nil then return tostring(e.message) end
+  return tostring(e)
+end
+
+local USAGE = "usage: luamp worker redis://[user:password@]host[:port][/db] [--processes N] [--name NAME]\n" ..
+              "                    [--require MODULE]... [--lease SECONDS] [--grace SECONDS]\n" ..
+              "The shared secret comes from LUAMP_AUTHKEY (docs/cluster.md)."
+
+local function parse(args)
+  local o = {processes = mp.cpu_count(), requires = {}, lease = tonumber(native.getenv("LUAMP_LEASE") or "") or 5, grace = 30}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local function value()
+      i = i + 1
+      if args[i] == nil then error(a .. " needs a value", 0) end
+      return args[i]
+    end
+    if a == "--processes" or a == "-p" then o.processes = math.tointeger(tonumber(value()))
+      if not o.processes or o.processes < 1 then error("--processes must be a positive integer", 0) end
+    elseif a == "--name" then o.name = value()
+    elseif a == "--require" then o.requires[#o.requires + 1] = value()
+    elseif a == "--lease" then o.lease = tonumber(value()) or error("--lease must be a number of seconds", 0)
+    elseif a == "--grace" then o.grace = tonumber(value()) or error("--grace must be a number of seconds", 0)
+    elseif a == "-h" or a == "--help" then o.help = true
+    elseif a:sub(1, 1) == "-" then error("unknown option " .. a, 0)
+    elseif o.address == nil then o.address = a
+    else error("unexpected argument " .. a, 0) end
+    i = i + 1
+  end
+  if not o.help and o.address == nil then error("missing the Redis address", 0) end
+  o.name = o.name or (native.hostname() .. "-" .. mp.getpid())
+  if o.name:find("[%s:]") then error("--name must not contain spaces or ':'", 0) end
+  return o
+end
+
+-- Running tasks (in a worker process) -------------------------------------------------------
+
+local inits = {}      -- pool id → true once its initializer ran here
+local ninits = 0
+
+-- Plain tables (the host gives them the mp error metatable back).
+local function remote_error(e, tb)
+  return {kind = "RemoteError", message = msg_of(e), traceback = tb, pid = mp.getpid(), worker = W.wid}
+end
+
+local function handler(e)
+  -- the task's frames only: cut at the worker's own xpcall
+  local tb = debug.traceback("", 2):gsub("^\n", ""):gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
+  return remote_error(e, tb)
+end
+
+local function run_items(mode, fn, items)
+  local results, errs = {n = items.n}, nil
+  for i = 1, items.n do
+    local a = items[i]
+    local r
+    if mode == "map" then r = pack(xpcall(fn, handler, a))
+    else r = pack(xpcall(fn, handler, unpack(a, 1, a.n or #a))) end
+    if r[1] then
+      if mode == "apply" then results[i] = pack(unpack(r, 2, r.n)) else results[i] = r[2] end
+    else
+      errs = errs or {}
+      errs[i] = r[2]
+    end
+  end
+  return results, errs
+end
+
+local function all_failed(n, e)
+  local errs = {}
+  for i = 1, n do errs[i] = e end
+  return errs
+end
+
+local function deliver(conn, base, pool, tid, att, msg)
+  local pause, give_up = 0.1, monotonic() + 600
+  while true do
+    local ok, r = pcall(conn.call, conn, "EVAL", S.DELIVER, 3, base .. "state", base .. "data", base .. "res",
+                        tid, att, W.wid, msg, 120000)
+    if ok then
+      if r == 0 then log("late result of task %s (pool %s) ignored: its lease expired and it went to another worker", tid, pool) end
+      return
+    end
+    if monotonic() > give_up or native.sigterm() then log("dropped the result of task %s (pool %s): %s", tid, pool, msg_of(r)) return end
+    log("cannot deliver the result of task %s: %s; retrying", tid, msg_of(r))
+    mp.sleep(pause)
+    pause = math.min(pause * 2, 2)
+  end
+end
+
+local function run_task(conn, key, pool, tid, att, payload)
+  local base = C.prefix .. "pool:" .. pool .. ":"
+  local purpose = "result " .. pool .. " " .. tid
+  -- Authenticate first: nothing in the payload is decoded (no bytecode loaded) unless its MAC holds.
+  local ok, mode, fn, items, _, globals = pcall(C.open, key, "task " .. pool .. " " .. tid, payload)
+  if not ok then
+    local e = mode
+    if type(e) == "table" and e.kind == "AuthenticationError" then
+      log("refused task %s of pool %s: %s", tid, pool, msg_of(e))
+      pcall(conn.call, conn, "EVAL", S.REFUSE, 1, base .. "state", tid, att, W.wid)
+      return
+    end
+    local n = 1
+    local m = C.seal(key, purpose, true, {n = n}, all_failed(n, remote_error("the task could not be loaded in the worker: " .. msg_of(e), "")))
+    return deliver(conn, base, pool, tid, att, m)
+  end
+  if not inits[pool] then
+    local init = conn:call("GET", base .. "init")
+    if init then
+      local ok2, f, args = pcall(C.open, key, "init " .. pool, init)
+      local ok3, e = ok2, f
+      if ok2 then ok3, e = xpcall(f, handler, unpack(args, 1, args.n or #args)) end
+      if not ok3 then
+        local err = remote_error("pool initializer failed: " .. msg_of(e), type(e) == "table" and e.traceback or "")
+        return deliver(conn, base, pool, tid, att, C.seal(key, purpose, true, {n = items.n}, all_failed(items.n, err)))
+      end
+    end
+    if ninits > 256 then inits, ninits = {}, 0 end
+    inits[pool] = true
+    ninits = ninits + 1
+  end
+  if globals then for name, v in pairs(globals) do _G[name] = v end end   -- _ENV stays the worker's
+  local results, errs = run_items(mode, fn, items)
+  local sok, m = pcall(C.seal, key, purpose, true, results, errs)
+  if not sok then
+    m = C.seal(key, purpose, true, {n = items.n}, all_failed(items.n, remote_error("result" .. msg_of(m):gsub("^args%[2%]", ""), "")))
+  end
+  deliver(conn, base, pool, tid, att, m)
+end
+
+local function process_main(o)
+  native.sigterm_install()
+  native.unsetenv("LUAMP_ADDRESS")   -- a task's own mp.Pool() is a local pool here
+  W.wid = W.name .. ":" .. mp.getpid()
+  local key = C.key(nil, "luamp worker")
+  local conn = native.connect(o.address, math.max(5, o.lease), 2)
+  local lease = math.floor(o.lease * 1000)
+  local pause, down = 0.1, false
+  while not native.sigterm() do
+    local ok, e = pcall(function()
+      local r = conn:bcall(1, "BLPOP", C.prefix .. "tasks", 1)
+      if down then log("process %d reconnected to %s", mp.getpid(), conn:address()) down = false end
+      if not r then return end
+      local pool, tid, att = string.match(r[2], "^(%S+) (%S+) (%d+)$")
+      if not pool then return end
+      local base = C.prefix .. "pool:" .. pool .. ":"
+      local payload = conn:call("EVAL", S.CLAIM, 3, base .. "state", base .. "data", C.prefix .. "worker:" .. W.wid,
+                                tid, att, W.wid, lease)
+      if payload then
+        local rok, re = pcall(run_task, conn, key, pool, tid, att, payload)
+        if not rok then   -- never leave a claimed task without an answer
+          log("task %s of pool %s: %s", tid, pool, msg_of(re))
+          local m = C.seal(key, "result " .. pool .. " " .. tid, true, {n = 1}, {remote_error(re, "")})
+          deliver(conn, base, pool, tid, att, m)
+        end
+      end
+    end)
+    if ok then pause = 0.1 else
+      if not down then log("process %d: %s; reconnecting", mp.getpid(), msg_of(e)) end
+      down = true
+      mp.sleep(pause)
+      pause = math.min(pause * 2, 2)
+    end
+  end
+end
+
+-- The node ----------------------------------------------------------------------------------
+
+local function spawn(o, i)
+  local p = mp.Process{target = process_main, args = {o}, name = W.name .. "-" .. i}
+  p:start()
+  return p
+end
+
+function W.main(...)
+  local ok, o = pcall(parse, {...})
+  if not ok then io.stderr:write("luamp worker: ", msg_of(o), "\n", USAGE, "\n") return 2 end
+  if o.help then print(USAGE) return 0 end
+  W.name = o.name
+  local kok, ke = pcall(C.key, nil, "luamp worker")
+  if not kok then io.stderr:write("luamp worker: ", msg_of(ke), "\n") return 2 end
+  for _, m in ipairs(o.requires) do require(m) end
+  native.sigterm_install()
+  native.unsetenv("LUAMP_ADDRESS")
+  local conn = native.connect(o.address, math.max(5, o.lease), 2)
+  while true do
+    local pok, e = pcall(conn.call, conn, "PING")
+    if pok then break end
+    log("%s; retrying", msg_of(e))
+    if type(e) == "table" and e.kind == "ConnectionError" and e.message:find("refused the connection") then return 1 end
+    for _ = 1, 10 do if native.sigterm() then return 0 end mp.sleep(0.1) end
+  end
+  local procs = {}
+  for i = 1, o.processes do procs[i] = spawn(o, i) end
+  local lease = math.floor(o.lease * 1000)
+  local nodekey = C.prefix .. "node:" .. W.name
+  local function beat()
+    for _, p in ipairs(procs) do conn:call("SET", C.prefix .. "worker:" .. W.name .. ":" .. p.pid, "1", "PX", lease) end
+    conn:call("SET", nodekey, o.processes, "PX", 2 * lease)
+  end
+  local bok, be = pcall(beat)
+  print(string.format("luamp worker %s ready: %d processes, %s", W.name, o.processes, conn:address()))
+  io.stdout:flush()
+  local down = not bok
+  if down then log("%s; reconnecting", msg_of(be)) end
+  while not native.sigterm() do
+    for i, p in ipairs(procs) do
+      if not p:is_alive() then
+        p:join()
+        log("process %s (pid %d) ended (exit code %s); starting another", p.name, p.pid, tostring(p.exitcode))
+        procs[i] = spawn(o, i)
+      end
+    end
+    local hok, he = pcall(beat)
+    if hok and down then log("reconnected to %s", conn:address()) down = false
+    elseif not hok and not down then log("%s; reconnecting", msg_of(he)) down = true end
+    local until_t = monotonic() + o.lease / 4
+    while monotonic() < until_t and not native.sigterm() do mp.sleep(0.05) end
+  end
+  -- SIGTERM: each process finishes the task it runs (bounded by --grace), then the node leaves.
+  log("stopping (SIGTERM): letting running tasks finish (at most %g s)", o.grace)
+  for _, p in ipairs(procs) do p:terminate() end
+  local deadline = monotonic() + o.grace
+  for _, p in ipairs(procs) do
+    while p:is_alive() and monotonic() < deadline do pcall(beat) p:join(math.min(o.lease / 4, math.max(0, deadline - monotonic()))) end
+    if p:is_alive() then p:kill() end
+    p:join()
+  end
+  pcall(function()
+    for _, p in ipairs(procs) do conn:call("DEL", C.prefix .. "worker:" .. W.name .. ":" .. p.pid) end
+    conn:call("DEL", nodekey)
+  end)
+  log("stopped")
+  return 0
+end
+
+return W
+"""#
+}
