@@ -175,10 +175,12 @@ extension PoolState {
             var count = 0
             var failure: JobError?
             let first = s.top + 1
+            var frame: [UInt8] = []
             switch src.kind {
             case .list:
                 count = min(src.size, src.count - position + 1)
                 guard count > 0 else { return endInput(job) }
+                if !job.perItem, Self.packedFrame(s, job, input: input, position: position, count: count, into: &frame) { break }
                 guard s.checkStack(Int32(count) + 16) else {
                     failure = .mp(MPError("SendError", "chunk of \(count) items is too large for the Lua stack"))
                     break
@@ -202,9 +204,8 @@ extension PoolState {
             src.next += count
             if src.kind == .list && src.next > src.count { job.source = nil }
             if failure != nil { job.source = nil }
-            var frame: [UInt8] = []
             var refs: [(UInt64, SharedKind)] = []
-            if failure == nil {
+            if failure == nil && frame.isEmpty {
                 do {
                     frame.reserveCapacity(64 + count * 4)
                     let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
@@ -227,6 +228,18 @@ extension PoolState {
             }
             return chunk
         }
+    }
+
+    /// The `T` frame of a chunk of plain numbers read straight from the input list (see
+    /// `PoolNumbers`); false, with `frame` empty, when the chunk needs the general path.
+    private static func packedFrame(_ s: LuaStack, _ job: PoolJob, input: Int32, position: Int, count: Int,
+                                    into frame: inout [UInt8]) -> Bool {
+        let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
+        PoolFrame.appendTaskHeader(&frame, function: job.function.id, mode: job.mode, count: UInt32(count),
+                                   timeoutMs: job.timeoutMs, flags: 0)
+        guard PoolNumbers.encodeList(s, input: input, position: position, count: count, into: &frame),
+              (try? PoolFrame.finishTask(&frame, from: start)) != nil else { frame = []; return false }
+        return true
     }
 
     /// Marks the input exhausted. Returns nil (no chunk).
@@ -359,6 +372,8 @@ extension PoolState {
         let failure: JobError? = s.preservingTop {
             _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(job.resultsRef))
             let results = s.top
+            if job.kind != .apply,
+               PoolNumbers.storeResults(s, bytes, results: results, position: c.position, count: c.count) { return nil }
             let n: Int32
             // A result message is decoded once: its handles' references become the host's holds.
             do { n = try SharedHolds.consuming { try Codec.decodeTuple(s, bytes) } } catch let e as MPError { return .mp(e) } catch { return .mp(MPError("DecodeError", "\(error)")) }
