@@ -445,6 +445,7 @@ extension PoolState {
     /// (started by the next `dispatch`).
     private func workerDied(_ s: LuaStack, _ w: PoolWorker) {
         readResults(s, w)
+        PoolWorker.signalGroup(w, SIGKILL)   // what its task started (os.execute's shell, …)
         w.child.stop(grace: 1.0)
         let code = w.child.exitCode ?? -Int32(SIGKILL)
         w.closeAll()
