@@ -23,7 +23,7 @@ extension PoolState {
     @discardableResult
     func pump(_ s: LuaStack, timeout: Double?, pullAll: Bool = false, pulling: PoolJob? = nil,
               callbacks runsCallbacks: Bool = true, interruptible: PoolJob? = nil, interrupts: Bool = true,
-              until done: () -> Bool) throws -> Bool {
+              interruptCancelsAll: Bool = false, until done: () -> Bool) throws -> Bool {
         try checkOwner()
         if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
@@ -35,11 +35,14 @@ extension PoolState {
             if interrupts && luamp_take_interrupt() != 0 {
                 // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
                 // the script with status 130, and `finish` then stops the children rather than
-                // joins them. Waiting for one task (map, apply, get): that task is cancelled (its
-                // running chunks' workers stopped and replaced) and the pool stays usable (the
-                // REPL keeps a pool made by an earlier line). Otherwise the pool is terminated.
-                if let job = interruptible, !job.isImap {
+                // joins them. Waiting for one task (map, apply, get, an imap's next result): that
+                // task is cancelled (its running chunks' workers stopped and replaced) and the pool
+                // stays usable (the REPL keeps a pool made by an earlier line); `join` cancels
+                // every task left the same way. Otherwise the pool is terminated.
+                if let job = interruptible {
                     _ = try? cancel(s, job, force: true)
+                } else if interruptCancelsAll {
+                    for job in jobs where !job.done { _ = try? cancel(s, job, force: true) }
                 } else {
                     terminate(s)
                 }

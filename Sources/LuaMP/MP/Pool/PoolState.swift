@@ -343,7 +343,7 @@ final class PoolState {
         case .terminated:
             return
         case .closed:
-            try pump(s, timeout: nil, pullAll: true) { [unowned self] in
+            try pump(s, timeout: nil, pullAll: true, interruptCancelsAll: true) { [unowned self] in
                 jobs.isEmpty && retry.isEmpty && workers.allSatisfy { $0 == nil }
             }
             PoolRegistry.remove(self)
