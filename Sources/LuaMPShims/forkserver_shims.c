@@ -1,5 +1,6 @@
 // Fork-server helpers: descriptor passing, close-on-exec socket pairs, posix_spawn of this executable.
 #include "luamp_forkserver.h"
+#include "luamp_shims.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -92,13 +93,7 @@ int luamp_set_cloexec(int fd) {
 int luamp_thread_count_of(pid_t pid) {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    int f = open(path, O_RDONLY | O_CLOEXEC);
-    if (f < 0) return -1;
-    ssize_t n;
-    do { n = read(f, buf, sizeof buf - 1); } while (n < 0 && errno == EINTR);
-    close(f);
-    if (n <= 0) return -1;
-    buf[n] = 0;
+    if (luamp_read_small_file(path, buf, sizeof buf) <= 0) return -1;
     char *p = strstr(buf, "\nThreads:");
     return p ? atoi(p + 9) : -1;
 }

@@ -37,6 +37,16 @@ void luamp_memory_reserve_release(void) {
 }
 
 
+// A failed allocation: inside Swift's frames a failure would raise over them (or panic outside
+// any pcall), so the reserve is spent and the allocation tried again, letting the Swift code go
+// on. Out of line, so the allocator's common path is as short as lauxlib's l_alloc.
+__attribute__((noinline, cold))
+static void *luamp_alloc_failed(void *ptr, size_t nsize) {
+    if (!swift_on_top || !reserve) return NULL;
+    luamp_memory_reserve_release();
+    return realloc(ptr, nsize);
+}
+
 static void *luamp_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     (void)ud; (void)osize;
     if (nsize == 0) {
@@ -44,13 +54,8 @@ static void *luamp_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         return NULL;
     }
     void *p = realloc(ptr, nsize);
-    if (p == NULL && swift_on_top && reserve) {
-        // A failure inside Swift's frames raises over them (or panics outside any pcall):
-        // spend the reserve so this allocation, and the Swift code after it, can go on.
-        luamp_memory_reserve_release();
-        p = realloc(ptr, nsize);
-    }
-    return p;
+    if (__builtin_expect(p != NULL, 1)) return p;
+    return luamp_alloc_failed(ptr, nsize);
 }
 
 void luamp_use_allocator(lua_State *L) {

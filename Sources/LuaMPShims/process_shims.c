@@ -138,6 +138,16 @@ void luamp_child_exit(int code) {
     _exit(code);
 }
 
+ssize_t luamp_read_small_file(const char *path, char *buf, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n;
+    do { n = read(fd, buf, cap - 1); } while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n >= 0) buf[n] = 0;
+    return n;
+}
+
 int luamp_thread_count(void) {
     // procfs gives /proc/self/task a link count of 2 + the number of threads: one stat(2), far
     // cheaper than having the kernel format all of /proc/self/stat on every start.
@@ -146,13 +156,7 @@ int luamp_thread_count(void) {
     // Otherwise field 20 of /proc/self/stat (num_threads): one small read, no allocation (opendir
     // would malloc 32 KiB, and every page the parent touches costs a copy-on-write fault later).
     char buf[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n;
-    do { n = read(fd, buf, sizeof buf - 1); } while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
+    if (luamp_read_small_file("/proc/self/stat", buf, sizeof buf) <= 0) return -1;
     char *p = strrchr(buf, ')');       // the command name may contain spaces and parentheses
     if (!p) return -1;
     int field = 2;

@@ -22,40 +22,29 @@ void luamp_sync_fast_set_arena(void *base, uint64_t size) {
     arena_size = size;
 }
 
-/// Calls the Swift fallback in upvalue 1 and applies the fast-function protocol (as
-/// fast_trampoline in sync_shims.c): results, or raise after Swift has returned.
-static int slow_path(lua_State *L) {
-    luamp_fast_fn f = (luamp_fast_fn)lua_touserdata(L, lua_upvalueindex(1));
-    int argn = 0;
-    if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
-    int was = luamp_swift_enter();           // as the trampoline does (memory_shims.c)
-    int n = f(L, &argn);
-    luamp_zone_restore(was);
-    return luamp_complete_swift_call(L, n, argn);
-}
+/// Calls the Swift fallback in upvalue 1 with the fast-function protocol (sync_shims.c).
+static inline int slow_path(lua_State *L) { return luamp_fast_trampoline(L); }
 
 /// The arena object behind the userdata at slot 1 when it is a luamp object of `magic`
-/// (the SharedRef layout: UInt32 kind magic at +0, UInt64 arena offset at +8), else NULL.
+/// (the SharedRef layout of luamp_layouts.h), else NULL.
 static inline unsigned char *object_at(lua_State *L, uint32_t magic) {
     const unsigned char *ref = (const unsigned char *)lua_touserdata(L, 1);
     if (ref == NULL || lua_rawlen(L, 1) != LUAMP_SHARED_REF_SIZE) return NULL;   // light userdata: 0
     uint32_t m; uint64_t off;
-    memcpy(&m, ref, 4);
-    memcpy(&off, ref + 8, 8);
+    memcpy(&m, ref + LUAMP_SHARED_REF_MAGIC_OFFSET, 4);
+    memcpy(&off, ref + LUAMP_SHARED_REF_OFFSET_OFFSET, 8);
     if (m != magic || arena_base == NULL || off >= arena_size) return NULL;
     return arena_base + off;
 }
 
-// ---- Lock / RLock (SharedLock layout: +8 owner pid, +12 depth, +16 robust errorcheck mutex) ----
+// ---- Lock / RLock (SharedLock layout, luamp_layouts.h) ----
 
-#define LOCK_MAGIC 0x4c4b4c4du
-#define RLOCK_MAGIC 0x4c4b524du
 /// Polls before handing over to Swift (which polls as long again, then sleeps in slices).
 #define SPINS 200
 
-static inline uint32_t *lock_owner(unsigned char *o) { return (uint32_t *)(o + 8); }
-static inline uint32_t *lock_depth(unsigned char *o) { return (uint32_t *)(o + 12); }
-static inline pthread_mutex_t *lock_mutex(unsigned char *o) { return (pthread_mutex_t *)(o + 16); }
+static inline uint32_t *lock_owner(unsigned char *o) { return (uint32_t *)(o + LUAMP_LOCK_OWNER_OFFSET); }
+static inline uint32_t *lock_depth(unsigned char *o) { return (uint32_t *)(o + LUAMP_LOCK_DEPTH_OFFSET); }
+static inline pthread_mutex_t *lock_mutex(unsigned char *o) { return (pthread_mutex_t *)(o + LUAMP_LOCK_MUTEX_OFFSET); }
 
 /// `lock:acquire()` with no arguments: trylock, then a bounded spin (pause + trylock when the
 /// word reads free). Owner death is repaired here (the trylock consumed it). Anything else —
@@ -99,15 +88,13 @@ static inline int lock_release(lua_State *L, uint32_t magic) {
     return 0;
 }
 
-static int lock_acquire_fn(lua_State *L) { return lock_acquire(L, LOCK_MAGIC); }
-static int rlock_acquire_fn(lua_State *L) { return lock_acquire(L, RLOCK_MAGIC); }
-static int lock_release_fn(lua_State *L) { return lock_release(L, LOCK_MAGIC); }
-static int rlock_release_fn(lua_State *L) { return lock_release(L, RLOCK_MAGIC); }
+static int lock_acquire_fn(lua_State *L) { return lock_acquire(L, LUAMP_MAGIC_LOCK); }
+static int rlock_acquire_fn(lua_State *L) { return lock_acquire(L, LUAMP_MAGIC_RLOCK); }
+static int lock_release_fn(lua_State *L) { return lock_release(L, LUAMP_MAGIC_LOCK); }
+static int rlock_release_fn(lua_State *L) { return lock_release(L, LUAMP_MAGIC_RLOCK); }
 
-// ---- Value / Array cells (SharedCells layout: +4 typecode, +16 count, cells from +24) ----
+// ---- Value / Array cells (SharedCells layout, luamp_layouts.h) ----
 
-#define VALUE_MAGIC 0x4c41564du
-#define ARRAY_MAGIC 0x5252414du
 
 /// Pushes the cell at `p` of typecode `t` (as TypeCode.push). Returns 0 for an unknown code.
 static inline int push_cell(lua_State *L, unsigned char t, unsigned char *p) {
@@ -183,26 +170,27 @@ static inline int push_method(lua_State *L) {
 
 /// `v.value`, and methods such as `v.add` (any other key: Swift).
 static int value_index(lua_State *L) {
-    unsigned char *o = object_at(L, VALUE_MAGIC);
+    unsigned char *o = object_at(L, LUAMP_MAGIC_VALUE);
     if (o == NULL) return slow_path(L);
-    if (key_is_value(L)) return push_cell(L, o[4], o + 24) ? 1 : slow_path(L);
+    if (key_is_value(L)) return push_cell(L, o[LUAMP_CELLS_TYPE_OFFSET], o + LUAMP_CELLS_DATA_OFFSET) ? 1 : slow_path(L);
     return push_method(L) ? 1 : slow_path(L);
 }
 
 /// `v:add([n])` on a 64-bit signed cell (one `lock xadd`, wrapping like Lua); others: Swift.
 static int value_add(lua_State *L) {
-    unsigned char *o = object_at(L, VALUE_MAGIC);
+    unsigned char *o = object_at(L, LUAMP_MAGIC_VALUE);
     int top = lua_gettop(L);
-    if (o == NULL || (o[4] != 'q' && o[4] != 'l') || top > 2 || (top == 2 && !lua_isinteger(L, 2))) return slow_path(L);
+    if (o == NULL || (o[LUAMP_CELLS_TYPE_OFFSET] != 'q' && o[LUAMP_CELLS_TYPE_OFFSET] != 'l') || top > 2
+        || (top == 2 && !lua_isinteger(L, 2))) return slow_path(L);
     uint64_t n = top == 2 ? (uint64_t)lua_tointeger(L, 2) : 1;
-    lua_pushinteger(L, (lua_Integer)__atomic_add_fetch((uint64_t *)(o + 24), n, __ATOMIC_SEQ_CST));
+    lua_pushinteger(L, (lua_Integer)__atomic_add_fetch((uint64_t *)(o + LUAMP_CELLS_DATA_OFFSET), n, __ATOMIC_SEQ_CST));
     return 1;
 }
 
 /// `v.value = x` for the common cases (others: Swift, which checks and explains).
 static int value_newindex(lua_State *L) {
-    unsigned char *o = object_at(L, VALUE_MAGIC);
-    if (o == NULL || !key_is_value(L) || !store_cell(L, o[4], o + 24)) return slow_path(L);
+    unsigned char *o = object_at(L, LUAMP_MAGIC_VALUE);
+    if (o == NULL || !key_is_value(L) || !store_cell(L, o[LUAMP_CELLS_TYPE_OFFSET], o + LUAMP_CELLS_DATA_OFFSET)) return slow_path(L);
     return 0;
 }
 
@@ -210,24 +198,24 @@ static int value_newindex(lua_State *L) {
 static inline unsigned char *array_cell(lua_State *L, unsigned char *o) {
     if (!lua_isinteger(L, 2)) return NULL;
     lua_Integer i = lua_tointeger(L, 2);
-    uint64_t n; memcpy(&n, o + 16, 8);
+    uint64_t n; memcpy(&n, o + LUAMP_CELLS_COUNT_OFFSET, 8);
     if (i < 1 || (uint64_t)i > n) return NULL;
-    return o + 24 + (size_t)(i - 1) * cell_size(o[4]);
+    return o + LUAMP_CELLS_DATA_OFFSET + (size_t)(i - 1) * cell_size(o[LUAMP_CELLS_TYPE_OFFSET]);
 }
 
 /// `a[i]` for an in-range integer index (other keys and errors: Swift).
 static int array_index(lua_State *L) {
-    unsigned char *o = object_at(L, ARRAY_MAGIC);
+    unsigned char *o = object_at(L, LUAMP_MAGIC_ARRAY);
     unsigned char *p = o ? array_cell(L, o) : NULL;
-    if (p == NULL || !push_cell(L, o[4], p)) return slow_path(L);
+    if (p == NULL || !push_cell(L, o[LUAMP_CELLS_TYPE_OFFSET], p)) return slow_path(L);
     return 1;
 }
 
 /// `a[i] = x` for an in-range integer index and a common value (else Swift).
 static int array_newindex(lua_State *L) {
-    unsigned char *o = object_at(L, ARRAY_MAGIC);
+    unsigned char *o = object_at(L, LUAMP_MAGIC_ARRAY);
     unsigned char *p = o ? array_cell(L, o) : NULL;
-    if (p == NULL || !store_cell(L, o[4], p)) return slow_path(L);
+    if (p == NULL || !store_cell(L, o[LUAMP_CELLS_TYPE_OFFSET], p)) return slow_path(L);
     return 0;
 }
 

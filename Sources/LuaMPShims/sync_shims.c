@@ -72,7 +72,7 @@ int luamp_populate_pages(void *p, size_t len) {
 #endif
 }
 
-static int fast_trampoline(lua_State *L) {
+int luamp_fast_trampoline(lua_State *L) {
     luamp_fast_fn f = (luamp_fast_fn)lua_touserdata(L, lua_upvalueindex(1));
     int argn = 0;
     if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
@@ -84,5 +84,5 @@ static int fast_trampoline(lua_State *L) {
 
 void luamp_push_fast_function(lua_State *L, luamp_fast_fn f) {
     lua_pushlightuserdata(L, (void *)f);
-    lua_pushcclosure(L, fast_trampoline, 1);
+    lua_pushcclosure(L, luamp_fast_trampoline, 1);
 }

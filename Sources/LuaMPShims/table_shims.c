@@ -2,47 +2,26 @@
 //
 // Why: through the public API, encoding one table entry costs 5-7 calls and ~270 instructions
 // inside liblua (lua_next, lua_type, lua_tointegerx, lua_isinteger, lua_tonumberx, lua_tolstring,
-// lua_settop). Lua 5.4's structs (lobject.h) are mirrored below; luamp_fasttable_check verifies
-// them against the running liblua once with probe tables, and if anything differs the fast path
-// stays off and the encoder uses the public API (same output).
+// lua_settop). Lua 5.4's structs (lobject.h) are mirrored in luamp_shims.h (Table, TValue: the
+// encoder reads them inline) and below (Node); luamp_fasttable_check verifies them against the
+// running liblua once with probe tables, and if anything differs the fast path stays off and the
+// encoder uses the public API (same output).
 #include "luamp_shims.h"
 #include <string.h>
-
-typedef struct {
-    void *next; unsigned char tt, marked, flags, lsizenode; unsigned int alimit;
-    const void *array; const void *node; const void *lastfree; const void *metatable;
-} luamp_table54;   // CommonHeader; flags; lsizenode; alimit; array; node; lastfree; metatable (lobject.h)
-
-typedef struct { union { void *p; long long i; double n; } value; unsigned char tt; } luamp_tvalue54;
 
 typedef struct {
     union { void *p; long long i; double n; } value; unsigned char tt, key_tt; int next;
     union { void *p; long long i; double n; } key;
 } luamp_node54;    // union Node's NodeKey (lobject.h)
 
-static int fasttable_ok = 0;
-
-/// luaH_realasize: alimit is the array size unless BITRAS says it is only a hint.
-static unsigned int real_asize(const luamp_table54 *t) {
-    unsigned int a = t->alimit;
-    if (!(t->flags & 0x80) || (a & (a - 1)) == 0) return a;
-    a |= a >> 1; a |= a >> 2; a |= a >> 4; a |= a >> 8; a |= a >> 16;
-    return a + 1;
-}
-
-int luamp_fasttable(const void *table, luamp_tableparts *out) {
-    if (!fasttable_ok) return 0;
-    const luamp_table54 *t = (const luamp_table54 *)table;
-    out->array = t->array;
-    out->asize = real_asize(t);
-    out->nodes = t->node;
-    out->nsize = 1u << t->lsizenode;
-    out->metatable = t->metatable;
-    return 1;
-}
+/// 1 once the layout matched (the fast path on; read inline by luamp_fasttable in the header).
+int luamp_fasttable_ok = 0;
+/// 0 = not checked yet, 1 = the layout matched, 2 = it did not. Checked once per process (the
+/// first install), so installs never rewrite luamp_fasttable_ok while another runtime reads it.
+static int fasttable_state = 0;
 
 uint64_t luamp_table_fingerprint(const void *table) {
-    if (!fasttable_ok) return 0;
+    if (!__atomic_load_n(&luamp_fasttable_ok, __ATOMIC_RELAXED)) return 0;
     const luamp_table54 *t = (const luamp_table54 *)table;
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)t->node;
     unsigned int n = 1u << t->lsizenode;
@@ -80,7 +59,7 @@ static int probe(lua_State *L) {
     lua_setmetatable(L, -2);
     const luamp_table54 *t = (const luamp_table54 *)lua_topointer(L, -1);
     if (t->metatable != mt) return 0;
-    if (t->tt != 0x05 || t->alimit != 4 || real_asize(t) != 4 || t->array == NULL
+    if (t->tt != 0x05 || t->alimit != 4 || luamp_table_asize(t) != 4 || t->array == NULL
         || t->lsizenode != 2 || t->node == NULL || t->lastfree == NULL) return 0;   // LUA_VTABLE
     const luamp_tvalue54 *a = (const luamp_tvalue54 *)t->array;
     if (!(a[0].tt == LUAMP_TAG_FLOAT && a[0].value.n == 1.5 && a[1].tt == LUAMP_TAG_INT && a[1].value.i == 42
@@ -101,12 +80,19 @@ static int probe(lua_State *L) {
 }
 
 int luamp_fasttable_check(lua_State *L) {
-    fasttable_ok = 0;
-    if (lua_version(L) != 504 || sizeof(luamp_tvalue54) != LUAMP_SLOT_SIZE
-        || sizeof(luamp_node54) != LUAMP_NODE_SIZE || !lua_checkstack(L, 4)) return 0;
-    int top = lua_gettop(L);
-    int ok = probe(L);
-    lua_settop(L, top);
-    fasttable_ok = ok;
-    return ok;
+    int state = __atomic_load_n(&fasttable_state, __ATOMIC_ACQUIRE);
+    if (state != 0) return state == 1;
+    if (!lua_checkstack(L, 4)) return 0;                 // not decided: the next install tries again
+    int ok = lua_version(L) == 504 && sizeof(luamp_tvalue54) == LUAMP_SLOT_SIZE
+             && sizeof(luamp_node54) == LUAMP_NODE_SIZE;
+    if (ok) {
+        int top = lua_gettop(L);
+        ok = probe(L);
+        lua_settop(L, top);
+    }
+    // Runtimes installing on several threads at once compute the same answer; the first stays.
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&fasttable_state, &expected, ok ? 1 : 2, 0, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&luamp_fasttable_ok, ok, __ATOMIC_RELEASE);
+    return __atomic_load_n(&fasttable_state, __ATOMIC_ACQUIRE) == 1;
 }

@@ -46,6 +46,19 @@ struct CommandLineOptions: Equatable {
     var scriptIndex: Int?
     /// Set when the command line is invalid (usage goes to stderr, exit 1).
     var problem: Problem?
+    /// `--trace FILE.json`, `--trace-html FILE.html`, `--progress`, `--label-output`.
+    var traceFile: String?
+    var traceHTML: String?
+    var progress = false
+    var labelOutput = false
+    /// `luamp trace FILE.json [-o FILE.html]`: argv[1] is `trace` followed by those arguments.
+    /// The command runs it unless a file named `trace` exists (then that is the script, as in lua).
+    var traceCommand: TraceCommand?
+
+    struct TraceCommand: Equatable {
+        var input: String
+        var output: String?
+    }
 
     /// The program name for messages (`argv[0]`, `luamp` if empty).
     var programName: String {
@@ -63,6 +76,23 @@ struct CommandLineOptions: Equatable {
     /// Parses argv (program name first).
     init(parsing argv: [String]) {
         arguments = argv
+        if argv.count >= 3 && argv[1] == "trace" {
+            var input: String?
+            var output: String?
+            var j = 2
+            var ok = true
+            while j < argv.count && ok {
+                if argv[j] == "-o" && j + 1 < argv.count {
+                    output = argv[j + 1]
+                    j += 2
+                } else if input == nil && !argv[j].hasPrefix("-") {
+                    input = argv[j]; j += 1
+                } else {
+                    ok = false
+                }
+            }
+            if ok, let inp = input { traceCommand = TraceCommand(input: inp, output: output) }
+        }
         var i = 1
         while i < argv.count {
             let a = Array(argv[i].utf8)
@@ -75,6 +105,16 @@ struct CommandLineOptions: Equatable {
                 return
             case UInt8(ascii: "-"):
                 if argv[i] == "--help" { help = true; return }
+                switch argv[i] {
+                case "--progress": progress = true; i += 1; continue
+                case "--label-output": labelOutput = true; i += 1; continue
+                case "--trace", "--trace-html":
+                    guard i + 1 < argv.count else { problem = .needsArgument(argv[i]); return }
+                    if argv[i] == "--trace" { traceFile = argv[i + 1] } else { traceHTML = argv[i + 1] }
+                    i += 2
+                    continue
+                default: break
+                }
                 guard rest.isEmpty else { problem = .unrecognized(argv[i]); return }
                 if i + 1 < argv.count { scriptIndex = i + 1 }
                 return
@@ -118,6 +158,7 @@ struct CommandLineOptions: Equatable {
     static func usage(_ program: String) -> String {
         """
         usage: \(program) [options] [script [args]]
+               \(program) trace FILE.json [-o FILE.html]
         Available options are:
           -e stat   execute string 'stat'
           -i        enter interactive mode after executing 'script'
@@ -127,6 +168,10 @@ struct CommandLineOptions: Equatable {
           -E        ignore environment variables
           -W        turn warnings on
           -h        show this help
+          --trace FILE.json       record a trace of every process (Perfetto, chrome://tracing)
+          --trace-html FILE.html  write the trace as a self-contained HTML timeline
+          --progress              progress bars on stderr for every pool call
+          --label-output          prefix each child's output lines with [its name]
           --        stop handling options
           -         stop handling options and execute stdin
 

@@ -25,7 +25,12 @@ struct Interpreter {
             LuaRuntime.writeError("\(progname): \(problem.message)\n" + CommandLineOptions.usage(progname))
             return 1
         }
+        if let t = options.traceCommand, access("trace", F_OK) != 0 { return traceCommand(t, progname) }
         if options.showVersion { printVersion() }
+        Observability.traceFile = options.traceFile
+        Observability.traceHTML = options.traceHTML
+        Observability.progress = options.progress
+        Observability.labelOutput = options.labelOutput
         let lua: LuaRuntime
         do {
             lua = try LuaRuntime(options: .init(ignoreEnvironment: options.ignoreEnvironment))
@@ -72,6 +77,36 @@ struct Interpreter {
                 }
             }
         }
+        return 0
+    }
+
+    /// `luamp trace FILE.json [-o FILE.html]`: the HTML timeline of a trace (FILE.html by default).
+    private func traceCommand(_ t: CommandLineOptions.TraceCommand, _ progname: String) -> Int32 {
+        var input = t.input
+        while input.hasSuffix("/") && input.count > 1 { input.removeLast() }
+        var st = stat()
+        let isDir = stat(input, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+        if isDir, let r = input.ranges(of: ".parts.").last {
+            // The part files of a run killed before it merged them: FILE.json.parts.XXXXXX → FILE.json
+            let json = String(input[..<r.lowerBound])
+            do { try Observability.recoverTrace(parts: input, into: json) } catch {
+                LuaRuntime.writeError("\(progname): \(error)\n")
+                return 1
+            }
+            LuaRuntime.writeError("\(progname): recovered \(json)\n")
+            input = json
+        }
+        var out = t.output
+        if out == nil {
+            out = (input.hasSuffix(".json") ? String(input.dropLast(5)) : input) + ".html"
+        }
+        do {
+            try Observability.writeHTML(trace: input, to: out!)
+        } catch {
+            LuaRuntime.writeError("\(progname): \(error)\n")
+            return 1
+        }
+        LuaRuntime.writeError("\(progname): wrote \(out!)\n")
         return 0
     }
 

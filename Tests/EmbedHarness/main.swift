@@ -7,6 +7,7 @@
 //   remote-api         the LuaRemoteRuntime API, errors and lost runtimes
 //   bench              CASE SECONDS lines for scripts/bench embedding
 //   no-serve           main forgets serveIfRequested: start() must fail clearly, not hang
+//   memory CASE N FREE SQUEEZE  big LuaValue conversions with FREE MiB left (Tests/cli/test_memory.py)
 import Dispatch
 import Glibc
 import LuaMP
@@ -304,6 +305,9 @@ func runCommand() throws -> Int32 {
         server.stop()
         return 0
 
+    case "memory":
+        return try memoryCase(Array(CommandLine.arguments.dropFirst(2)))
+
     case "no-serve":
         // The spawned copy runs this same command, reaches start() and is refused.
         do {
@@ -319,6 +323,56 @@ func runCommand() throws -> Int32 {
         print("unknown command '\(command)'")
         return 64
     }
+}
+
+/// `memory CASE N FREE SQUEEZE`: converts N-entry tables between Lua and Swift with about FREE
+/// MiB left (the file SQUEEZE defines `squeeze(left)`, which fills memory and frees that much).
+/// Prints `op ok` or `op failed: <error>`, then `alive` once memory is back. Cases: `to_swift`
+/// (evaluate returns a Lua table), `to_lua` (setGlobal of a Swift table), `result` (a Swift
+/// function returns one, called under pcall), `argument` (a Lua table passed to one).
+func memoryCase(_ args: [String]) throws -> Int32 {
+    guard args.count == 4, let n = Int(args[1]), let free = Int(args[2]) else {
+        print("usage: memory CASE N FREE SQUEEZE")
+        return 64
+    }
+    let which = args[0]
+    let lua = try LuaRuntime()
+    _ = try lua.run(string: "dofile(...)", arguments: [.string(args[3])])
+    var big = LuaTable()
+    if which == "to_lua" || which == "result" {
+        for i in 1...n { big[i] = .string("s\(i)") }
+    } else {
+        _ = try lua.run(string: "big = {} for i = 1, \(n) do big[i] = {i, 's' .. i} end")
+    }
+    lua.register("host_big") { _ in [.table(big)] }
+    lua.register("host_count") { args in [.integer(Int64(args.count))] }
+    print("built"); fflush(nil)
+    _ = try lua.run(string: "squeeze(\(free))")
+    var outcome: String
+    do {
+        switch which {
+        case "to_swift":
+            _ = try lua.evaluate("big")
+            outcome = "op ok"
+        case "to_lua":
+            try lua.setGlobal("big", LuaValue.table(big))
+            outcome = "op ok"
+        case "result", "argument":
+            let call = which == "result" ? "host_big()" : "host_count(big)"
+            let r = try lua.evaluate("select(2, pcall(function() \(call) return 'op ok' end))")
+            outcome = r.first.map { "\($0)" } ?? "?"
+            if outcome != "op ok" { outcome = "op failed: " + outcome }
+        default:
+            print("unknown case '\(which)'")
+            return 64
+        }
+    } catch {
+        outcome = "op failed: \(error)"
+    }
+    _ = try lua.run(string: "ballast = {} collectgarbage()")
+    print(outcome)
+    print("alive", try lua.evaluate("1 + 1").first.map { "\($0)" } ?? "?")
+    return 0
 }
 
 do {

@@ -9,18 +9,17 @@ saying `not enough memory` caught by pcall) and the process still working afterw
 signal, a Swift `Fatal error`, a Lua panic or a hang.
 """
 import os, resource, shutil, subprocess, tempfile
-from harness import LUAMP, test, finish
+from harness import LUAMP, ROOT, test, finish
 
 TMP = tempfile.mkdtemp(prefix="luamp-memory-")
 LIMIT_MIB = 512
-ENV = dict(os.environ, SWIFT_BACKTRACE="enable=no")
+ENV = dict(os.environ, SWIFT_BACKTRACE="enable=no", SQUEEZE=os.path.join(TMP, "squeeze_prelude.lua"))
 
-SCRIPT = r"""
-local case, n, free_mib = arg[1], tonumber(arg[2]), tonumber(arg[3])
-local function floats(n) local t = {} for i = 1, n do t[i] = i + 0.5 end return t end
-local function mixed(n) local t = {} for i = 1, n do t[i] = {i, "s" .. i} end return t end
-local ballast = {}
-local function squeeze(left)           -- fill memory, then free `left` MiB of it
+# squeeze(left): fill memory, then free `left` MiB of it (the Lua scripts and the embedding
+# harness load this file).
+SQUEEZE = r"""
+ballast = {}
+function squeeze(left)
   collectgarbage()
   while true do
     local ok, s = pcall(string.rep, "x", 1 << 20)
@@ -30,6 +29,16 @@ local function squeeze(left)           -- fill memory, then free `left` MiB of i
   for _ = 1, math.min(left, #ballast) do ballast[#ballast] = nil end
   collectgarbage()
 end
+"""
+squeeze_path = os.path.join(TMP, "squeeze_prelude.lua")
+with open(squeeze_path, "w") as f:
+    f.write(SQUEEZE)
+
+SCRIPT = r"""
+local case, n, free_mib = arg[1], tonumber(arg[2]), tonumber(arg[3])
+local function floats(n) local t = {} for i = 1, n do t[i] = i + 0.5 end return t end
+local function mixed(n) local t = {} for i = 1, n do t[i] = {i, "s" .. i} end return t end
+dofile(os.getenv("SQUEEZE"))
 local op, again
 if case == "dumps" then
   local t = floats(n)
@@ -89,22 +98,34 @@ with open(path, "w") as f:
     f.write(SCRIPT)
 
 
-def sweep(case, n, frees=(0, 24)):
-    """Runs `case` at each FREE; every run must be clean; returns how many ran out in the operation."""
+def clean_run(args, what, alive):
+    """Runs args; it must end cleanly: status 0, no trap or Lua panic, `built` first and `alive`
+    last. Returns its stdout lines and a description for assertions."""
+    r = run(args)
+    lines = r.stdout.splitlines()
+    where = f"{what}: rc {r.returncode}, stdout {lines}, stderr {r.stderr[-1500:]!r}"
+    assert r.returncode == 0, where
+    assert "Fatal error" not in r.stderr and "PANIC" not in r.stderr, where
+    assert lines and lines[0] == "built" and lines[-1] == alive, where
+    return lines, where
+
+
+def sweep(case, n, frees=(0, 24), outcomes=None):
+    """Runs `case` at each FREE; every run must be clean; returns how many ran out in the operation
+    (and appends each run's outcome line to `outcomes`)."""
     out_of_memory = 0
     for free in frees:
-        r = run([LUAMP, path, case, str(n), str(free)])
-        lines = r.stdout.splitlines()
-        where = f"{case} FREE={free}: rc {r.returncode}, stdout {lines}, stderr {r.stderr[-1500:]!r}"
-        assert r.returncode == 0, where
-        assert "Fatal error" not in r.stderr and "PANIC" not in r.stderr, where
-        assert lines[0] == "built" and lines[-1] == "alive\ttrue", where
+        lines, where = clean_run([LUAMP, path, case, str(n), str(free)], f"{case} FREE={free}", "alive\ttrue")
         outcome = lines[1]
         assert outcome.startswith("op ok") or ("not enough memory" in outcome), where
+        # Lua's own memory error, or a RemoteError naming what did not fit: never another kind.
+        assert "DecodeError" not in outcome and "MemoryError" not in outcome, where
         if case in ("worker_result", "host_result"):
             assert "again\t7" in lines and "WorkerLost" not in outcome, where   # the same worker goes on
         if "not enough memory" in outcome:
             out_of_memory += 1
+        if outcomes is not None:
+            outcomes.append(outcome)
     return out_of_memory
 
 
@@ -139,8 +160,62 @@ def pool_host_out_of_memory_receiving_a_result_is_an_error_not_a_hang():
 
 
 @test
+def pool_host_out_of_memory_decoding_a_result_is_luas_memory_error():
+    # With 24-32 MiB left the 18 MB frame arrives, and building its table runs out: the error
+    # is Lua's own (what pcall gives for any allocation failure), not "DecodeError: …".
+    outcomes = []
+    sweep("host_result", 2_000_000, frees=(24, 32), outcomes=outcomes)
+    assert "op failed: not enough memory" in outcomes, outcomes
+
+
+@test
 def process_out_of_memory_ends_the_child_with_the_error():
     assert sweep("child", 2_000_000) >= 1
+
+
+# The embedding API (Tests/EmbedHarness): LuaValue conversions of big tables both ways. Swift
+# allocations are checked before they are made, Lua's under Swift frames are protected or stop
+# the walk once luamp's reserve is spent: Lua's memory error, never a trap or a Lua panic.
+HARNESS = os.path.join(os.path.dirname(LUAMP), "luamp-embed-harness")
+
+
+def ensure_harness():
+    """scripts/test builds it; when only luamp was built, build the harness the same way."""
+    if not os.path.exists(HARNESS):
+        config = "release" if os.path.basename(os.path.dirname(LUAMP).rstrip("/")) == "release" else "debug"
+        subprocess.run(["swift", "build", "-c", config, "--product", "luamp-embed-harness"],
+                       cwd=ROOT, check=True, capture_output=True)
+
+
+def embedding_sweep(case, n, frees=(0, 24)):
+    ensure_harness()
+    failed = 0
+    for free in frees:
+        lines, where = clean_run([HARNESS, "memory", case, str(n), str(free), squeeze_path],
+                                 f"embedding {case} FREE={free}", "alive 2")
+        assert lines[1] in ("op ok", "op failed: not enough memory"), where
+        failed += lines[1] != "op ok"
+    return failed
+
+
+@test
+def embedding_evaluate_of_a_big_table_out_of_memory_is_an_error():
+    assert embedding_sweep("to_swift", 150_000) >= 1          # LuaRuntime.evaluate → LuaValue
+
+
+@test
+def embedding_swift_function_given_a_big_table_out_of_memory_is_catchable():
+    assert embedding_sweep("argument", 150_000) >= 1          # its arguments → [LuaValue]
+
+
+@test
+def embedding_set_global_of_a_big_table_out_of_memory_is_an_error():
+    assert embedding_sweep("to_lua", 300_000) >= 1            # setGlobal pushes a LuaTable
+
+
+@test
+def embedding_swift_function_returning_a_big_table_out_of_memory_is_catchable():
+    assert embedding_sweep("result", 300_000) >= 1            # its results are pushed
 
 
 UNCAUGHT = {

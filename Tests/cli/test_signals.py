@@ -43,7 +43,7 @@ case("condition_wait", function()
   local c = mp.Condition()
   return function() c:acquire(); c:wait() end, function() c:release() end
 end)
-case("pipe_recv", function() local a, b = mp.Pipe(); return function() a:recv() end end)
+case("pipe_recv", function() local a, b = mp.Pipe(); return function() a:recv() end, function() b:close() end end)
 case("process_join", function()
   local p = mp.Process(function() mp.sleep(60) end)
   p:start()

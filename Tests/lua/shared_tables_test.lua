@@ -1,18 +1,7 @@
 -- mp.Dict, mp.List and atomic Values: every member, many processes at once, sending, memory reuse, errors.
 local T = require "testlib"
 
-local function spawn(fn, ...)
-  local p = mp.Process { target = fn, args = table.pack(...) }
-  p:start()
-  return p
-end
-
-local function joinAll(ps)
-  for _, p in ipairs(ps) do
-    assert(p:join(120), "process " .. p.pid .. " did not finish")
-    T.eq(p.exitcode, 0, "exit code of " .. p.pid)
-  end
-end
+local spawn, joinAll = T.spawn, T.join_all
 
 local function sorted(t) table.sort(t, function(a, b) return tostring(a) < tostring(b) end) return t end
 

@@ -8,19 +8,15 @@ end
 
 local N = T.long and 50000 or 50000     -- the issue's size; ~1 s per counter test in debug builds
 
---- Starts `fn(...)` in a new process.
-local function spawn(fn, ...)
-  local p = mp.Process { target = fn, args = table.pack(...) }
-  p:start()
-  return p
-end
-
+local spawn = T.spawn
 --- Joins every process (generous bound) and asserts they all exited 0.
-local function joinAll(ps)
-  for _, p in ipairs(ps) do
-    assert(p:join(60), "process " .. p.pid .. " did not finish")
-    T.eq(p.exitcode, 0, "exit code of " .. p.pid)
-  end
+local function joinAll(ps) T.join_all(ps, 60) end
+
+--- In a child: waits at barrier `b` (30 s bound) and sets `broken.value = 1` if the wait
+--- raised BrokenBarrierError.
+local function waitNotingBroken(b, broken)
+  local ok, err = pcall(b.wait, b, 30)
+  if not ok and err.kind == "BrokenBarrierError" then broken.value = 1 end
 end
 
 --- Polls `cond` until true (bounded): for waiting on a child to reach a state.
@@ -243,10 +239,7 @@ end)
 
 T.test("Barrier: a waiter killed while others wait wakes them with BrokenBarrierError", function()
   local b, broken = mp.Barrier(3), mp.Value("i", 0)
-  local w = spawn(function()
-    local ok, err = pcall(b.wait, b, 30)
-    if not ok and err.kind == "BrokenBarrierError" then broken.value = 1 end
-  end)
+  local w = spawn(function() waitNotingBroken(b, broken) end)
   local victim = spawn(function() b:wait() end)
   waitUntil(function() return b.n_waiting == 2 end, "two waiters")
   victim:kill(); victim:join()
@@ -259,10 +252,7 @@ end)
 T.test("Barrier: the last party killed inside the action breaks it for the waiters", function()
   local inaction, broken = mp.Event(), mp.Value("i", 0)
   local b = mp.Barrier(2, function() inaction:set(); mp.sleep(60) end)
-  local a = spawn(function()
-    local ok, err = pcall(b.wait, b, 30)
-    if not ok and err.kind == "BrokenBarrierError" then broken.value = 1 end
-  end)
+  local a = spawn(function() waitNotingBroken(b, broken) end)
   waitUntil(function() return b.n_waiting == 1 end, "the first party")
   local last = spawn(function() b:wait() end)
   assert(inaction:wait(10))
@@ -277,8 +267,7 @@ end)
 T.test("Barrier: reset breaks current waiters, then the barrier works again", function()
   local b, broken = mp.Barrier(2), mp.Value("i", 0)
   local w = spawn(function()
-    local ok, err = pcall(b.wait, b, 30)
-    if not ok and err.kind == "BrokenBarrierError" then broken.value = 1 end
+    waitNotingBroken(b, broken)
     T.eq(b:wait(30), 0)                        -- usable again after the reset
   end)
   waitUntil(function() return b.n_waiting == 1 end, "the waiter")

@@ -62,4 +62,19 @@ function T.wait_blocked(pid, what)
   end, what or ("process " .. pid .. " to block"))
 end
 
+--- Starts `fn(...)` in a new mp.Process and returns it.
+function T.spawn(fn, ...)
+  local p = mp.Process { target = fn, args = table.pack(...) }
+  p:start()
+  return p
+end
+
+--- Joins every process of `ps` (bounded by `secs` each, default 120) and asserts each exited 0.
+function T.join_all(ps, secs)
+  for _, p in ipairs(ps) do
+    assert(p:join(secs or 120), "process " .. p.pid .. " did not finish")
+    T.eq(p.exitcode, 0, "exit code of " .. p.pid)
+  end
+end
+
 return T

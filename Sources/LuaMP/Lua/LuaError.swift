@@ -70,4 +70,11 @@ public struct LuaArgumentError: Error, CustomStringConvertible {
 protocol LuaValueError: Error {
     /// Pushes the error value. Stack: [-0, +1].
     func pushError(onto stack: LuaStack)
+    /// True when the error stands for running out of memory: it is then raised as Lua's own
+    /// memory error (`not enough memory`, catchable, no value pushed), like `LuaError.memory`.
+    var isMemoryError: Bool { get }
+}
+
+extension LuaValueError {
+    var isMemoryError: Bool { false }
 }

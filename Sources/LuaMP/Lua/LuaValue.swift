@@ -77,6 +77,8 @@ public struct LuaTable: Hashable, CustomStringConvertible {
 
     /// An empty table.
     public init() {}
+    /// An empty table with room for `n` entries (filling it then never reallocates).
+    init(minimumCapacity n: Int) { entries = Dictionary(minimumCapacity: n) }
     /// A sequence `{a, b, c}` (nils leave holes).
     public init(array: [LuaValue]) {
         for (i, v) in array.enumerated() where v != .nil { entries[.integer(Int64(i + 1))] = v }

@@ -65,20 +65,20 @@ extension Int64: LuaValueConvertible {
     }
 }
 
+/// An integer type narrower than Int64 from a Lua value: through `Int64`, range-checked.
+private func narrowInteger<T: FixedWidthInteger>(_ v: LuaValue) throws -> T {
+    guard let i = T(exactly: try Int64(luaValue: v)) else { throw LuaConversionError("integer out of range") }
+    return i
+}
+
 extension Int: LuaValueConvertible {
     public var luaValue: LuaValue { .integer(Int64(self)) }
-    public init(luaValue: LuaValue) throws {
-        guard let i = Int(exactly: try Int64(luaValue: luaValue)) else { throw LuaConversionError("integer out of range") }
-        self = i
-    }
+    public init(luaValue: LuaValue) throws { self = try narrowInteger(luaValue) }
 }
 
 extension Int32: LuaValueConvertible {
     public var luaValue: LuaValue { .integer(Int64(self)) }
-    public init(luaValue: LuaValue) throws {
-        guard let i = Int32(exactly: try Int64(luaValue: luaValue)) else { throw LuaConversionError("integer out of range") }
-        self = i
-    }
+    public init(luaValue: LuaValue) throws { self = try narrowInteger(luaValue) }
 }
 
 extension Double: LuaValueConvertible {

@@ -61,6 +61,8 @@ func callForLua(_ stack: LuaStack, _ argn: UnsafeMutablePointer<Int32>?, _ body:
         stack.push(e.message)
         argn!.pointee = e.index
         return Int32(LUAMP_ARGERROR)
+    } catch let e as any LuaValueError where e.isMemoryError {
+        return Int32(LUAMP_MEMERR)
     } catch let e as any LuaValueError {
         e.pushError(onto: stack)
         return Int32(LUAMP_RAISE)
@@ -97,4 +99,12 @@ extension LuaStack {
 
     /// Index of upvalue `n` of the running Swift function (1 is the box, 2... the extra ones).
     func upvalueIndex(_ n: Int32) -> Int32 { luamp_upvalueindex(n) }
+
+    /// For an `__index` function whose upvalue `n` (`upvalueIndex`) is its methods table: pushes
+    /// `methods[stack[key]]` (raw; nil if absent) and returns 1. Stack: [-0, +1].
+    func pushMethod(fromUpvalue n: Int32, key: Int32) -> Int32 {
+        pushValue(key)
+        lua_rawget(L, upvalueIndex(n))
+        return 1
+    }
 }

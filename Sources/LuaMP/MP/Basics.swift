@@ -31,6 +31,11 @@ extension MPModule {
 
 /// Time for the runtime: a monotonic clock and sleeps that Ctrl-C interrupts.
 enum Clock {
+    /// Called when this process is about to wait (`true`: a sleep, surely long): the trace
+    /// recorder writes what it buffered, so a process killed while waiting loses nothing it
+    /// did before. nil unless tracing was set up (`installObserve`).
+    nonisolated(unsafe) static var idleHook: ((Bool) -> Void)?
+
     /// Seconds on CLOCK_MONOTONIC.
     static func monotonicSeconds() -> Double {
         var ts = timespec()
@@ -41,6 +46,7 @@ enum Clock {
     /// Sleeps `seconds`, resuming after signals.
     /// - Throws: `LuaRaise("interrupted!")` when Ctrl-C arrives during the sleep.
     static func sleep(seconds: Double) throws {
+        idleHook?(true)
         let deadline = monotonicSeconds() + seconds
         while true {
             try checkInterrupt()

@@ -9,6 +9,7 @@ enum MPModule {
     /// Each installer adds its functions to the `mp` table at the given stack index.
     /// A new capability adds one line here.
     static func installCapabilities(_ s: LuaStack, _ t: Int32) {
+        installObserve(s, t)
         installShared(s, t)
         installBasics(s, t)
         installSync(s, t)
@@ -19,6 +20,7 @@ enum MPModule {
         installQueues(s, t)
         installPipes(s, t)
         installPools(s, t)
+        installStatus(s, t)
     }
 
     /// End of the main chunk (Python's interpreter exit): each capability that owns processes
@@ -27,6 +29,7 @@ enum MPModule {
     static func finishCapabilities(_ s: LuaStack) {
         finishPools(s)
         finishProcesses(s)
+        finishObserve(s)
     }
 
     /// Counts the processes started and pools created in this process: each takes the next

@@ -11,7 +11,7 @@ internal import LuaMPShims
 /// function's upvalues on each use) must have no effect at all; encoders check it.
 /// `consuming`: the decode running now takes over its message's references (`SharedHolds`).
 ///
-/// The state is per thread (a C `__thread` slot): runtimes on several threads never mix logs.
+/// The state is per thread (`threadObject`): runtimes on several threads never mix logs.
 enum SendLog {
     private final class Frame {
         var depth = 0
@@ -21,12 +21,7 @@ enum SendLog {
         var references: [(UInt64, SharedKind)] = []
     }
 
-    private static var frame: Frame {
-        if let p = luamp_sendlog_slot() { return Unmanaged<Frame>.fromOpaque(p).takeUnretainedValue() }
-        let f = Frame()
-        luamp_sendlog_set_slot(Unmanaged.passRetained(f).toOpaque())   // one per thread, kept
-        return f
-    }
+    private static var frame: Frame { threadObject(Int32(LUAMP_SLOT_SENDLOG), Frame.init) }
 
     /// True while encoding only to compare: handle encoders produce their bytes and nothing else.
     static var dryRun: Bool { frame.dryRun }
@@ -84,20 +79,16 @@ enum SendLog {
     }
 
     /// Runs `body` with `dryRun` set.
-    static func withoutEffects<R>(_ body: () throws -> R) rethrows -> R {
-        let f = frame
-        let old = f.dryRun
-        f.dryRun = true
-        defer { f.dryRun = old }
-        return try body()
-    }
+    static func withoutEffects<R>(_ body: () throws -> R) rethrows -> R { try with(\.dryRun, body) }
 
     /// Runs `body` with `consuming` set.
-    static func consuming<R>(_ body: () throws -> R) rethrows -> R {
+    static func consuming<R>(_ body: () throws -> R) rethrows -> R { try with(\.consuming, body) }
+
+    private static func with<R>(_ flag: ReferenceWritableKeyPath<Frame, Bool>, _ body: () throws -> R) rethrows -> R {
         let f = frame
-        let old = f.consuming
-        f.consuming = true
-        defer { f.consuming = old }
+        let old = f[keyPath: flag]
+        f[keyPath: flag] = true
+        defer { f[keyPath: flag] = old }
         return try body()
     }
 }

@@ -164,16 +164,48 @@ enum {
 };
 
 /// The parts of a table: its array part (asize slots) and hash nodes (nsize nodes).
-/// `metatable` is the table's metatable (lua_topointer of it) or NULL.
-typedef struct { const void *array; unsigned int asize; const void *nodes; unsigned int nsize; const void *metatable; } luamp_tableparts;
+typedef struct { const void *array; unsigned int asize; const void *nodes; unsigned int nsize; } luamp_tableparts;
 
-/// Checks once that the running liblua has exactly the layout above, using probe tables; enables
+/// Lua 5.4's Table and TValue (lobject.h), mirrored: CommonHeader; flags; lsizenode; alimit;
+/// array; node; lastfree; metatable. Used only once luamp_fasttable_check passed.
+typedef struct {
+    void *next; unsigned char tt, marked, flags, lsizenode; unsigned int alimit;
+    const void *array; const void *node; const void *lastfree; const void *metatable;
+} luamp_table54;
+typedef struct { union { void *p; long long i; double n; } value; unsigned char tt; } luamp_tvalue54;
+
+/// 1 once luamp_fasttable_check verified the layout above against the running liblua.
+extern int luamp_fasttable_ok;
+
+/// luaH_realasize: alimit is the array size unless BITRAS says it is only a hint.
+static inline unsigned int luamp_table_asize(const luamp_table54 *t) {
+    unsigned int a = t->alimit;
+    if (!(t->flags & 0x80) || (a & (a - 1)) == 0) return a;
+    a |= a >> 1; a |= a >> 2; a |= a >> 4; a |= a >> 8; a |= a >> 16;
+    return a + 1;
+}
+
+/// Checks that the running liblua has exactly the layout above, using probe tables, once per
+/// process (the first call decides; runtimes on several threads may race, harmlessly); enables
 /// luamp_fasttable and returns 1 if so. Must be C: it mirrors C structs Swift cannot see.
 int luamp_fasttable_check(lua_State *L);
 /// Fills *out for the table at address `table` (lua_topointer); returns 0 when the fast path is
 /// off. The pointers stay valid until the table is next modified (no insertion happens while the
-/// encoder reads it).
-int luamp_fasttable(const void *table, luamp_tableparts *out);
+/// encoder reads it). Inline: the encoder calls it once per table.
+static inline int luamp_fasttable(const void *table, luamp_tableparts *out) {
+    if (!luamp_fasttable_ok) return 0;
+    const luamp_table54 *t = (const luamp_table54 *)table;
+    out->array = t->array;
+    out->asize = luamp_table_asize(t);
+    out->nodes = t->node;
+    out->nsize = 1u << t->lsizenode;
+    return 1;
+}
+/// The metatable (lua_topointer of it) of the table at `table`, or NULL; only once
+/// luamp_fasttable returned 1.
+static inline const void *luamp_table_metatable(const void *table) {
+    return ((const luamp_table54 *)table)->metatable;
+}
 /// A hash of the table's hash part (keys, values and the node array's address), never 0; 0 when
 /// the fast path is off. The codec compares it to notice that package.loaded changed.
 uint64_t luamp_table_fingerprint(const void *table);
@@ -258,6 +290,10 @@ int luamp_reap(pid_t pid, int block, int *exitcode);
 /// How every child ends: fflush(NULL) then _exit(code) (no atexit handlers, no parent cleanup).
 /// C: marks noreturn for the compiler and keeps flush + _exit together.
 __attribute__((noreturn)) void luamp_child_exit(int code);
+
+/// Reads at most `cap - 1` bytes of the file at `path` (a /proc file: one read) into `buf` and
+/// NUL-terminates them. Returns the byte count, or -1 with errno. C: nothing allocated.
+ssize_t luamp_read_small_file(const char *path, char *buf, size_t cap);
 
 /// Threads in this process, or -1 if it cannot be told: the link count of /proc/self/task (2 +
 /// threads, one stat), else field 20 of /proc/self/stat. C: a raw read into a stack buffer, nothing allocated.

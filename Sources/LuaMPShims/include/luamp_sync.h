@@ -20,8 +20,11 @@ typedef int (*luamp_fast_fn)(lua_State *L, int *argn);
 /// returned, so no Lua error ever unwinds a Swift frame. C because lua_error lives here.
 void luamp_push_fast_function(lua_State *L, luamp_fast_fn f);
 
-/// Size of Swift's `SharedRef` (the userdata behind every arena object); Swift checks it at start-up.
-#define LUAMP_SHARED_REF_SIZE 32
+/// The closure `luamp_push_fast_function` pushes: calls the `luamp_fast_fn` in upvalue 1 and
+/// raises after it returned. Also the slow path of every C fast path (sync_fast.c).
+int luamp_fast_trampoline(lua_State *L);
+
+#include "luamp_layouts.h"
 
 /// Which hot path `luamp_push_sync_fast` makes (sync_fast.c).
 enum {

@@ -21,6 +21,10 @@ struct ByteReader {
         MPError("DecodeError", "malformed message: \(what) at byte \(offset ?? pos)")
     }
 
+    /// The next byte without reading it; nil at the end.
+    @inline(__always)
+    func peek() -> UInt8? { pos < count ? base.load(fromByteOffset: pos, as: UInt8.self) : nil }
+
     @inline(__always)
     mutating func u8() throws(MPError) -> UInt8 {
         guard pos < count else { throw failure("truncated input") }

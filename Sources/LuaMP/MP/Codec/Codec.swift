@@ -110,7 +110,7 @@ enum Codec {
 
     /// Decodes a tuple message, pushing its values. Stack: [-0, +n] on success, [-0, +0] when it throws.
     /// - Returns: n, the number of values pushed.
-    /// - Throws: `MPError("DecodeError", …)`.
+    /// - Throws: `MPError("DecodeError", …)`, or `MPError.outOfMemory` (raised as Lua's memory error).
     static func decodeTuple(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer) throws -> Int32 {
         let L = s.L
         let top = lua_gettop(L)
@@ -130,13 +130,20 @@ enum Codec {
             for _ in 0..<n { try dec.value(depth: 0) }
             try dec.finish()
         } catch {
+            // MPError.outOfMemory stays an MPError here: callers that keep decode failures as
+            // MPErrors (the pool's results) then still raise Lua's memory error (`isMemoryError`).
             lua_settop(L, top)
-            if (error as? MPError)?.kind == MPError.outOfMemory.kind { throw LuaError.memory("not enough memory") }
             throw error
         }
         luamp_remove(L, top + 1)
         return n
     }
+}
+
+extension MPError {
+    /// `MPError.outOfMemory` (what the decoder throws) raised from a Swift function, even after
+    /// being kept (a pool job's failure), is Lua's own memory error, not an error table.
+    var isMemoryError: Bool { kind == MPError.outOfMemory.kind }
 }
 
 extension Encoder {
@@ -165,9 +172,5 @@ extension Array where Element == UInt8 {
 extension Codec {
     /// Decoding allocates from Swift: it needs the memory reserve (memory_shims.c) held.
     /// - Throws: Lua's memory error when even the reserve cannot be allocated.
-    static func needReserve() throws {
-        if luamp_memory_reserve_armed() == 0 && luamp_memory_reserve_arm() == 0 {
-            throw LuaError.memory("not enough memory")
-        }
-    }
+    static func needReserve() throws { try LuaMemory.needReserve() }
 }

@@ -152,14 +152,18 @@ struct Decoder {
         var j = 0
         while j < npairs {
             let kAt = r.pos
+            // A short string key (most keys) can be neither nil nor NaN: no type check.
+            let shortString = r.peek() == CodecFormat.Tag.str8
             try value(depth: depth + 1)
-            switch lua_type(L, -1) {
-            case LUA_TNIL:
-                throw r.failure("nil table key", at: kAt)
-            case LUA_TNUMBER where lua_isinteger(L, -1) == 0 && lua_tonumberx(L, -1, nil).isNaN:
-                throw r.failure("NaN table key", at: kAt)
-            default:
-                break
+            if !shortString {
+                switch lua_type(L, -1) {
+                case LUA_TNIL:
+                    throw r.failure("nil table key", at: kAt)
+                case LUA_TNUMBER where lua_isinteger(L, -1) == 0 && lua_tonumberx(L, -1, nil).isNaN:
+                    throw r.failure("NaN table key", at: kAt)
+                default:
+                    break
+                }
             }
             try value(depth: depth + 1)
             lua_rawset(L, t)

@@ -195,10 +195,14 @@ struct Encoder {
         return m
     }
 
+    @inline(__always)
     func checkDepth(_ depth: Int) throws(EncodeFailure) {
-        guard depth < CodecFormat.maxDepth else {
-            throw EncodeFailure("nesting deeper than \(CodecFormat.maxDepth) levels")
-        }
+        guard depth < CodecFormat.maxDepth else { throw Encoder.tooDeep() }
+    }
+
+    @inline(never)
+    static func tooDeep() -> EncodeFailure {
+        EncodeFailure("nesting deeper than \(CodecFormat.maxDepth) levels")
     }
 
     /// A table: the globals marker, a reference to a table already written, or the table
@@ -217,7 +221,7 @@ struct Encoder {
         var parts = luamp_tableparts()
         let fast = Encoder.fastTables && luamp_fasttable(p, &parts) != 0
         // An instance: its metatable is held on the stack while the body is written, then sent.
-        let meta: Int32 = (fast ? parts.metatable != nil : true) && lua_getmetatable(L, t) != 0 ? lua_gettop(L) : 0
+        let meta: Int32 = (fast ? luamp_table_metatable(p) != nil : true) && lua_getmetatable(L, t) != 0 ? lua_gettop(L) : 0
         w.reserve(9)
         w.u8(meta != 0 ? CodecFormat.Tag.metaTable : CodecFormat.Tag.table)
         w.int(UInt64(0))   // both counts, patched below

@@ -47,8 +47,8 @@ extension Encoder {
                     if inSequence { narr += 1 } else { integer(Int64(j + 1)); npairs += 1 }
                     if !writeFastScalar(tag, slot) {
                         let runs = luaRuns
-                        lua_rawgeti(L, t, lua_Integer(j + 1))
-                        do { try value(lua_gettop(L), depth: depth + 1) } catch {
+                        let vt = lua_rawgeti(L, t, lua_Integer(j + 1))
+                        do { try value(lua_gettop(L), type: vt, depth: depth + 1) } catch {
                             var e = error; e.components.append("[\(j + 1)]"); throw e
                         }
                         lua_settop(L, -2)
@@ -72,8 +72,8 @@ extension Encoder {
                 if !writeFastScalar(vtt, node) {
                     let runs = luaRuns
                     pushFastScalar(ktt, key)
-                    lua_rawget(L, t)
-                    do { try value(lua_gettop(L), depth: depth + 1) } catch {
+                    let vt = lua_rawget(L, t)
+                    do { try value(lua_gettop(L), type: vt, depth: depth + 1) } catch {
                         var e = error
                         pushFastScalar(ktt, key)
                         e.components.append(CodecPath.component(forKeyAt: lua_gettop(L), L))

@@ -53,7 +53,7 @@ struct PointerMap {
     /// Returns false, changing nothing, when the bigger table cannot be allocated.
     private mutating func grow() -> Bool {
         let old = slots, oldSize = slots == nil ? 0 : mask + 1
-        let size = oldSize == 0 ? 256 : oldSize * (oldSize < (1 << 16) ? 4 : 2)
+        let size = oldSize == 0 ? 16 : oldSize * (oldSize < (1 << 16) ? 4 : 2)
         guard let fresh = calloc(size, MemoryLayout<(key: UInt, value: Int)>.stride) else { return false }
         slots = fresh.assumingMemoryBound(to: (key: UInt, value: Int).self)
         mask = size - 1

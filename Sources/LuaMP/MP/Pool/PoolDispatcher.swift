@@ -27,10 +27,13 @@ extension PoolState {
         try checkOwner()
         if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
+        let t0 = Trace.on && timeout != 0 && Trace.openWaits == 0 ? Trace.now() : 0
+        defer { if t0 > 0 { Trace.wait("pool \(observed.serial) results", since: t0) } }
         while true {
             PoolRegistry.collect(s)
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
+            try ProgressBoard.redraw(s)
             if done() || phase == .terminated { return done() }
             if interrupts && luamp_take_interrupt() != 0 {
                 // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
@@ -58,6 +61,7 @@ extension PoolState {
                 let left = d - Clock.monotonicSeconds()
                 if left <= 0 { ms = 0; last = true } else { ms = min(ms, Int32(min(100, (left * 1000).rounded(.up)))) }
             }
+            if Trace.on && ms > 0 { Trace.idle(long: false) }
             try waitForEvents(s, ms)
             if !last { HostWait.tick(s) }
             if last {
@@ -93,6 +97,7 @@ extension PoolState {
             stealForIdleWorkers()
         }
         for case let w? in workers where w.hasOutput { w.flush() }
+        if Trace.on { observed.traceBacklog(self) }
         if phase == .closed && !hasUnsentWork {
             for case let w? in workers where !w.inputClosed { w.closeInput() }
         }
@@ -143,6 +148,7 @@ extension PoolState {
         if w.functions.insert(c.function.id).inserted { w.send(c.function.defineFrame) }
         c.id = nextChunkID
         nextChunkID += 1
+        if Trace.on && w.inflight.isEmpty { w.tracedAnswer = Trace.now() }
         PoolFrame.stampTask(&c.frame, id: c.id, start: UInt32(c.start), end: UInt32(c.end))
         PoolHooks.chunkSent?(self, c, w)
         w.send(c.frame)
@@ -213,7 +219,8 @@ extension PoolState {
                     frame.reserveCapacity(64 + count * 4)
                     let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
                     PoolFrame.appendTaskHeader(&frame, function: job.function.id, mode: job.mode, count: UInt32(count),
-                                               timeoutMs: job.timeoutMs, flags: job.perItem ? PoolFrame.perItem : 0)
+                                               timeoutMs: job.timeoutMs, flags: job.perItem ? PoolFrame.perItem : 0,
+                                               position: position)
                     (_, refs) = try SendLog.collectingReferences {
                         try Codec.encodeTuple(s, from: first, count: Int32(count), path: "input", into: &frame)
                         try PoolFrame.finishTask(&frame, from: start)
@@ -239,7 +246,7 @@ extension PoolState {
                                     into frame: inout [UInt8]) -> Bool {
         let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
         PoolFrame.appendTaskHeader(&frame, function: job.function.id, mode: job.mode, count: UInt32(count),
-                                   timeoutMs: job.timeoutMs, flags: 0)
+                                   timeoutMs: job.timeoutMs, flags: 0, position: position)
         guard PoolNumbers.encodeList(s, input: input, position: position, count: count, into: &frame),
               (try? PoolFrame.finishTask(&frame, from: start)) != nil else { frame = []; return false }
         return true
@@ -341,6 +348,7 @@ extension PoolState {
         guard let head = w.inflight.first, head.id == id else {
             throw PoolProtocolError("answer for chunk \(id), which it was not running")
         }
+        if Trace.on { w.tracedAnswer = Trace.now() }
         switch frame[0] {
         case PoolFrame.result:
             w.inflight.removeFirst()
@@ -422,6 +430,7 @@ extension PoolState {
         PoolHooks.chunkDone?(self, c, failure != nil)
         releaseReferences(of: c)
         job.chunksDone += 1
+        observed.chunkFinished(job, count: c.count, failed: failure != nil)
         if job.isImap {
             // The outcome owns an error's registry slot (the iterator frees it when it raises).
             let o = ChunkOutcome(seq: c.seq, position: c.position, count: c.count, error: failure)
@@ -461,6 +470,7 @@ extension PoolState {
         retry.prepend(w.inflight.filter { !WorkerStatusPage.mayHaveStarted(started, $0.id) })
         w.inflight.removeAll()
         for c in lost { chunkLost(s, c, pid: w.child.pid, code: code) }
+        observed.workerDied(w, lost: lost, code: code)
         if ready {
             if !w.ready { workerGotReady(w) }
         } else {

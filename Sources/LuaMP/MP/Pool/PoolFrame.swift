@@ -12,7 +12,8 @@ import Glibc
 /// |---|---|---|
 /// | `F` define | host → worker | `u32` function id, codec value (the function) |
 /// | `C` clear | host → worker | — (forget every function id) |
-/// | `T` task | host → worker | `u64` chunk id, `u32` function id, `u8` mode, `u32` count, codec value (items) |
+/// | `L` trace flush | host → worker | — (write buffered trace events; `mp.trace_stop`) |
+/// | `T` task | host → worker | `u64` chunk id, `u32` function id, `u8` mode, `u32` count, `u64` first position, codec value (items) |
 /// | `R` result | worker → host | `u64` chunk id, codec value (results table) |
 /// | `E` error | worker → host | `u64` chunk id, `u32`+bytes message, `u32`+bytes traceback |
 enum PoolFrame {
@@ -22,6 +23,7 @@ enum PoolFrame {
 
     static let define: UInt8 = 0x46    // "F"
     static let clear: UInt8 = 0x43     // "C"
+    static let traceFlush: UInt8 = 0x4C  // "L": write buffered trace events now (mp.trace_stop)
     static let task: UInt8 = 0x54      // "T"
     static let result: UInt8 = 0x52    // "R"
     static let failure: UInt8 = 0x45   // "E"
@@ -95,7 +97,7 @@ enum PoolFrame {
     /// each send), function id, mode, item count, per-item timeout (ms, 0: none) and flags.
     /// The codec tuple of the items follows.
     static func appendTaskHeader(_ out: inout [UInt8], function: UInt32, mode: UInt8, count: UInt32,
-                                 timeoutMs: UInt32, flags: UInt8) {
+                                 timeoutMs: UInt32, flags: UInt8, position: Int) {
         out.appendLE(UInt64(0))                   // the chunk id, stamped at send
         out.appendLE(function)
         out.append(mode)
@@ -104,6 +106,7 @@ enum PoolFrame {
         out.appendLE(count)                       // end of the items to run, stamped at send
         out.appendLE(timeoutMs)
         out.append(flags)
+        out.appendLE(UInt64(position))            // the chunk's first input position (traces)
     }
 
     /// Writes chunk id `id` and the item range `start..<end` into a `T` frame built by

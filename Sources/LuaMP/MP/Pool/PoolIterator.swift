@@ -34,6 +34,8 @@ extension MPModule {
         let entry = try p.functions.entry(s, at: 2)
         let job = PoolJob(kind: ordered ? .imap : .imapUnordered, pool: p, function: entry, mode: UInt8(LUAMP_POOL_MAP))
         o.apply(to: job)
+        if kind == .list { job.itemsTotal = count }
+        p.attachProgress(s, job, o.progress, label: ordered ? "imap" : "imap_unordered")
         let reg = s.registryIndex()
         s.newTable()
         job.resultsRef = luaL_ref(s.L, reg)

@@ -151,6 +151,12 @@ final class PoolJob {
     /// The chunk being handed out and the next position in it.
     var current: ChunkOutcome?
     var currentNext = 0
+    /// Items finished (results or failures) and failed so far; the progress bar, if any.
+    var itemsDone = 0
+    /// Items in the job (-1: unknown, an iterator).
+    var itemsTotal = -1
+    var itemsFailed = 0
+    var progress: ProgressBar?
 
     init(kind: Kind, pool: PoolState, function: FunctionEntry, mode: UInt8) {
         self.kind = kind

@@ -51,6 +51,7 @@ extension MPModule {
         // would run in every forked child and cost copy-on-write faults on each start.
         _ = PoolRegistry.live.isEmpty
         _ = PoolRegistry.garbage.isEmpty
+        _ = PoolTrace.registered
     }
 
     static func checkPool(_ s: LuaStack, _ i: Int32 = 1) throws -> PoolState {
@@ -80,6 +81,11 @@ extension MPModule {
         if table {
             s.top = 1
             for key in ["processes", "initializer", "initargs", "maxtasksperchild", "task_timeout", "retries"] { s.rawGet(1, field: key) }
+        }
+        var observed = PoolObservation()
+        if table {
+            s.rawGet(1, field: "label_output"); observed.labelOutput = s.toBool(-1); s.pop()
+            s.rawGet(1, field: "progress"); observed.progress = try ProgressSpec.read(s, s.top, what: "Pool"); s.pop()
         }
         let first: Int32 = table ? 2 : 1
         func arg(_ k: Int32) -> Int32 { first + k }
@@ -114,7 +120,8 @@ extension MPModule {
         if !s.isNoneOrNil(arg(2)) { s.pushValue(arg(2)); initargsRef = luaL_ref(s.L, reg) }
         let pool: PoolState
         do {
-            pool = try PoolState(s, size: size, maxTasksPerChild: maxTasks, initializerRef: initRef, initargsRef: initargsRef)
+            pool = try PoolState(s, size: size, maxTasksPerChild: maxTasks, initializerRef: initRef, initargsRef: initargsRef,
+                                 observed: observed)
         } catch {
             for r in [initRef, initargsRef] where r != LUA_NOREF { luaL_unref(s.L, reg, r) }
             throw error
@@ -229,6 +236,8 @@ extension MPModule {
         var returnErrors = false
         var callback: Int32 = 0          // stack indices of callbacks given in the table
         var errorCallback: Int32 = 0
+        /// `progress = true | label | function(done, total, failed)` (docs/observability.md).
+        var progress: ProgressSpec?
 
         init(pool p: PoolState) {
             timeoutMs = p.defaultTimeoutMs
@@ -267,6 +276,9 @@ extension MPModule {
                 }
                 returnErrors = v == "return"
             }
+            s.pop()
+            _ = field("progress")
+            progress = try ProgressSpec.read(s, s.top, what: "pool")
             s.pop()
             for name in ["callback", "error_callback"] {
                 let t = field(name)
@@ -360,6 +372,8 @@ extension MPModule {
         let entry = try p.functions.entry(s, at: fn)
         let job = PoolJob(kind: .map, pool: p, function: entry, mode: UInt8(star ? LUAMP_POOL_STAR : LUAMP_POOL_MAP))
         options.apply(to: job)
+        job.itemsTotal = n
+        p.attachProgress(s, job, options.progress, label: star ? "starmap" : "map")
         let reg = s.registryIndex()
         s.newTable(arrayCount: Int32(clamping: n), hashCount: 1)
         s.push(Int64(n)); s.rawSet(-2, field: "n")
@@ -414,10 +428,11 @@ extension MPModule {
         let entry = try p.functions.entry(s, at: fn)
         let job = PoolJob(kind: .apply, pool: p, function: entry, mode: UInt8(LUAMP_POOL_APPLY))
         (options ?? TaskOptions(pool: p)).apply(to: job)
+        job.itemsTotal = 1
         var frame: [UInt8] = []
         let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
         PoolFrame.appendTaskHeader(&frame, function: entry.id, mode: job.mode, count: UInt32(n),
-                                   timeoutMs: job.timeoutMs, flags: 0)
+                                   timeoutMs: job.timeoutMs, flags: 0, position: 1)
         let first = s.top + 1
         s.checkStack(Int32(n) + 16)
         for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }

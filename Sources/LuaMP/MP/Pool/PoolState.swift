@@ -41,6 +41,10 @@ final class PoolWorker {
     var inputClosed = false
     /// The host has seen its ready flag (initializer done).
     var ready = false
+    /// Its process name (`PoolWorker-N`).
+    var name = ""
+    /// When the host last heard from it (wall µs, while tracing): a lost chunk's span starts here.
+    var tracedAnswer: Int64 = 0
 
     init(slot: Int, child: ChildProcess, taskFD: Int32, resultFD: Int32, quota: Int?) {
         self.slot = slot
@@ -137,6 +141,8 @@ final class PoolState {
     var pollOwners: [(PoolWorker, Int)] = []
     /// When it was created (`MPModule.nextStartSequence`, set by `PoolRegistry.add`).
     var startSequence: UInt64 = 0
+    /// Counters, progress and trace of this pool (`PoolObserve.swift`).
+    var observed = PoolObservation()
     /// Pool-wide task defaults (`mp.Pool{task_timeout =, retries =}`).
     var defaultTimeoutMs: UInt32 = 0
     var defaultRetries = 0
@@ -156,7 +162,9 @@ final class PoolState {
 
     /// Creates the pool and forks its workers.
     /// - Throws: `LuaRaise` when a worker cannot be started (the others are stopped again).
-    init(_ s: LuaStack, size: Int, maxTasksPerChild: Int?, initializerRef: Int32, initargsRef: Int32) throws {
+    init(_ s: LuaStack, size: Int, maxTasksPerChild: Int?, initializerRef: Int32, initargsRef: Int32,
+         observed: PoolObservation = PoolObservation()) throws {
+        self.observed = observed
         self.size = size
         self.maxTasksPerChild = maxTasksPerChild
         self.initializerRef = initializerRef
@@ -206,7 +214,8 @@ final class PoolState {
         Self.workerCounter += 1
         let config = WorkerConfig(slot: slot, name: "PoolWorker-\(Self.workerCounter)", taskFD: task[0],
                                   resultFD: result[1], status: status, initializerRef: initializerRef,
-                                  initargsRef: initargsRef, maxTasks: maxTasksPerChild)
+                                  initargsRef: initargsRef, maxTasks: maxTasksPerChild, pool: observed.serial,
+                                  labelOutput: observed.labelOutput)
         let parentName = ProcessTree.current.name
         let parentPID = getpid()
         let child: ChildProcess
@@ -227,6 +236,8 @@ final class PoolState {
         _ = fcntl(task[1], F_SETFL, O_NONBLOCK)
         _ = fcntl(result[0], F_SETFL, O_NONBLOCK)
         workers[slot] = PoolWorker(slot: slot, child: child, taskFD: task[1], resultFD: result[0], quota: maxTasksPerChild)
+        workers[slot]!.name = config.name
+        observed.workerStarted(pid: child.pid, name: config.name, size: size)
     }
 
     // MARK: starting and replacing workers
@@ -302,6 +313,7 @@ final class PoolState {
         guard isOwnedHere, phase != .terminated else { return }
         phase = .terminated
         let live = workers.compactMap { $0 }
+        if Trace.on { PoolTrace.letWorkersFlush(live) }
         for w in live { try? w.child.terminate(); PoolWorker.signalGroup(w, SIGTERM) }
         for w in live {
             w.closeAll()

@@ -90,6 +90,10 @@ struct WorkerConfig {
     let initializerRef: Int32
     let initargsRef: Int32
     let maxTasks: Int?
+    /// The pool's serial number (traces, `mp.status`).
+    let pool: Int
+    /// `label_output`: the worker's output lines start with `[name] `.
+    let labelOutput: Bool
 }
 
 /// The worker's side of the channel. Runs in the forked child only and never returns into
@@ -107,6 +111,7 @@ enum PoolWorkerLoop {
                     parentName: String, parentPID: pid_t) -> Int32 {
         ProcessTree.enterChild(ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
         ChildRandom.reseed(s)
+        OutputLabels.enterWorker(s, label: c.labelOutput, name: c.name)
         let L = s.L
         guard let T = lua_newthread(L) else { return 1 }
         // Collector: stopped until the worker has allocated max(32 MiB, half the inherited heap).
@@ -168,18 +173,28 @@ enum PoolWorkerLoop {
             case PoolFrame.clear:
                 ts.newTable()
                 ts.replace(fns)
+            case PoolFrame.traceFlush:
+                TraceControl.follow(name: c.name)
+                Trace.flush()
             case PoolFrame.task:
                 guard let id = try? r.int(UInt64.self), let fid = try? r.int(UInt32.self),
                       let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self),
                       let start = try? r.int(UInt32.self), let end = try? r.int(UInt32.self),
-                      let timeoutMs = try? r.int(UInt32.self), let flags = try? r.int(UInt8.self) else { return 3 }
+                      let timeoutMs = try? r.int(UInt32.self), let flags = try? r.int(UInt8.self),
+                      let position = try? r.int(UInt64.self) else { return 3 }
                 guard c.status.claim(c.slot, id) else { continue }   // the host gave it to another worker
                 let task = TaskHeader(id: id, fid: fid, mode: mode, count: count, start: start, end: end,
                                       timeoutMs: timeoutMs, perItem: flags & PoolFrame.perItem != 0)
+                TraceControl.follow(name: c.name)
+                let t0 = Trace.on ? Trace.now() : 0
                 if task.perItem {
                     guard runItems(ts, fns: fns, task, args: r.rest, out: &out, fd: c.resultFD) else { return 0 }
                 } else {
                     runTask(ts, fns: fns, task, args: r.rest, out: &out)
+                }
+                if t0 > 0 {
+                    PoolTrace.chunkRan(pool: c.pool, mode: mode, position: position + UInt64(start),
+                                       count: end > start ? end - start : count, since: t0, out: out)
                 }
                 fflush(nil)
                 guard out.withUnsafeBytes({ PoolIO.writeAll(c.resultFD, $0) }) else { return 0 }   // host gone

@@ -43,12 +43,17 @@ final class ChildProcess {
     /// Status bytes read so far; the child closed its end (or ended) once `statusEOF`.
     private var statusBytes: [UInt8] = []
     private var statusEOF = false
+    /// When it was forked (wall µs), while tracing: its lifetime span is written when it is reaped.
+    private var tracedSince: Int64 = 0
+    /// Stopped on purpose (`stop`): its end is not a death in the trace.
+    private var tracedStop = false
 
     private init(pid: pid_t, pidfd: Int32, statusFD: Int32) {
         self.pid = pid
         self.pidfd = pidfd
         self.statusFD = statusFD
         self.ownerPID = getpid()
+        if Trace.on { tracedSince = Trace.now() }
         if pidfd >= 0 { _ = luamp_hold_fd(pidfd) }
         if statusFD >= 0 { _ = luamp_hold_fd(statusFD) }
     }
@@ -134,6 +139,8 @@ final class ChildProcess {
     /// Ends the calling child: `fflush(NULL); _exit(code)`. Never returns.
     static func exitChild(_ code: Int32) -> Never {
         SharedHolds.releaseAtExit()          // a normal end lets go of the arena objects it held
+        Trace.close()
+        luamp_label_finish()
         luamp_child_exit(code)
     }
 
@@ -175,6 +182,7 @@ final class ChildProcess {
                 // it ends the script with status 130 and `finish` stops the children.
                 throw LuaRaise("interrupted!")
             }
+            Clock.idleHook?(false)
             var slice = 100.0
             if let d = deadline {
                 let left = (d - Clock.monotonicSeconds()) * 1000
@@ -216,6 +224,8 @@ final class ChildProcess {
     /// Never throws and ignores Ctrl-C (cleanup must finish).
     func stop(grace: Double = 1.0) {
         guard exitCode == nil, isOwnedHere else { return }
+        if Trace.on && tryReap(block: false) { return }      // it had ended: a death, not a stop
+        tracedStop = true
         _ = Glibc.kill(pid, SIGTERM)
         let deadline = Clock.monotonicSeconds() + grace
         while !tryReap(block: false) {
@@ -262,6 +272,7 @@ final class ChildProcess {
         if r == 0 { return false }
         // r < 0 (ECHILD) means someone else reaped it: report it as lost to SIGKILL's code.
         exitCode = r > 0 ? code : -SIGKILL
+        if tracedSince > 0 { Trace.processEnded(pid, since: tracedSince, code: exitCode!, stopped: tracedStop) }
         readStatusPipe()
         closeDescriptors()
         SharedHolds.childReaped(pid)

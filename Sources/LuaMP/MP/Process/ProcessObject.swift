@@ -19,6 +19,8 @@ final class ProcessRecord {
     var ref: Int32 = LUA_NOREF
     /// When it was started (`MPModule.nextStartSequence`); 0 before.
     var startSequence: UInt64 = 0
+    /// `label_output = true`: the child's output lines start with `[name] `.
+    var labelOutput = false
 
     init(name: String?, daemon: Bool) {
         identity = ProcessTree.nextIdentity()
@@ -58,6 +60,7 @@ extension MPModule {
     private static func newProcess(_ s: LuaStack) throws -> Int32 {
         var name: String?
         var daemon = false
+        var labelOutput = false
         let n = s.top
         s.newTable()                       // the user value: {target, args, n}
         let uv = s.top
@@ -98,6 +101,8 @@ extension MPModule {
             default: throw LuaArgumentError(1, "field 'daemon' must be a boolean, got \(s.typeName(at: -1))")
             }
             s.pop()
+            labelOutput = s.rawGet(1, field: "label_output") != .nil && s.toBool(-1)
+            s.pop()
         } else if s.type(at: 1) == .function {
             s.pushValue(1); s.rawSet(uv, index: 1)
             s.newTable(arrayCount: max(0, n - 1))
@@ -108,6 +113,7 @@ extension MPModule {
             throw LuaArgumentError(1, "function or table expected, got \(s.typeName(at: 1))")
         }
         let record = ProcessRecord(name: name, daemon: daemon)
+        record.labelOutput = labelOutput
         pushProcess(s, record, userValue: uv)
         return 1
     }
@@ -157,7 +163,9 @@ extension MPModule {
             let timeout = try s.optNumber(2)
             if let t = timeout, t.isNaN { throw LuaArgumentError(2, "timeout is NaN") }
             guard let c = r.child else { throw LuaRaise("can only join a started process") }
+            let t0 = Trace.on ? Trace.now() : 0
             let done = try c.join(timeout: timeout)
+            if t0 > 0 { Trace.wait("join " + r.name, since: t0, args: "\"pid\":\(c.pid)") }
             if done { ProcessTree.forget(s, r) }
             s.push(done)
             return 1
@@ -243,9 +251,11 @@ extension MPModule {
         r.child = try ChildProcess.spawn { ctx in
             ProcessTree.enterChild(r, parentName: parentName, parentPID: parentPID)
             ChildRandom.reseed(s)
+            OutputLabels.enterChild(s, label: r.labelOutput, name: r.name)
             return runTarget(s, r, ctx)
         }
         ProcessTree.adopt(s, r, at: 1)
+        if Trace.on, let c = r.child { Trace.name(pid: c.pid, r.name) }
     }
 
     /// In the child: calls `target(table.unpack(args, 1, n))` protected, reports an uncaught

@@ -39,6 +39,7 @@ enum ProcessTree {
         current = (r.name, getpid())
         identity = r.identity
         counter = 0
+        Trace.enterChild(name: r.name)
         // Inherited records stay inert: not ours to join. The old array is overwritten, not
         // released: releasing it would free the parent's buffer and records here, writing to
         // heap pages that each cost a copy-on-write fault (the child ends soon; nothing leaks

@@ -4,6 +4,7 @@ import Glibc
 #endif
 internal import CLua
 internal import LuaMPShims
+import Synchronization
 
 extension MPModule {
     /// Installs `mp.Queue([maxsize])`, `mp.SimpleQueue()`, `mp.JoinableQueue([maxsize])` (each
@@ -24,17 +25,17 @@ private let queueKindsRegistered: Void = {
 
 /// The three queue kinds share one arena layout (`SharedQueue`) and differ in their methods.
 enum QueueKinds {
-    nonisolated(unsafe) static let queue = withForget(SharedKind(name: "Queue", magic: 0x5545_5551, bytes: QueueLayout.size,   // "QQEU"
-                                  methods: queueMethods, release: release, describe: describe))
-    nonisolated(unsafe) static let joinable = withForget(SharedKind(name: "JoinableQueue", magic: 0x5545_514a, bytes: QueueLayout.size,  // "JQEU"
-                                     methods: queueMethods + joinableMethods, release: release, describe: describe))
-    nonisolated(unsafe) static let simple = withForget(SharedKind(name: "SimpleQueue", magic: 0x5545_5153, bytes: QueueLayout.size,  // "SQEU"
-                                   methods: simpleMethods, release: release, describe: describe))
+    static let queue = SharedKind(name: "Queue", magic: UInt32(LUAMP_MAGIC_QUEUE), bytes: QueueLayout.size,
+                                  hooks(queueMethods))
+    static let joinable = SharedKind(name: "JoinableQueue", magic: UInt32(LUAMP_MAGIC_JOINABLE), bytes: QueueLayout.size,
+                                     hooks(queueMethods + joinableMethods))
+    static let simple = SharedKind(name: "SimpleQueue", magic: UInt32(LUAMP_MAGIC_SIMPLEQUEUE), bytes: QueueLayout.size,
+                                   hooks(simpleMethods))
 
-    /// This process forgets it closed a queue once it no longer holds it (the offset may be reused).
-    private static func withForget(_ k: SharedKind) -> SharedKind {
-        k.forget = { ClosedQueues.remove($0) }
-        return k
+    /// The kinds differ in their methods. This process forgets it closed a queue once it no
+    /// longer holds it (the offset may be reused).
+    private static func hooks(_ methods: [(String, KindMethod)]) -> SharedKind.Hooks {
+        SharedKind.Hooks(methods: methods, release: release, forget: { ClosedQueues.remove($0) }, describe: describe)
     }
 
     /// Frees an owned queue (this process made it and never shared it) and forgets that it was
@@ -79,6 +80,7 @@ enum QueueKinds {
             throw LuaRaise("cannot create a queue: \(e)")
         }
         SharedKinds.push(s, kind, offset: q.offset, owned: true)
+        StatusObjects.add(s, kind: flavor == .simple ? "SimpleQueue" : flavor == .joinable ? "JoinableQueue" : "Queue")
         return 1
     }
 
@@ -111,6 +113,8 @@ enum QueueKinds {
         let (q, f) = try check(s)
         try checkOpen(q)
         let joinable = f == .joinable
+        let t0 = Trace.on ? Trace.now() : 0
+        defer { if t0 > 0 { Trace.queueOp("put", q.offset, since: t0, size: Int(q.approximateCount)) } }
         if try EncodedString.withParts(s, at: 2, { try q.put($0, then: $1, deadline: deadline, countsTask: joinable) }) {
             return 0
         }
@@ -126,12 +130,15 @@ enum QueueKinds {
     static func get(_ s: LuaStack, _ deadline: Deadline) throws -> Int32 {
         let (q, _) = try check(s)
         try checkOpen(q)
+        let t0 = Trace.on ? Trace.now() : 0
+        defer { if t0 > 0 { Trace.queueOp("get", q.offset, since: t0, size: Int(q.approximateCount)) } }
         let taken: SharedQueue.Taken
-        if !Scratch.busy {
-            Scratch.busy = true
-            defer { Scratch.busy = false }
-            taken = try q.get(deadline: deadline, scratch: &Scratch.buffer)
-            try decode(s, q, taken, Scratch.buffer.base)
+        let scratch = Scratch.current
+        if !scratch.busy {
+            scratch.busy = true
+            defer { scratch.busy = false }
+            taken = try q.get(deadline: deadline, scratch: &scratch.buffer)
+            try decode(s, q, taken, scratch.buffer.base)
         } else {
             var tmp = QueueScratch()   // a finalizer running inside a decode called get again
             defer { tmp.release() }
@@ -155,7 +162,7 @@ enum QueueKinds {
         }
     }
 
-    nonisolated(unsafe) static let queueMethods: [(String, SwiftFunction)] = [
+    static let queueMethods: [(String, KindMethod)] = [
         ("put", { s in try put(s, s.blockAndTimeout(3)) }),
         ("get", { s in try get(s, s.blockAndTimeout(2)) }),
         ("put_nowait", { s in try put(s, .now) }),
@@ -173,7 +180,7 @@ enum QueueKinds {
         ("cancel_join_thread", { s in _ = try check(s); return 0 }),
     ]
 
-    nonisolated(unsafe) static let joinableMethods: [(String, SwiftFunction)] = [
+    static let joinableMethods: [(String, KindMethod)] = [
         ("task_done", { s in let (q, _) = try check(s); try q.taskDone(); return 0 }),
         ("join", { s in
             let (q, _) = try check(s)
@@ -182,17 +189,19 @@ enum QueueKinds {
         }),
     ]
 
-    nonisolated(unsafe) static let simpleMethods: [(String, SwiftFunction)] = [
+    static let simpleMethods: [(String, KindMethod)] = [
         ("put", { s in try put(s, .never) }),
         ("get", { s in try get(s, .never) }),
         ("empty", { s in let (q, _) = try check(s); try checkOpen(q); s.push(q.approximateCount == 0); return 1 }),
         ("close", { s in let (q, _) = try check(s); ClosedQueues.insert(q.offset); return 0 }),
     ]
 
-    /// The consumer's copy-out buffer; `busy` while a decode uses it.
-    enum Scratch {
-        nonisolated(unsafe) static var buffer = QueueScratch()
-        nonisolated(unsafe) static var busy = false
+    /// The consumer's copy-out buffer, one per thread; `busy` while a decode uses it.
+    final class Scratch {
+        var buffer = QueueScratch()
+        var busy = false
+
+        static var current: Scratch { threadObject(Int32(LUAMP_SLOT_QUEUE_SCRATCH), Scratch.init) }
     }
 }
 
@@ -200,19 +209,22 @@ enum QueueKinds {
 /// child forked later starts with every queue open. Keyed by offset: the entry goes when this
 /// process's hold on the queue ends (`SharedKind.forget`), before the offset can be reused.
 enum ClosedQueues {
-    nonisolated(unsafe) private static var offsets: Set<UInt64> = []
-    nonisolated(unsafe) private static var owner: pid_t = 0
+    private static let offsets = PerProcess<Set<UInt64>> { [] }
+    /// 1 once this process (or its parent before the fork) closed a queue: while 0 (nearly
+    /// always), `contains` answers without taking the lock (put and get ask it every time).
+    private static let anyClosed = Atomic<Int>(0)
 
     static func insert(_ off: UInt64) {
-        if owner != getpid() { offsets = []; owner = getpid() }
-        offsets.insert(off)
+        offsets.withLock { _ = $0.insert(off) }
+        anyClosed.store(1, ordering: .relaxed)
     }
 
     static func remove(_ off: UInt64) {
-        if owner == getpid() { offsets.remove(off) }
+        guard anyClosed.load(ordering: .relaxed) != 0 else { return }
+        offsets.withLock { _ = $0.remove(off) }
     }
 
     static func contains(_ off: UInt64) -> Bool {
-        !offsets.isEmpty && owner == getpid() && offsets.contains(off)
+        anyClosed.load(ordering: .relaxed) != 0 && offsets.withLock { $0.contains(off) }
     }
 }

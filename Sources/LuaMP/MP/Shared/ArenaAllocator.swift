@@ -133,13 +133,13 @@ extension Arena {
             }
             let start = (bump.pointee + Arena.slab - 1) / Arena.slab * Arena.slab
             guard start + Arena.slab <= size else { throw ArenaFull(requested: Int(blockSize)) }
-            bump.pointee = start + Arena.slab                      // crash here leaks the slab
+            luamp_store64_relaxed(bump, start + Arena.slab)        // crash here leaks the slab
             cursor.pointee = start + blockSize
             return start
         }
         let start = bump.pointee
         guard start + blockSize <= size, start + blockSize > start else { throw ArenaFull(requested: Int(blockSize)) }
-        bump.pointee = start + blockSize
+        luamp_store64_relaxed(bump, start + blockSize)   // atomic: isLiveBlock reads it without the mutex
         return start
     }
 

@@ -23,6 +23,21 @@ func runFast(_ L: OpaquePointer?, _ argn: UnsafeMutablePointer<Int32>?, _ body: 
     callForLua(LuaStack(L!), argn, body)
 }
 
+extension SharedRef {
+    /// The userdata at `i` if it is an arena object of the kind with `magic`, else nil: the one
+    /// way luamp recognises its arena objects. The check is a full userdata of exactly
+    /// `SharedRef`'s size carrying the kind's magic — as strong as a metatable check in practice
+    /// (Lua code cannot forge userdata contents; only luamp makes these) and a third of the cost
+    /// of `luaL_testudata`'s registry lookup. Stack: [-0, +0].
+    @inline(__always)
+    static func at(_ s: LuaStack, _ i: Int32, magic: UInt32) -> UnsafeMutablePointer<SharedRef>? {
+        guard lua_type(s.L, i) == LUA_TUSERDATA, lua_rawlen(s.L, i) == MemoryLayout<SharedRef>.size,
+              let p = lua_touserdata(s.L, i)?.assumingMemoryBound(to: SharedRef.self), p.pointee.kindMagic == magic
+        else { return nil }
+        return p
+    }
+}
+
 /// A kind's identity for fast type checks: trivially copyable (no retain).
 struct KindTag: Sendable {
     /// The kind's magic, also stored in every userdata of the kind (`SharedRef.kindMagic`).
@@ -35,17 +50,11 @@ struct KindTag: Sendable {
         self.magic = magic
     }
 
-    /// Argument `i` as an object of this kind. The check is a full userdata of exactly
-    /// `SharedRef`'s size carrying this kind's magic — as strong as a metatable check in
-    /// practice (Lua code cannot forge userdata contents; only luamp makes these) and a third
-    /// of the cost of `luaL_testudata`'s registry lookup.
+    /// Argument `i` as an object of this kind (`SharedRef.at`, the one identity check).
     /// - Throws: `LuaArgumentError` ("mp.Lock expected, got table").
     @inline(__always)
     func ref(_ s: LuaStack, _ i: Int32) throws -> UnsafeMutablePointer<SharedRef> {
-        if lua_type(s.L, i) == LUA_TUSERDATA, lua_rawlen(s.L, i) == MemoryLayout<SharedRef>.size,
-           let p = lua_touserdata(s.L, i)?.assumingMemoryBound(to: SharedRef.self), p.pointee.kindMagic == magic {
-            return p
-        }
+        if let p = SharedRef.at(s, i, magic: magic) { return p }
         let got = Handles.kindName(s, at: i).map { "mp." + $0 } ?? s.typeName(at: i)
         throw LuaArgumentError(i, "\(name) expected, got \(got)")
     }

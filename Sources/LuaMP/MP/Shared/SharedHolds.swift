@@ -62,10 +62,10 @@ enum SharedHolds {
     /// Runtimes may live on several threads of an embedding app: one lock around the tables.
     /// A plain pthread mutex, not `Synchronization.Mutex`: the latter keeps the owner's thread
     /// id, which a forked child sees wrong (its unlock then traps).
-    nonisolated(unsafe) private static let state = ForkSafeLock(State())
+    private static let state = ForkSafeLock(State())
 
     /// Whether userdata of `kind` are counted at all (kinds without `release` are never freed).
-    static func counts(_ kind: SharedKind) -> Bool { kind.release != nil }
+    static func counts(_ kind: SharedKind) -> Bool { kind.hooks.release != nil }
 
     /// A new object this process made (its block's count of 1 is this hold).
     static func created(_ offset: UInt64, _ kind: SharedKind) {
@@ -162,11 +162,11 @@ enum SharedHolds {
     /// Drops one reference (this process's hold, or a message's) and frees the object if it was
     /// the last.
     private static func release(_ offset: UInt64, _ kind: SharedKind, forget: Bool = true) {
-        if forget { kind.forget?(offset) }
+        if forget { kind.hooks.forget?(offset) }
         guard let a = Arena.current else { return }
         if a.releaseReference(offset) {
-            kind.forget?(offset)
-            kind.release?(a, offset)
+            kind.hooks.forget?(offset)
+            kind.hooks.release?(a, offset)
         }
     }
 
@@ -176,24 +176,5 @@ enum SharedHolds {
             st.claim()
             return (st.table.count, st.deferred.count)
         }
-    }
-}
-
-/// A process-private `pthread_mutex_t` around a value; usable in a forked child (the lock is
-/// never held across a fork: luamp forks only from its one thread, outside these sections).
-final class ForkSafeLock<Value> {
-    private var value: Value
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init(_ value: Value) {
-        self.value = value
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
     }
 }

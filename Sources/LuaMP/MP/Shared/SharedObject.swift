@@ -21,73 +21,73 @@ struct SharedRef {
     var generation: UInt64
 }
 
+/// A method of an arena kind: a Swift function that captures nothing mutable (kinds are shared
+/// by every runtime of the process, so their functions must be `Sendable`).
+typealias KindMethod = @Sendable (LuaStack) throws -> Int32
+
 /// The description of one kind of arena-backed Lua object (Lock, Event, Value, a queue, …).
+///
+/// Immutable: every property is a `let` set by the one initializer, so a kind is `Sendable` and
+/// lives in a plain `static let`. A kind is a class because it is
+/// shared (registered once, held by `SharedHolds`), never copied.
 ///
 /// Arena layout rule: every object starts with `UInt32 magic` (the kind's tag) so a handle
 /// decoder can check that an offset really holds this kind.
-final class SharedKind {
+final class SharedKind: Sendable {
     /// The `__mpkind` and the metatable's name suffix (`"Lock"` → registry `"mp.Lock"`).
     let name: String
     /// The tag stored in the object's first 4 bytes.
     let magic: UInt32
     /// The object's size in the arena (decoders check the block is at least this big).
     let bytes: Int
-    /// Methods (`obj:name(...)`); argument 1 is the object.
-    var methods: [(String, SwiftFunction)] = []
-    /// Hot methods as context-free functions (see FastFunction.swift).
-    var fastMethods: [(String, FastFunction)] = []
-    /// Fast `__index`/`__newindex` replacing `getField` and the methods lookup
-    /// (the function must find methods itself, e.g. from upvalue… or by name).
-    var fastIndex: FastFunction? = nil
-    var fastNewIndex: FastFunction? = nil
-    /// C fast paths (`LUAMP_FAST_*`, sync_fast.c) by fast method name or `"__index"` /
-    /// `"__newindex"`: the C function does the common case and calls the Swift function above
-    /// for everything else.
-    var cFast: [String: Int32] = [:]
-    /// Methods written in Lua: (name, chunk source). The chunk receives a helper table
-    /// (`monotonic`) as `...` and returns the function. Lua is used where the method calls user
-    /// functions and must let their errors (any value) pass through unchanged (`with`, `wait_for`).
-    var luaMethods: [(String, String)] = []
-    /// Field reads (`obj.name`) tried before methods: push the value and return true, or
-    /// return false for "no such field". Stack: [-0, +1] when it returns true.
-    var getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil
-    /// Frees the object's arena memory (and memory only it references) once no process holds
-    /// it and no message names it (`SharedHolds`). Nil: never freed (lives as long as the arena).
-    var release: ((Arena, UInt64) -> Void)? = nil
-    /// Forgets per-process state kept for the object (keyed by offset) when this process's hold
-    /// on it ends: the offset may name another object later.
-    var forget: ((UInt64) -> Void)? = nil
-    /// Extra metamethods (e.g. `__len`).
-    var metamethods: [(String, SwiftFunction)] = []
-    /// What `tostring(obj)` shows, Python-repr style (`<Queue size=3 maxsize=0>`). It must read
-    /// the object's state without blocking (plain or relaxed loads; never a lock), so an
-    /// approximate answer is fine. It may push and pop scratch values (net stack effect zero).
-    /// Nil: `mp.<name>: 0x<offset>`.
-    var describe: ((LuaStack, Arena, SharedRef) -> String)? = nil
+    /// The hooks: what Lua sees of the object and how it is freed.
+    let hooks: Hooks
+
+    /// The kind's methods, fields and lifetime hooks; every one is optional.
+    struct Hooks: Sendable {
+        /// Methods (`obj:name(...)`); argument 1 is the object.
+        var methods: [(String, KindMethod)] = []
+        /// Methods written in Lua: (name, chunk source). The chunk receives a helper table
+        /// (`monotonic`) as `...` and returns the function. Lua is used where the method calls
+        /// user functions and must let their errors (any value) pass through unchanged (`with`,
+        /// `wait_for`).
+        var luaMethods: [(String, String)] = []
+        /// Hot methods as context-free functions (see FastFunction.swift).
+        var fastMethods: [(String, FastFunction)] = []
+        /// Fast `__index`/`__newindex` replacing `getField` and the methods lookup (the function
+        /// must find methods itself: `SharedKinds.pushMethod`).
+        var fastIndex: FastFunction? = nil
+        var fastNewIndex: FastFunction? = nil
+        /// C fast paths (`LUAMP_FAST_*`, sync_fast.c) by fast method name or `"__index"` /
+        /// `"__newindex"`: the C function does the common case and calls the Swift function above
+        /// for everything else.
+        var cFast: [String: Int32] = [:]
+        /// Field reads (`obj.name`) tried before methods: push the value and return true, or
+        /// return false for "no such field". Stack: [-0, +1] when it returns true.
+        var getField: (@Sendable (LuaStack, SharedRef, String) throws -> Bool)? = nil
+        /// Frees the object's arena memory (and memory only it references) once no process holds
+        /// it and no message names it (`SharedHolds`). Nil: never freed (lives as long as the arena).
+        var release: (@Sendable (Arena, UInt64) -> Void)? = nil
+        /// Forgets per-process state kept for the object (keyed by offset) when this process's hold
+        /// on it ends: the offset may name another object later.
+        var forget: (@Sendable (UInt64) -> Void)? = nil
+        /// Extra metamethods (e.g. `__len`).
+        var metamethods: [(String, KindMethod)] = []
+        /// What `tostring(obj)` shows, Python-repr style (`<Queue size=3 maxsize=0>`). It must read
+        /// the object's state without blocking (plain or relaxed loads; never a lock), so an
+        /// approximate answer is fine. It may push and pop scratch values (net stack effect zero).
+        /// Nil: `mp.<name>: 0x<offset>`.
+        var describe: (@Sendable (LuaStack, Arena, SharedRef) -> String)? = nil
+    }
 
     /// The registry name of the metatable, `"mp.<name>"`.
     var metatableName: String { "mp." + name }
 
-    /// All but `name`, `magic` and `bytes` can also be set afterwards (it is a class: kinds are
-    /// shared, registered once and never copied).
-    init(name: String, magic: UInt32, bytes: Int,
-         methods: [(String, SwiftFunction)] = [],
-         luaMethods: [(String, String)] = [],
-         fastMethods: [(String, FastFunction)] = [],
-         getField: ((LuaStack, SharedRef, String) throws -> Bool)? = nil,
-         release: ((Arena, UInt64) -> Void)? = nil,
-         metamethods: [(String, SwiftFunction)] = [],
-         describe: ((LuaStack, Arena, SharedRef) -> String)? = nil) {
+    init(name: String, magic: UInt32, bytes: Int, _ hooks: Hooks) {
         self.name = name
         self.magic = magic
         self.bytes = bytes
-        self.methods = methods
-        self.luaMethods = luaMethods
-        self.fastMethods = fastMethods
-        self.getField = getField
-        self.release = release
-        self.metamethods = metamethods
-        self.describe = describe
+        self.hooks = hooks
     }
 }
 
@@ -129,11 +129,7 @@ enum SharedKinds {
 
     /// The userdata at `i` if it is an object of `kind`, else nil. Stack: [-0, +0].
     static func toRef(_ s: LuaStack, _ i: Int32, _ kind: SharedKind) -> UnsafeMutablePointer<SharedRef>? {
-        // The same check as KindTag.ref: a userdata of SharedRef's size with the kind's magic.
-        guard lua_type(s.L, i) == LUA_TUSERDATA, lua_rawlen(s.L, i) == MemoryLayout<SharedRef>.size,
-              let p = lua_touserdata(s.L, i)?.assumingMemoryBound(to: SharedRef.self),
-              p.pointee.kindMagic == kind.magic else { return nil }
-        return p
+        SharedRef.at(s, i, magic: kind.magic)
     }
 
     /// Argument `i` as an object of `kind`.
@@ -160,15 +156,16 @@ enum SharedKinds {
         let mt = s.top
         s.push(kind.name); s.rawSet(mt, field: "__mpkind")
         s.push("mp." + kind.name); s.rawSet(mt, field: "__name")
-        s.newTable(hashCount: Int32(kind.methods.count + kind.luaMethods.count))
-        for (name, fn) in kind.methods { s.setFunction(-1, name, fn) }
-        if !kind.cFast.isEmpty {
+        s.newTable(hashCount: Int32(kind.hooks.methods.count + kind.hooks.luaMethods.count))
+        for (name, fn) in kind.hooks.methods { s.setFunction(-1, name, fn) }
+        if !kind.hooks.cFast.isEmpty {
             precondition(MemoryLayout<SharedRef>.size == LUAMP_SHARED_REF_SIZE
-                         && MemoryLayout<SharedRef>.offset(of: \SharedRef.offset) == 8,
-                         "SharedRef layout differs from what sync_fast.c reads")
+                         && MemoryLayout<SharedRef>.offset(of: \SharedRef.kindMagic) == Int(LUAMP_SHARED_REF_MAGIC_OFFSET)
+                         && MemoryLayout<SharedRef>.offset(of: \SharedRef.offset) == Int(LUAMP_SHARED_REF_OFFSET_OFFSET),
+                         "SharedRef layout differs from luamp_layouts.h (what sync_fast.c reads)")
         }
-        for (name, fn) in kind.fastMethods { s.setFastFunction(-1, name, fn, cFast: kind.cFast[name]) }
-        for (name, source) in kind.luaMethods {
+        for (name, fn) in kind.hooks.fastMethods { s.setFastFunction(-1, name, fn, cFast: kind.hooks.cFast[name]) }
+        for (name, source) in kind.hooks.luaMethods {
             do {
                 try s.load(source, name: "=mp." + kind.name + "." + name, mode: "t")
                 s.newTable()
@@ -179,14 +176,14 @@ enum SharedKinds {
                 preconditionFailure("built-in Lua method mp.\(kind.name).\(name) failed to load: \(error)")
             }
         }
-        if let fast = kind.fastIndex {
+        if let fast = kind.hooks.fastIndex {
             s.rawSet(mt, field: "__methods")     // the fast __index looks methods up here
-            if let w = kind.cFast["__index"] { luamp_push_sync_fast(s.L, w, fast) } else { luamp_push_fast_function(s.L, fast) }
+            if let w = kind.hooks.cFast["__index"] { luamp_push_sync_fast(s.L, w, fast) } else { luamp_push_fast_function(s.L, fast) }
             s.rawSet(mt, field: "__index")
             pushCommonMetamethods(s, mt, kind)
             return
         }
-        guard let getField = kind.getField else {
+        guard let getField = kind.hooks.getField else {
             s.rawSet(mt, field: "__index")       // methods only: a plain table is fastest
             pushCommonMetamethods(s, mt, kind)
             return
@@ -208,13 +205,13 @@ enum SharedKinds {
 
     /// __newindex, __tostring, __eq, __gc of `kind` into the metatable at `mt`. Stack: [-0, +0].
     private static func pushCommonMetamethods(_ s: LuaStack, _ mt: Int32, _ kind: SharedKind) {
-        if let fast = kind.fastNewIndex {
-            s.setFastFunction(mt, "__newindex", fast, cFast: kind.cFast["__newindex"])
+        if let fast = kind.hooks.fastNewIndex {
+            s.setFastFunction(mt, "__newindex", fast, cFast: kind.hooks.cFast["__newindex"])
         }
-        for (name, fn) in kind.metamethods { s.setFunction(mt, name, fn) }
+        for (name, fn) in kind.hooks.metamethods { s.setFunction(mt, name, fn) }
         s.setFunction(mt, "__tostring") { s in
             let r = try SharedKinds.check(s, 1, kind)
-            if let describe = kind.describe, let a = Arena.current {
+            if let describe = kind.hooks.describe, let a = Arena.current {
                 s.push(describe(s, a, r))
             } else {
                 s.push("mp.\(kind.name): 0x\(String(r.offset, radix: 16))")
@@ -226,7 +223,7 @@ enum SharedKinds {
             s.push(a.pointee.offset == b.pointee.offset)
             return 1
         }
-        if kind.release != nil {
+        if kind.hooks.release != nil {
             s.setFunction(mt, "__gc") { s in
                 guard let p = s.toUserdata(1)?.assumingMemoryBound(to: SharedRef.self) else { return 0 }
                 if p.pointee.counted, p.pointee.holder == CurrentProcess.pid {

@@ -109,9 +109,7 @@ enum SharedMemoryKind {
             if s.isKey(2, "name") { s.push(name(s, 1)); return 1 }
             if s.isKey(2, "size") { s.push(r.pointee.size); return 1 }
             if s.isKey(2, "closed") { s.push(r.pointee.closed); return 1 }
-            s.pushValue(2)
-            lua_rawget(s.L, s.upvalueIndex(2))
-            return 1
+            return s.pushMethod(fromUpvalue: 2, key: 2)
         }
         s.rawSet(mt, field: "__index")
         s.setFunction(mt, "__tostring") { s in

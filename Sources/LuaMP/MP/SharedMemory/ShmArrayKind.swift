@@ -130,9 +130,7 @@ enum ShmArrayKind {
             let v = try check(s)
             if s.type(at: 2) == .number { v.type.push(s, from: try cell(s, v, 2)); return 1 }
             if s.isKey(2, "typecode") { s.push(v.type.letter); return 1 }
-            s.pushValue(2)
-            lua_rawget(s.L, s.upvalueIndex(2))
-            return 1
+            return s.pushMethod(fromUpvalue: 2, key: 2)
         }
         s.rawSet(mt, field: "__index")
         s.setFunction(mt, "__newindex") { s in

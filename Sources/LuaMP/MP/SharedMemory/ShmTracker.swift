@@ -19,8 +19,10 @@ import Glibc
 ///   on the same machine) scans `/dev/shm` for record files whose root is gone and unlinks what
 ///   they list.
 enum ShmTracker {
-    nonisolated(unsafe) private static var rootPid: pid_t = 0
-    nonisolated(unsafe) private static var recordPath = ""
+    /// The tree's root and its record file; nil until `installRoot` (children inherit it).
+    private static let root = ForkSafeLock<(pid: pid_t, path: String)?>(nil)
+    private static var rootPid: pid_t { root.withLock { $0?.pid ?? 0 } }
+    private static var recordPath: String { root.withLock { $0?.path ?? "" } }
     static let prefix = "luamp-tracker-"
 
     /// Called when `mp` is installed: the first call in a process tree makes this process the
@@ -28,8 +30,13 @@ enum ShmTracker {
     static func installRoot() {
         guard rootPid == 0 else { return }
         let pid = getpid()
-        rootPid = pid
-        recordPath = "/dev/shm/\(prefix)\(pid)-\(startTime(pid) ?? 0)"
+        let path = "/dev/shm/\(prefix)\(pid)-\(startTime(pid) ?? 0)"
+        let first = root.withLock { r in
+            if r != nil { return false }
+            r = (pid, path)
+            return true
+        }
+        guard first else { return }
         atexit { ShmTracker.exitHandler() }
         collectDeadTrees()
     }
@@ -51,8 +58,8 @@ enum ShmTracker {
     }
 
     private static func exitHandler() {
-        guard getpid() == rootPid else { return }
-        cleanup(recordPath)
+        guard let r = root.withLock({ $0 }), getpid() == r.pid else { return }
+        cleanup(r.path)
     }
 
     /// Unlinks every segment still listed in the record file at `path`, then the file.

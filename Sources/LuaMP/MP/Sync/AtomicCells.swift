@@ -106,14 +106,18 @@ extension SharedValueKinds {
         return AtomicCell(type: c.type, p: c.cell(Int(i - 1)))
     }
 
+    /// `v:add([n = 1])` / `a:add(i [, n = 1])`: adds atomically, returns the new value.
+    static func add(_ s: LuaStack, array: Bool) throws -> Int32 {
+        let c = try atomicCell(s, "add", array: array)
+        let at: Int32 = array ? 3 : 2
+        let n = s.isNoneOrNil(at) ? 1 : try s.checkInteger(at)
+        s.push(try c.add(n, what: array ? "mp.Array:add" : "mp.Value:add"))
+        return 1
+    }
+
     /// Value methods: `add`, `exchange`, `compare_exchange`.
     static let valueAtomics: [(String, FastFunction)] = [
-        ("add", { L, a in runFast(L, a) { s in
-            let c = try SharedValueKinds.atomicCell(s, "add", array: false)
-            let n = s.isNoneOrNil(2) ? 1 : try s.checkInteger(2)
-            s.push(try c.add(n, what: "mp.Value:add"))
-            return 1
-        } }),
+        ("add", { L, a in runFast(L, a) { s in try SharedValueKinds.add(s, array: false) } }),
         ("exchange", { L, a in runFast(L, a) { s in
             let c = try SharedValueKinds.atomicCell(s, "exchange", array: false)
             s.push(try c.exchange(try s.checkInteger(2), what: "mp.Value:exchange"))
@@ -129,11 +133,6 @@ extension SharedValueKinds {
 
     /// Array method `add(i [, n = 1])`.
     static let arrayAtomics: [(String, FastFunction)] = [
-        ("add", { L, a in runFast(L, a) { s in
-            let c = try SharedValueKinds.atomicCell(s, "add", array: true)
-            let n = s.isNoneOrNil(3) ? 1 : try s.checkInteger(3)
-            s.push(try c.add(n, what: "mp.Array:add"))
-            return 1
-        } }),
+        ("add", { L, a in runFast(L, a) { s in try SharedValueKinds.add(s, array: true) } }),
     ]
 }

@@ -15,7 +15,7 @@ internal import LuaMPShims
 /// check that every arrived waiter is still alive (pidfd): a dead one breaks the barrier so
 /// the others get `BrokenBarrierError` instead of hanging.
 struct SharedBarrier {
-    static let magic: UInt32 = 0x5242_424d     // "MBBR"
+    static let magic = UInt32(LUAMP_MAGIC_BARRIER)
     static let maxParties = 4096
     static func size(parties: Int) -> Int { 80 + 4 * parties }
 
@@ -175,8 +175,8 @@ enum BarrierKind {
     end
     """
 
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "Barrier", magic: SharedBarrier.magic, bytes: SharedBarrier.size(parties: 1))
+    static let kind: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("wait", waitSource)]
         // `<Barrier parties=3 waiting=1>`, `… broken>` (relaxed reads, no internal mutex).
@@ -211,7 +211,7 @@ enum BarrierKind {
             }
             return true
         }
-        return k
+        return SharedKind(name: "Barrier", magic: SharedBarrier.magic, bytes: SharedBarrier.size(parties: 1), k)
     }()
 
     static func barrierArg(_ s: LuaStack) throws -> SharedBarrier {

@@ -1,7 +1,4 @@
 // mp.Condition: a Lock/RLock plus waiter slots and an event count (never pthread_cond_t).
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// A condition variable in the arena. Layout: `+0` UInt32 magic, `+4` UInt32 ticket counter,
@@ -14,7 +11,7 @@ internal import LuaMPShims
 /// so `notify(1)` wakes exactly one. A waiter killed while waiting left a slot with a dead pid:
 /// `notify` frees such slots (pidfd liveness) instead of wasting a wake-up on them.
 struct SharedCondition {
-    static let magic: UInt32 = 0x444e_434d     // "MCND"
+    static let magic = UInt32(LUAMP_MAGIC_CONDITION)
     static let slots = 64
     static let slotBytes = 12
     static let size = 24 + slots * slotBytes
@@ -127,8 +124,8 @@ enum ConditionKind {
     end
     """
 
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "Condition", magic: SharedCondition.magic, bytes: SharedCondition.size)
+    static let kind: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = { a, off in
             let c = SharedCondition(a, off)
             a.free(c.lockOffset)
@@ -157,7 +154,7 @@ enum ConditionKind {
             }),
             ("notify_all", { s in try condArg(s).notify(Int(Int32.max)); return 0 }),
         ]
-        return k
+        return SharedKind(name: "Condition", magic: SharedCondition.magic, bytes: SharedCondition.size, k)
     }()
 
     static func condArg(_ s: LuaStack) throws -> SharedCondition {

@@ -1,7 +1,4 @@
 // mp.Event: a flag word in the arena that waiters sleep on with FUTEX_WAIT.
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// An event in the arena. Layout: `+0` UInt32 magic, `+4` UInt32 state (the futex word: bit 0
@@ -11,7 +8,7 @@ internal import LuaMPShims
 /// it again before the waiter ran (Python's Event may miss such a pulse). No locks: a process
 /// killed anywhere in `set`/`clear`/`wait` cannot leave anything held.
 struct SharedEvent {
-    static let magic: UInt32 = 0x5456_454d     // "MEVT"
+    static let magic = UInt32(LUAMP_MAGIC_EVENT)
     static let size = 12
 
     let base: UnsafeMutableRawPointer
@@ -64,8 +61,8 @@ struct SharedEvent {
 }
 
 enum EventKind {
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "Event", magic: SharedEvent.magic, bytes: SharedEvent.size)
+    static let kind: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = { a, off in a.free(off) }
         k.describe = { _, a, r in SharedEvent(a, r.offset).isSet ? "<Event set>" : "<Event unset>" }
         k.methods = [
@@ -78,7 +75,7 @@ enum EventKind {
                 return 1
             }),
         ]
-        return k
+        return SharedKind(name: "Event", magic: SharedEvent.magic, bytes: SharedEvent.size, k)
     }()
 
     static func eventArg(_ s: LuaStack) throws -> SharedEvent {

@@ -35,22 +35,21 @@ enum LockKinds {
     /// The kinds share their methods; `recursive` only changes the magic and error texts.
     static func kind(recursive: Bool) -> SharedKind {
         let name = recursive ? "RLock" : "Lock"
-        let k = SharedKind(name: name, magic: recursive ? SharedLock.rlockMagic : SharedLock.lockMagic,
-                           bytes: SharedLock.size)
-        k.release = { a, off in a.free(off) }
-        k.luaMethods = [("with", withMethodSource)]
-        k.describe = { _, a, r in describe(SharedLock(a, r.offset), name) }
-        k.cFast = recursive
-            ? ["acquire": Int32(LUAMP_FAST_RLOCK_ACQUIRE), "release": Int32(LUAMP_FAST_RLOCK_RELEASE)]
-            : ["acquire": Int32(LUAMP_FAST_LOCK_ACQUIRE), "release": Int32(LUAMP_FAST_LOCK_RELEASE)]
-        k.fastMethods = recursive
-            ? [("acquire", { L, a in runFast(L, a) { s in try LockKinds.acquire(s, LockKinds.rlockTag) } }),
-               ("release", { L, a in runFast(L, a) { s in try LockKinds.release(s, LockKinds.rlockTag) } }),
-               ("locked", { L, a in runFast(L, a) { s in try LockKinds.locked(s, LockKinds.rlockTag) } })]
-            : [("acquire", { L, a in runFast(L, a) { s in try LockKinds.acquire(s, LockKinds.lockTag) } }),
-               ("release", { L, a in runFast(L, a) { s in try LockKinds.release(s, LockKinds.lockTag) } }),
-               ("locked", { L, a in runFast(L, a) { s in try LockKinds.locked(s, LockKinds.lockTag) } })]
-        return k
+        return SharedKind(name: name, magic: recursive ? SharedLock.rlockMagic : SharedLock.lockMagic,
+                          bytes: SharedLock.size, .init(
+            luaMethods: [("with", withMethodSource)],
+            fastMethods: recursive
+                ? [("acquire", { L, a in runFast(L, a) { s in try LockKinds.acquire(s, LockKinds.rlockTag) } }),
+                   ("release", { L, a in runFast(L, a) { s in try LockKinds.release(s, LockKinds.rlockTag) } }),
+                   ("locked", { L, a in runFast(L, a) { s in try LockKinds.locked(s, LockKinds.rlockTag) } })]
+                : [("acquire", { L, a in runFast(L, a) { s in try LockKinds.acquire(s, LockKinds.lockTag) } }),
+                   ("release", { L, a in runFast(L, a) { s in try LockKinds.release(s, LockKinds.lockTag) } }),
+                   ("locked", { L, a in runFast(L, a) { s in try LockKinds.locked(s, LockKinds.lockTag) } })],
+            cFast: recursive
+                ? ["acquire": Int32(LUAMP_FAST_RLOCK_ACQUIRE), "release": Int32(LUAMP_FAST_RLOCK_RELEASE)]
+                : ["acquire": Int32(LUAMP_FAST_LOCK_ACQUIRE), "release": Int32(LUAMP_FAST_LOCK_RELEASE)],
+            release: { a, off in a.free(off) },
+            describe: { _, a, r in describe(SharedLock(a, r.offset), name) }))
     }
 
     /// `<Lock unlocked>`, `<Lock locked by pid 123>`, `<RLock locked by pid 123 depth=2>`
@@ -63,8 +62,8 @@ enum LockKinds {
         return l.isRecursive ? "<\(name) locked\(who) depth=\(luamp_relaxed_load32(l.depth))>" : "<\(name) locked\(who)>"
     }
 
-    nonisolated(unsafe) static let lock = kind(recursive: false)
-    nonisolated(unsafe) static let rlock = kind(recursive: true)
+    static let lock = kind(recursive: false)
+    static let rlock = kind(recursive: true)
 
     static let lockTag = KindTag("mp.Lock", magic: SharedLock.lockMagic)
     static let rlockTag = KindTag("mp.RLock", magic: SharedLock.rlockMagic)
@@ -78,7 +77,10 @@ enum LockKinds {
     /// `acquire([block [, timeout]])` → `true` | `true, "owner-died"` | `false`.
     static func acquire(_ s: LuaStack, _ tag: KindTag) throws -> Int32 {
         let l = try lockArg(s, tag)
-        return try l.acquire(until: s.blockAndTimeout(2)).push(s)
+        let t0 = Trace.on ? Trace.now() : 0
+        let r = try l.acquire(until: s.blockAndTimeout(2))
+        if t0 > 0 { Trace.wait("\(tag.name)", since: t0) }
+        return r.push(s)
     }
 
     static func release(_ s: LuaStack, _ tag: KindTag) throws -> Int32 {

@@ -1,7 +1,4 @@
 // mp.Semaphore and mp.BoundedSemaphore: a futex counter in the arena.
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// A semaphore in the arena. Layout: `+0` UInt32 magic, `+4` UInt32 value (the futex word),
@@ -12,8 +9,8 @@ internal import LuaMPShims
 /// as in Python, a process that dies between acquire and release takes its unit with it; a
 /// process killed while sleeping costs nothing (its sleeper count only causes a spare wake).
 struct SharedSemaphore {
-    static let magic: UInt32 = 0x4d45_534d           // "MSEM"
-    static let boundedMagic: UInt32 = 0x4d45_5342    // "BSEM"
+    static let magic = UInt32(LUAMP_MAGIC_SEMAPHORE)
+    static let boundedMagic = UInt32(LUAMP_MAGIC_BOUNDED_SEM)
     static let size = 16
     /// The most a semaphore holds: Linux's `SEM_VALUE_MAX` (`INT_MAX`), as in Python. A start
     /// value or a `release` past it is an error, never a silent wrap of the 32-bit counter.
@@ -74,9 +71,7 @@ struct SharedSemaphore {
 
 enum SemaphoreKinds {
     static func kind(bounded: Bool) -> SharedKind {
-        let k = SharedKind(name: bounded ? "BoundedSemaphore" : "Semaphore",
-                           magic: bounded ? SharedSemaphore.boundedMagic : SharedSemaphore.magic,
-                           bytes: SharedSemaphore.size)
+        var k = SharedKind.Hooks()
         k.release = { a, off in a.free(off) }
         k.luaMethods = [("with", withMethodSource)]
         // `<Semaphore value=2>`, `<BoundedSemaphore value=1 max=2>`.
@@ -103,11 +98,13 @@ enum SemaphoreKinds {
                 return 1
             }),
         ]
-        return k
+        return SharedKind(name: bounded ? "BoundedSemaphore" : "Semaphore",
+                          magic: bounded ? SharedSemaphore.boundedMagic : SharedSemaphore.magic,
+                          bytes: SharedSemaphore.size, k)
     }
 
-    nonisolated(unsafe) static let semaphore = kind(bounded: false)
-    nonisolated(unsafe) static let bounded = kind(bounded: true)
+    static let semaphore = kind(bounded: false)
+    static let bounded = kind(bounded: true)
 
     static func semArg(_ s: LuaStack, _ isBounded: Bool) throws -> SharedSemaphore {
         let r = try SharedKinds.check(s, 1, isBounded ? bounded : semaphore)

@@ -1,7 +1,4 @@
 // SharedLock: the arena object behind mp.Lock and mp.RLock (robust mutex + owner pid + depth).
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
 /// A Lock or RLock in the arena. Layout (offsets):
@@ -13,14 +10,14 @@ internal import LuaMPShims
 /// relaxed atomics suffice (the mutex orders them); `describe` reads both without the mutex, so
 /// every access is atomic (here and in `sync_fast.c`), never a plain load or store.
 struct SharedLock {
-    static let lockMagic: UInt32 = 0x4c4b_4c4d      // "MLKL"
-    static let rlockMagic: UInt32 = 0x4c4b_524d     // "MRKL"
-    static let size = 16 + RobustMutex.size
+    static let lockMagic = UInt32(LUAMP_MAGIC_LOCK)
+    static let rlockMagic = UInt32(LUAMP_MAGIC_RLOCK)
+    static let size = Int(LUAMP_LOCK_MUTEX_OFFSET) + RobustMutex.size
 
     let base: UnsafeMutableRawPointer
-    var mutex: RobustMutex { RobustMutex(at: base + 16) }
-    var ownerPid: UnsafeMutablePointer<UInt32> { (base + 8).assumingMemoryBound(to: UInt32.self) }
-    var depth: UnsafeMutablePointer<UInt32> { (base + 12).assumingMemoryBound(to: UInt32.self) }
+    var mutex: RobustMutex { RobustMutex(at: base + Int(LUAMP_LOCK_MUTEX_OFFSET)) }
+    var ownerPid: UnsafeMutablePointer<UInt32> { (base + Int(LUAMP_LOCK_OWNER_OFFSET)).assumingMemoryBound(to: UInt32.self) }
+    var depth: UnsafeMutablePointer<UInt32> { (base + Int(LUAMP_LOCK_DEPTH_OFFSET)).assumingMemoryBound(to: UInt32.self) }
     var isRecursive: Bool { base.load(as: UInt32.self) == SharedLock.rlockMagic }
 
     init(_ arena: Arena, _ offset: UInt64) { base = arena.pointer(offset) }
@@ -31,7 +28,7 @@ struct SharedLock {
         let a = try Arena.require()
         let off = try a.allocate(size, zeroed: true)
         let l = SharedLock(a, off)
-        do { _ = try RobustMutex.initialize(at: l.base + 16, kind: .errorCheck) } catch { a.free(off); throw error }
+        do { _ = try RobustMutex.initialize(at: l.base + Int(LUAMP_LOCK_MUTEX_OFFSET), kind: .errorCheck) } catch { a.free(off); throw error }
         luamp_atomic_store32(l.base.assumingMemoryBound(to: UInt32.self), recursive ? rlockMagic : lockMagic)
         return off
     }

@@ -1,41 +1,38 @@
 // mp.Value and mp.Array: typed cells in the arena with an optional lock of their own.
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import LuaMPShims
 
-/// Layout shared by Value and Array: `+0` UInt32 magic, `+4` UInt8 typecode, `+5` UInt8
-/// "owns its lock", `+8` UInt64 lock offset (0 = none), `+16` UInt64 element count (1 for a
-/// Value), cells from `+24`.
+/// Layout shared by Value and Array (the offsets C reads are in luamp_layouts.h): `+0` UInt32
+/// magic, `+4` UInt8 typecode, `+5` UInt8 "owns its lock", `+8` UInt64 lock offset (0 = none),
+/// `+16` UInt64 element count (1 for a Value), cells from `+24`.
 ///
 /// Each access of `v.value` / `a[i]` is a single atomic load or store, so no lock is taken for
 /// it (Python takes the lock for each access; the effect is the same: no torn values). A
 /// read-modify-write such as `v.value = v.value + 1` still needs `v:get_lock()` or another lock.
 struct SharedCells {
-    static let valueMagic: UInt32 = 0x4c41_564d    // "MVAL"
-    static let arrayMagic: UInt32 = 0x5252_414d    // "MARR"
+    static let valueMagic = UInt32(LUAMP_MAGIC_VALUE)
+    static let arrayMagic = UInt32(LUAMP_MAGIC_ARRAY)
 
     let base: UnsafeMutableRawPointer
     init(_ arena: Arena, _ offset: UInt64) { base = arena.pointer(offset) }
 
-    var type: TypeCode { TypeCode(rawValue: base.load(fromByteOffset: 4, as: UInt8.self)) ?? .int64 }
-    var ownsLock: Bool { base.load(fromByteOffset: 5, as: UInt8.self) != 0 }
-    var lockOffset: UInt64 { base.load(fromByteOffset: 8, as: UInt64.self) }
-    var count: Int { Int(base.load(fromByteOffset: 16, as: UInt64.self)) }
+    var type: TypeCode { TypeCode(rawValue: base.load(fromByteOffset: Int(LUAMP_CELLS_TYPE_OFFSET), as: UInt8.self)) ?? .int64 }
+    var ownsLock: Bool { base.load(fromByteOffset: Int(LUAMP_CELLS_TYPE_OFFSET) + 1, as: UInt8.self) != 0 }
+    var lockOffset: UInt64 { base.load(fromByteOffset: Int(LUAMP_CELLS_LOCK_OFFSET), as: UInt64.self) }
+    var count: Int { Int(base.load(fromByteOffset: Int(LUAMP_CELLS_COUNT_OFFSET), as: UInt64.self)) }
     var isArray: Bool { base.load(as: UInt32.self) == SharedCells.arrayMagic }
     /// The cell of a Value, or element `i` (0-based) of an Array.
-    func cell(_ i: Int = 0) -> UnsafeMutableRawPointer { base + 24 + i * type.size }
+    func cell(_ i: Int = 0) -> UnsafeMutableRawPointer { base + Int(LUAMP_CELLS_DATA_OFFSET) + i * type.size }
 
     /// Allocates a Value (count nil) or an Array of `count` zeroed cells.
     static func create(_ type: TypeCode, count: Int?, lockOffset: UInt64, ownsLock: Bool) throws -> UInt64 {
         let a = try Arena.require()
-        let bytes = 24 + (count ?? 1) * type.size
+        let bytes = Int(LUAMP_CELLS_DATA_OFFSET) + (count ?? 1) * type.size
         let off = try a.allocate(bytes, zeroed: true)
         let p = a.pointer(off)
-        p.storeBytes(of: type.rawValue, toByteOffset: 4, as: UInt8.self)
-        p.storeBytes(of: UInt8(ownsLock ? 1 : 0), toByteOffset: 5, as: UInt8.self)
-        p.storeBytes(of: lockOffset, toByteOffset: 8, as: UInt64.self)
-        p.storeBytes(of: UInt64(count ?? 1), toByteOffset: 16, as: UInt64.self)
+        p.storeBytes(of: type.rawValue, toByteOffset: Int(LUAMP_CELLS_TYPE_OFFSET), as: UInt8.self)
+        p.storeBytes(of: UInt8(ownsLock ? 1 : 0), toByteOffset: Int(LUAMP_CELLS_TYPE_OFFSET) + 1, as: UInt8.self)
+        p.storeBytes(of: lockOffset, toByteOffset: Int(LUAMP_CELLS_LOCK_OFFSET), as: UInt64.self)
+        p.storeBytes(of: UInt64(count ?? 1), toByteOffset: Int(LUAMP_CELLS_COUNT_OFFSET), as: UInt64.self)
         luamp_atomic_store32(p.assumingMemoryBound(to: UInt32.self), count == nil ? valueMagic : arrayMagic)
         return off
     }
@@ -50,7 +47,7 @@ struct SharedCells {
 enum SharedValueKinds {
     /// `get_lock` for both kinds: the lock as an mp.RLock/mp.Lock object. The Value is then
     /// never freed by collection (the returned lock lives in its memory's lifetime).
-    nonisolated(unsafe) static let getLock: SwiftFunction = { s in
+    static let getLock: KindMethod = { s in
         guard let r = SharedKinds.toRef(s, 1, value) ?? SharedKinds.toRef(s, 1, array) else {
             throw LuaArgumentError(1, "mp.Value or mp.Array expected, got \(s.typeName(at: 1))")
         }
@@ -61,11 +58,20 @@ enum SharedValueKinds {
         return 1
     }
 
+    /// `typecode`, a nil `get_lock` when there is no lock, else the method: the fields Value
+    /// and Array share (key at 2). Stack: [-0, +1].
+    static func pushField(_ s: LuaStack, _ c: SharedCells) -> Int32 {
+        if s.isKey(2, "typecode") { s.push(c.type.letter); return 1 }
+        if s.isKey(2, "get_lock") && c.lockOffset == 0 { s.pushNil(); return 1 }
+        SharedKinds.pushMethod(s)
+        return 1
+    }
+
     static let valueTag = KindTag("mp.Value", magic: SharedCells.valueMagic)
     static let arrayTag = KindTag("mp.Array", magic: SharedCells.arrayMagic)
 
-    nonisolated(unsafe) static let value: SharedKind = {
-        let k = SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25)
+    static let value: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = SharedCells.release
         k.methods = [("get_lock", getLock)]
         k.fastMethods = valueAtomics
@@ -81,10 +87,7 @@ enum SharedValueKinds {
         k.fastIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
             if s.isKey(2, "value") { c.type.push(s, from: c.cell()); return 1 }
-            if s.isKey(2, "typecode") { s.push(c.type.letter); return 1 }
-            if s.isKey(2, "get_lock") && c.lockOffset == 0 { s.pushNil(); return 1 }
-            SharedKinds.pushMethod(s)
-            return 1
+            return SharedValueKinds.pushField(s, c)
         } }
         k.fastNewIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.valueTag.ref(s, 1).pointee.offset)
@@ -94,11 +97,11 @@ enum SharedValueKinds {
             try c.type.store(s, 3, to: c.cell(), what: "mp.Value")
             return 0
         } }
-        return k
+        return SharedKind(name: "Value", magic: SharedCells.valueMagic, bytes: 25, k)
     }()
 
-    nonisolated(unsafe) static let array: SharedKind = {
-        let k = SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24)
+    static let array: SharedKind = {
+        var k = SharedKind.Hooks()
         k.release = SharedCells.release
         k.cFast = ["__index": Int32(LUAMP_FAST_ARRAY_INDEX), "__newindex": Int32(LUAMP_FAST_ARRAY_NEWINDEX)]
         k.fastMethods = arrayAtomics
@@ -125,10 +128,7 @@ enum SharedValueKinds {
                 c.type.push(s, from: c.cell(try SharedValueKinds.index(s, c)))
                 return 1
             }
-            if s.isKey(2, "typecode") { s.push(c.type.letter); return 1 }
-            if s.isKey(2, "get_lock") && c.lockOffset == 0 { s.pushNil(); return 1 }
-            SharedKinds.pushMethod(s)
-            return 1
+            return SharedValueKinds.pushField(s, c)
         } }
         k.fastNewIndex = { L, a in runFast(L, a) { s in
             let c = SharedCells(try Arena.require(), try SharedValueKinds.arrayTag.ref(s, 1).pointee.offset)
@@ -160,7 +160,7 @@ enum SharedValueKinds {
                 return 3
             }),
         ]
-        return k
+        return SharedKind(name: "Array", magic: SharedCells.arrayMagic, bytes: 24, k)
     }()
 
     /// The 0-based cell for the 1-based index at stack slot 2.

@@ -9,18 +9,13 @@ internal import LuaMPShims
 /// Every cell read or write is one atomic access (acquire load / release store), so a reader
 /// never sees a torn value.
 enum TypeCode: UInt8 {
-    case int8 = 98        // 'b'
-    case uint8 = 66       // 'B'
-    case int16 = 104      // 'h'
-    case uint16 = 72      // 'H'
-    case int32 = 105      // 'i'
-    case uint32 = 73      // 'I'
-    case long = 108       // 'l'
-    case ulong = 76       // 'L'
-    case int64 = 113      // 'q'
-    case uint64 = 81      // 'Q'
-    case float = 102      // 'f'
-    case double = 100     // 'd'
+    // The raw value is the letter's ASCII code.
+    case int8 = 98, uint8 = 66            // 'b', 'B'
+    case int16 = 104, uint16 = 72         // 'h', 'H'
+    case int32 = 105, uint32 = 73         // 'i', 'I'
+    case long = 108, ulong = 76           // 'l', 'L'
+    case int64 = 113, uint64 = 81         // 'q', 'Q'
+    case float = 102, double = 100        // 'f', 'd'
 
     /// Parses a typecode string. Returns nil for anything else.
     init?(name: String) {

@@ -20,10 +20,8 @@ end
 enum DictKind {
     static let tag = KindTag("mp.Dict", magic: SharedDict.magic)
 
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "Dict", magic: SharedDict.magic, bytes: SharedDict.bytes)
-        k.release = SharedDict.release
-        k.describe = { _, a, r in "<Dict n=\(SharedDict(a, r.offset).count)>" }
+    static let kind: SharedKind = {
+        var k = SharedDict.kindHooks("Dict")
         k.luaMethods = [("with", dictWithSource)]
         k.methods = [
             ("get", { s in
@@ -51,7 +49,7 @@ enum DictKind {
             ("totable", { s in try pushSnapshot(s, try dict(s), keys: true, values: true); return 1 }),
             ("clear", { s in
                 let d = try dict(s)
-                try full("clear") { try d.locked { try d.clear() } }
+                try fullArena("mp.Dict", "clear") { try d.locked { try d.clear() } }
                 return 0
             }),
             ("pop", { s in
@@ -77,7 +75,7 @@ enum DictKind {
                 let existing: [UInt8]? = try TableKey.with(s, 2) { tag, key in
                     let h = TableKey.hash(tag, key)
                     return try withValue(s, 3) { v, more in
-                        try full("setdefault") {
+                        try fullArena("mp.Dict", "setdefault") {
                             try d.locked { () -> [UInt8]? in
                                 if let old = d.lookup(h, tag, key) { return [UInt8](d.parts(old).value) }
                                 let e = try d.makeEntry(hash: h, tag: tag, key: key, value: v, more: more)
@@ -99,7 +97,7 @@ enum DictKind {
                     let st = d.stripe(h)
                     _ = try st.lock()
                     defer { st.unlock() }
-                    return try full("incr") {
+                    return try fullArena("mp.Dict", "incr") {
                         try d.locked { () -> Int64 in
                             var old: Int64 = 0
                             if let e = d.lookup(h, tag, key) {
@@ -175,7 +173,7 @@ enum DictKind {
             try DictKind.set(s, SharedDict(try Arena.require(), try DictKind.tag.ref(s, 1).pointee.offset), key: 2, value: 3)
             return 0
         } }
-        return k
+        return SharedKind(name: "Dict", magic: SharedDict.magic, bytes: SharedDict.bytes, k)
     }()
 
     /// Argument `i` as a Dict.
@@ -183,10 +181,6 @@ enum DictKind {
         SharedDict(try Arena.require(), try tag.ref(s, i).pointee.offset)
     }
 
-    /// Runs `body`, turning `ArenaFull` into a clear Lua error naming the operation.
-    static func full<R>(_ op: String, _ body: () throws -> R) throws -> R {
-        do { return try body() } catch let e as ArenaFull { throw LuaRaise("mp.Dict:\(op): \(e)") }
-    }
 
     /// Lends the codec bytes of the value at `i` to `body` (big strings in two parts, uncopied).
     static func withValue<R>(_ s: LuaStack, _ i: Int32, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws -> R) throws -> R {
@@ -218,7 +212,7 @@ enum DictKind {
         try TableKey.with(s, k) { tag, key in
             let h = TableKey.hash(tag, key)
             try withValue(s, v) { bytes, more in
-                try full("set") {
+                try fullArena("mp.Dict", "set") {
                     try d.locked {
                         let e = try d.makeEntry(hash: h, tag: tag, key: key, value: bytes, more: more)
                         do { try d.put(e, h, tag, key) } catch { d.journal.cancel(); throw error }
@@ -231,36 +225,25 @@ enum DictKind {
     /// Pushes a plain table copied from `d` under its mutex: `{k = v}` (keys and values),
     /// `{k1, k2, …}` (keys only) or `{v1, v2, …}` (values only). Stack: [-0, +1].
     static func pushSnapshot(_ s: LuaStack, _ d: SharedDict, keys: Bool, values: Bool) throws {
-        var buf = [UInt8]()
-        var n = 0
+        var buf = SnapshotBuffer()
         d.locked {
-            buf.reserveCapacity(d.count * 32)
-            d.forEach { k, v in
-                n += 1
-                withUnsafeBytes(of: UInt64(k.count)) { buf.append(contentsOf: $0) }
-                withUnsafeBytes(of: UInt64(v.count)) { buf.append(contentsOf: $0) }
-                buf.append(contentsOf: k)
-                buf.append(contentsOf: v)
-            }
+            buf.reserve(d.count * 32)
+            d.forEach { k, v in buf.append(k, v) }
         }
+        let n = buf.records
         s.newTable(arrayCount: keys && values ? 0 : Int32(min(n, 1 << 24)), hashCount: keys && values ? Int32(min(n, 1 << 24)) : 0)
         let t = s.top
-        try buf.withUnsafeBytes { b in
-            var at = 0
-            var i: Int64 = 0
-            while at < b.count {
-                let kl = Int(b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-                let vl = Int(b.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))
-                let kb = UnsafeRawBufferPointer(rebasing: b[(at + 16)..<(at + 16 + kl)])
-                let vb = UnsafeRawBufferPointer(rebasing: b[(at + 16 + kl)..<(at + 16 + kl + vl)])
-                at += 16 + kl + vl
-                i += 1
-                if keys { TableKey.push(s, kb) }
-                if values {
-                    do { try Codec.decode(s, vb) } catch { s.top = t; throw error }
-                }
-                if keys && values { lua_rawset(s.L, t) } else { s.rawSet(t, index: i) }
+        var i: Int64 = 0
+        var key: UnsafeRawBufferPointer? = nil
+        try buf.forEachPart { part in
+            guard let kb = key else { key = part; return }
+            key = nil
+            i += 1
+            if keys { TableKey.push(s, kb) }
+            if values {
+                do { try Codec.decode(s, part) } catch { s.top = t; throw error }
             }
+            if keys && values { lua_rawset(s.L, t) } else { s.rawSet(t, index: i) }
         }
     }
 

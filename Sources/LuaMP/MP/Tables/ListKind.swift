@@ -8,10 +8,8 @@ internal import LuaMPShims
 enum ListKind {
     static let tag = KindTag("mp.List", magic: SharedList.magic)
 
-    nonisolated(unsafe) static let kind: SharedKind = {
-        let k = SharedKind(name: "List", magic: SharedList.magic, bytes: SharedList.bytes)
-        k.release = SharedList.release
-        k.describe = { _, a, r in "<List n=\(SharedList(a, r.offset).count)>" }
+    static let kind: SharedKind = {
+        var k = SharedList.kindHooks("List")
         k.methods = [
             ("append", { s in
                 let l = try list(s)
@@ -24,14 +22,7 @@ enum ListKind {
                 s.top = 2
                 if s.type(at: 2) == .userdata { try pushSnapshot(s, try list(s, 2)); s.replace(2) }
                 guard s.type(at: 2) == .table else { throw LuaArgumentError(2, "table expected, got \(s.typeName(at: 2))") }
-                let n = s.rawLength(2)
-                var i: Int64 = 1
-                while i <= n {
-                    s.rawGet(2, index: i)
-                    try append(s, l, 3)
-                    s.pop()
-                    i += 1
-                }
+                try appendAll(s, l, from: 2)
                 return 0
             }),
             ("insert", { s in
@@ -50,7 +41,7 @@ enum ListKind {
                 let l = try list(s)
                 let at: Int64? = s.isNoneOrNil(2) ? nil : try s.checkInteger(2)
                 var copy: [UInt8]? = nil
-                try full("pop") {
+                try fullArena("mp.List", "pop") {
                     try l.locked {
                         let c = l.count
                         let i = at ?? Int64(c)
@@ -66,7 +57,7 @@ enum ListKind {
             ("totable", { s in try pushSnapshot(s, try list(s)); return 1 }),
             ("clear", { s in
                 let l = try list(s)
-                try full("clear") { try l.locked { try l.clear() } }
+                try fullArena("mp.List", "clear") { try l.locked { try l.clear() } }
                 return 0
             }),
         ]
@@ -106,22 +97,19 @@ enum ListKind {
             }
             return 0
         } }
-        return k
+        return SharedKind(name: "List", magic: SharedList.magic, bytes: SharedList.bytes, k)
     }()
 
     static func list(_ s: LuaStack, _ i: Int32 = 1) throws -> SharedList {
         SharedList(try Arena.require(), try tag.ref(s, i).pointee.offset)
     }
 
-    static func full<R>(_ op: String, _ body: () throws -> R) throws -> R {
-        do { return try body() } catch let e as ArenaFull { throw LuaRaise("mp.List:\(op): \(e)") }
-    }
 
     /// Encodes the value at `v`, then with the mutex held makes an entry of it and runs `body`
     /// with it; the entry is freed if `body` throws.
     static func withEntry(_ s: LuaStack, _ l: SharedList, _ v: Int32, _ op: String, _ body: (UInt64) throws -> Void) throws {
         try DictKind.withValue(s, v) { bytes, more in
-            try full(op) {
+            try fullArena("mp.List", op) {
                 try l.locked {
                     let e = try l.makeEntry(bytes, more)
                     do { try body(e) } catch { l.journal.cancel(); throw error }
@@ -136,27 +124,15 @@ enum ListKind {
 
     /// Pushes `{v1, v2, …}` copied under the mutex. Stack: [-0, +1].
     static func pushSnapshot(_ s: LuaStack, _ l: SharedList) throws {
-        var buf = [UInt8]()
-        var n = 0
-        l.locked {
-            l.forEach { b in
-                n += 1
-                withUnsafeBytes(of: UInt64(b.count)) { buf.append(contentsOf: $0) }
-                buf.append(contentsOf: b)
-            }
-        }
-        s.newTable(arrayCount: Int32(min(n, 1 << 24)))
+        var buf = SnapshotBuffer()
+        l.locked { l.forEach { b in buf.append(b) } }
+        s.newTable(arrayCount: Int32(min(buf.records, 1 << 24)))
         let t = s.top
-        try buf.withUnsafeBytes { b in
-            var at = 0
-            var i: Int64 = 0
-            while at < b.count {
-                let len = Int(b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-                i += 1
-                do { try Codec.decode(s, UnsafeRawBufferPointer(rebasing: b[(at + 8)..<(at + 8 + len)])) } catch { s.top = t; throw error }
-                s.rawSet(t, index: i)
-                at += 8 + len
-            }
+        var i: Int64 = 0
+        try buf.forEachPart { part in
+            i += 1
+            do { try Codec.decode(s, part) } catch { s.top = t; throw error }
+            s.rawSet(t, index: i)
         }
     }
 
@@ -172,17 +148,20 @@ enum ListKind {
             let l: SharedList
             do { l = try SharedList.create(a) } catch let e as ArenaFull { throw LuaRaise("cannot create a List: \(e)") }
             SharedKinds.push(s, kind, offset: l.offset, owned: true)
-            if s.type(at: 1) == .table {
-                let n = s.rawLength(1)
-                var i: Int64 = 1
-                while i <= n {
-                    s.rawGet(1, index: i)
-                    try append(s, l, 3)
-                    s.pop()
-                    i += 1
-                }
-            }
+            if s.type(at: 1) == .table { try appendAll(s, l, from: 1) }
             return 1
+        }
+    }
+
+    /// Appends `t[1]`, …, `t[#t]` (raw) of the table at `t` (each pushed, appended, popped).
+    private static func appendAll(_ s: LuaStack, _ l: SharedList, from t: Int32) throws {
+        let n = s.rawLength(t)
+        var i: Int64 = 1
+        while i <= n {
+            s.rawGet(t, index: i)
+            try append(s, l, s.top)
+            s.pop()
+            i += 1
         }
     }
 }

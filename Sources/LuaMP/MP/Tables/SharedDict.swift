@@ -20,67 +20,28 @@ internal import LuaMPShims
 /// publishes a new entry in the slot and frees the old one; deleting leaves a tombstone (or an
 /// empty slot when the next slot is empty). Every change is one `SharedJournal` record, so a
 /// process killed mid-update leaves the table as before or as after the update.
-struct SharedDict {
-    static let magic: UInt32 = 0x5443_444d       // "MDCT"
+struct SharedDict: TableStructure {
+    static let magic = UInt32(LUAMP_MAGIC_DICT)
     static let bytes = 256 + 8 * 48
-    static let mutexAt = 8, tableAt: UInt64 = 48, countAt: UInt64 = 56, usedAt: UInt64 = 64
-    static let journalAt: UInt64 = 128, stripesAt = 256, stripes = 8
+    static let tableAt = TableHeader.tableAt, countAt = TableHeader.countAt, usedAt: UInt64 = 64
+    static let stripesAt = 256, stripes = 8
     static let minCapacity: UInt64 = 8
     static let entryHeader = 24
 
-    let arena: Arena
-    let offset: UInt64
+    static let drain = JournalDrain.dictSlots
 
-    init(_ arena: Arena, _ offset: UInt64) { self.arena = arena; self.offset = offset }
+    let header: TableHeader
 
-    /// Allocates an empty Dict.
-    /// - Throws: `ArenaFull`, `LuaRaise` if a mutex cannot be initialized.
-    static func create(_ a: Arena) throws -> SharedDict {
-        let off = try a.allocate(bytes, zeroed: true)
-        let d = SharedDict(a, off)
-        do {
-            _ = try RobustMutex.initialize(at: a.pointer(off) + mutexAt, kind: .normal)
-            for i in 0..<stripes {
-                _ = try RobustMutex.initialize(at: a.pointer(off) + stripesAt + 48 * i, kind: .recursive)
-            }
-            d.word(tableAt).pointee = try d.newTable(capacity: minCapacity)
-        } catch {
-            a.free(off)
-            throw error
+    /// The stripe mutexes and the first table of a new Dict.
+    static func setUp(_ h: TableHeader) throws {
+        for i in 0..<stripes {
+            _ = try RobustMutex.initialize(at: h.arena.pointer(h.offset) + stripesAt + 48 * i, kind: .recursive)
         }
-        luamp_atomic_store32(a.pointer(off).assumingMemoryBound(to: UInt32.self), magic)
-        return d
+        h.word(tableAt).pointee = try SharedDict(h.arena, h.offset).newTable(capacity: minCapacity)
     }
 
-    /// Frees the table, every entry and the header (the last reference is gone).
-    static func release(_ a: Arena, _ off: UInt64) {
-        let d = SharedDict(a, off)
-        let t = d.word(tableAt).pointee
-        SharedJournal(a, at: off + journalAt).run(JournalRecord(
-            word: off + tableAt, before: t, after: 0, freeCommit: (t, 0), drain: t, drainKind: .dictSlots))
-        a.free(off)
-    }
-
-    // MARK: words
-
-    func word(_ rel: UInt64) -> UnsafeMutablePointer<UInt64> {
-        arena.pointer(offset + rel).assumingMemoryBound(to: UInt64.self)
-    }
     private func tableWord(_ t: UInt64, _ i: Int) -> UnsafeMutablePointer<UInt64> {
         arena.pointer(t + 8 + UInt64(8 * i)).assumingMemoryBound(to: UInt64.self)
-    }
-    var journal: SharedJournal { SharedJournal(arena, at: offset + SharedDict.journalAt) }
-    /// Live entries (one atomic load, no lock).
-    var count: Int { Int(luamp_atomic_load64(word(SharedDict.countAt))) }
-
-    // MARK: locking
-
-    /// Runs `body` holding the structure mutex, repairing the table first if a holder died.
-    func locked<R>(_ body: () throws -> R) rethrows -> R {
-        let m = RobustMutex(at: arena.pointer(offset) + SharedDict.mutexAt)
-        if m.lockShort() == .ownerDied { journal.recover() }
-        defer { m.unlock() }
-        return try body()
     }
 
     /// The `with`/`incr` stripe lock of a key hash.

@@ -147,33 +147,17 @@ struct SharedJournal {
 /// `before-free` (record cleared, replaced blocks not freed yet: the one window that leaks).
 /// Lets `Tests/cli/test_shared_crash.py` hit the moments random kills rarely land on.
 enum JournalFaults {
-    enum Point: String {
-        case beforeCommit = "before-commit", afterCommit = "after-commit", inDrain = "in-drain", beforeFree = "before-free"
+    /// Point numbers 8…11 of `luamp_faults.h` (QueueFaults has 0…4).
+    enum Point: Int32, FaultPoint {
+        case beforeCommit = 8, afterCommit, inDrain, beforeFree
+        static let names = ["before-commit", "after-commit", "in-drain", "before-free"]
     }
 
-    nonisolated(unsafe) private static var armed: Point? = nil
-    nonisolated(unsafe) private static var countdown = 0
-    nonisolated(unsafe) private static var hostPID: pid_t = 0
+    /// Reads `LUAMP_JOURNAL_FAULT` once per process (when Dict/List are first installed).
+    static func configure() { _ = configured }
 
-    /// Reads `LUAMP_JOURNAL_FAULT` (once, when Dict/List are installed).
-    static func configure() {
-        guard armed == nil, let v = getenv("LUAMP_JOURNAL_FAULT") else { return }
-        let parts = String(cString: v).split(separator: ":")
-        guard parts.count == 2, let p = Point(rawValue: String(parts[0])), let n = Int(parts[1]), n > 0 else { return }
-        armed = p
-        countdown = n
-        hostPID = getpid()
-    }
+    private static let configured: Void = Point.arm(fromEnvironment: "LUAMP_JOURNAL_FAULT")
 
     @inline(__always)
-    static func reach(_ p: Point) {
-        if let a = armed, a == p { hit() }
-    }
-
-    @inline(never)
-    private static func hit() {
-        guard getpid() != hostPID else { return }
-        countdown -= 1
-        if countdown == 0 { kill(getpid(), SIGKILL) }
-    }
+    static func reach(_ p: Point) { luamp_fault_reach(p.rawValue) }
 }

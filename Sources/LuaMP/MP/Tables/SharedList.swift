@@ -12,54 +12,23 @@ internal import LuaMPShims
 /// `append` and `pop()` commit with one store of the table's count, `l[i] = v` with one store
 /// of the cell; `insert`, `pop(i)`, growing and `clear` build a new table and commit it with
 /// one store of the table offset. Each is one `SharedJournal` record.
-struct SharedList {
-    static let magic: UInt32 = 0x5453_4c4d       // "MLST"
+struct SharedList: TableStructure {
+    static let magic = UInt32(LUAMP_MAGIC_LIST)
     static let bytes = 256
-    static let mutexAt = 8, tableAt: UInt64 = 48, countAt: UInt64 = 56, journalAt: UInt64 = 128
+    static let tableAt = TableHeader.tableAt, countAt = TableHeader.countAt
     static let minCapacity = 8
 
-    let arena: Arena
-    let offset: UInt64
+    static let drain = JournalDrain.listItems
 
-    init(_ arena: Arena, _ offset: UInt64) { self.arena = arena; self.offset = offset }
+    let header: TableHeader
 
-    static func create(_ a: Arena) throws -> SharedList {
-        let off = try a.allocate(bytes, zeroed: true)
-        let l = SharedList(a, off)
-        do {
-            _ = try RobustMutex.initialize(at: a.pointer(off) + mutexAt, kind: .normal)
-            l.word(tableAt).pointee = try l.newTable(capacity: minCapacity)
-        } catch {
-            a.free(off)
-            throw error
-        }
-        luamp_atomic_store32(a.pointer(off).assumingMemoryBound(to: UInt32.self), magic)
-        return l
+    /// The first table of a new List.
+    static func setUp(_ h: TableHeader) throws {
+        h.word(tableAt).pointee = try SharedList(h.arena, h.offset).newTable(capacity: minCapacity)
     }
 
-    static func release(_ a: Arena, _ off: UInt64) {
-        let l = SharedList(a, off)
-        let t = l.word(tableAt).pointee
-        SharedJournal(a, at: off + journalAt).run(JournalRecord(
-            word: off + tableAt, before: t, after: 0, freeCommit: (t, 0), drain: t, drainKind: .listItems))
-        a.free(off)
-    }
-
-    func word(_ rel: UInt64) -> UnsafeMutablePointer<UInt64> {
-        arena.pointer(offset + rel).assumingMemoryBound(to: UInt64.self)
-    }
     private func tw(_ t: UInt64, _ rel: Int) -> UnsafeMutablePointer<UInt64> {
         arena.pointer(t + UInt64(rel)).assumingMemoryBound(to: UInt64.self)
-    }
-    var journal: SharedJournal { SharedJournal(arena, at: offset + SharedList.journalAt) }
-    /// Elements (one atomic load, no lock).
-    var count: Int { Int(luamp_atomic_load64(word(SharedList.countAt))) }
-
-    func locked<R>(_ body: () throws -> R) rethrows -> R {
-        let m = RobustMutex(at: arena.pointer(offset) + SharedList.mutexAt)
-        if m.lockShort() == .ownerDied { journal.recover() }
-        defer { m.unlock() }
-        return try body()
     }
 
     /// Allocates, reserves and fills an entry (mutex held; see `SharedDict.makeEntry`). - Throws: `ArenaFull`.
