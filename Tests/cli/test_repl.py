@@ -452,6 +452,45 @@ def _(s, home):
     s.expect(r"<AsyncResult cancelled>")
 
 
+@case("Ctrl-C during imap or join cancels that call's tasks; the pool stays")
+def _(s, home):
+    mark = os.path.join(home, "started")
+    task = f"function(x) io.open('{mark}' .. x, 'w'):close() mp.sleep(60) return x end"
+
+    def interrupt_when_started():
+        deadline = time.time() + 30
+        while not (os.path.exists(f"{mark}1") and os.path.exists(f"{mark}2")):
+            assert time.time() < deadline, "the tasks did not start"
+            time.sleep(0.01)
+        s.send(b"\x03")
+        s.expect(r"interrupted!.*\n> ")
+        for x in (1, 2):
+            os.remove(f"{mark}{x}")
+
+    s.send("pool0 = mp.Pool(2) print('ready')\n")
+    s.expect(r"\nready\n> ")
+    workers = live_children(s.pid)
+    assert len(workers) == 2, workers
+    s.send(f"it = pool0:imap({task}, {{1, 2, 3}}) for v in it do print(v) end\n")
+    interrupt_when_started()
+    s.send("print(tostring(pool0), (it()))\n")
+    s.expect(r"<Pool processes=2 state=RUN>\tnil\n> ")
+    s.send("table.concat(pool0:map(function(x) return x * 2 end, {1, 2, 3}), ',')\n")
+    s.expect(r"\n2,4,6\n> ")
+    now = live_children(s.pid)
+    assert len(now) == 2 and not (now & workers), f"the imap's workers should be replaced: {workers} -> {now}"
+    s.send(f"r = pool0:map_async({task}, {{1, 2}}, 1) pool0:close() pool0:join()\n")
+    interrupt_when_started()
+    s.send("print(tostring(pool0), r:exception().kind)\n")
+    s.expect(r"<Pool processes=2 state=CLOSE>\tCancelledError\n> ")
+    s.send("pool0:join() print('joined')\n")
+    s.expect(r"\njoined\n> ")
+    deadline = time.time() + 30
+    while live_children(s.pid):
+        assert time.time() < deadline, f"workers left after join: {live_children(s.pid)}"
+        time.sleep(0.01)
+
+
 @case("Ctrl-Z at the prompt (no job control here: nothing stops) leaves the line editable")
 def _(s, home):
     s.send("1+")

@@ -23,7 +23,7 @@ extension PoolState {
     @discardableResult
     func pump(_ s: LuaStack, timeout: Double?, pullAll: Bool = false, pulling: PoolJob? = nil,
               callbacks runsCallbacks: Bool = true, interruptible: PoolJob? = nil, interrupts: Bool = true,
-              until done: () -> Bool) throws -> Bool {
+              interruptCancelsAll: Bool = false, until done: () -> Bool) throws -> Bool {
         try checkOwner()
         if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
@@ -38,11 +38,14 @@ extension PoolState {
             if interrupts && luamp_take_interrupt() != 0 {
                 // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
                 // the script with status 130, and `finish` then stops the children rather than
-                // joins them. Waiting for one task (map, apply, get): that task is cancelled (its
-                // running chunks' workers stopped and replaced) and the pool stays usable (the
-                // REPL keeps a pool made by an earlier line). Otherwise the pool is terminated.
-                if let job = interruptible, !job.isImap {
+                // joins them. Waiting for one task (map, apply, get, an imap's next result): that
+                // task is cancelled (its running chunks' workers stopped and replaced) and the pool
+                // stays usable (the REPL keeps a pool made by an earlier line); `join` cancels
+                // every task left the same way. Otherwise the pool is terminated.
+                if let job = interruptible {
                     _ = try? cancel(s, job, force: true)
+                } else if interruptCancelsAll {
+                    for job in jobs where !job.done { _ = try? cancel(s, job, force: true) }
                 } else {
                     terminate(s)
                 }
@@ -181,10 +184,12 @@ extension PoolState {
             var count = 0
             var failure: JobError?
             let first = s.top + 1
+            var frame: [UInt8] = []
             switch src.kind {
             case .list:
                 count = min(src.size, src.count - position + 1)
                 guard count > 0 else { return endInput(job) }
+                if !job.perItem, Self.packedFrame(s, job, input: input, position: position, count: count, into: &frame) { break }
                 guard s.checkStack(Int32(count) + 16) else {
                     failure = .mp(MPError("SendError", "chunk of \(count) items is too large for the Lua stack"))
                     break
@@ -208,9 +213,8 @@ extension PoolState {
             src.next += count
             if src.kind == .list && src.next > src.count { job.source = nil }
             if failure != nil { job.source = nil }
-            var frame: [UInt8] = []
             var refs: [(UInt64, SharedKind)] = []
-            if failure == nil {
+            if failure == nil && frame.isEmpty {
                 do {
                     frame.reserveCapacity(64 + count * 4)
                     let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
@@ -234,6 +238,18 @@ extension PoolState {
             }
             return chunk
         }
+    }
+
+    /// The `T` frame of a chunk of plain numbers read straight from the input list (see
+    /// `PoolNumbers`); false, with `frame` empty, when the chunk needs the general path.
+    private static func packedFrame(_ s: LuaStack, _ job: PoolJob, input: Int32, position: Int, count: Int,
+                                    into frame: inout [UInt8]) -> Bool {
+        let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
+        PoolFrame.appendTaskHeader(&frame, function: job.function.id, mode: job.mode, count: UInt32(count),
+                                   timeoutMs: job.timeoutMs, flags: 0, position: position)
+        guard PoolNumbers.encodeList(s, input: input, position: position, count: count, into: &frame),
+              (try? PoolFrame.finishTask(&frame, from: start)) != nil else { frame = []; return false }
+        return true
     }
 
     /// Marks the input exhausted. Returns nil (no chunk).
@@ -367,6 +383,8 @@ extension PoolState {
         let failure: JobError? = s.preservingTop {
             _ = lua_rawgeti(L, s.registryIndex(), lua_Integer(job.resultsRef))
             let results = s.top
+            if job.kind != .apply,
+               PoolNumbers.storeResults(s, bytes, results: results, position: c.position, count: c.count) { return nil }
             let n: Int32
             // A result message is decoded once: its handles' references become the host's holds.
             do { n = try SharedHolds.consuming { try Codec.decodeTuple(s, bytes) } } catch let e as MPError { return .mp(e) } catch { return .mp(MPError("DecodeError", "\(error)")) }
@@ -439,6 +457,7 @@ extension PoolState {
     /// (started by the next `dispatch`).
     private func workerDied(_ s: LuaStack, _ w: PoolWorker) {
         readResults(s, w)
+        PoolWorker.signalGroup(w, SIGKILL)   // what its task started (os.execute's shell, …)
         w.child.stop(grace: 1.0)
         let code = w.child.exitCode ?? -Int32(SIGKILL)
         w.closeAll()

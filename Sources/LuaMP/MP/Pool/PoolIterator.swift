@@ -101,7 +101,7 @@ extension MPModule {
                 return 2
             }
             if job.source == nil && job.chunksConsumed == job.chunksMade { return 0 }
-            try job.pool.pump(s, timeout: nil, pulling: job) {
+            try job.pool.pump(s, timeout: nil, pulling: job, interruptible: job) {
                 job.terminated || (job.kind == .imap ? job.outcomes[job.chunksConsumed] != nil : !job.arrivals.isEmpty)
                     || (job.source == nil && job.chunksConsumed == job.chunksMade)
             }

@@ -6,6 +6,17 @@ internal import CLua
 internal import LuaMPShims
 
 /// The host's view of one worker: the process, its two pipe ends, what was sent and not answered.
+extension PoolWorker {
+    /// Sends `signal` to the worker's process group (the worker and whatever its tasks started
+    /// that did not leave the group: `os.execute`'s shell and its command, …), so a timed-out,
+    /// lost or terminated worker leaves nothing running. Only while the worker is not yet
+    /// reaped: until then its pid — the group's id — cannot belong to anyone else.
+    static func signalGroup(_ w: PoolWorker, _ signal: Int32) {
+        guard w.child.exitCode == nil, w.child.isOwnedHere, w.child.pid > 0 else { return }
+        _ = kill(-w.child.pid, signal)
+    }
+}
+
 final class PoolWorker {
     let slot: Int
     let child: ChildProcess
@@ -211,13 +222,15 @@ final class PoolState {
         do {
             // SIGINT ignored from the fork on: a Ctrl-C never kills a worker, even a fresh one.
             child = try ChildProcess.spawn(ignoreInterrupts: true) { ctx in
-                PoolWorkerLoop.run(s, config, ctx, parentName: parentName, parentPID: parentPID)
+                _ = setpgid(0, 0)   // its own process group: what its tasks start dies with it
+                return PoolWorkerLoop.run(s, config, ctx, parentName: parentName, parentPID: parentPID)
             }
         } catch {
             for fd in [task[1], result[0]] { luamp_release_fd(fd) }
             for fd in task + result { close(fd) }
             throw error
         }
+        _ = setpgid(child.pid, child.pid)   // also here, so the group exists before any kill
         close(task[0])
         close(result[1])
         _ = fcntl(task[1], F_SETFL, O_NONBLOCK)
@@ -301,7 +314,7 @@ final class PoolState {
         phase = .terminated
         let live = workers.compactMap { $0 }
         if Trace.on { PoolTrace.letWorkersFlush(live) }
-        for w in live { try? w.child.terminate() }
+        for w in live { try? w.child.terminate(); PoolWorker.signalGroup(w, SIGTERM) }
         for w in live {
             w.closeAll()
             w.child.stop(grace: 1.0)
@@ -342,7 +355,7 @@ final class PoolState {
         case .terminated:
             return
         case .closed:
-            try pump(s, timeout: nil, pullAll: true) { [unowned self] in
+            try pump(s, timeout: nil, pullAll: true, interruptCancelsAll: true) { [unowned self] in
                 jobs.isEmpty && retry.isEmpty && workers.allSatisfy { $0 == nil }
             }
             PoolRegistry.remove(self)
