@@ -170,6 +170,39 @@ def a_worker_killed_with_kill_9_leaves_valid_json_and_its_worker_lost_span():
     assert all(e["args"]["outcome"] == "ok" for e in events if e.get("cat") == "task" and e["pid"] == pid and e is not lost[0])
 
 
+CANCELLED = r"""
+local flag = arg[1]
+local pool = mp.Pool(2)
+local r = pool:apply_async(function()
+  local f = io.open(flag, "w"); f:write(mp.getpid()); f:close()
+  mp.sleep(60)
+end)
+while true do                      -- wait for the task's own mark, not for time
+  local f = io.open(flag); local pid = f and f:read("a"); if f then f:close() end
+  if pid and pid ~= "" then break end
+  mp.sleep(0.01)
+end
+print(r:cancel{force = true}, r:cancelled())
+print(select(2, pcall(r.get, r)).kind)
+print(#pool:map(function(x) return x end, {1, 2, 3}))
+"""
+
+
+@test
+def a_force_cancelled_task_is_traced_as_cancelled_not_as_worker_lost():
+    flag = os.path.join(TMP, "cancel.pid")
+    trace = os.path.join(TMP, "cancelled.json")
+    out = run([script("cancelled.lua", CANCELLED), flag], env={"LUAMP_TRACE": trace}).stdout.split("\n")
+    assert out[:3] == ["true\ttrue", "CancelledError", "3"], out
+    pid = int(open(flag).read())
+    events = load(trace)
+    check_schema(events)
+    mine = [e for e in events if e.get("cat") == "task" and e["pid"] == pid]
+    assert [e["args"]["outcome"] for e in mine] == ["cancelled"], mine
+    deaths = [e for e in events if e["ph"] == "i" and e.get("cat") == "death" and e["pid"] == pid]
+    assert "WorkerStopped" in [e["name"] for e in deaths] and "WorkerLost" not in [e["name"] for e in deaths], deaths
+
+
 @test
 def trace_start_and_stop_from_the_script_and_the_environment():
     trace = os.path.join(TMP, "api.json")

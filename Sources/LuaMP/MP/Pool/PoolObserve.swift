@@ -56,12 +56,14 @@ struct PoolObservation {
             // Run item by item, only the running item was lost; otherwise the chunk's range.
             let first = c.position + c.start + (c.job.perItem ? c.answered : 0)
             let n = c.job.perItem ? 1 : max(1, c.end - c.start)
-            let outcome = code == -SIGALRM && c.job.timeoutMs > 0 ? "TimeoutError" : "WorkerLost"
+            let outcome = c.job.cancelled ? "cancelled"          // stopped by cancel{force = true}
+                : code == -SIGALRM && c.job.timeoutMs > 0 ? "TimeoutError" : "WorkerLost"
             Trace.span(PoolTrace.name(c.job.mode, first, n), category: "task",
                        start: w.tracedAnswer > 0 ? w.tracedAnswer : end, end: end, pid: pid,
                        args: PoolTrace.args(pool: serial, c.job.mode, first, n, outcome: outcome))
         }
-        Trace.instant("WorkerLost", category: "death", pid: pid,
+        let stopped = !lost.isEmpty && lost.allSatisfy { $0.job.cancelled }
+        Trace.instant(stopped ? "WorkerStopped" : "WorkerLost", category: "death", pid: pid,
                       args: "\"pool\":\(serial),\"pid\":\(pid),\"code\":\(code),\"lost\":\(lost.count)")
     }
 
