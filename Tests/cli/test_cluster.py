@@ -336,5 +336,24 @@ def luamp_address_turns_an_unchanged_local_script_distributed():
         node.stop()
 
 
+@test
+def remote_results_under_mp_wait_and_as_completed_options_and_per_item_timeouts():
+    node = Node(URL, "wait-node", processes=3)
+    d = tempfile.mkdtemp(dir=TMP)
+    try:
+        kids = node_children(node)
+        r = run_host(os.path.join(HERE, "cluster_wait.lua"), URL, args=[d], timeout=120)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:] + node.log()[-2000:]
+        assert "checks " in r.stdout, r.stdout
+        log = node.log()
+        assert "past its timeout of 0.5 s; stopped" in log, log
+        # the node replaced each process its timer stopped: still 3 live workers
+        wait_for(lambda: len(node_children(node)) == 3, 10, "3 worker processes again")
+        assert node_children(node) != kids
+        wait_for(lambda: [k for k in redis.client().keys() if k.startswith("luamp:running:")] == [], 5, "no running: keys left")
+    finally:
+        node.stop()
+
+
 redis.close()
 finish()

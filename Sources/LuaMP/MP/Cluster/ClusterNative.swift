@@ -172,6 +172,12 @@ extension MPModule {
         }
         s.setFunction(-1, "sigterm_install") { _ in luamp_cluster_sigterm_install(); return 0 }
         s.setFunction(-1, "sigterm") { s in s.push(luamp_cluster_sigterm_received() != 0); return 1 }
+        // alarm(ms): arms the per-item timer of a worker process (0 disarms); SIGALRM keeps its
+        // default action, so the process dies of it even inside C, as a local pool worker does.
+        s.setFunction(-1, "alarm") { s in
+            PoolWorkerLoop.armTimer(UInt32(clamping: s.toInteger(1) ?? 0))
+            return 0
+        }
         s.setFunction(-1, "kill") { s in
             let pid = pid_t(s.toInteger(1) ?? 0), sig = Int32(s.toInteger(2) ?? 15)
             if pid > 0 { kill(pid, sig) }

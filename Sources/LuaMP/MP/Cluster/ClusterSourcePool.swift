@@ -36,14 +36,17 @@ local function items_of(list, name, pos)
   terr("bad argument #" .. pos .. " to '" .. name .. "' (table or iterator function expected, got " .. type(list) .. ")", 3)
 end
 
--- mp.Pool{address =, processes =, initializer =, initargs =, authkey =, retries =, lost_attempts =,
--- keys_ttl =, redis_timeout =, redis_retry =} (or mp.Pool() with LUAMP_ADDRESS set).
+-- mp.Pool{address =, processes =, initializer =, initargs =, authkey =, retries =, task_timeout =,
+-- lost_attempts =, keys_ttl =, redis_timeout =, redis_retry =} (or mp.Pool() with LUAMP_ADDRESS set).
 local function new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then opts = {processes = opts} end
   local address = C.address(opts, "mp.Pool")
   local cap = opts.processes
   if cap ~= nil and (math.type(cap) ~= "integer" or cap < 1) then terr("mp.Pool: processes must be a positive integer", 2) end
+  local retries, task_timeout = opts.retries, opts.task_timeout
+  if retries ~= nil and (math.type(retries) ~= "integer" or retries < 0) then terr("mp.Pool: retries must be a non-negative integer", 2) end
+  if task_timeout ~= nil and (type(task_timeout) ~= "number" or task_timeout <= 0) then terr("mp.Pool: task_timeout must be a positive number of seconds", 2) end
   local key = C.key(opts, "a pool with a remote address (mp.Pool{address = \"" .. address:gsub("//[^@/]*@", "//***@") .. "\"})")
   local conn = C.conn(address, opts)
   conn:call("PING")
@@ -53,7 +56,7 @@ local function new(opts)
     address = address, id = id, key = key, cap = cap, phase = "RUN",
     k = {state = base .. "state", data = base .. "data", res = base .. "res", init = base .. "init",
          tasks = C.prefix .. "tasks"},
-    attempts = (opts.lost_attempts or 3) + (opts.retries or 0), retries = opts.retries or 0,
+    attempts = (opts.lost_attempts or 3) + (retries or 0), retries = retries or 0, task_timeout = task_timeout,
     ttl = math.floor((opts.keys_ttl or 120) * 1000), reap_every = opts.reap_interval or 0.5,
     next_reap = 0, seq = 0, recs = {}, backlog = {}, inflight = 0, dueq = {}, jobs = 0,
     owner = mp.getpid(),
@@ -84,6 +87,7 @@ local function job_new(self, kind, n, opts)
   self.jobs = self.jobs + 1
   return {pool = self, kind = kind, n = n, results = {n = n}, errs = {}, chunks = 0, finished = 0,
           callback = opts.callback, error_callback = opts.error_callback, errors = opts.errors,
+          timeout = opts.timeout or self.task_timeout, retries = opts.retries or self.retries,
           arrivals = {}, done = false, running = false, callbacks = {}}
 end
 
@@ -104,8 +108,10 @@ local function add_task(self, job, mode, fn, first, items)
       end
     end
   end
-  local payload = C.seal(self.key, "task " .. self.id .. " " .. tid, mode, fn, items, job.errors == "return", globals)
+  local tmo = job.timeout and math.max(1, math.floor(job.timeout * 1000 + 0.5)) or nil
+  local payload = C.seal(self.key, "task " .. self.id .. " " .. tid, mode, fn, items, job.errors == "return", globals, tmo)
   local rec = {job = job, first = first, count = items.n, payload = payload, attempt = 1, errtries = 0, id = tid}
+  if tmo then rec.items, rec.fn, rec.mode = items, fn, mode end   -- kept to resend the rest after a timeout
   job.chunks = job.chunks + 1
   self.recs[tid] = rec
   self.backlog[#self.backlog + 1] = rec
@@ -186,14 +192,44 @@ function P:handle(msg)
   local tid = string.sub(msg, 1, sp - 1)
   local rec = self.recs[tid]
   if not rec then return end   -- not ours any more (cannot happen: DELIVER lets one attempt through)
-  local ok, _, results, errs = pcall(C.open, self.key, "result " .. self.id .. " " .. tid, string.sub(msg, sp + 1))
+  local ok, _, results, errs, tmo = pcall(C.open, self.key, "result " .. self.id .. " " .. tid, string.sub(msg, sp + 1))
   if not ok then results = _ end
   if not ok then return fail_chunk(self, rec, results) end
-  if errs ~= nil and next(errs) ~= nil and rec.errtries < self.retries then
+  if type(tmo) == "table" and rec.items then return self:timed_out(rec, tmo) end
+  if errs ~= nil and next(errs) ~= nil and rec.errtries < rec.job.retries then
     rec.errtries = rec.errtries + 1
     return resubmit(self, rec)
   end
   chunk_done(self, rec, true, results, errs)
+end
+
+-- Item `t.at` of `rec` outlived its timeout: its worker process was stopped by its own timer and
+-- the node reported it. That item fails with TimeoutError (or, with retries left, is sent alone
+-- again); the chunk's other items (the results of those before it died with the process) are
+-- sent again.
+function P:timed_out(rec, t)
+  self.recs[rec.id] = nil
+  self.inflight = self.inflight - 1
+  local job, at = rec.job, t.at
+  job.chunks = job.chunks - 1
+  local function again(a, b, tries)
+    if b < a then return end
+    add_task(self, job, rec.mode, rec.fn, rec.first + a - 1, table.move(rec.items, a, b, 1, {n = b - a + 1}))
+    self.recs[tostring(self.seq)].ttries = tries
+  end
+  local tries = (rec.count == 1 and rec.ttries or 0) + 1
+  again(1, at - 1, 0)
+  if tries <= job.retries then
+    again(at, at, tries)
+  else
+    local pos = rec.first + at - 1
+    job.errs[pos] = C.err("TimeoutError", string.format(
+      "a task ran longer than its timeout of %g s; worker pid %d (%s) was stopped", t.timeout, t.pid, t.worker),
+      {pid = t.pid, timeout = t.timeout, worker = t.worker, attempts = tries})
+    job.arrivals[#job.arrivals + 1] = pos
+  end
+  again(at + 1, rec.count, 0)
+  if job.sealed_input and job.finished == job.chunks and not job.done then finish_job(self, job) end
 end
 
 function P:reap()
@@ -297,6 +333,18 @@ local function default_chunksize(self, n)
   return math.max(1, math.min(c, 200000))
 end
 
+-- A number where the chunksize goes stays the chunksize; a table there is the options
+-- {chunksize =, timeout =, retries =, errors =, callback =, error_callback =}.
+local function options(name, c, opts)
+  if type(c) == "table" then opts, c = c, c.chunksize end
+  opts = opts or {}
+  local t, r, e = opts.timeout, opts.retries, opts.errors
+  if t ~= nil and (type(t) ~= "number" or t <= 0) then terr("bad argument to '" .. name .. "' (timeout must be a positive number of seconds)", 3) end
+  if r ~= nil and (math.type(r) ~= "integer" or r < 0) then terr("bad argument to '" .. name .. "' (retries must be a non-negative integer)", 3) end
+  if e ~= nil and e ~= "return" and e ~= "raise" then terr("bad argument to '" .. name .. "' (errors must be \"raise\" or \"return\")", 3) end
+  return c, opts
+end
+
 local function submit_list(self, name, mode, fn, list, chunksize, opts, listpos)
   live(self, name)
   check_fn(fn, name)
@@ -332,7 +380,8 @@ local function future(job)
 end
 
 function P:map(fn, list, chunksize, opts)
-  local job = submit_list(self, "map", "map", fn, list, chunksize, opts or {})
+  chunksize, opts = options("map", chunksize, opts)
+  local job = submit_list(self, "map", "map", fn, list, chunksize, opts)
   self:wait_job(job)
   self:run_callbacks()
   if job.error ~= nil then error(job.error, 2) end
@@ -340,7 +389,8 @@ function P:map(fn, list, chunksize, opts)
 end
 
 function P:starmap(fn, list, chunksize, opts)
-  local job = submit_list(self, "starmap", "star", fn, list, chunksize, opts or {})
+  chunksize, opts = options("starmap", chunksize, opts)
+  local job = submit_list(self, "starmap", "star", fn, list, chunksize, opts)
   self:wait_job(job)
   self:run_callbacks()
   if job.error ~= nil then error(job.error, 2) end
@@ -348,28 +398,34 @@ function P:starmap(fn, list, chunksize, opts)
 end
 
 function P:map_async(fn, list, chunksize, callback, error_callback)
-  return future(submit_list(self, "map_async", "map", fn, list, chunksize,
-                            {callback = callback, error_callback = error_callback}))
+  local opts
+  chunksize, opts = options("map_async", chunksize, {callback = callback, error_callback = error_callback})
+  if opts.callback == nil then opts.callback, opts.error_callback = callback, error_callback end
+  return future(submit_list(self, "map_async", "map", fn, list, chunksize, opts))
 end
 
 function P:starmap_async(fn, list, chunksize, callback, error_callback)
-  return future(submit_list(self, "starmap_async", "star", fn, list, chunksize,
-                            {callback = callback, error_callback = error_callback}))
+  local opts
+  chunksize, opts = options("starmap_async", chunksize, {callback = callback, error_callback = error_callback})
+  if opts.callback == nil then opts.callback, opts.error_callback = callback, error_callback end
+  return future(submit_list(self, "starmap_async", "star", fn, list, chunksize, opts))
 end
 
 function P:apply_async(fn, args, callback, error_callback)
   if args ~= nil and type(args) ~= "table" then terr("bad argument #2 to 'apply_async' (table expected, got " .. type(args) .. ")", 2) end
-  return future(submit_list(self, "apply_async", "apply", fn, {args or {n = 0}}, 1,
-                            {callback = callback, error_callback = error_callback}))
+  local _, opts = options("apply_async", callback, {callback = callback, error_callback = error_callback})
+  if type(callback) == "table" and opts.error_callback == nil then opts.error_callback = error_callback end
+  return future(submit_list(self, "apply_async", "apply", fn, {args or {n = 0}}, 1, opts))
 end
 
 function P:submit(fn, ...)
   return future(submit_list(self, "submit", "apply", fn, {pack(...)}, 1, {}))
 end
 
-function P:apply(fn, args)
+function P:apply(fn, args, opts)
   if args ~= nil and type(args) ~= "table" then terr("bad argument #2 to 'apply' (table expected, got " .. type(args) .. ")", 2) end
-  local job = submit_list(self, "apply", "apply", fn, {args or {n = 0}}, 1, {})
+  local _, o = options("apply", opts)
+  local job = submit_list(self, "apply", "apply", fn, {args or {n = 0}}, 1, o)
   self:wait_job(job)
   self:run_callbacks()
   if job.error ~= nil then error(job.error, 2) end
@@ -384,8 +440,10 @@ local function imap(self, name, fn, iterable, chunksize, ordered)
   if type(iterable) ~= "table" and type(iterable) ~= "function" then
     terr("bad argument #3 to '" .. name .. "' (table or iterator function expected, got " .. type(iterable) .. ")", 2)
   end
+  local opts
+  chunksize, opts = options(name, chunksize)
   chunksize = chunksize or 1
-  local job = job_new(self, "imap", 0, {})
+  local job = job_new(self, "imap", 0, opts)
   local it = setmetatable({pool = self, job = job, fn = fn, src = iterable, pos = 0, next_out = 1,
                            ordered = ordered, chunksize = chunksize, taken = 0,
                            ahead = 3 * (self.cap or math.max(1, self:cluster_size()))}, I)
@@ -506,6 +564,20 @@ function R:ready()
   return job.done
 end
 R.done = R.ready
+
+-- For mp.wait / mp.as_completed (ClusterWaitable.swift): reads what arrived without blocking
+-- (at most one Redis read per pool per 2 ms however many of its results are waited on), runs due
+-- callbacks; returns done, failed.
+function R:poll()
+  local job = self.job
+  local pool = job.pool
+  if not job.done and pool.phase ~= "TERMINATE" then
+    local now = monotonic()
+    if (pool.polled or 0) + 0.002 <= now then pool.polled = now pool:pump(0) end
+  end
+  pool:run_callbacks()
+  return job.done, job.done and job.error ~= nil
+end
 
 function R:successful()
   if not self:ready() then error("the result is not ready", 2) end

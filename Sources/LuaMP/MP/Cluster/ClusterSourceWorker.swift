@@ -70,13 +70,18 @@ local function handler(e)
   return remote_error(e, tb)
 end
 
-local function run_items(mode, fn, items)
+-- With a per-item timeout (ms), the item running is recorded where the node finds it, and the
+-- process's timer armed: SIGALRM (default action) ends the process even inside C; the node then
+-- reports TimeoutError for that item (node_timed_out below).
+local function run_items(mode, fn, items, tmo, conn, running)
   local results, errs = {n = items.n}, nil
   for i = 1, items.n do
     local a = items[i]
     local r
+    if tmo then conn:call("SET", C.prefix .. "running:" .. W.wid, running .. " " .. i .. " " .. tmo, "PX", tmo + 600000) native.alarm(tmo) end
     if mode == "map" then r = pack(xpcall(fn, handler, a))
     else r = pack(xpcall(fn, handler, unpack(a, 1, a.n or #a))) end
+    if tmo then native.alarm(0) end
     if r[1] then
       if mode == "apply" then results[i] = pack(unpack(r, 2, r.n)) else results[i] = r[2] end
     else
@@ -93,11 +98,11 @@ local function all_failed(n, e)
   return errs
 end
 
-local function deliver(conn, base, pool, tid, att, msg)
+local function deliver(conn, base, pool, tid, att, msg, wid)
   local pause, give_up = 0.1, monotonic() + 600
   while true do
     local ok, r = pcall(conn.call, conn, "EVAL", S.DELIVER, 3, base .. "state", base .. "data", base .. "res",
-                        tid, att, W.wid, msg, 120000)
+                        tid, att, wid or W.wid, msg, 120000)
     if ok then
       if r == 0 then log("late result of task %s (pool %s) ignored: its lease expired and it went to another worker", tid, pool) end
       return
@@ -113,7 +118,7 @@ local function run_task(conn, key, pool, tid, att, payload)
   local base = C.prefix .. "pool:" .. pool .. ":"
   local purpose = "result " .. pool .. " " .. tid
   -- Authenticate first: nothing in the payload is decoded (no bytecode loaded) unless its MAC holds.
-  local ok, mode, fn, items, _, globals = pcall(C.open, key, "task " .. pool .. " " .. tid, payload)
+  local ok, mode, fn, items, _, globals, tmo = pcall(C.open, key, "task " .. pool .. " " .. tid, payload)
   if not ok then
     local e = mode
     if type(e) == "table" and e.kind == "AuthenticationError" then
@@ -141,7 +146,8 @@ local function run_task(conn, key, pool, tid, att, payload)
     ninits = ninits + 1
   end
   if globals then for name, v in pairs(globals) do _G[name] = v end end   -- _ENV stays the worker's
-  local results, errs = run_items(mode, fn, items)
+  local results, errs = run_items(mode, fn, items, tmo, conn, pool .. " " .. tid .. " " .. att)
+  if tmo then pcall(conn.call, conn, "DEL", C.prefix .. "running:" .. W.wid) end
   local sok, m = pcall(C.seal, key, purpose, true, results, errs)
   if not sok then
     m = C.seal(key, purpose, true, {n = items.n}, all_failed(items.n, remote_error("result" .. msg_of(m):gsub("^args%[2%]", ""), "")))
@@ -187,6 +193,23 @@ end
 
 -- The node ----------------------------------------------------------------------------------
 
+-- A worker process died of SIGALRM: its per-item timer fired. Deliver, in its place, the
+-- message that makes the host fail that item with TimeoutError (or retry it).
+local function node_timed_out(conn, key, p)
+  local wid = W.name .. ":" .. p.pid
+  local rk = C.prefix .. "running:" .. wid
+  local rec = conn:call("GET", rk)
+  if not rec then return end
+  conn:call("DEL", rk)
+  local pool, tid, att, at, tmo = string.match(rec, "^(%S+) (%S+) (%d+) (%d+) (%d+)$")
+  if not pool then return end
+  log("process %s (pid %d) ran item %s of task %s (pool %s) past its timeout of %g s; stopped", p.name, p.pid, at, tid, pool, tmo / 1000)
+  local base = C.prefix .. "pool:" .. pool .. ":"
+  local m = C.seal(key, "result " .. pool .. " " .. tid, true, {n = 0}, nil,
+                   {at = tonumber(at), pid = p.pid, timeout = tonumber(tmo) / 1000, worker = wid})
+  deliver(conn, base, pool, tid, att, m, wid)
+end
+
 local function spawn(o, i)
   local p = mp.Process{target = process_main, args = {o}, name = W.name .. "-" .. i}
   p:start()
@@ -228,7 +251,12 @@ function W.main(...)
     for i, p in ipairs(procs) do
       if not p:is_alive() then
         p:join()
-        log("process %s (pid %d) ended (exit code %s); starting another", p.name, p.pid, tostring(p.exitcode))
+        if p.exitcode == -14 then   -- SIGALRM
+          local tok, te = pcall(node_timed_out, conn, ke, p)
+          if not tok then log("could not report the timeout of process %s: %s", p.name, msg_of(te)) end
+        else
+          log("process %s (pid %d) ended (exit code %s); starting another", p.name, p.pid, tostring(p.exitcode))
+        end
         procs[i] = spawn(o, i)
       end
     end
