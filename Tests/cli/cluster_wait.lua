@@ -106,6 +106,14 @@ check(r[1] == "second", "a timed-out item runs again with retries left")
 -- with no retries left it fails after 1 + retries attempts
 r = pool:map(function() mp.sleep(100) end, {1}, {timeout = 0.3, retries = 1, errors = "return"})
 check(r[1].kind == "TimeoutError" and r[1].attempts == 2, "TimeoutError after 2 attempts")
+-- an error the function raised is its outcome: retries never run it again (as locally)
+local runs = dir .. "/runs"
+r = pool:map(function(m)
+  local f = io.open(m, "a") f:write("x") f:close()
+  error({code = 7})
+end, {runs}, {retries = 2, errors = "return"})
+local rf = io.open(runs) local ran = rf:read("a") rf:close()
+check(r[1].kind == "RemoteError" and ran == "x", "a raised error is not retried (ran " .. #ran .. " times)")
 -- the pool's default task_timeout, and apply_async's timeout option
 local tp = mp.Pool{task_timeout = 0.4}
 local ok4, e4 = pcall(tp.apply, tp, function() mp.sleep(100) end)

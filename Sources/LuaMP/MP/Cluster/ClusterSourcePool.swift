@@ -110,7 +110,7 @@ local function add_task(self, job, mode, fn, first, items)
   end
   local tmo = job.timeout and math.max(1, math.floor(job.timeout * 1000 + 0.5)) or nil
   local payload = C.seal(self.key, "task " .. self.id .. " " .. tid, mode, fn, items, job.errors == "return", globals, tmo)
-  local rec = {job = job, first = first, count = items.n, payload = payload, attempt = 1, errtries = 0, id = tid}
+  local rec = {job = job, first = first, count = items.n, payload = payload, attempt = 1, id = tid}
   if tmo then rec.items, rec.fn, rec.mode = items, fn, mode end   -- kept to resend the rest after a timeout
   job.chunks = job.chunks + 1
   self.recs[tid] = rec
@@ -196,10 +196,8 @@ function P:handle(msg)
   if not ok then results = _ end
   if not ok then return fail_chunk(self, rec, results) end
   if type(tmo) == "table" and rec.items then return self:timed_out(rec, tmo) end
-  if errs ~= nil and next(errs) ~= nil and rec.errtries < rec.job.retries then
-    rec.errtries = rec.errtries + 1
-    return resubmit(self, rec)
-  end
+  -- As in the local pool, an error the function raised is its outcome: retries are for items
+  -- lost with their worker (a lease that expired) or stopped by their timeout, never for errors.
   chunk_done(self, rec, true, results, errs)
 end
 
