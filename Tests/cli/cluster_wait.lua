@@ -114,6 +114,13 @@ r = pool:map(function(m)
 end, {runs}, {retries = 2, errors = "return"})
 local rf = io.open(runs) local ran = rf:read("a") rf:close()
 check(r[1].kind == "RemoteError" and ran == "x", "a raised error is not retried (ran " .. #ran .. " times)")
+-- imap with errors = "return" gives the error object in the failed position
+local got = {}
+for v, i in pool:imap(function(x) if x == 2 then error("two") end return x * 10 end, {1, 2, 3}, {errors = "return"}) do
+  got[i] = v
+end
+check(got[1] == 10 and type(got[2]) == "table" and got[2].kind == "RemoteError" and got[3] == 30,
+      "imap with errors = \"return\" yields the error in place")
 -- the pool's default task_timeout, and apply_async's timeout option
 local tp = mp.Pool{task_timeout = 0.4}
 local ok4, e4 = pcall(tp.apply, tp, function() mp.sleep(100) end)

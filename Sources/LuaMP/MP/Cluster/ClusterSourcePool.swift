@@ -485,7 +485,7 @@ function I:__call()
         self.next_out = i + 1
         self.taken = self.taken + 1
         self:feed()
-        if job.errs[i] ~= nil then error(job.errs[i], 2) end
+        if job.errs[i] ~= nil then return self:failed(i) end
         return job.results[i], i
       end
     else
@@ -494,7 +494,7 @@ function I:__call()
         local i = table.remove(a, 1)
         self.taken = self.taken + 1
         self:feed()
-        if job.errs[i] ~= nil then error(job.errs[i], 2) end
+        if job.errs[i] ~= nil then return self:failed(i) end
         return job.results[i], i
       end
     end
@@ -502,6 +502,12 @@ function I:__call()
     pool:pump(C.slice)
     pool:run_callbacks()
   end
+end
+
+-- A failed item: raised, or with errors = "return" given in its place (as the local imap does).
+function I:failed(i)
+  if self.job.errors == "return" then return self.job.errs[i], i end
+  error(self.job.errs[i], 3)
 end
 
 function I:arrived(i)
