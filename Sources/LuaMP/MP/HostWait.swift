@@ -223,9 +223,12 @@ struct HostWaitRegistryError: LuaValueError {
 /// Lua values `mp.wait` understands, by the `__name` of their metatable.
 enum Waitables {
     typealias Adapter = (LuaStack, Int32) throws -> MPWaitable?
-    nonisolated(unsafe) static var adapters: [String: Adapter] = [:]
+    /// Guarded: runtimes on several threads of an embedding app install (and register) at once.
+    private static let adapters = ForkSafeLock<[String: Adapter]>([:])
 
-    static func register(metatable name: String, _ adapter: @escaping Adapter) { adapters[name] = adapter }
+    static func register(metatable name: String, _ adapter: @escaping Adapter) {
+        adapters.withLock { $0[name] = adapter }
+    }
 
     /// The waitable for the value at `i`, or nil when its type is not one.
     static func waitable(_ s: LuaStack, _ i: Int32) throws -> MPWaitable? {
@@ -235,7 +238,7 @@ enum Waitables {
             guard s.rawGet(-1, field: "__name") == .string else { return nil }
             return s.toString(-1)
         }
-        guard let n = name, let a = adapters[n] else { return nil }
+        guard let n = name, let a = adapters.withLock({ $0[n] }) else { return nil }
         return try a(s, i)
     }
 }

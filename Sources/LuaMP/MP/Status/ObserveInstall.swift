@@ -7,9 +7,15 @@ internal import LuaMPShims
 extension MPModule {
     /// Installs `mp.trace_start`, `mp.trace_stop`, and starts the trace the settings ask for.
     static func installObserve(_ s: LuaStack, _ t: Int32) {
-        TraceControl.map(isChild: ProcessTree.isChild)
-        Clock.idleHook = { long in Trace.idle(long: long) }
-        if ObserveWaits.token == 0 { ObserveWaits.token = HostWait.addObserver(ObserveWaits.shared) }
+        // Runtimes on several threads of an embedding app install at once: the process-wide
+        // hooks are set once, under a lock, and never rewritten while another runtime reads them.
+        ObserveWaits.processSetup.withLock { done in
+            TraceControl.map(isChild: ProcessTree.isChild)
+            guard !done else { return }
+            done = true
+            Clock.idleHook = { long in Trace.idle(long: long) }
+            if ObserveWaits.token == 0 { ObserveWaits.token = HostWait.addObserver(ObserveWaits.shared) }
+        }
         OutputLabels.readSettings()
         ProgressSettings.readSettings()
         s.setFunction(t, "trace_start") { s in
@@ -57,6 +63,8 @@ extension MPModule {
 final class ObserveWaits: HostWaitObserver {
     nonisolated(unsafe) static let shared = ObserveWaits()
     nonisolated(unsafe) static var token = 0
+    /// Set once per process by the first install (see installObserve).
+    static let processSetup = ForkSafeLock(false)
     private var open: [(String, Int64)] = []
 
     func waitBegan(_ s: LuaStack, label: String) {
