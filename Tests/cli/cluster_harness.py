@@ -188,3 +188,12 @@ def run_host(script, url, key="secret", args=(), env=None, timeout=60, netns=Non
     if netns:
         cmd = ["ip", "netns", "exec", netns] + cmd
     return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
+
+
+def started(log):
+    """The (pid, item) lines tasks appended to `log` when they started; [] before the first."""
+    try:
+        with open(log) as f:
+            return [tuple(map(int, l.split())) for l in f if l.strip()]
+    except FileNotFoundError:
+        return []

@@ -6,7 +6,7 @@ Redis restarted mid-run, the host killed (its keys expire), SIGTERM, LUAMP_ADDRE
 import hmac, hashlib, os, signal, subprocess, sys, tempfile, time
 
 from harness import LUAMP, ROOT, test, finish, alive
-from cluster_harness import Redis, Node, run_host, wait_for
+from cluster_harness import Redis, Node, run_host, started, wait_for
 
 TMP = tempfile.mkdtemp(prefix="luamp-cluster-")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,14 +65,6 @@ end, {1, 2, 3, 4, 5, 6, 7, 8}, 1)
 for i = 1, r.n do print(r[i].i, r[i].pid) end
 pool:close() pool:join()
 """
-
-
-def started(log):
-    try:
-        with open(log) as f:
-            return [tuple(map(int, l.split())) for l in f if l.strip()]
-    except FileNotFoundError:
-        return []
 
 
 def node_children(node):

@@ -7,7 +7,7 @@ namespaces cannot be made."""
 import os, random, subprocess, sys, tempfile
 
 from harness import LUAMP, test, finish, children
-from cluster_harness import Redis, Node, wait_for
+from cluster_harness import Redis, Node, started, wait_for
 
 TMP = tempfile.mkdtemp(prefix="luamp-netns-")
 TAG = f"lmp{os.getpid() % 100000}"
@@ -66,14 +66,6 @@ end, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 1)
 for i = 1, r.n do print(r[i].i, r[i].pid) end
 pool:close() pool:join()
 """
-
-
-def started(log):
-    try:
-        with open(log) as f:
-            return [tuple(map(int, l.split())) for l in f if l.strip()]
-    except FileNotFoundError:
-        return []
 
 
 if SKIP:
