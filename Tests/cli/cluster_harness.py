@@ -169,6 +169,16 @@ class Node:
     def signal(self, sig):
         os.killpg(self.proc.pid, sig)
 
+    def signal_all(self, sig):
+        """The node, then each worker process's own process group (a whole machine stalling)."""
+        from harness import children
+        self.signal(sig)
+        for pid in children(self.proc.pid):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                pass
+
     def stop(self):
         if self.proc.poll() is None:
             try:

@@ -105,9 +105,9 @@ def a_node_stalled_past_its_lease_has_its_late_result_ignored():
         host = subprocess.Popen([LUAMP, script("slowmap2.lua", SLOW_MAP), log], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=dict(os.environ, LUAMP_ADDRESS=URL, LUAMP_AUTHKEY="secret"))
         wait_for(lambda: any(pid in kids_a for pid, _ in started(log)), 30, "a task running on node a")
-        a.signal(signal.SIGSTOP)        # no heartbeats: the lease expires, node b takes the task
+        a.signal_all(signal.SIGSTOP)    # no heartbeats: the lease expires, node b takes the task
         out, err = host.communicate(timeout=60)
-        a.signal(signal.SIGCONT)        # node a wakes, finishes, and tries to deliver
+        a.signal_all(signal.SIGCONT)    # node a wakes, finishes, and tries to deliver
         assert host.returncode == 0, err
         rows = [tuple(map(int, l.split())) for l in out.split("\n") if l.strip()]
         assert [i for i, _ in rows] == list(range(1, 9)), out
@@ -116,7 +116,7 @@ def a_node_stalled_past_its_lease_has_its_late_result_ignored():
         assert all(rows[i - 1][1] in kids_b for i in stalled), (stalled, rows)
         wait_for(lambda: "late result" in a.log(), 20, "node a's late result to be refused")
     finally:
-        a.signal(signal.SIGCONT)
+        a.signal_all(signal.SIGCONT)
         a.stop(); b.stop()
 
 

@@ -183,6 +183,20 @@ extension MPModule {
             if pid > 0 { kill(pid, sig) }
             return 0
         }
+        // killpg(pid, sig): the process group `pid` leads (a worker process and what its tasks
+        // started: os.execute's shell and command); setpgid([pid]): makes `pid` (0: this process)
+        // lead its own group.
+        s.setFunction(-1, "killpg") { s in
+            let pid = pid_t(s.toInteger(1) ?? 0), sig = Int32(s.toInteger(2) ?? 9)
+            if pid > 1 { kill(-pid, sig) }
+            return 0
+        }
+        s.setFunction(-1, "setpgid") { s in
+            let pid = pid_t(s.toInteger(1) ?? 0)
+            _ = setpgid(pid, pid)
+            return 0
+        }
+        addRemoteFutureNatives(s, -1)
     }
 
     private static func redis(_ s: LuaStack) throws -> RedisConnection {

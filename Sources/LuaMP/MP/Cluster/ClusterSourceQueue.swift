@@ -37,6 +37,28 @@ function C.conn(address, opts)
   return c
 end
 
+-- The wake-up line of this process for an address (ClusterFuture.swift's RedisNotifier): its
+-- own connection and list `luamp:host:TOKEN`; `gen` counts its wake-ups (each pool reads its
+-- results once per wake-up); `pools` are its live remote pools, which every host wait (a
+-- HostWait service) moves on without blocking. A forked child makes its own.
+local notifiers = {}
+function C.notifier(address, opts)
+  local n, pid = notifiers[address], mp.getpid()
+  if not n or n.pid ~= pid then
+    local key = C.prefix .. "host:" .. native.token()
+    n = {pid = pid, key = key, gen = 1, pools = setmetatable({}, {__mode = "k"})}
+    n.wire = native.notifier(address, opts and opts.redis_timeout or 10, opts and opts.redis_retry or 5, key,
+      function(callbacks)
+        for p in pairs(n.pools) do
+          if p.phase ~= "TERMINATE" and (p.inflight > 0 or #p.backlog > 0) then p:poll() end
+          if callbacks then p:run_callbacks() end
+        end
+      end)
+    notifiers[address] = n
+  end
+  return n
+end
+
 function C.address(opts, what)
   local a = opts and opts.address or getenv("LUAMP_ADDRESS")
   if type(a) ~= "string" or a == "" then error(what .. ": address must be a redis:// URL", 3) end
