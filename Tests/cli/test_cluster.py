@@ -347,5 +347,59 @@ def remote_results_under_mp_wait_and_as_completed_options_and_per_item_timeouts(
         node.stop()
 
 
+FORCE_CANCEL = r"""
+-- arg[1]: a scratch directory. A task blocked in C (os.execute's shell exec's sleep 30) on the
+-- node's only process; a second task queued behind it in Redis.
+local dir = arg[1]
+local pool = mp.Pool{}
+local function wait_file(p) while not io.open(p) do mp.sleep(0.01) end end
+local r = pool:apply_async(function(d)
+  local f = io.open(d .. "/worker", "w") f:write(mp.getpid()) f:close()
+  os.execute("sh -c 'echo $$ > " .. d .. "/sleep; exec sleep 30'")
+  return "slept"
+end, {dir})
+wait_file(dir .. "/sleep")
+local queued = pool:apply_async(function(d) io.open(d .. "/queued-ran", "w"):close() return 1 end, {dir})
+print("queued cancel", queued:cancel(), queued:cancelled())
+print("running", r:running(), "plain cancel", r:cancel())
+local cbs = 0
+r:add_done_callback(function(f) cbs = cbs + 1 end)
+print("force cancel", r:cancel{force = true}, r:cancelled(), r:done())
+local ok, e = pcall(r.get, r)
+print("get", ok, e.kind)
+print("again", r:cancel{force = true}, select(2, pcall(r.get, r)).kind, r:exception().kind)
+print("next", pool:apply(function() return mp.getpid() end))
+print("callbacks", cbs)
+pool:close() pool:join()
+"""
+
+
+@test
+def force_cancel_stops_the_remote_worker_and_its_children_and_the_node_goes_on():
+    node = Node(URL, "cancel-node", processes=1)
+    d = tempfile.mkdtemp(dir=TMP)
+    try:
+        r = run_host(script("force_cancel.lua", FORCE_CANCEL), URL, args=[d], timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr + node.log()
+        lines = r.stdout.split("\n")
+        assert lines[0] == "queued cancel\ttrue\ttrue", r.stdout
+        assert lines[1] == "running\ttrue\tplain cancel\tfalse", r.stdout
+        assert lines[2] == "force cancel\ttrue\ttrue\ttrue", r.stdout
+        assert lines[3] == "get\tfalse\tCancelledError", r.stdout
+        assert lines[4] == "again\tfalse\tCancelledError\tCancelledError", r.stdout
+        assert lines[6] == "callbacks\t1", r.stdout
+        worker, sleeper = (int(open(os.path.join(d, f)).read()) for f in ("worker", "sleep"))
+        # the worker process and the command its task started are gone; another serves the next task
+        wait_for(lambda: not os.path.exists(f"/proc/{worker}") and not os.path.exists(f"/proc/{sleeper}"), 10,
+                 "the cancelled worker and its sleep to be gone")
+        nxt = int(lines[5].split("\t")[1])
+        assert nxt != worker and nxt in node_children(node), (nxt, worker)
+        assert not os.path.exists(os.path.join(d, "queued-ran"))    # cancelled before any worker took it
+        assert "stopped: the host cancelled task" in node.log(), node.log()
+        wait_for(lambda: pool_keys() == [], 5, f"no pool keys left (have {pool_keys()})")
+    finally:
+        node.stop()
+
+
 redis.close()
 finish()
