@@ -6,7 +6,7 @@ Redis restarted mid-run, the host killed (its keys expire), SIGTERM, LUAMP_ADDRE
 import hmac, hashlib, os, signal, subprocess, sys, tempfile, time
 
 from harness import LUAMP, ROOT, test, finish, alive
-from cluster_harness import Redis, Node, run_host, started, wait_for
+from cluster_harness import Redis, Node, run_host, slow_map_script, started, wait_for
 
 TMP = tempfile.mkdtemp(prefix="luamp-cluster-")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,18 +53,7 @@ def a_pool_without_a_key_refuses_to_start_and_says_what_to_set():
     assert r.returncode == 2 and "LUAMP_AUTHKEY" in r.stderr, r.stderr
 
 
-SLOW_MAP = r"""
--- each task records "<node-pid-tree> <index>" when it starts, sleeps, returns (index, pid)
-local log = arg[1]
-local pool = mp.Pool()
-local r = pool:map(function(i)
-  local f = io.open(log, "a") f:write(mp.getpid(), " ", i, "\n") f:close()
-  mp.sleep(0.4)
-  return {i = i, pid = mp.getpid()}
-end, {1, 2, 3, 4, 5, 6, 7, 8}, 1)
-for i = 1, r.n do print(r[i].i, r[i].pid) end
-pool:close() pool:join()
-"""
+SLOW_MAP = slow_map_script(8, 0.4)
 
 
 def node_children(node):
@@ -72,15 +61,26 @@ def node_children(node):
     return set(children(node.pid))
 
 
-@test
-def a_node_killed_mid_map_loses_nothing_and_duplicates_nothing():
-    a, b = Node(URL, "kill-a", processes=1, lease=1), Node(URL, "kill-b", processes=1, lease=1)
-    log = os.path.join(TMP, "kill.log")
+def slow_map_on_two_nodes(name):
+    """Nodes NAME-a and NAME-b (one process each, 1 s leases) and a host running SLOW_MAP, once a
+    task runs on node a. Returns (a, b, log, a's worker pids, the host's Popen)."""
+    a, b = Node(URL, name + "-a", processes=1, lease=1), Node(URL, name + "-b", processes=1, lease=1)
+    log = os.path.join(TMP, name + ".log")
     try:
         kids_a = node_children(a)
-        host = subprocess.Popen([LUAMP, script("slowmap.lua", SLOW_MAP), log], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        host = subprocess.Popen([LUAMP, script(name + ".lua", SLOW_MAP), log], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=dict(os.environ, LUAMP_ADDRESS=URL, LUAMP_AUTHKEY="secret"))
         wait_for(lambda: any(pid in kids_a for pid, _ in started(log)), 30, "a task running on node a")
+    except BaseException:
+        a.stop(); b.stop()
+        raise
+    return a, b, log, kids_a, host
+
+
+@test
+def a_node_killed_mid_map_loses_nothing_and_duplicates_nothing():
+    a, b, log, kids_a, host = slow_map_on_two_nodes("kill")
+    try:
         os.killpg(a.pid, signal.SIGKILL)
         out, err = host.communicate(timeout=60)
         assert host.returncode == 0, err
@@ -98,13 +98,8 @@ def a_node_killed_mid_map_loses_nothing_and_duplicates_nothing():
 
 @test
 def a_node_stalled_past_its_lease_has_its_late_result_ignored():
-    a, b = Node(URL, "stall-a", processes=1, lease=1), Node(URL, "stall-b", processes=1, lease=1)
-    log = os.path.join(TMP, "stall.log")
+    a, b, log, kids_a, host = slow_map_on_two_nodes("stall")
     try:
-        kids_a = node_children(a)
-        host = subprocess.Popen([LUAMP, script("slowmap2.lua", SLOW_MAP), log], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=dict(os.environ, LUAMP_ADDRESS=URL, LUAMP_AUTHKEY="secret"))
-        wait_for(lambda: any(pid in kids_a for pid, _ in started(log)), 30, "a task running on node a")
         a.signal_all(signal.SIGSTOP)    # no heartbeats: the lease expires, node b takes the task
         out, err = host.communicate(timeout=60)
         a.signal_all(signal.SIGCONT)    # node a wakes, finishes, and tries to deliver

@@ -141,30 +141,11 @@ extension MPModule {
     /// `settled(handle, failed, cancelled)`.
     static func addRemoteFutureNatives(_ s: LuaStack, _ t: Int32) {
         let t = s.absIndex(t)
-        if luaL_newmetatable(s.L, notifierMeta) != 0 {
-            s.newTable()
-            s.setFunction(-1, "fired") { s in
-                s.push(try notifier(s).fired())
-                return 1
-            }
-            s.setFunction(-1, "arm") { s in
-                try notifier(s).arm()
-                return 0
-            }
-            s.rawSet(-2, field: "__index")
-            s.setFunction(-1, "__gc") { s in
-                _ = PoolBox.take(s, 1, as: RedisNotifier.self)
-                return 0
-            }
-        }
-        s.pop()
-        if luaL_newmetatable(s.L, futureHandleMeta) != 0 {
-            s.setFunction(-1, "__gc") { s in
-                _ = PoolBox.take(s, 1, as: RemoteFutureHandle.self)
-                return 0
-            }
-        }
-        s.pop()
+        boxMetatable(s, notifierMeta, RedisNotifier.self, [
+            ("fired", { s in s.push(try notifier(s).fired()); return 1 }),
+            ("arm", { s in try notifier(s).arm(); return 0 }),
+        ])
+        boxMetatable(s, futureHandleMeta, RemoteFutureHandle.self)
         // notifier(address, timeout, retry, key, service): also registers `service(callbacks)` as
         // a HostWait service of this process (every host wait runs it, polling the notifier's fd).
         s.setFunction(t, "notifier") { s in

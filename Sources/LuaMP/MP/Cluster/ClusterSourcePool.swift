@@ -396,36 +396,26 @@ local function future(job)
   return r
 end
 
-function P:map(fn, list, chunksize, opts)
-  chunksize, opts = options("map", chunksize, opts)
-  local job = submit_list(self, "map", "map", fn, list, chunksize, opts)
+-- Waits for a blocking call's job; runs due callbacks; raises its error.
+local function outcome_of(self, job)
   self:wait_job(job)
   self:run_callbacks()
-  if job.error ~= nil then error(job.error, 2) end
+  if job.error ~= nil then error(job.error, 3) end
   return job.results
 end
 
-function P:starmap(fn, list, chunksize, opts)
-  chunksize, opts = options("starmap", chunksize, opts)
-  local job = submit_list(self, "starmap", "star", fn, list, chunksize, opts)
-  self:wait_job(job)
-  self:run_callbacks()
-  if job.error ~= nil then error(job.error, 2) end
-  return job.results
-end
-
-function P:map_async(fn, list, chunksize, callback, error_callback)
-  local opts
-  chunksize, opts = options("map_async", chunksize, {callback = callback, error_callback = error_callback})
-  if opts.callback == nil then opts.callback, opts.error_callback = callback, error_callback end
-  return future(submit_list(self, "map_async", "map", fn, list, chunksize, opts))
-end
-
-function P:starmap_async(fn, list, chunksize, callback, error_callback)
-  local opts
-  chunksize, opts = options("starmap_async", chunksize, {callback = callback, error_callback = error_callback})
-  if opts.callback == nil then opts.callback, opts.error_callback = callback, error_callback end
-  return future(submit_list(self, "starmap_async", "star", fn, list, chunksize, opts))
+-- map and starmap (blocking), map_async and starmap_async (an AsyncResult)
+for name, mode in pairs({map = "map", starmap = "star"}) do
+  P[name] = function(self, fn, list, chunksize, opts)
+    chunksize, opts = options(name, chunksize, opts)
+    return outcome_of(self, submit_list(self, name, mode, fn, list, chunksize, opts))
+  end
+  P[name .. "_async"] = function(self, fn, list, chunksize, callback, error_callback)
+    local opts
+    chunksize, opts = options(name .. "_async", chunksize, {callback = callback, error_callback = error_callback})
+    if opts.callback == nil then opts.callback, opts.error_callback = callback, error_callback end
+    return future(submit_list(self, name .. "_async", mode, fn, list, chunksize, opts))
+  end
 end
 
 function P:apply_async(fn, args, callback, error_callback)
@@ -442,11 +432,7 @@ end
 function P:apply(fn, args, opts)
   if args ~= nil and type(args) ~= "table" then terr("bad argument #2 to 'apply' (table expected, got " .. type(args) .. ")", 2) end
   local _, o = options("apply", opts)
-  local job = submit_list(self, "apply", "apply", fn, {args or {n = 0}}, 1, o)
-  self:wait_job(job)
-  self:run_callbacks()
-  if job.error ~= nil then error(job.error, 2) end
-  local r = job.results[1]
+  local r = outcome_of(self, submit_list(self, "apply", "apply", fn, {args or {n = 0}}, 1, o))[1]
   return unpack(r, 1, r.n)
 end
 
@@ -498,24 +484,21 @@ function I:__call()
   local job, pool = self.job, self.pool
   if self.closed then return nil end
   while true do
+    local i   -- the next item to give: in input order, or as they arrived
     if self.ordered then
-      local i = self.next_out
-      if i <= job.n and (job.results[i] ~= nil or job.errs[i] ~= nil or self:arrived(i)) then
-        self.next_out = i + 1
-        self.taken = self.taken + 1
-        self:feed()
-        if job.errs[i] ~= nil then return self:failed(i) end
-        return job.results[i], i
+      local k = self.next_out
+      if k <= job.n and (job.results[k] ~= nil or job.errs[k] ~= nil or self:arrived(k)) then
+        self.next_out = k + 1
+        i = k
       end
-    else
-      local a = job.arrivals
-      if #a > 0 then
-        local i = table.remove(a, 1)
-        self.taken = self.taken + 1
-        self:feed()
-        if job.errs[i] ~= nil then return self:failed(i) end
-        return job.results[i], i
-      end
+    elseif #job.arrivals > 0 then
+      i = table.remove(job.arrivals, 1)
+    end
+    if i then
+      self.taken = self.taken + 1
+      self:feed()
+      if job.errs[i] ~= nil then return self:failed(i) end
+      return job.results[i], i
     end
     if job.sealed_input and self.taken >= job.n then return nil end
     pool:pump(C.slice)

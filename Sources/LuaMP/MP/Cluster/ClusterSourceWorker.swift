@@ -7,10 +7,8 @@ extension ClusterSource {
     /// Receives (C, S); returns {main = fn(args...) -> exit status}.
     static let worker = #"""
 local C, S = ...
-local mp, native = C.mp, C.native
-local monotonic = mp.monotonic
-local pack, unpack = table.pack, table.unpack
-local W = {}
+local mp, native, monotonic = C.mp, C.native, C.mp.monotonic
+local W, pack, unpack = {}, table.pack, table.unpack
 
 local function log(fmt, ...)
   io.stderr:write(string.format("luamp worker %s: " .. fmt .. "\n", W.name or "?", ...))
