@@ -533,7 +533,11 @@ function P:imap_unordered(fn, iterable, chunksize) return imap(self, "imap_unord
 
 function J.service(job)
   local pool = job.pool
-  if not job.done and pool.phase ~= "TERMINATE" then pool:poll() end
+  if mp.getpid() ~= pool.owner then error("this AsyncResult belongs to process " .. pool.owner, 0) end
+  if not job.done and pool.phase ~= "TERMINATE" then
+    pool:poll()
+    pool.away = nil
+  end
   pool:run_callbacks()
 end
 

@@ -49,8 +49,12 @@ function C.notifier(address, opts)
     n = {pid = pid, key = key, gen = 1, pools = setmetatable({}, {__mode = "k"})}
     n.wire = native.notifier(address, opts and opts.redis_timeout or 10, opts and opts.redis_retry or 5, key,
       function(callbacks)
+        -- a pool whose Redis is away is left to the calls made on it (which raise
+        -- ConnectionError): a wait on something else neither raises nor retries for it
         for p in pairs(n.pools) do
-          if p.phase ~= "TERMINATE" and (p.inflight > 0 or #p.backlog > 0) then p:poll() end
+          if p.phase ~= "TERMINATE" and not p.away and (p.inflight > 0 or #p.backlog > 0) then
+            p.away = not pcall(p.poll, p)
+          end
           if callbacks then p:run_callbacks() end
         end
       end)
