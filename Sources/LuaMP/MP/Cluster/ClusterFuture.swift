@@ -5,14 +5,18 @@ import Glibc
 #endif
 internal import CLua
 internal import LuaMPShims
+internal import CHiredis
 
-/// The host process's wake-up line for one Redis address: a second connection that keeps one
-/// `BLPOP` outstanding on the process's notification list (`luamp:host:TOKEN`), to which DELIVER
-/// pushes a token when it stores a result of one of this process's pools. Waits poll `fd`: a
-/// stable descriptor (a duplicate of the current socket, moved onto a new one after a reconnect).
+/// The host process's results line for one Redis address: a second connection that keeps one
+/// `BLMPOP` outstanding on the process's results list (`luamp:host:TOKEN`), to which DELIVER
+/// pushes each result of this process's pools, so the socket becomes readable with the results
+/// themselves. Waits poll `fd`: a stable descriptor (a duplicate of the current socket, moved
+/// onto a new one after a reconnect).
 final class RedisNotifier {
     let conn: RedisConnection
     let key: String
+    /// Results one reply may carry.
+    static let batch = 64
     private var armed = false
     private var stable: Int32 = -1
     private var generation = -1
@@ -27,11 +31,11 @@ final class RedisNotifier {
     /// The descriptor to poll while armed; -1 otherwise.
     var fd: Int32 { armed ? stable : -1 }
 
-    /// Makes sure one BLPOP is outstanding (written, its reply unread).
+    /// Makes sure one BLMPOP is outstanding (written, its reply unread).
     /// - Throws: ConnectionError when Redis cannot be reached (after the connection's retry).
     func arm() throws {
         if armed { return }
-        try conn.send(["BLPOP", key, "60"])
+        try conn.send(["BLMPOP", "60", "1", key, "LEFT", "COUNT", String(Self.batch)])
         let sock = try conn.socket()
         if conn.generation != generation || stable < 0 {
             if stable < 0 {
@@ -44,15 +48,26 @@ final class RedisNotifier {
         armed = stable >= 0
     }
 
-    /// True when the outstanding BLPOP got its reply (a result was delivered, it timed out, or
-    /// the connection broke), or when none was outstanding: the caller then reads its pools'
-    /// results and arms again. Never blocks.
-    func fired() -> Bool {
-        guard armed else { return true }
+    /// Waits up to `seconds` (0: not at all) for the outstanding BLMPOP's reply. Returns false
+    /// when nothing came; else true (also when none was outstanding, it timed out in Redis or the
+    /// connection broke: the caller arms again) and pushes the results it carried as a table (or
+    /// nil). Stack: [-0, +1] when true.
+    func take(_ s: LuaStack, seconds: Double) throws -> Bool {
+        guard armed else { s.pushNil(); return true }
         var p = pollfd(fd: stable, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, 0) > 0 else { return false }
-        if conn.reply() { armed = false; return true }
-        return false
+        let ms = Int32(max(0, min(seconds, 3600)) * 1000)
+        guard poll(&p, 1, ms) > 0 else { return false }
+        let (arrived, r) = conn.reply()
+        guard arrived else { return false }
+        armed = false
+        guard let reply = r else { s.pushNil(); return true }
+        defer { freeReplyObject(reply) }
+        if reply.pointee.type == REDIS_REPLY_ARRAY, reply.pointee.elements == 2, let e = reply.pointee.element[1] {
+            try RedisConnection.push(s, e)
+        } else {
+            s.pushNil()
+        }
+        return true
     }
 }
 
@@ -142,7 +157,15 @@ extension MPModule {
     static func addRemoteFutureNatives(_ s: LuaStack, _ t: Int32) {
         let t = s.absIndex(t)
         boxMetatable(s, notifierMeta, RedisNotifier.self, [
-            ("fired", { s in s.push(try notifier(s).fired()); return 1 }),
+            // wire:take(seconds) → fired, results (ClusterSourceQueue.swift's C.take)
+            ("take", { s in
+                let n = try notifier(s)
+                s.top = 2
+                guard try n.take(s, seconds: s.toNumber(2) ?? 0) else { s.push(false); return 1 }
+                s.push(true)
+                lua_rotate(s.L, -2, 1)
+                return 2
+            }),
             ("arm", { s in try notifier(s).arm(); return 0 }),
         ])
         boxMetatable(s, futureHandleMeta, RemoteFutureHandle.self)

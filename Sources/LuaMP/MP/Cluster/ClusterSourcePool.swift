@@ -58,9 +58,9 @@ local function new(opts)
     attempts = (opts.lost_attempts or 3) + (retries or 0), retries = retries or 0, task_timeout = task_timeout,
     ttl = math.floor((opts.keys_ttl or 120) * 1000), reap_every = opts.reap_interval or 0.5,
     next_reap = 0, seq = 0, recs = {}, backlog = {}, inflight = 0, dueq = {}, jobs = 0,
-    owner = mp.getpid(), note = note, seen = 0,
+    owner = mp.getpid(), note = note,
   }, P)
-  note.pools[self] = true
+  note.pools[id] = self
   if opts.initializer ~= nil then
     if type(opts.initializer) ~= "function" then terr("mp.Pool: initializer must be a function", 2) end
     local init = C.seal(key, "init " .. id, opts.initializer, opts.initargs or {})
@@ -261,15 +261,15 @@ function P:reap()
   return gone
 end
 
--- Reads results (waiting up to `wait` seconds for the first; with `wait` 0, not at all when
--- `nodrain`), reaps leases when due, sends more.
-function P:pump(wait, nodrain)
+-- Reads the results that came (waiting up to `wait` seconds for some), reaps leases when due,
+-- sends more.
+function P:pump(wait)
   self:flush()
   local now = monotonic()
   if now >= self.next_reap and self.inflight > 0 then
     self.next_reap = now + self.reap_every
     if self:reap() then
-      self:drain()
+      C.take(self.note, 0)
       if self.inflight > 0 and next(self.recs) then
         -- the pool's keys vanished (Redis restarted empty, or they expired): nothing will come back
         for _, rec in pairs(self.recs) do
@@ -283,37 +283,8 @@ function P:pump(wait, nodrain)
     end
   end
   if self.inflight == 0 then self:flush() return end
-  local conn = C.conn(self.address)
-  if wait and wait > 0 then
-    local r = conn:bcall(wait, "BLPOP", self.k.res, wait)
-    if r then self:handle(r[2]) self:drain() end
-  elseif not nodrain then
-    self:drain()
-  end
+  C.take(self.note, wait)
   self:flush()
-end
-
--- Non-blocking progress for AsyncResults and mp.wait: reads results only once the process's
--- notifier fired (a worker delivered a result of one of this process's pools on this address,
--- or it was not armed yet), reaps when due, sends more, then arms the notifier again, whose
--- descriptor waits sleep on.
-function P:poll()
-  local n = self.note
-  if n.wire:fired() then n.gen = n.gen + 1 end
-  local fresh = self.seen ~= n.gen
-  self.seen = n.gen
-  self:pump(0, not fresh)
-  n.wire:arm()
-end
-
-function P:drain()
-  local conn = C.conn(self.address)
-  while true do
-    local r = conn:call("LPOP", self.k.res, 1000)
-    if not r then return end
-    for _, m in ipairs(r) do self:handle(m) end
-    if #r < 1000 then return end
-  end
 end
 
 -- Runs callbacks of finished jobs (only from calls that wait or check, as the local pool does).
@@ -535,7 +506,7 @@ function J.service(job)
   local pool = job.pool
   if mp.getpid() ~= pool.owner then error("this AsyncResult belongs to process " .. pool.owner, 0) end
   if not job.done and pool.phase ~= "TERMINATE" then
-    pool:poll()
+    pool:pump(0)
     pool.away = nil
   end
   pool:run_callbacks()
@@ -597,7 +568,7 @@ end
 function P:clean()
   if self.cleaned then return end
   self.cleaned = true
-  self.note.pools[self] = nil
+  self.note.pools[self.id] = nil
   local k = self.k
   C.conn(self.address):call("EVAL", S.CLEAN, 5, k.state, k.data, k.tasks, k.res, k.init, self.id)
 end

@@ -39,10 +39,11 @@ redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
 return redis.call('HGET', KEYS[2], ARGV[1])
 ]]
 
--- KEYS state, data, res. ARGV task, attempt, worker, message, ttl ms. 1 when delivered; 0 when
--- this attempt lost its lease meanwhile (the late result is dropped: exactly once); -1 when the
--- host cancelled it (the mark is cleared, so the node does not stop this worker for it). A
--- delivery also wakes the host: a token on its notification list, if none is there.
+-- KEYS state, data, res. ARGV task, attempt, worker, message, ttl ms, pool. 1 when delivered;
+-- 0 when this attempt lost its lease meanwhile (the late result is dropped: exactly once); -1
+-- when the host cancelled it (the mark is cleared, so the node does not stop this worker for
+-- it). The result goes to the host process's results list (`_note`, where its connection waits
+-- in BLMPOP) as `pool task message`.
 S.DELIVER = [[
 local st = redis.call('HGET', KEYS[1], ARGV[1])
 if st ~= 'r' .. ARGV[2] .. ' ' .. ARGV[3] then
@@ -53,15 +54,11 @@ if st ~= 'r' .. ARGV[2] .. ' ' .. ARGV[3] then
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. ARGV[4])
 -- the results live as long as the pool's state (its keys_ttl, renewed while the host pumps)
 local ttl = tonumber(redis.call('HGET', KEYS[1], '_ttl')) or tonumber(ARGV[5])
-redis.call('PEXPIRE', KEYS[3], ttl)
-local note = redis.call('HGET', KEYS[1], '_note')
-if note and redis.call('LLEN', note) == 0 then
-  redis.call('RPUSH', note, '1')
-  redis.call('PEXPIRE', note, ttl)
-end
+local list = redis.call('HGET', KEYS[1], '_note')
+redis.call('RPUSH', list, ARGV[6] .. ' ' .. ARGV[1] .. ' ' .. ARGV[4])
+redis.call('PEXPIRE', list, ttl)
 return 1
 ]]
 

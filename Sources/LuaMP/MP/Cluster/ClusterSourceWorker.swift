@@ -100,7 +100,7 @@ local function deliver(conn, base, pool, tid, att, msg, wid)
   local pause, give_up = 0.1, monotonic() + 600
   while true do
     local ok, r = pcall(conn.call, conn, "EVAL", S.DELIVER, 3, base .. "state", base .. "data", base .. "res",
-                        tid, att, wid or W.wid, msg, 120000)
+                        tid, att, wid or W.wid, msg, 120000, pool)
     if ok then
       if r == 0 then log("late result of task %s (pool %s) ignored: its lease expired and it went to another worker", tid, pool)
       elseif r == -1 then log("result of task %s (pool %s) dropped: the host cancelled the task", tid, pool) end

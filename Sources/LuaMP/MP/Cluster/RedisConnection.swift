@@ -191,17 +191,16 @@ extension RedisConnection {
         }
     }
 
-    /// Reads what the socket has (call only once poll() said it is readable) and returns whether
-    /// a whole reply arrived (its value is dropped). A closed or broken socket is dropped and
-    /// counts as a reply (the caller re-sends on a new connection).
-    func reply() -> Bool {
-        guard let c = ctx, owner == getpid() else { return true }
-        if redisBufferRead(c) != REDIS_OK { drop(); return true }
+    /// Reads what the socket has (call only once poll() said it is readable). Returns whether a
+    /// whole reply arrived, and that reply (the caller frees it); a closed or broken socket is
+    /// dropped and counts as arrived with no reply (the caller sends again on a new connection).
+    func reply() -> (arrived: Bool, reply: UnsafeMutablePointer<redisReply>?) {
+        guard let c = ctx, owner == getpid() else { return (true, nil) }
+        if redisBufferRead(c) != REDIS_OK { drop(); return (true, nil) }
         var r: UnsafeMutableRawPointer?
-        if redisGetReplyFromReader(c, &r) != REDIS_OK { drop(); return true }
-        guard let reply = r else { return false }
-        freeReplyObject(reply)
-        return true
+        if redisGetReplyFromReader(c, &r) != REDIS_OK { drop(); return (true, nil) }
+        guard let reply = r else { return (false, nil) }
+        return (true, reply.assumingMemoryBound(to: redisReply.self))
     }
 }
 
