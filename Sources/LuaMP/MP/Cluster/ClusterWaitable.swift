@@ -11,13 +11,16 @@ final class RemoteResultWaitable: MPWaitable {
     private let ref: Int32
     private var failed = false
     private var done = false
+    /// Where `ref` is freed (the runtime that made it).
+    private let garbage: RegistryGarbage
 
     init(_ s: LuaStack, _ i: Int32) {
+        garbage = RuntimeState.of(s).garbage
         lua_pushvalue(s.L, i)
         ref = luaL_ref(s.L, s.registryIndex())
     }
 
-    deinit { HostWait.garbage.append(ref) }
+    deinit { garbage.append(ref) }
 
     func waitReady(_ s: LuaStack) throws -> Bool {
         if done { return true }
@@ -32,7 +35,7 @@ final class RemoteResultWaitable: MPWaitable {
         if luamp_pcall(s.L, 1, 2, 0) != LUA_OK {
             let e = luaL_ref(s.L, s.registryIndex())
             s.top = base
-            HostWait.garbage.append(e)
+            garbage.append(e)
             throw HostWaitRegistryError(ref: e)
         }
         done = lua_toboolean(s.L, -2) != 0
