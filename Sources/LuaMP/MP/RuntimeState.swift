@@ -43,17 +43,7 @@ final class RuntimeState {
         let k = UnsafeRawPointer(bitPattern: key)
         guard lua_rawgetp(L, reg, k) != LUA_TUSERDATA else { s.pop(); return }
         s.pop()
-        let p = lua_newuserdatauv(L, MemoryLayout<UnsafeMutableRawPointer>.size, 0)!
-        p.storeBytes(of: Unmanaged.passRetained(RuntimeState()).toOpaque(), as: UnsafeMutableRawPointer.self)
-        s.newTable(hashCount: 1)
-        s.setFunction(-1, "__gc") { s in
-            if let p = lua_touserdata(s.L, 1), let raw = p.load(as: UnsafeMutableRawPointer?.self) {
-                p.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-                Unmanaged<RuntimeState>.fromOpaque(raw).release()
-            }
-            return 0
-        }
-        lua_setmetatable(L, -2)
+        StateHolder.push(s, RuntimeState())
         lua_rawsetp(L, reg, k)
     }
 
@@ -63,8 +53,8 @@ final class RuntimeState {
         let L = s.L
         defer { lua_settop(L, -2) }
         guard lua_rawgetp(L, s.registryIndex(), UnsafeRawPointer(bitPattern: key)) == LUA_TUSERDATA,
-              let raw = lua_touserdata(L, -1)?.load(as: UnsafeMutableRawPointer?.self) else { return RuntimeState() }
-        return Unmanaged<RuntimeState>.fromOpaque(raw).takeUnretainedValue()
+              let rt = StateHolder.object(L, at: -1, as: RuntimeState.self) else { return RuntimeState() }
+        return rt
     }
 
     /// In a freshly forked child: the parent's children are not this process's. The old array are overwritten, not released: releasing them would free the
@@ -90,5 +80,33 @@ final class RegistryGarbage {
         let refs = slots
         slots.removeAll()
         for r in refs { luaL_unref(s.L, s.registryIndex(), r) }
+    }
+}
+
+/// A Swift object owned by a Lua state: a full userdata that keeps it retained until the state
+/// collects the userdata (its `__gc` releases it). The per-state objects kept in the registry
+/// (`RuntimeState`, the codec's `ReferenceIndex`) live in one.
+enum StateHolder {
+    /// Pushes a holder of `object` with `userValues` user values. Stack: [-0, +1].
+    static func push(_ s: LuaStack, _ object: AnyObject, userValues: Int32 = 0) {
+        let L = s.L
+        let p = lua_newuserdatauv(L, MemoryLayout<UnsafeMutableRawPointer>.size, userValues)!
+        p.storeBytes(of: Unmanaged<AnyObject>.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer.self)
+        s.newTable(hashCount: 1)
+        s.setFunction(-1, "__gc") { s in
+            if let p = lua_touserdata(s.L, 1), let raw = p.load(as: UnsafeMutableRawPointer?.self) {
+                p.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+                Unmanaged<AnyObject>.fromOpaque(raw).release()
+            }
+            return 0
+        }
+        lua_setmetatable(L, -2)
+    }
+
+    /// The object held by the holder at `i` (nil once released). `T` must be the type pushed.
+    @inline(__always)
+    static func object<T: AnyObject>(_ L: OpaquePointer, at i: Int32, as _: T.Type) -> T? {
+        guard let raw = lua_touserdata(L, i)?.load(as: UnsafeMutableRawPointer?.self) else { return nil }
+        return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue()
     }
 }

@@ -105,18 +105,8 @@ final class ReferenceIndex {
         let L = s.L
         let reg = s.registryIndex()
         s.preservingTop {
-            let p = lua_newuserdatauv(L, MemoryLayout<UnsafeMutableRawPointer>.size, 2)!
-            p.storeBytes(of: Unmanaged.passRetained(ReferenceIndex()).toOpaque(), as: UnsafeMutableRawPointer.self)
+            StateHolder.push(s, ReferenceIndex(), userValues: 2)
             let holder = s.top
-            s.newTable(hashCount: 1)
-            s.setFunction(-1, "__gc") { s in
-                if let p = lua_touserdata(s.L, 1), let raw = p.load(as: UnsafeMutableRawPointer?.self) {
-                    p.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-                    Unmanaged<ReferenceIndex>.fromOpaque(raw).release()
-                }
-                return 0
-            }
-            lua_setmetatable(L, holder)
             if s.rawGet(reg, field: LUA_LOADED_TABLE) == .table {
                 _ = lua_setiuservalue(L, holder, 2)
             } else {
@@ -135,9 +125,8 @@ final class ReferenceIndex {
     /// The state's index, or nil before install. Allocates nothing. Stack: [-0, +0].
     static func of(_ L: OpaquePointer) -> ReferenceIndex? {
         defer { lua_settop(L, -2) }
-        guard lua_rawgetp(L, luamp_registryindex(), registryKey) == LUA_TUSERDATA,
-              let raw = lua_touserdata(L, -1)?.load(as: UnsafeMutableRawPointer?.self) else { return nil }
-        return Unmanaged<ReferenceIndex>.fromOpaque(raw).takeUnretainedValue()
+        guard lua_rawgetp(L, luamp_registryindex(), registryKey) == LUA_TUSERDATA else { return nil }
+        return StateHolder.object(L, at: -1, as: ReferenceIndex.self)
     }
 
     /// Whether package.loaded changed since the index was built (or something was registered).

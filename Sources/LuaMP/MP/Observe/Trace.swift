@@ -213,13 +213,19 @@ enum Trace {
         }
 
         mutating func span(_ name: String, category: String, start: Int64, end: Int64, pid: pid_t, args: String) {
+            event("{\"ph\":\"X\",\"cat\":\"\(category)\",\"name\":", name, pid: pid, ts: start, dur: max(0, end - start), args: args)
+            written(at: end)
+        }
+
+        /// `head` (up to `"name":`), then the name, track, time, duration and args.
+        private mutating func event(_ head: String, _ name: String, pid: pid_t, ts: Int64, dur: Int64?, args: String) {
             let p = pid == 0 ? ownerPID : pid
-            append("{\"ph\":\"X\",\"cat\":\"\(category)\",\"name\":")
+            append(head)
             Trace.quote(name, into: &buffer)
-            append(",\"pid\":\(p),\"tid\":\(p),\"ts\":\(start),\"dur\":\(max(0, end - start))")
+            append(",\"pid\":\(p),\"tid\":\(p),\"ts\":\(ts)")
+            if let d = dur { append(",\"dur\":\(d)") }
             if !args.isEmpty { append(",\"args\":{\(args)}") }
             append("}")
-            written(at: end)
         }
 
         mutating func chunk(_ kind: StaticString, pool: Int, first: Int, count: Int, start: Int64, end: Int64, outcome: StaticString) {
@@ -238,13 +244,8 @@ enum Trace {
         }
 
         mutating func instant(_ name: String, category: String, pid: pid_t, args: String) {
-            let p = pid == 0 ? ownerPID : pid
             let t = now()
-            append("{\"ph\":\"i\",\"s\":\"p\",\"cat\":\"\(category)\",\"name\":")
-            Trace.quote(name, into: &buffer)
-            append(",\"pid\":\(p),\"tid\":\(p),\"ts\":\(t)")
-            if !args.isEmpty { append(",\"args\":{\(args)}") }
-            append("}")
+            event("{\"ph\":\"i\",\"s\":\"p\",\"cat\":\"\(category)\",\"name\":", name, pid: pid, ts: t, dur: nil, args: args)
             written(at: t)
         }
 
