@@ -1,6 +1,7 @@
 // RuntimeState: what belongs to one Lua state running mp (its children, pools, waits, registry slots to free), kept in that state's registry.
 internal import CLua
 internal import LuaMPShims
+import Synchronization
 
 /// The `mp` state of one Lua state: a `LuaRuntime`, or a host interpreter that loaded mp.so.
 ///
@@ -43,19 +44,50 @@ final class RuntimeState {
         let k = UnsafeRawPointer(bitPattern: key)
         guard lua_rawgetp(L, reg, k) != LUA_TUSERDATA else { s.pop(); return }
         s.pop()
-        StateHolder.push(s, RuntimeState())
+        StateHolder.push(s, RuntimeState()) { RuntimeState.holderReleased() }
         lua_rawsetp(L, reg, k)
     }
 
     /// `s`'s state. A state without one (mp not installed, or closing: its holder was finalized
     /// already) gets an empty throwaway, so late clean-ups find nothing to do. Stack: [-0, +0].
+    ///
+    /// The thread's last answer is kept (`LookupCache`): waits and pool calls ask several times
+    /// per call, and a registry lookup costs ~250 instructions.
+    @inline(__always)
     static func of(_ s: LuaStack) -> RuntimeState {
+        let c = threadObject(Int32(LUAMP_SLOT_RUNTIME_LOOKUP)) { LookupCache() }
+        let registry = lua_topointer(s.L, s.registryIndex())
+        if registry == c.registry, c.generation == closings.load(ordering: .relaxed), let rt = c.state { return rt }
+        return lookUp(s, c, registry)
+    }
+
+    private static func lookUp(_ s: LuaStack, _ c: LookupCache, _ registry: UnsafeRawPointer?) -> RuntimeState {
         let L = s.L
+        let generation = closings.load(ordering: .relaxed)
         defer { lua_settop(L, -2) }
         guard lua_rawgetp(L, s.registryIndex(), UnsafeRawPointer(bitPattern: key)) == LUA_TUSERDATA,
               let rt = StateHolder.object(L, at: -1, as: RuntimeState.self) else { return RuntimeState() }
+        c.registry = registry
+        c.state = rt
+        c.generation = generation
         return rt
     }
+
+    /// Counts released holders (states closed): a cached lookup made before is stale, since a
+    /// new state may then sit at a closed one's addresses.
+    private static let closings = Atomic<UInt64>(0)
+
+    /// A thread's last lookup: the state's registry table (unique while the state lives), its
+    /// `RuntimeState` (alive while the state is: the registry holds its holder) and `closings`
+    /// when it was made.
+    private final class LookupCache {
+        var registry: UnsafeRawPointer?
+        unowned(unsafe) var state: RuntimeState?
+        var generation: UInt64 = 0
+    }
+
+    /// The holder of a closing state was finalized.
+    fileprivate static func holderReleased() { closings.add(1, ordering: .relaxed) }
 
     /// In a freshly forked child: the parent's children are not this process's. The old array are overwritten, not released: releasing them would free the
     /// parent's buffers and objects here, writing to heap pages that each cost a copy-on-write
@@ -87,8 +119,9 @@ final class RegistryGarbage {
 /// collects the userdata (its `__gc` releases it). The per-state objects kept in the registry
 /// (`RuntimeState`, the codec's `ReferenceIndex`) live in one.
 enum StateHolder {
-    /// Pushes a holder of `object` with `userValues` user values. Stack: [-0, +1].
-    static func push(_ s: LuaStack, _ object: AnyObject, userValues: Int32 = 0) {
+    /// Pushes a holder of `object` with `userValues` user values; `released` runs when the
+    /// holder's `__gc` has released it. Stack: [-0, +1].
+    static func push(_ s: LuaStack, _ object: AnyObject, userValues: Int32 = 0, released: @escaping () -> Void = {}) {
         let L = s.L
         let p = lua_newuserdatauv(L, MemoryLayout<UnsafeMutableRawPointer>.size, userValues)!
         p.storeBytes(of: Unmanaged<AnyObject>.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer.self)
@@ -97,6 +130,7 @@ enum StateHolder {
             if let p = lua_touserdata(s.L, 1), let raw = p.load(as: UnsafeMutableRawPointer?.self) {
                 p.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
                 Unmanaged<AnyObject>.fromOpaque(raw).release()
+                released()
             }
             return 0
         }
