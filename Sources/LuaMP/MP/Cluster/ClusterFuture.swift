@@ -78,14 +78,17 @@ final class RemoteFuture: MPFuture {
     let hooks = FutureHooks()
     private let job: Int32
     private let notifier: RedisNotifier
+    /// Where `job` and error references are freed (the runtime that made the future).
+    private let garbage: RegistryGarbage
     fileprivate var done = false, running = false, failed = false
 
-    init(job: Int32, notifier: RedisNotifier) {
+    init(job: Int32, notifier: RedisNotifier, garbage: RegistryGarbage) {
         self.job = job
         self.notifier = notifier
+        self.garbage = garbage
     }
 
-    deinit { HostWait.garbage.append(job) }
+    deinit { garbage.append(job) }
 
     var isDone: Bool { done }
     var isRunning: Bool { running && !done }
@@ -134,7 +137,7 @@ final class RemoteFuture: MPFuture {
         if luamp_pcall(s.L, Int32(1 + args.count), nresults, 0) != LUA_OK {
             let e = luaL_ref(s.L, s.registryIndex())
             s.top = base
-            HostWait.garbage.append(e)
+            garbage.append(e)
             throw HostWaitRegistryError(ref: e)
         }
         return s.top - base
@@ -178,7 +181,7 @@ extension MPModule {
             let n = RedisNotifier(c, key: key)
             s.pushValue(5)
             let fn = luaL_ref(s.L, s.registryIndex())
-            _ = HostWait.addService(name: "cluster \(c.address.display)",
+            _ = HostWait.addService(s, name: "cluster \(c.address.display)",
                                     fds: { [weak n] in n.map { $0.fd >= 0 ? [$0.fd] : [] } ?? [] },
                                     run: { s in try runService(s, fn) })
             PoolBox.push(s, n, meta: notifierMeta, uservalues: 0)
@@ -188,7 +191,7 @@ extension MPModule {
             guard s.type(at: 1) == .table else { throw LuaArgumentError(1, "job table expected") }
             let n = try notifier(s, 2)
             s.pushValue(1)
-            let f = RemoteFuture(job: luaL_ref(s.L, s.registryIndex()), notifier: n)
+            let f = RemoteFuture(job: luaL_ref(s.L, s.registryIndex()), notifier: n, garbage: RuntimeState.of(s).garbage)
             pushAsyncResult(s, f, keepAlive: 0)
             PoolBox.push(s, RemoteFutureHandle(f), meta: futureHandleMeta, uservalues: 0)
             return 2
@@ -212,11 +215,11 @@ extension MPModule {
         let base = s.top
         guard lua_checkstack(s.L, 3) != 0 else { throw LuaError.memory("not enough memory") }
         _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(fn))
-        s.push(HostWait.serviceCallbacks)
+        s.push(RuntimeState.of(s).waits.serviceCallbacks)
         if luamp_pcall(s.L, 1, 0, 0) != LUA_OK {
             let e = luaL_ref(s.L, s.registryIndex())
             s.top = base
-            HostWait.garbage.append(e)
+            RuntimeState.of(s).garbage.append(e)
             throw HostWaitRegistryError(ref: e)
         }
         s.top = base

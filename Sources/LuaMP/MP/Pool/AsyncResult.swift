@@ -148,7 +148,7 @@ extension MPModule {
             let fn = luaL_ref(s.L, s.registryIndex())
             s.pushValue(1)
             let r = luaL_ref(s.L, s.registryIndex())
-            f.hooks.doneCallbacks.append((fn, r))
+            f.hooks.addDoneCallback(s, (fn, r))
             try serviceFuture(s, f)
             if f.isDone {
                 f.hooks.completed(f)

@@ -27,13 +27,13 @@ extension PoolState {
         try checkOwner()
         if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
-        let t0 = Trace.on && timeout != 0 && Trace.openWaits == 0 ? Trace.now() : 0
+        let t0 = Trace.on && timeout != 0 && runtime.waits.depth == 0 ? Trace.now() : 0
         defer { if t0 > 0 { Trace.wait("pool \(observed.serial) results", since: t0) } }
         while true {
-            PoolRegistry.collect(s)
+            garbage.collect(s)
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
-            try ProgressBoard.redraw(s)
+            try ProgressBoard.redraw(s, runtime)
             if done() || phase == .terminated { return done() }
             if interrupts && luamp_take_interrupt() != 0 {
                 // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
@@ -406,7 +406,7 @@ extension PoolState {
     func deliver(_ s: LuaStack, _ c: PoolChunk, error: JobError) {
         let job = c.job
         guard !job.done, !job.cancelled else {
-            if case .value(let r) = error { PoolRegistry.garbage.append(r) }
+            if case .value(let r) = error { garbage.append(r) }
             return drop(c)
         }
         finishChunk(c, error)
@@ -508,7 +508,7 @@ extension PoolState {
             if luamp_pcall(L, nargs, 0, 0) != LUA_OK {
                 let r = luaL_ref(L, s.registryIndex())
                 s.top = base
-                PoolRegistry.garbage.append(r)
+                garbage.append(r)
                 throw RegistryValueError(ref: r)
             }
             s.top = base

@@ -85,7 +85,11 @@ final class ChunkSource {
     /// Length of a list (its `n` or border); unknown for iterators.
     let count: Int
 
-    init(kind: Kind, ref: Int32, size: Int, count: Int) {
+    /// Where the reference is freed (the pool's runtime).
+    let garbage: RegistryGarbage
+
+    init(kind: Kind, ref: Int32, size: Int, count: Int, garbage: RegistryGarbage) {
+        self.garbage = garbage
         self.kind = kind
         self.ref = ref
         self.size = size
@@ -93,7 +97,7 @@ final class ChunkSource {
     }
 
     /// The list or iterator is released once the input ended (or its job went away).
-    deinit { PoolRegistry.garbage.append(ref) }
+    deinit { garbage.append(ref) }
 }
 
 /// A completed chunk as an imap iterator consumes it.
@@ -170,7 +174,7 @@ final class PoolJob {
         if let (_, e) = firstError, case .value(let r) = e { refs.append(r) }
         for (_, o) in outcomes { if case .value(let r)? = o.error { refs.append(r) } }
         while let o = arrivals.popFirst() { if case .value(let r)? = o.error { refs.append(r) } }
-        PoolRegistry.garbage.append(contentsOf: refs.filter { $0 != LUA_NOREF && $0 != LUA_REFNIL })
+        pool.garbage.append(contentsOf: refs.filter { $0 != LUA_NOREF && $0 != LUA_REFNIL })
     }
 
     var isImap: Bool { kind == .imap || kind == .imapUnordered }
@@ -179,10 +183,10 @@ final class PoolJob {
     /// owns an error value's registry slot; imap jobs keep errors in their outcomes instead).
     func record(_ e: JobError, at position: Int) {
         if let f = firstError, f.position <= position {
-            if case .value(let r) = e { PoolRegistry.garbage.append(r) }
+            if case .value(let r) = e { pool.garbage.append(r) }
             return
         }
-        if let f = firstError, case .value(let r) = f.error { PoolRegistry.garbage.append(r) }
+        if let f = firstError, case .value(let r) = f.error { pool.garbage.append(r) }
         firstError = (position, e)
     }
 

@@ -109,7 +109,7 @@ struct WorkerConfig {
 enum PoolWorkerLoop {
     static func run(_ s: LuaStack, _ c: WorkerConfig, _ ctx: ChildProcess.ChildContext,
                     parentName: String, parentPID: pid_t) -> Int32 {
-        ProcessTree.enterChild(ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
+        ProcessTree.enterChild(s, ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
         ChildRandom.reseed(s)
         OutputLabels.enterWorker(s, label: c.labelOutput, name: c.name)
         let L = s.L

@@ -249,7 +249,7 @@ extension MPModule {
         let parentName = ProcessTree.current.name
         let parentPID = getpid()
         r.child = try ChildProcess.spawn { ctx in
-            ProcessTree.enterChild(r, parentName: parentName, parentPID: parentPID)
+            ProcessTree.enterChild(s, r, parentName: parentName, parentPID: parentPID)
             ChildRandom.reseed(s)
             OutputLabels.enterChild(s, label: r.labelOutput, name: r.name)
             return runTarget(s, r, ctx)
