@@ -2,14 +2,7 @@
 -- catches SIGALRM) is still stopped by the host a little after its timeout, with TimeoutError.
 local T = require "testlib"
 
-local here = arg[0]:match("^(.*)/[^/]*$") or "."
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir))
-package.cpath = dir .. "/?.so;" .. package.cpath
-local cflags = io.popen("pkg-config --cflags lua5.4"):read("l") or "-I/usr/include/lua5.4"
-assert(os.execute(string.format("cc -shared -fPIC -O1 %s -o %s/alarmctl.so %s/modules/alarmctl.c", cflags, dir, here)),
-  "building the alarmctl test module")
+local dir = T.build_module("alarmctl")
 
 -- Defeats the timer, then runs pure Lua for `secs` seconds (wall time) and returns "finished".
 -- Without the backstop each of these returns "finished" after 20 s instead of failing.
@@ -51,20 +44,12 @@ T.test("inside a chunk: only the stubborn item fails, the others run", function(
   pool:terminate()
 end)
 
--- running = the process exists and is not a zombie
-local function running(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local s = f:read("a"); f:close()
-  return s:match("^%d+ %b() (%a)") ~= "Z"
-end
-
 T.test("while the host only sleeps: mp.sleep's pool service kills the worker", function()
   local pool = mp.Pool(1)
   local pid = pool:apply(function() return mp.current_process().pid end)
   local r = pool:apply_async(stubborn("ignore", 20), {}, { timeout = 0.3 })
   -- No pool call until the worker is gone: only mp.sleep (inside wait_until) runs the service.
-  T.wait_until(function() return not running(pid) end, "worker pid " .. pid .. " killed", 15)
+  T.wait_until(function() return not T.running(pid) end, "worker pid " .. pid .. " killed", 15)
   T.eq(r:exception().kind, "TimeoutError")
   T.eq(r:exception().pid, pid)
   pool:terminate()
