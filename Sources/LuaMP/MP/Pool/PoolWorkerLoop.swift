@@ -291,11 +291,14 @@ enum PoolWorkerLoop {
 
         /// After the item: disarms both. When the host has already ruled the item overdue, its
         /// kill is on the way: the worker waits for it, so the item is reported as timed out and
-        /// nothing after it starts.
+        /// nothing after it starts (and ends itself should the kill not come: a host gone).
         func end(_ ms: UInt32) {
             guard ms > 0 else { return }
             PoolWorkerLoop.armTimer(0)
-            if !status.itemEnded(slot) { while true { pause() } }
+            guard !status.itemEnded(slot) else { return }
+            for _ in 0..<100 { usleep(100_000) }
+            fflush(nil)
+            _exit(1)
         }
     }
 
