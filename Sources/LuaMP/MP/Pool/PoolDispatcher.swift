@@ -87,6 +87,7 @@ extension PoolState {
         // Broken, calls return at once without waiting for events: look at the starting worker
         // here, so its death or readiness is noticed and the next attempt can follow.
         if brokenError != nil { try waitForEvents(s, 0) }
+        killOverdueWorkers()
         if phase == .running || hasUnsentWork { try startMissingWorkers(s) } else { noteReadyWorkers() }
         if let broken = brokenError {
             while let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) { deliver(s, c, error: .mp(broken)) }
@@ -459,7 +460,8 @@ extension PoolState {
         readResults(s, w)
         PoolWorker.signalGroup(w, SIGKILL)   // what its task started (os.execute's shell, …)
         w.child.stop(grace: 1.0)
-        let code = w.child.exitCode ?? -Int32(SIGKILL)
+        // Killed by the timeout backstop: reported as its timer would have ended it.
+        let code = w.overdue ? -SIGALRM : w.child.exitCode ?? -Int32(SIGKILL)
         w.closeAll()
         workers[w.slot] = nil
         let started = status.started(w.slot)

@@ -148,10 +148,7 @@ extension MPModule {
     // MARK: metatable
 
     private static func makePoolMetatable(_ s: LuaStack) {
-        guard luaL_newmetatable(s.L, poolMeta) != 0 else { return }
-        let mt = s.top
-        s.push("Pool"); s.rawSet(mt, field: "__name")
-        s.newTable()
+        guard let mt = s.newObjectMetatable(poolMeta, name: "Pool") else { return }
         let m = s.top
         s.setFunction(m, "map") { s in try mapCall(s, star: false) }
         s.setFunction(m, "starmap") { s in try mapCall(s, star: true) }

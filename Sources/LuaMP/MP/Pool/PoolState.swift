@@ -45,6 +45,8 @@ final class PoolWorker {
     var name = ""
     /// When the host last heard from it (wall µs, while tracing): a lost chunk's span starts here.
     var tracedAnswer: Int64 = 0
+    /// The host killed it for running an item past its timeout (`killOverdueWorkers`).
+    var overdue = false
 
     init(slot: Int, child: ChildProcess, taskFD: Int32, resultFD: Int32, quota: Int?) {
         self.slot = slot
