@@ -179,18 +179,14 @@ final class PipeEnd {
     }
 
     /// True when a message (or end of file) can be read without blocking, waiting until `deadline`.
-    /// Wraps `poll` (in ≤ 100 ms slices, checking Ctrl-C).
+    /// Wraps `poll` (in `Deadline.wait`'s ≤ 100 ms slices, checking Ctrl-C).
     func poll(until deadline: Deadline) throws -> Bool {
         try checkOpen()
         guard readFD >= 0 else { throw LuaRaise("this end of the pipe only sends (duplex = false)") }
-        while true {
-            let slice = deadline.nextSlice
-            let ms = Int32(min(UInt64(100), (slice + 999_999) / 1_000_000))
-            let r = luamp_poll_in(readFD, ms)
-            if r > 0 { return true }
+        return try deadline.wait { slice in
+            let r = luamp_poll_in(readFD, Deadline.pollMilliseconds(slice))
             if r < 0 { throw LuaRaise("pipe poll failed: \(String(cString: strerror(errno)))") }
-            try Clock.checkInterrupt()
-            if deadline.hasPassed { return false }
+            return r > 0
         }
     }
 }

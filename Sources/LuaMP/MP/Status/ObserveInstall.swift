@@ -13,7 +13,7 @@ extension MPModule {
             TraceControl.map(isChild: ProcessTree.isChild)
             guard !done else { return }
             done = true
-            Clock.idleHook = { long in Trace.idle(long: long) }
+            Clock.idleHook.withLock { $0 = { long in Trace.idle(long: long) } }
             if ObserveWaits.token == 0 { ObserveWaits.token = HostWait.addObserver(ObserveWaits.shared) }
         }
         OutputLabels.readSettings()
