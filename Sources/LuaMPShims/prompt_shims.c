@@ -29,4 +29,3 @@ int luamp_prompt_take(enum luamp_prompt_flag flag) {
     return __atomic_exchange_n(&prompt_flags[flag], 0, __ATOMIC_SEQ_CST);
 }
 
-int luamp_prompt_pending(enum luamp_prompt_flag flag) { return prompt_flags[flag]; }

@@ -9,6 +9,7 @@
 // re-entry, range errors, messages). Errors raised here come only from that Swift fallback's
 // protocol (raised after Swift returned) or from misuse detected before any Swift frame runs.
 #include "luamp_sync.h"
+#include "luamp_spin.h"
 #include "luamp_shims.h"
 #include <errno.h>
 #include <string.h>
@@ -39,9 +40,6 @@ static inline unsigned char *object_at(lua_State *L, uint32_t magic) {
 
 // ---- Lock / RLock (SharedLock layout, luamp_layouts.h) ----
 
-/// Polls before handing over to Swift (which polls as long again, then sleeps in slices).
-#define SPINS 200
-
 static inline uint32_t *lock_owner(unsigned char *o) { return (uint32_t *)(o + LUAMP_LOCK_OWNER_OFFSET); }
 static inline uint32_t *lock_depth(unsigned char *o) { return (uint32_t *)(o + LUAMP_LOCK_DEPTH_OFFSET); }
 static inline pthread_mutex_t *lock_mutex(unsigned char *o) { return (pthread_mutex_t *)(o + LUAMP_LOCK_MUTEX_OFFSET); }
@@ -53,11 +51,8 @@ static inline int lock_acquire(lua_State *L, uint32_t magic) {
     unsigned char *o = object_at(L, magic);
     if (o == NULL || lua_gettop(L) != 1) return slow_path(L);
     pthread_mutex_t *m = lock_mutex(o);
-    int rc = pthread_mutex_trylock(m);
-    for (int i = 0; rc == EBUSY && i < SPINS; i++) {
-        luamp_spin_pause();
-        if (!luamp_mutex_is_locked(m)) rc = pthread_mutex_trylock(m);
-    }
+    // Busy: the spin policy (luamp_spin.h), then Swift (which spins as long again, then sleeps).
+    int rc = luamp_spin_trylock(m, pthread_mutex_trylock(m));
     if (rc == EOWNERDEAD) {
         if (pthread_mutex_consistent(m) != 0) return slow_path(L);   // cannot happen: we hold it
         luamp_relaxed_store32(lock_owner(o), luamp_self_pid_value);

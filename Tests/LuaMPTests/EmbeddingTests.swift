@@ -19,6 +19,26 @@ private struct MyError: Error {}
         #expect(try lua.evaluate("mp ~= nil and require('mp') == mp") == [true])
     }
 
+    /// The fork server's messages travel in the one `Frame` and are read with `ByteReader`: a
+    /// round trip keeps every value; a cut or altered message is an error, never a crash.
+    @Test func forkServerMessagesRoundTripAndRejectDamage() throws {
+        var w = WireWriter()
+        w.u8(WireReply.values.rawValue)
+        let values: [LuaValue] = [.nil, true, 7, 2.5, "é", .bytes([0, 255]), ["k": [1, 2]]]
+        try w.values(values)
+        let frame = w.frame
+        let (n, sum) = try frame.withUnsafeBytes { try Frame.parse($0.baseAddress!, stream: "on a fork-server connection") }
+        #expect(n == frame.count - Frame.headerBytes)
+        let payload = Array(frame[Frame.headerBytes...])
+        #expect(payload.withUnsafeBytes { Frame.checksum($0) } == sum)
+        #expect(try ForkServerSession.results(of: WireMessage(bytes: payload)) == values)
+        for cut in [1, 5, payload.count / 2, payload.count - 1] {
+            #expect(throws: LuaForkServerError("malformed fork-server message")) {
+                _ = try ForkServerSession.results(of: WireMessage(bytes: Array(payload[0..<cut])))
+            }
+        }
+    }
+
     @Test func runFilePassesArgAndDots() throws {
         let path = NSTemporaryDirectory() + "embed-\(getpid()).lua"
         try "#!/usr/bin/env luamp\nreturn arg[0], arg[1], select('#', ...), ...\n".write(toFile: path, atomically: true, encoding: .utf8)

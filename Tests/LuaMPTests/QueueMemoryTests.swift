@@ -120,26 +120,26 @@ import Glibc
     @Test func framesCatchCorruption() throws {
         let payload = [UInt8](repeating: 9, count: 1000)
         var header = [UInt8](repeating: 0, count: 16)
-        payload.withUnsafeBytes { p in header.withUnsafeMutableBytes { PipeFrame.header(for: p, into: $0.baseAddress!) } }
-        let parsed = try header.withUnsafeBytes { try PipeFrame.parse($0.baseAddress!) }
+        payload.withUnsafeBytes { p in header.withUnsafeMutableBytes { Frame.header(for: p, into: $0.baseAddress!) } }
+        let parsed = try header.withUnsafeBytes { try Frame.parse($0.baseAddress!, stream: "on this pipe") }
         #expect(parsed.length == 1000)
         var flipped = payload; flipped[500] ^= 1
-        #expect(flipped.withUnsafeBytes { PipeFrame.checksum($0) } != parsed.checksum)
+        #expect(flipped.withUnsafeBytes { Frame.checksum($0) } != parsed.checksum)
         header[0] ^= 0xff
-        #expect(kind { _ = try header.withUnsafeBytes { try PipeFrame.parse($0.baseAddress!) } } == "DecodeError")
+        #expect(kind { _ = try header.withUnsafeBytes { try Frame.parse($0.baseAddress!, stream: "on this pipe") } } == "DecodeError")
     }
 
     @Test func checksumsOfPartsEqualTheChecksumOfTheWhole() {
         let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
         bytes.withUnsafeBytes { all in
-            let whole = PipeFrame.checksum(all)
+            let whole = Frame.checksum(all)
             for cut in [0, 1, 7, 15, 16, 17, 500, 999, 1000] {
                 var c = Checksum()
                 c.update(UnsafeRawBufferPointer(rebasing: all[0..<cut]))
                 c.update(UnsafeRawBufferPointer(rebasing: all[cut...]))
                 #expect(c.finish(length: all.count) == whole, "cut at \(cut)")
             }
-            #expect(PipeFrame.checksum(UnsafeRawBufferPointer(rebasing: all[0..<999])) != whole)
+            #expect(Frame.checksum(UnsafeRawBufferPointer(rebasing: all[0..<999])) != whole)
         }
     }
 

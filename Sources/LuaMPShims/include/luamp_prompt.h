@@ -13,7 +13,5 @@ enum luamp_prompt_flag { LUAMP_PROMPT_SIGINT = 0, LUAMP_PROMPT_SIGWINCH = 1, LUA
 void luamp_prompt_route_signals(int with_tstp);
 /// Returns and clears the flag.
 int luamp_prompt_take(enum luamp_prompt_flag flag);
-/// Reads the flag without clearing it.
-int luamp_prompt_pending(enum luamp_prompt_flag flag);
 
 #endif

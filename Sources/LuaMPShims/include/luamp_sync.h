@@ -74,16 +74,6 @@ static inline int luamp_mutex_is_locked(pthread_mutex_t *m) {
     return (__atomic_load_n((unsigned int *)&m->__data.__lock, __ATOMIC_SEQ_CST) & 0x3fffffffu) != 0;
 }
 
-/// The one spin-wait hint (x86 `pause`, arm `yield`), for every spin loop (locks, queue
-/// consumers): compiler builtins Swift cannot call.
-static inline void luamp_spin_pause(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 // ---- process liveness ----
 
 /// 1 if `pid` is a live process, 0 if it is gone or a zombie (exited, not yet reaped): a pidfd

@@ -5,7 +5,7 @@ import Glibc
 internal import LuaMPShims
 
 /// One end of a pipe: a read descriptor, a write descriptor, or both (duplex = two kernel pipes,
-/// one per direction). Frames: `PipeFrame`. One writer and one reader per end at a time (two
+/// one per direction). Frames: `Frame` (Codec). One writer and one reader per end at a time (two
 /// processes writing the same end at once would interleave frames larger than `PIPE_BUF`;
 /// the reader detects that and raises `DecodeError`); readers in several processes may take
 /// turns (a lock around `recv`, as Python's `SimpleQueue` does).
@@ -79,7 +79,7 @@ final class PipeEnd {
         }
         var header = (UInt64(0), UInt64(0))
         try withUnsafeMutableBytes(of: &header) { h in
-            PipeFrame.header(for: head, tail, into: h.baseAddress!)
+            Frame.header(for: head, tail, into: h.baseAddress!)
             let parts = (UnsafeRawBufferPointer(h), head, tail)
             try withUnsafeTemporaryAllocation(of: iovec.self, capacity: 3) { iov in
                 var skip = 0        // bytes of the frame already written
@@ -147,23 +147,23 @@ final class PipeEnd {
         }
         defer { free(f.payload) }
         let payload = UnsafeRawBufferPointer(start: f.payload, count: f.length)
-        guard PipeFrame.checksum(payload) == f.checksum else { throw MPError("DecodeError", "pipe frame checksum mismatch") }
+        guard Frame.checksum(payload) == f.checksum else { throw MPError("DecodeError", "pipe frame checksum mismatch") }
         return try body(payload)
     }
 
     /// Reads the rest of frame `f`: header, then the payload into a buffer of its size.
     private func readFrame(_ f: inout PartialFrame) throws {
-        if f.headerGot < PipeFrame.headerBytes {
+        if f.headerGot < Frame.headerBytes {
             var got = f.headerGot
             let more = try withUnsafeMutableBytes(of: &f.header) { h in
                 defer { f.headerGot = got }
-                return try readFully(h.baseAddress!, PipeFrame.headerBytes, &got)
+                return try readFully(h.baseAddress!, Frame.headerBytes, &got)
             }
             guard more else {
                 throw MPError("EOFError", f.headerGot > 0 ? "the pipe was closed in the middle of a message"
                                                            : "the other end of the pipe is closed")
             }
-            let (n, sum) = try withUnsafeBytes(of: &f.header) { try PipeFrame.parse($0.baseAddress!) }
+            let (n, sum) = try withUnsafeBytes(of: &f.header) { try Frame.parse($0.baseAddress!, stream: "on this pipe") }
             f.length = n
             f.checksum = sum
         }
@@ -179,18 +179,14 @@ final class PipeEnd {
     }
 
     /// True when a message (or end of file) can be read without blocking, waiting until `deadline`.
-    /// Wraps `poll` (in ≤ 100 ms slices, checking Ctrl-C).
+    /// Wraps `poll` (in `Deadline.wait`'s ≤ 100 ms slices, checking Ctrl-C).
     func poll(until deadline: Deadline) throws -> Bool {
         try checkOpen()
         guard readFD >= 0 else { throw LuaRaise("this end of the pipe only sends (duplex = false)") }
-        while true {
-            let slice = deadline.nextSlice
-            let ms = Int32(min(UInt64(100), (slice + 999_999) / 1_000_000))
-            let r = luamp_poll_in(readFD, ms)
-            if r > 0 { return true }
+        return try deadline.wait { slice in
+            let r = luamp_poll_in(readFD, Deadline.pollMilliseconds(slice))
             if r < 0 { throw LuaRaise("pipe poll failed: \(String(cString: strerror(errno)))") }
-            try Clock.checkInterrupt()
-            if deadline.hasPassed { return false }
+            return r > 0
         }
     }
 }

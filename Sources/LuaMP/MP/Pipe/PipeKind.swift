@@ -11,6 +11,7 @@ extension MPModule {
     static func installPipes(_ s: LuaStack, _ t: Int32) {
         _ = pipeKindRegistered
         PipeMailbox.install()
+        s.preservingTop { PipeKind.pushMetatable(s) }     // UserdataBox.push finds it by name
         s.setFunction(t, "Pipe") { s in
             let duplex: Bool
             if s.type(at: 1) == .table {
@@ -55,19 +56,15 @@ enum PipeKind {
         return (PipeEnd(readFD: r2, writeFD: w1), PipeEnd(readFD: r1, writeFD: w2))
     }
 
-    /// Pushes a new Connection userdata owning a +1 reference to `end`. Stack: [-0, +1].
+    /// Pushes a new Connection userdata owning a +1 reference to `end` (`UserdataBox`).
+    /// Stack: [-0, +1].
     static func push(_ s: LuaStack, _ end: PipeEnd) {
-        let p = luamp_newuserdata(s.L, MemoryLayout<UnsafeMutableRawPointer>.size)!
-        p.storeBytes(of: Unmanaged.passRetained(end).toOpaque(), as: UnsafeMutableRawPointer.self)
-        pushMetatable(s)
-        lua_setmetatable(s.L, -2)
+        UserdataBox.push(s, end, meta: metatable, uservalues: 1)
     }
 
     /// The PipeEnd of the Connection at `i`, or nil. Stack: [-0, +0].
     static func toEnd(_ s: LuaStack, _ i: Int32) -> PipeEnd? {
-        guard let p = luaL_testudata(s.L, i, metatable) else { return nil }
-        let raw = p.load(as: UnsafeMutableRawPointer?.self)
-        return raw.map { Unmanaged<PipeEnd>.fromOpaque($0).takeUnretainedValue() }
+        UserdataBox.get(s, i, meta: metatable, as: PipeEnd.self)
     }
 
     static func check(_ s: LuaStack, _ i: Int32 = 1) throws -> PipeEnd {
@@ -119,11 +116,7 @@ enum PipeKind {
         // `local conn <close> = ...` closes the end when the scope ends.
         s.setFunction(mt, "__close") { s in try check(s).close(); return 0 }
         s.setFunction(mt, "__gc") { s in
-            guard let p = luaL_testudata(s.L, 1, metatable) else { return 0 }
-            if let raw = p.load(as: UnsafeMutableRawPointer?.self) {
-                p.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-                Unmanaged<PipeEnd>.fromOpaque(raw).release()
-            }
+            _ = UserdataBox.take(s, 1, as: PipeEnd.self)
             return 0
         }
     }

@@ -70,13 +70,13 @@ enum PipeMailbox {
     static func post(_ fds: [Int32], token: UInt64) throws {
         let m = try shared()
         var rec = record(token: token, count: fds.count)
-        let until = Clock.monotonicSeconds() + 5
+        let until = Deadline(seconds: 5)
         while true {
             let r = rec.withUnsafeMutableBytes { b in
                 fds.withUnsafeBufferPointer { luamp_fdpass_send(m.post, b.baseAddress, b.count, $0.baseAddress, Int32($0.count)) }
             }
             if r == recordBytes { SendLog.posted(token); return }
-            if r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && Clock.monotonicSeconds() < until {
+            if r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !until.hasPassed {
                 _ = luamp_poll_out(m.post, 100)
                 try Clock.checkInterrupt()
                 continue
@@ -127,12 +127,12 @@ enum PipeMailbox {
     private static func repost(_ m: Shared, _ held: [(UInt64, [Int32])]) {
         for (token, fds) in held {
             var rec = record(token: token, count: fds.count)
-            let until = Clock.monotonicSeconds() + 5
+            let until = Deadline(seconds: 5)
             while true {
                 let r = rec.withUnsafeMutableBytes { b in
                     fds.withUnsafeBufferPointer { luamp_fdpass_send(m.post, b.baseAddress, b.count, $0.baseAddress, Int32($0.count)) }
                 }
-                if r >= 0 || !(errno == EAGAIN || errno == EWOULDBLOCK) || Clock.monotonicSeconds() >= until { break }
+                if r >= 0 || !(errno == EAGAIN || errno == EWOULDBLOCK) || until.hasPassed { break }
                 _ = luamp_poll_out(m.post, 100)
             }
             for fd in fds { close(fd) }

@@ -5,35 +5,8 @@ import Glibc
 internal import CLua
 internal import LuaMPShims
 
-/// Full userdata boxing a retained Swift object, checked by metatable name.
-enum PoolBox {
-    /// Pushes a userdata holding `object` with metatable `meta` and `uservalues` slots. Stack: [-0, +1].
-    static func push(_ s: LuaStack, _ object: AnyObject, meta: String, uservalues: Int32) {
-        let mem = lua_newuserdatauv(s.L, MemoryLayout<UnsafeMutableRawPointer>.size, uservalues)!
-        mem.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer.self)
-        s.rawGet(s.registryIndex(), field: meta)
-        lua_setmetatable(s.L, -2)
-    }
-
-    /// The object in the userdata at `i` if its metatable is `meta`.
-    static func get<T: AnyObject>(_ s: LuaStack, _ i: Int32, meta: String, as: T.Type) -> T? {
-        guard s.type(at: i) == .userdata, let mem = s.toUserdata(i) else { return nil }
-        let ok: Bool = s.preservingTop {
-            guard lua_getmetatable(s.L, i) != 0 else { return false }
-            s.rawGet(s.registryIndex(), field: meta)
-            return lua_rawequal(s.L, -1, -2) != 0
-        }
-        guard ok, let raw = mem.load(as: UnsafeMutableRawPointer?.self) else { return nil }
-        return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue() as T
-    }
-
-    /// `__gc`: releases the object once. Returns it (still alive until the caller is done) or nil.
-    static func take<T: AnyObject>(_ s: LuaStack, _ i: Int32, as: T.Type) -> T? {
-        guard let mem = s.toUserdata(i), let raw = mem.load(as: UnsafeMutableRawPointer?.self) else { return nil }
-        mem.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-        return Unmanaged<T>.fromOpaque(raw).takeRetainedValue()
-    }
-}
+/// The pool's objects live in the one userdata box (Lua/UserdataBox.swift).
+typealias PoolBox = UserdataBox
 
 extension MPModule {
     static let poolMeta = "mp.Pool"

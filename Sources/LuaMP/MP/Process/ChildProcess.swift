@@ -168,41 +168,40 @@ final class ChildProcess {
     /// - Throws: `LuaRaise("interrupted!")` when Ctrl-C arrives while waiting (the child is
     ///   not reaped; call again or kill it). The interrupt is taken (`luamp_take_interrupt`):
     ///   `ProcessTree.finish` notices a Ctrl-C during its own joins by this error.
-    /// Polls the pidfd in ≤ 100 ms slices (no signals), then `waitpid`. Without a pidfd it
-    /// polls `waitpid(WNOHANG)` every 1–10 ms.
+    /// Polls the pidfd in `Deadline.wait`'s ≤ 100 ms slices (no signals), then `waitpid`.
+    /// Without a pidfd it polls `waitpid(WNOHANG)` every 1–10 ms.
     func join(timeout: Double? = nil) throws -> Bool {
         if exitCode != nil { return true }
         guard isOwnedHere else { throw LuaRaise("can only join a child process") }
-        let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
-        var nap = 1.0
-        while true {
+        var nap: UInt64 = 1_000_000
+        // The interrupt is taken here, before each sleep, not by `Deadline.wait`'s check (which
+        // a host interpreter may decline to claim): see above.
+        return try Deadline(seconds: timeout).wait(interrupt: {}) { slice in
             if tryReap(block: false) { return true }
             if luamp_take_interrupt() != 0 {
                 // Taken (flag and hook), so a pcall around the join catches it once. Uncaught,
                 // it ends the script with status 130 and `finish` stops the children.
                 throw LuaRaise("interrupted!")
             }
-            Clock.idleHook?(false)
-            var slice = 100.0
-            if let d = deadline {
-                let left = (d - Clock.monotonicSeconds()) * 1000
-                if left <= 0 { return false }
-                slice = min(slice, left.rounded(.up))
-            }
+            Clock.idle(long: false)
+            if slice == 0 { return false }
             if pidfd >= 0 {
                 // The status pipe too: a child blocked writing its report never ends otherwise.
                 let status = statusDescriptor
                 var p = (pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
                          pollfd(fd: status, events: Int16(POLLIN), revents: 0))
+                let ms = Deadline.pollMilliseconds(slice)
                 _ = withUnsafeMutablePointer(to: &p) {
-                    $0.withMemoryRebound(to: pollfd.self, capacity: 2) { poll($0, status >= 0 ? 2 : 1, Int32(slice)) }
-                }                                      // EINTR: loop, check the interrupt flag
+                    $0.withMemoryRebound(to: pollfd.self, capacity: 2) { poll($0, status >= 0 ? 2 : 1, ms) }
+                }                                      // EINTR: the interrupt flag is checked next
                 if p.1.revents != 0 { drainStatus() }
             } else {
-                var ts = timespec(tv_sec: 0, tv_nsec: Int(min(nap, slice) * 1e6))
+                let ns = min(nap, slice)
+                var ts = timespec(tv_sec: 0, tv_nsec: Int(ns))
                 _ = nanosleep(&ts, nil)
-                nap = min(nap * 2, 10)
+                nap = min(nap * 2, 10_000_000)
             }
+            return tryReap(block: false)
         }
     }
 
@@ -227,9 +226,9 @@ final class ChildProcess {
         if Trace.on && tryReap(block: false) { return }      // it had ended: a death, not a stop
         tracedStop = true
         _ = Glibc.kill(pid, SIGTERM)
-        let deadline = Clock.monotonicSeconds() + grace
+        let deadline = Deadline(seconds: grace)
         while !tryReap(block: false) {
-            if Clock.monotonicSeconds() >= deadline {
+            if deadline.hasPassed {
                 _ = Glibc.kill(pid, SIGKILL)
                 _ = tryReap(block: true)
                 return

@@ -120,25 +120,14 @@ extension MPModule {
 
     /// Pushes a new Process userdata for `record` with the user value at `uv`. Stack: [-0, +1].
     private static func pushProcess(_ s: LuaStack, _ record: ProcessRecord, userValue uv: Int32) {
-        let mem = luamp_newuserdata(s.L, MemoryLayout<UnsafeMutableRawPointer>.size)!
-        mem.storeBytes(of: Unmanaged.passRetained(record).toOpaque(), as: UnsafeMutableRawPointer.self)
-        s.rawGet(s.registryIndex(), field: processMeta)
-        lua_setmetatable(s.L, -2)
+        UserdataBox.push(s, record, meta: processMeta, uservalues: 1)
         s.pushValue(uv)
         lua_setiuservalue(s.L, -2, 1)
     }
 
     /// The record of the Process at `i`, or nil when `i` is not a Process.
     static func toProcess(_ s: LuaStack, _ i: Int32) -> ProcessRecord? {
-        guard s.type(at: i) == .userdata, let mem = s.toUserdata(i) else { return nil }
-        let isProcess: Bool = s.preservingTop {
-            guard lua_getmetatable(s.L, i) != 0 else { return false }
-            s.rawGet(s.registryIndex(), field: processMeta)
-            return lua_rawequal(s.L, -1, -2) != 0
-        }
-        guard isProcess else { return nil }
-        let raw = mem.load(as: UnsafeMutableRawPointer?.self)
-        return raw.map { Unmanaged<ProcessRecord>.fromOpaque($0).takeUnretainedValue() }
+        UserdataBox.get(s, i, meta: processMeta, as: ProcessRecord.self)
     }
 
     private static func checkProcess(_ s: LuaStack, _ i: Int32) throws -> ProcessRecord {
@@ -230,10 +219,7 @@ extension MPModule {
             return 1
         }
         s.setFunction(mt, "__gc") { s in
-            if let mem = s.toUserdata(1), let raw = mem.load(as: UnsafeMutableRawPointer?.self) {
-                mem.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-                Unmanaged<ProcessRecord>.fromOpaque(raw).release()
-            }
+            _ = UserdataBox.take(s, 1, as: ProcessRecord.self)
             return 0
         }
     }

@@ -86,22 +86,20 @@ enum QueueKinds {
 
     // MARK: methods
 
-    /// The queue at argument 1 of any queue kind. The hot path of every method: metatables are
-    /// compared by name with `luaL_testudata` ([-0, +0, m]: never raises), nothing is allocated.
+    /// The queue at argument 1 of any queue kind. The hot path of every method: the one arena
+    /// identity check (`SharedRef.at`, the kind magic in the userdata), nothing is allocated.
     private static func check(_ s: LuaStack) throws -> (SharedQueue, SharedQueue.Flavor) {
         let flavor: SharedQueue.Flavor
-        let p: UnsafeMutableRawPointer
-        if let u = luaL_testudata(s.L, 1, "mp.Queue") {
-            (p, flavor) = (u, .queue)
-        } else if let u = luaL_testudata(s.L, 1, "mp.JoinableQueue") {
-            (p, flavor) = (u, .joinable)
-        } else if let u = luaL_testudata(s.L, 1, "mp.SimpleQueue") {
-            (p, flavor) = (u, .simple)
-        } else {
+        let r = SharedRef.at(s, 1)
+        switch r?.pointee.kindMagic {
+        case UInt32(LUAMP_MAGIC_QUEUE): flavor = .queue
+        case UInt32(LUAMP_MAGIC_JOINABLE): flavor = .joinable
+        case UInt32(LUAMP_MAGIC_SIMPLEQUEUE): flavor = .simple
+        default:
             throw LuaArgumentError(1, "mp.Queue expected, got \(Handles.kindName(s, at: 1).map { "mp." + $0 } ?? s.typeName(at: 1))")
         }
         guard let a = Arena.current else { _ = try Arena.require(); fatalError("unreachable") }
-        return (SharedQueue(a, p.load(as: SharedRef.self).offset), flavor)
+        return (SharedQueue(a, r!.pointee.offset), flavor)
     }
 
     private static func checkOpen(_ q: SharedQueue) throws {

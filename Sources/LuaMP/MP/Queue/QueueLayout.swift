@@ -132,7 +132,10 @@ extension SharedQueue {
     }
 
     /// Messages in the queue, read without the lock (approximate, as in Python).
-    var approximateCount: UInt64 { luamp_load64_relaxed(word(QueueLayout.state) + 2) }
+    var approximateCount: UInt64 { luamp_load64_relaxed(countWord) }
+
+    /// The committed message count's word (what consumers spin on before they sleep).
+    var countWord: UnsafeMutablePointer<UInt64> { word(QueueLayout.state) + 2 }
 
     /// Unfinished tasks (JoinableQueue), read without the lock (approximate: for `tostring`).
     var approximateUnfinished: UInt64 { luamp_load64_relaxed(word(QueueLayout.state) + 3) }

@@ -252,20 +252,10 @@ struct SharedQueue {
     }
 
     /// Polls the message count for up to 30 µs before a consumer sleeps, so a steady stream
-    /// costs neither futex sleeps nor wakes: 5 µs of pure spinning (`pause`), then spinning with
-    /// `sched_yield` so that on a busy machine the producer sharing this core gets to run
-    /// (why, measured: docs/queues.md, "Performance").
+    /// costs neither futex sleeps nor wakes: the word spin of the one spin policy
+    /// (`luamp_spin_until_nonzero64`, luamp_spin.h; why, measured: docs/queues.md, "Performance").
     private func spin() {
-        let until = Deadline.monotonicNow() &+ 30_000
-        while true {
-            for _ in 0..<64 {
-                if approximateCount > 0 { return }
-                luamp_spin_pause()
-            }
-            let now = Deadline.monotonicNow()
-            if now >= until { return }
-            if now &+ 25_000 >= until { sched_yield() }
-        }
+        _ = luamp_spin_until_nonzero64(countWord)
     }
 
     // MARK: big-message blocks
@@ -420,16 +410,4 @@ struct QueueScratch {
     }
 
     func release() { free(base) }
-}
-
-extension EventCount {
-    /// The notifier's half of `notify`, for use with the state's mutex held: bumps the sequence
-    /// and says whether a `wake` is needed (someone sleeps). The syscall then happens after unlock.
-    func advance() -> Bool {
-        _ = luamp_atomic_add32(sequence, 1)
-        return luamp_atomic_load32(waiters) > 0
-    }
-
-    /// Wakes up to `n` sleepers (`FUTEX_WAKE`).
-    func wake(_ n: Int32) { _ = luamp_futex_wake(sequence, n) }
 }

@@ -5,8 +5,8 @@ import Glibc
 
 /// When a blocking operation gives up, converted from Lua seconds at the API edge (as NIO's
 /// `TimeAmount`/`NIODeadline`): `nil` seconds wait forever, negative or zero seconds mean "now"
-/// (a non-blocking attempt). Internally every wait still runs in short slices
-/// (`Deadline.slice`) so it can notice Ctrl-C and dead peers.
+/// (a non-blocking attempt). The one time type of every wait below the Lua edge; every wait
+/// runs in short slices (`wait`, `Deadline.slice`) so it can notice Ctrl-C and dead peers.
 struct Deadline: Equatable {
     /// Nanoseconds on CLOCK_MONOTONIC; `UInt64.max` = never.
     let nanoseconds: UInt64
@@ -43,10 +43,33 @@ struct Deadline: Equatable {
     /// How long the next sleep of a wait loop may last: the time left, at most `Deadline.slice`.
     var nextSlice: UInt64 { min(remaining, Deadline.slice) }
 
-    /// The absolute CLOCK_MONOTONIC time of the end of the next slice (for `pthread_mutex_clocklock`).
-    var nextSliceEnd: timespec {
-        let end = Deadline.monotonicNow() &+ nextSlice
-        return timespec(tv_sec: Int(end / 1_000_000_000), tv_nsec: Int(end % 1_000_000_000))
+    /// The one blocking-wait loop of the runtime: the deadline cut into slices of at most
+    /// `Deadline.slice`, with Ctrl-C and dead peers noticed between them. Each round:
+    /// 1. `attempt(slice)` checks the condition and, when it does not hold and `slice > 0`,
+    ///    blocks for at most `slice` nanoseconds (a futex, `poll`, `nanosleep`, a timed lock) and
+    ///    checks again; true ends the wait. With `slice == 0` (the deadline has passed, or
+    ///    `.now`) it must not block: the wait then ends with false.
+    /// 2. Ctrl-C: `interrupt` throws `interrupted!` (`Clock.checkInterrupt`, unless the caller
+    ///    takes the interrupt itself inside `attempt`).
+    /// 3. `stop` (if given) may end the wait early by returning true (e.g. "a peer died").
+    /// 4. The deadline: false once it has passed.
+    /// - Returns: true when `attempt` (or `stop`) said so, false when the deadline passed first.
+    @inline(__always)
+    func wait(interrupt: () throws -> Void = Clock.checkInterrupt, stop: (() throws -> Bool)? = nil,
+              _ attempt: (_ slice: UInt64) throws -> Bool) throws -> Bool {
+        while true {
+            let slice = nextSlice
+            if try attempt(slice) { return true }
+            if slice == 0 { return false }
+            try interrupt()
+            if let stop, try stop() { return true }
+            if hasPassed { return false }
+        }
+    }
+
+    /// Milliseconds for `poll(2)` covering `slice` nanoseconds (rounded up, at most 100).
+    static func pollMilliseconds(_ slice: UInt64) -> Int32 {
+        Int32(min(UInt64(100), (slice + 999_999) / 1_000_000))
     }
 
     /// CLOCK_MONOTONIC now, in nanoseconds (`clock_gettime`).

@@ -40,25 +40,29 @@ struct EventCount {
     /// The current sequence: read it before checking the condition you will wait for.
     func prepare() -> UInt32 { luamp_atomic_load32(sequence) }
 
-    /// Sleeps until the sequence differs from `seen` or `deadline` passes, in slices of at most
-    /// 100 ms; between slices it checks Ctrl-C and calls `poll` (if given), which may end the
-    /// wait early by returning true (e.g. "a peer died").
+    /// Sleeps until the sequence differs from `seen` or `deadline` passes (`Deadline.wait`: in
+    /// slices of at most 100 ms; between slices it checks Ctrl-C and calls `poll` (if given),
+    /// which may end the wait early by returning true, e.g. "a peer died").
     /// Wraps `FUTEX_WAIT` (shared) on the sequence word.
     /// - Returns: true if the sequence changed (or `poll` said stop), false if the deadline passed.
     /// - Throws: `LuaRaise("interrupted!")` on Ctrl-C, or what `poll` throws.
     func wait(seen: UInt32, until deadline: Deadline, poll: (() throws -> Bool)? = nil) throws -> Bool {
         _ = luamp_atomic_add32(waiters, 1)
         defer { _ = luamp_atomic_sub32(waiters, 1) }
-        while true {
-            if luamp_atomic_load32(sequence) != seen { return true }
-            let slice = deadline.nextSlice
-            if slice == 0 { return false }
-            _ = luamp_futex_wait(sequence, seen, Int64(slice))
-            if luamp_atomic_load32(sequence) != seen { return true }
-            try Clock.checkInterrupt()
-            if let poll, try poll() { return true }
-            if deadline.hasPassed { return false }
+        return try deadline.wait(stop: poll) { slice in
+            EventCount.sleep(on: sequence, while: seen, for: slice)
         }
+    }
+
+    /// The futex half of every arena wait (this event count, Semaphore, Event): true when
+    /// `*word != seen`; else, when `slice > 0`, one `FUTEX_WAIT` (shared) of at most `slice`
+    /// nanoseconds and the check again. Callers keep their own sleeper count. For `Deadline.wait`.
+    @inline(__always)
+    static func sleep(on word: UnsafeMutablePointer<UInt32>, while seen: UInt32, for slice: UInt64) -> Bool {
+        if luamp_atomic_load32(word) != seen { return true }
+        if slice == 0 { return false }
+        _ = luamp_futex_wait(word, seen, Int64(slice))
+        return luamp_atomic_load32(word) != seen
     }
 
     /// Bumps the sequence and wakes up to `count` sleepers (`FUTEX_WAKE`), skipping the syscall
@@ -72,4 +76,14 @@ struct EventCount {
 
     /// `notify` waking every sleeper.
     func notifyAll() { notify(count: .max) }
+
+    /// The notifier's half of `notify`, for use with the state's mutex held: bumps the sequence
+    /// and says whether a `wake` is needed (someone sleeps). The syscall then happens after unlock.
+    func advance() -> Bool {
+        _ = luamp_atomic_add32(sequence, 1)
+        return luamp_atomic_load32(waiters) > 0
+    }
+
+    /// Wakes up to `n` sleepers (`FUTEX_WAKE`).
+    func wake(_ n: Int32) { _ = luamp_futex_wake(sequence, n) }
 }

@@ -31,10 +31,16 @@ extension SharedRef {
     /// of `luaL_testudata`'s registry lookup. Stack: [-0, +0].
     @inline(__always)
     static func at(_ s: LuaStack, _ i: Int32, magic: UInt32) -> UnsafeMutablePointer<SharedRef>? {
-        guard lua_type(s.L, i) == LUA_TUSERDATA, lua_rawlen(s.L, i) == MemoryLayout<SharedRef>.size,
-              let p = lua_touserdata(s.L, i)?.assumingMemoryBound(to: SharedRef.self), p.pointee.kindMagic == magic
-        else { return nil }
+        guard let p = at(s, i), p.pointee.kindMagic == magic else { return nil }
         return p
+    }
+
+    /// The userdata at `i` if it is an arena object of any kind (read its `kindMagic` to tell
+    /// which): for code serving several kinds at once (the three queue kinds). Stack: [-0, +0].
+    @inline(__always)
+    static func at(_ s: LuaStack, _ i: Int32) -> UnsafeMutablePointer<SharedRef>? {
+        guard lua_type(s.L, i) == LUA_TUSERDATA, lua_rawlen(s.L, i) == MemoryLayout<SharedRef>.size else { return nil }
+        return lua_touserdata(s.L, i)?.assumingMemoryBound(to: SharedRef.self)
     }
 }
 

@@ -27,9 +27,6 @@ enum LockOutcome: Equatable {
 struct RobustMutex {
     let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    /// How many `pause`-paced polls `lock` makes before sleeping (a few microseconds).
-    static let spins = 200
-
     /// Bytes a mutex needs in shared memory (`MemoryLayout<pthread_mutex_t>.size`, 40 on x86-64).
     static let size = MemoryLayout<pthread_mutex_t>.size
 
@@ -68,30 +65,25 @@ struct RobustMutex {
         try outcome(pthread_mutex_trylock(mutex), busy: EBUSY)
     }
 
-    /// Locks, waiting until `deadline`. Waits in slices of at most 100 ms
-    /// (`pthread_mutex_clocklock` on CLOCK_MONOTONIC) and checks Ctrl-C between slices.
+    /// Locks, waiting until `deadline`: a short spin, then `Deadline.wait`'s slices of at most
+    /// 100 ms (`pthread_mutex_clocklock` on CLOCK_MONOTONIC), checking Ctrl-C between them.
     /// - Returns: `.acquired`, `.ownerDied` (the caller now holds a consistent mutex) or `.timedOut`.
     /// - Throws: `LuaRaise("interrupted!")` on Ctrl-C; `SelfDeadlock` when this process already
     ///   holds an error-checking mutex; `LuaRaise` for unrecoverable mutexes and pthread errors.
     func lock(until deadline: Deadline = .never) throws -> LockOutcome {
         let first = try tryLock()
         if first != .timedOut || deadline.hasPassed { return first }
-        // Spin briefly first: the holder usually runs on another CPU and releases within
-        // nanoseconds, and sleeping in the kernel would cost both sides a futex syscall.
-        for _ in 0..<RobustMutex.spins {
-            luamp_spin_pause()
-            if luamp_mutex_is_locked(mutex) == 0 {
-                let r = try tryLock()
-                if r != .timedOut { return r }
-            }
+        // The one spin policy first (luamp_spin.h), then sleeps in the kernel.
+        let spun = try outcome(luamp_spin_trylock(mutex, EBUSY), busy: EBUSY)
+        if spun != .timedOut { return spun }
+        var result = LockOutcome.timedOut
+        _ = try deadline.wait { slice in
+            let end = Deadline.monotonicNow() &+ slice
+            let rc = luamp_mutex_clocklock(mutex, Int64(end / 1_000_000_000), Int64(end % 1_000_000_000))
+            result = try outcome(rc, busy: ETIMEDOUT)
+            return result != .timedOut
         }
-        while true {
-            try Clock.checkInterrupt()
-            let end = deadline.nextSliceEnd
-            let rc = luamp_mutex_clocklock(mutex, Int64(end.tv_sec), Int64(end.tv_nsec))
-            let r = try outcome(rc, busy: ETIMEDOUT)
-            if r != .timedOut || deadline.hasPassed { return r }
-        }
+        return result
     }
 
     /// Locks without a deadline or Ctrl-C checks, for short internal critical sections

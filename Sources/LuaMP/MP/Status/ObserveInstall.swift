@@ -13,7 +13,7 @@ extension MPModule {
             TraceControl.map(isChild: ProcessTree.isChild)
             guard !done else { return }
             done = true
-            Clock.idleHook = { long in Trace.idle(long: long) }
+            Clock.idleHook.withLock { $0 = { long in Trace.idle(long: long) } }
         }
         // Each runtime's waits are watched by its own observer (its progress bars, its spans).
         let rt = RuntimeState.of(s)

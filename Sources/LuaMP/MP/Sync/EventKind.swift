@@ -47,15 +47,13 @@ struct SharedEvent {
     func wait(until deadline: Deadline) throws -> Bool {
         let start = luamp_atomic_load32(state)
         if start & 1 != 0 { return true }
-        while true {
-            let slice = deadline.nextSlice
+        // Any change of the word is a `set` (clear only changes a raised flag).
+        return try deadline.wait { slice in
             if slice == 0 { return false }
             _ = luamp_atomic_add32(sleepers, 1)
-            _ = luamp_futex_wait(state, start, Int64(slice))
+            let changed = EventCount.sleep(on: state, while: start, for: slice)
             _ = luamp_atomic_sub32(sleepers, 1)
-            let w = luamp_atomic_load32(state)
-            if w & 1 != 0 || (w >> 1) != (start >> 1) { return true }
-            try Clock.checkInterrupt()
+            return changed
         }
     }
 }

@@ -5,7 +5,7 @@ internal import LuaMPShims
 /// `+8` UInt32 sleepers, `+12` UInt32 bound (BoundedSemaphore: the start value; else 0).
 ///
 /// acquire = CAS the value down when positive, else sleep on the value word (`FUTEX_WAIT`
-/// while it is 0) in 100 ms slices; release = add and `FUTEX_WAKE` if anyone sleeps. No owner:
+/// while it is 0) in `Deadline.wait`'s slices; release = add and `FUTEX_WAKE` if anyone sleeps. No owner:
 /// as in Python, a process that dies between acquire and release takes its unit with it; a
 /// process killed while sleeping costs nothing (its sleeper count only causes a spare wake).
 struct SharedSemaphore {
@@ -36,18 +36,23 @@ struct SharedSemaphore {
     /// Takes one unit, waiting until `deadline`. - Returns: false on timeout.
     /// - Throws: `interrupted!`.
     func acquire(until deadline: Deadline) throws -> Bool {
-        while true {
-            let v = luamp_atomic_load32(value)
-            if v > 0 {
-                if luamp_atomic_cas32(value, v, v - 1) != 0 { return true }
-                continue
-            }
-            let slice = deadline.nextSlice
+        if take() { return true }          // no clock read when a unit is there
+        return try deadline.wait { slice in
+            if take() { return true }
             if slice == 0 { return false }
             _ = luamp_atomic_add32(sleepers, 1)
-            _ = luamp_futex_wait(value, 0, Int64(slice))
+            _ = EventCount.sleep(on: value, while: 0, for: slice)
             _ = luamp_atomic_sub32(sleepers, 1)
-            try Clock.checkInterrupt()
+            return take()
+        }
+    }
+
+    /// One unit taken without waiting (CAS the value down while positive). - Returns: false at 0.
+    private func take() -> Bool {
+        while true {
+            let v = luamp_atomic_load32(value)
+            if v == 0 { return false }
+            if luamp_atomic_cas32(value, v, v - 1) != 0 { return true }
         }
     }
 

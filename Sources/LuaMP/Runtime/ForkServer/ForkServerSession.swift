@@ -14,8 +14,12 @@ enum ForkServerSession {
         // The first request opens the runtime.
         let runtime: LuaRuntime
         do {
-            guard var r = try socket.receive(), try r.u8() == WireRequest.open.rawValue else { return 0 }
-            runtime = try LuaRuntime(options: try LuaRuntime.Options(reading: &r))
+            guard let m = try socket.receive(),
+                  let options = try m.read({ r -> LuaRuntime.Options? in
+                      guard try r.u8() == WireRequest.open.rawValue else { return nil }
+                      return try LuaRuntime.Options(reading: &r)
+                  }) else { return 0 }
+            runtime = try LuaRuntime(options: options)
             try setup(runtime)
             var w = WireWriter()
             w.u8(WireReply.values.rawValue)
@@ -26,7 +30,7 @@ enum ForkServerSession {
             return 1
         }
         while true {
-            let request: WireReader
+            let request: WireMessage
             do {
                 guard let r = try socket.receive() else { break }     // the app closed it: done
                 request = r
@@ -50,33 +54,34 @@ enum ForkServerSession {
     }
 
     /// Runs one request and returns its results.
-    private static func handle(_ request: WireReader, _ lua: LuaRuntime) throws -> [LuaValue] {
-        var r = request
-        guard let kind = WireRequest(rawValue: try r.u8()) else { throw LuaForkServerError("unknown fork-server request") }
-        switch kind {
-        case .open:
-            throw LuaForkServerError("the runtime is already open")
-        case .runString:
-            let source = try r.string(), name = try r.string()
-            return try lua.run(string: source, name: name, arguments: try r.values())
-        case .runFile:
-            let hasFile = try r.u8() != 0
-            let file = try r.string()
-            return try lua.run(file: hasFile ? file : nil, arguments: try r.strings())
-        case .evaluate:
-            return try lua.evaluate(try r.string())
-        case .callGlobal:
-            let name = try r.string()
-            return try lua.call(global: name, try r.values())
-        case .getGlobal:
-            return [lua[try r.string()]]
-        case .setGlobal:
-            let name = try r.string()
-            lua[name] = try r.value()
-            return []
-        case .finish:
-            lua.finish()
-            return []
+    private static func handle(_ request: WireMessage, _ lua: LuaRuntime) throws -> [LuaValue] {
+        try request.read { r in
+            guard let kind = WireRequest(rawValue: try r.u8()) else { throw LuaForkServerError("unknown fork-server request") }
+            switch kind {
+            case .open:
+                throw LuaForkServerError("the runtime is already open")
+            case .runString:
+                let source = try r.wireString(), name = try r.wireString()
+                return try lua.run(string: source, name: name, arguments: try r.wireValues())
+            case .runFile:
+                let hasFile = try r.u8() != 0
+                let file = try r.wireString()
+                return try lua.run(file: hasFile ? file : nil, arguments: try r.wireStrings())
+            case .evaluate:
+                return try lua.evaluate(try r.wireString())
+            case .callGlobal:
+                let name = try r.wireString()
+                return try lua.call(global: name, try r.wireValues())
+            case .getGlobal:
+                return [lua[try r.wireString()]]
+            case .setGlobal:
+                let name = try r.wireString()
+                lua[name] = try r.wireValue()
+                return []
+            case .finish:
+                lua.finish()
+                return []
+            }
         }
     }
 
@@ -99,20 +104,21 @@ enum ForkServerSession {
     }
 
     /// Turns a reply into results, or throws the error it carries (app side).
-    static func results(of reply: WireReader) throws -> [LuaValue] {
-        var r = reply
-        guard let kind = WireReply(rawValue: try r.u8()) else { throw LuaForkServerError("unknown fork-server reply") }
-        switch kind {
-        case .values: return try r.values()
-        case .syntaxError:
-            let m = try r.string()
-            throw LuaError.syntax(message: m, incompleteInput: try r.u8() != 0)
-        case .runtimeError:
-            let m = try r.string()
-            throw LuaError.runtime(message: m, traceback: try r.string())
-        case .memoryError: throw LuaError.memory(try r.string())
-        case .fileError: throw LuaError.file(try r.string())
-        case .otherError: throw LuaForkServerError(try r.string())
+    static func results(of reply: WireMessage) throws -> [LuaValue] {
+        try reply.read { r in
+            guard let kind = WireReply(rawValue: try r.u8()) else { throw LuaForkServerError("unknown fork-server reply") }
+            switch kind {
+            case .values: return try r.wireValues()
+            case .syntaxError:
+                let m = try r.wireString()
+                throw LuaError.syntax(message: m, incompleteInput: try r.u8() != 0)
+            case .runtimeError:
+                let m = try r.wireString()
+                throw LuaError.runtime(message: m, traceback: try r.wireString())
+            case .memoryError: throw LuaError.memory(try r.wireString())
+            case .fileError: throw LuaError.file(try r.wireString())
+            case .otherError: throw LuaForkServerError(try r.wireString())
+            }
         }
     }
 }

@@ -1,12 +1,12 @@
-// ForkServerWire: the frames an app and a fork-server runtime exchange (requests, replies, LuaValues) and the socket I/O.
+// ForkServerWire: the messages an app and a fork-server runtime exchange (requests, replies, LuaValues) in `Frame`s, and the socket I/O.
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Builds one message. Integers are little-endian; strings and byte strings are a `UInt32`
-/// length and the bytes.
+/// Builds one message: a `Frame` header (patched by `frame`) and the fields. Integers are
+/// little-endian; strings and byte strings are a `UInt32` length and the bytes.
 struct WireWriter {
-    private(set) var bytes: [UInt8] = [0, 0, 0, 0]      // room for the frame length
+    private(set) var bytes = [UInt8](repeating: 0, count: Frame.headerBytes)   // room for the header
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
@@ -34,83 +34,72 @@ struct WireWriter {
     }
     mutating func values(_ a: [LuaValue]) throws { u32(UInt32(a.count)); for v in a { try value(v) } }
 
-    /// The finished frame: its length patched into the first four bytes.
+    /// The finished frame: its header (magic, checksum, length) written over the first bytes.
     var frame: [UInt8] {
         var b = bytes
-        let n = UInt32(b.count - 4).littleEndian
-        withUnsafeBytes(of: n) { for i in 0..<4 { b[i] = $0[i] } }
+        b.withUnsafeMutableBytes { all in
+            Frame.header(for: UnsafeRawBufferPointer(rebasing: all[Frame.headerBytes...]), into: all.baseAddress!)
+        }
         return b
     }
 }
 
-/// Reads one message; every read is bounds-checked, so a malformed frame throws, never crashes.
-struct WireReader {
+/// One received message (a verified frame's payload). Its fields are read with the one
+/// bounds-checked reader, `ByteReader`, inside `read`; a malformed message throws, never crashes.
+struct WireMessage {
     let bytes: [UInt8]
-    private var at = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    private static let malformed = LuaForkServerError("malformed fork-server message")
+    static let malformed = LuaForkServerError("malformed fork-server message")
 
-    mutating func u8() throws -> UInt8 {
-        guard at < bytes.count else { throw Self.malformed }
-        defer { at += 1 }
-        return bytes[at]
+    /// Runs `body` with a reader over the message; the reader's `DecodeError` becomes
+    /// `LuaForkServerError("malformed fork-server message")`.
+    func read<R>(_ body: (inout ByteReader) throws -> R) throws -> R {
+        try bytes.withUnsafeBytes { p in
+            var r = ByteReader(p)
+            do { return try body(&r) } catch let e as MPError where e.kind == "DecodeError" { throw WireMessage.malformed }
+        }
     }
-    mutating func u32() throws -> UInt32 {
-        guard bytes.count - at >= 4 else { throw Self.malformed }
-        var v: UInt32 = 0
-        for i in 0..<4 { v |= UInt32(bytes[at + i]) << (8 * i) }
-        at += 4
-        return v
+}
+
+/// The fork server's fields, read from a message (see `WireWriter` for the encoding).
+extension ByteReader {
+    mutating func wireString() throws -> String {
+        String(decoding: try bytes(try int(UInt32.self)), as: UTF8.self)
     }
-    mutating func i64() throws -> Int64 {
-        guard bytes.count - at >= 8 else { throw Self.malformed }
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[at + i]) << (8 * i) }
-        at += 8
-        return Int64(bitPattern: v)
-    }
-    mutating func raw() throws -> ArraySlice<UInt8> {
-        let n = Int(try u32())
-        guard bytes.count - at >= n else { throw Self.malformed }
-        defer { at += n }
-        return bytes[at..<(at + n)]
-    }
-    mutating func string() throws -> String { String(decoding: try raw(), as: UTF8.self) }
-    mutating func strings() throws -> [String] {
-        let n = Int(try u32())
-        guard n <= bytes.count else { throw Self.malformed }
-        return try (0..<n).map { _ in try string() }
+    mutating func wireStrings() throws -> [String] {
+        let n = Int(try int(UInt32.self))
+        guard n <= remaining else { throw WireMessage.malformed }
+        return try (0..<n).map { _ in try wireString() }
     }
 
-    mutating func value(depth: Int = 0) throws -> LuaValue {
+    mutating func wireValue(depth: Int = 0) throws -> LuaValue {
         guard depth < 200 else { throw LuaForkServerError("fork-server message nests tables too deeply") }
         switch try u8() {
         case 0: return .nil
         case 1: return .boolean(false)
         case 2: return .boolean(true)
-        case 3: return .integer(try i64())
-        case 4: return .number(Double(bitPattern: UInt64(bitPattern: try i64())))
-        case 5: return .string(try string())
-        case 6: return .bytes(Array(try raw()))
+        case 3: return .integer(try int(Int64.self))
+        case 4: return .number(Double(bitPattern: try int(UInt64.self)))
+        case 5: return .string(try wireString())
+        case 6: return .bytes(Array(try bytes(try int(UInt32.self))))
         case 7:
-            let n = Int(try u32())
-            guard n <= bytes.count else { throw Self.malformed }
+            let n = Int(try int(UInt32.self))
+            guard n <= remaining else { throw WireMessage.malformed }
             var t = LuaTable()
             for _ in 0..<n {
-                let k = try value(depth: depth + 1)
-                let v = try value(depth: depth + 1)
-                guard k != .nil else { throw Self.malformed }
+                let k = try wireValue(depth: depth + 1)
+                let v = try wireValue(depth: depth + 1)
+                guard k != .nil else { throw WireMessage.malformed }
                 t[k] = v
             }
             return .table(t)
-        default: throw Self.malformed
+        default: throw WireMessage.malformed
         }
     }
-    mutating func values() throws -> [LuaValue] {
-        let n = Int(try u32())
-        guard n <= bytes.count else { throw Self.malformed }
-        return try (0..<n).map { _ in try value() }
+    mutating func wireValues() throws -> [LuaValue] {
+        let n = Int(try int(UInt32.self))
+        guard n <= remaining else { throw WireMessage.malformed }
+        return try (0..<n).map { _ in try wireValue() }
     }
 }
 
@@ -124,7 +113,7 @@ enum WireReply: UInt8 {
     case values = 0, syntaxError, runtimeError, memoryError, fileError, otherError
 }
 
-/// A connected stream socket carrying length-prefixed frames (at most 1 GiB each).
+/// A connected stream socket carrying `Frame`s.
 struct WireSocket {
     let fd: Int32
 
@@ -143,33 +132,57 @@ struct WireSocket {
         }
     }
 
-    /// Reads one frame; nil at a clean end of file (the peer closed between frames).
-    /// - Throws: `LuaForkServerError` on an error, a frame cut short or an oversized length.
-    func receive() throws -> WireReader? {
-        var header = [UInt8](repeating: 0, count: 4)
+    /// Reads one frame (`Frame`: magic, length cap, checksum); nil at a clean end of file
+    /// (the peer closed between frames).
+    /// - Throws: `LuaForkServerError` on an error, a frame cut short, a bad header or checksum.
+    func receive() throws -> WireMessage? {
+        var header = [UInt8](repeating: 0, count: Frame.headerBytes)
         guard try readFully(&header, allowEOF: true) else { return nil }
-        let n = Int(header[0]) | Int(header[1]) << 8 | Int(header[2]) << 16 | Int(header[3]) << 24
-        guard n <= 1 << 30 else { throw LuaForkServerError("fork-server frame too large (\(n) bytes)") }
-        var body = [UInt8](repeating: 0, count: n)
-        _ = try readFully(&body, allowEOF: false)
-        return WireReader(body)
+        let (n, sum): (Int, UInt32)
+        do {
+            (n, sum) = try header.withUnsafeBytes { try Frame.parse($0.baseAddress!, stream: "on a fork-server connection") }
+        } catch let e as MPError {
+            throw LuaForkServerError(e.message)
+        }
+        guard let body = malloc(max(n, 1)) else { throw LuaForkServerError("fork-server frame too large (\(n) bytes)") }
+        defer { free(body) }
+        try readFully(body, n)
+        let payload = UnsafeRawBufferPointer(start: body, count: n)
+        guard Frame.checksum(payload) == sum else { throw LuaForkServerError("fork-server frame checksum mismatch") }
+        return WireMessage(bytes: Array(payload))
     }
 
     private func readFully(_ buf: inout [UInt8], allowEOF: Bool) throws -> Bool {
-        var off = 0
-        while off < buf.count {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LuaForkServerError("fork-server connection lost: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 {
-                if off == 0 && allowEOF { return false }
+        try buf.withUnsafeMutableBytes { b in
+            let first = try readSome(b.baseAddress!, b.count, from: 0)
+            if first == 0 && b.count > 0 {
+                if allowEOF { return false }
                 throw LuaForkServerError("fork-server connection closed in the middle of a message")
             }
+            try readFully(b.baseAddress!, b.count, from: first)
+            return true
+        }
+    }
+
+    /// Reads exactly `count` bytes into `p` (from `start` on). - Throws: at end of file or an error.
+    private func readFully(_ p: UnsafeMutableRawPointer, _ count: Int, from start: Int = 0) throws {
+        var off = start
+        while off < count {
+            let n = try readSome(p, count, from: off)
+            if n == 0 { throw LuaForkServerError("fork-server connection closed in the middle of a message") }
             off += n
         }
-        return true
+    }
+
+    /// One `read` into `p + off` (retrying EINTR). - Returns: bytes read, 0 at end of file.
+    private func readSome(_ p: UnsafeMutableRawPointer, _ count: Int, from off: Int) throws -> Int {
+        guard off < count else { return 0 }
+        while true {
+            let n = read(fd, p + off, count - off)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw LuaForkServerError("fork-server connection lost: \(String(cString: strerror(errno)))")
+        }
     }
 }
 
@@ -182,10 +195,10 @@ extension LuaRuntime.Options {
         w.strings(packageCPath)
     }
 
-    init(reading r: inout WireReader) throws {
+    init(reading r: inout ByteReader) throws {
         let flags = try r.u8()
         self.init(ignoreEnvironment: flags & 1 != 0, openStandardLibraries: flags & 2 != 0,
-                  libraries: LuaLibraries(rawValue: try r.u32()), installMP: flags & 4 != 0,
-                  packagePath: try r.strings(), packageCPath: try r.strings())
+                  libraries: LuaLibraries(rawValue: try r.int(UInt32.self)), installMP: flags & 4 != 0,
+                  packagePath: try r.wireStrings(), packageCPath: try r.wireStrings())
     }
 }

@@ -137,17 +137,17 @@ public final class LuaForkServer: @unchecked Sendable {
 
     /// Waits for the server's first message: `ok`, or the text of why it cannot serve.
     private func awaitReady(timeout: Double) throws {
-        let deadline = Clock.monotonicSeconds() + timeout
+        let deadline = Deadline(seconds: timeout)
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
             var p = pollfd(fd: control, events: Int16(POLLIN), revents: 0)
-            let left = deadline - Clock.monotonicSeconds()
-            if left <= 0 {
+            let slice = deadline.nextSlice
+            if slice == 0 {
                 _ = kill(pid, SIGKILL)
                 stop()
                 throw LuaForkServerError("the fork server (pid \(pid)) did not start within \(timeout) s: does main call LuaForkServer.serveIfRequested(setup:) before anything else?")
             }
-            let r = poll(&p, 1, Int32(min(left, 0.1) * 1000) + 1)
+            let r = poll(&p, 1, Deadline.pollMilliseconds(slice))
             if r < 0 && errno != EINTR { throw LuaForkServerError.errno("poll") }
             if r > 0 {
                 let n = buf.withUnsafeMutableBytes { recv(control, $0.baseAddress, $0.count, 0) }

@@ -1,14 +1,14 @@
-// PipeFrame: the framing of messages on a pipe — header (magic, checksum, length) and the checksum.
+// Frame: the one frame of every byte stream between luamp processes (pipes, the fork server; pool channels may adopt it): header (magic, checksum, length), its length cap, and the one checksum.
 
-/// A frame is a 16-byte header followed by the codec's bytes:
+/// A frame is a 16-byte header followed by the payload (the codec's bytes on a pipe):
 /// `UInt32 magic "LMPF"`, `UInt32 checksum of the payload`, `UInt64 payload length` (little-endian).
 /// The reader checks the magic, caps the length and verifies the checksum before decoding, so
-/// bytes interleaved by two writers, or anything else that is not a luamp frame, raise
-/// `DecodeError` instead of reaching the decoder.
-enum PipeFrame {
+/// bytes interleaved by two writers, or anything else that is not a luamp frame, are refused
+/// instead of reaching a decoder. Payload fields are read with `ByteReader`.
+enum Frame {
     static let headerBytes = 16
     static let magic: UInt32 = 0x4650_4d4c   // "LMPF"
-    /// The largest payload a reader accepts (the codec's messages are far smaller in practice).
+    /// The largest payload a reader accepts (real messages are far smaller in practice).
     static let maxPayload: UInt64 = 1 << 40
 
     /// Writes the header for a payload made of `parts` (sent back to back) into `out` (16 bytes).
@@ -22,10 +22,11 @@ enum PipeFrame {
     }
 
     /// Reads a header: the payload length and expected checksum.
+    /// - Parameter stream: what carries the frame, for the message ("on this pipe").
     /// - Throws: `MPError("DecodeError")` for a wrong magic or an absurd length.
-    static func parse(_ h: UnsafeRawPointer) throws -> (length: Int, checksum: UInt32) {
+    static func parse(_ h: UnsafeRawPointer, stream: String) throws -> (length: Int, checksum: UInt32) {
         let m = UInt32(littleEndian: h.loadUnaligned(as: UInt32.self))
-        guard m == magic else { throw MPError("DecodeError", "not a luamp frame on this pipe (bad magic 0x\(String(m, radix: 16)); two writers on one end?)") }
+        guard m == magic else { throw MPError("DecodeError", "not a luamp frame \(stream) (bad magic 0x\(String(m, radix: 16)); two writers on one end?)") }
         let sum = UInt32(littleEndian: h.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         let n = UInt64(littleEndian: h.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard n <= maxPayload else { throw MPError("DecodeError", "frame length \(n) is too large") }
