@@ -35,8 +35,9 @@ struct WorkerStatusPage {
     ///
     /// One mark covers them all because of two rules: chunk ids are stamped at each send from a
     /// pool-wide counter, so they grow in the order a worker reads its pipe; and the host only
-    /// steals the chunk right behind the one the worker has started. The chunks taken back while
-    /// one chunk runs are therefore exactly those between it and the next one the worker keeps.
+    /// steals the chunks right behind the one the worker has started (a run of them, with one
+    /// mark: the id of the last). The chunks taken back while one chunk runs are therefore
+    /// exactly those between it and the next one the worker keeps.
     static let stolen: UInt64 = 1 << 63
 
     /// The last chunk the worker started, or `t | stolen` (chunks up to `t` taken back since).
@@ -65,9 +66,9 @@ struct WorkerStatusPage {
         word & stolen != 0 ? id < word & ~stolen : id <= word
     }
 
-    /// Host: takes back chunk `id` (the chunk right behind the started one) if the word still
-    /// reads `expected` (the worker has not claimed anything newer). Exactly one of
-    /// `claim`/`steal` wins.
+    /// Host: takes back every unstarted chunk up to `id` (the run right behind the started one)
+    /// if the word still reads `expected` (the worker has not claimed anything newer). Exactly
+    /// one of `claim`/`steal` wins.
     func steal(_ slot: Int, expected: UInt64, _ id: UInt64) -> Bool {
         luamp_atomic_cas64(word64(slot), expected, id | Self.stolen) != 0
     }
