@@ -37,16 +37,32 @@ local function mark(file)
   f:flush()
 end
 
-T.test("100,000 apply_async and a 1e5-item map_async (chunksize 1) finish while the host runs pure Lua", function()
+-- 100,000 of each with LUAMP_LONG=1 (about 2 s in a release build, much longer in a debug one).
+local N = T.long and 100000 or 20000
+
+-- A task body: waits until the host created `file` (so everything is submitted before any
+-- task runs, and the host is in its busy loop while they run).
+local function wait_go(file)
+  GO = GO or {}
+  while not GO[file] do
+    local f = io.open(file)
+    if f then f:close(); GO[file] = true else mp.sleep(0.001) end
+  end
+end
+
+local function go(file) assert(io.open(file, "w")):close() end
+
+T.test(N .. " apply_async and a " .. N .. "-item map_async (chunksize 1) finish while the host runs pure Lua", function()
   local pool <close> = mp.Pool(2)
-  local file = path("many")
-  local N = 100000
+  local file, start = path("many"), path("many-go")
+  local function one(i) wait_go(start); mark(file); return i end
   local rs = {}
-  for i = 1, N do rs[i] = pool:apply_async(function() mark(file); return i end) end
+  for i = 1, N do rs[i] = pool:apply_async(one, {i}) end
   local xs = {}
   for i = 1, N do xs[i] = i end
-  local m = pool:map_async(function(x) mark(file); return x * 2 end, xs, 1)
-  busy_until(function() return count(file) >= 2 * N end, "200,000 tasks", 120)
+  local m = pool:map_async(function(x) wait_go(start); mark(file); return x * 2 end, xs, 1)
+  go(start)
+  busy_until(function() return count(file) >= 2 * N end, (2 * N) .. " tasks", 120)
   for i = N, 1, -1 do
     if not rs[i]:ready() then error("apply_async #" .. i .. " not ready when the loop ended") end
   end
@@ -59,9 +75,11 @@ end)
 
 T.test("results beyond the pipes' capacity (300 x 64 KiB) do not stall workers while the host is busy", function()
   local pool <close> = mp.Pool(2)
-  local file = path("big")
+  local file, start = path("big"), path("big-go")
+  local function big() wait_go(start); mark(file); return string.rep("y", 65536) end
   local rs = {}
-  for i = 1, 300 do rs[i] = pool:apply_async(function() local s = string.rep("y", 65536); mark(file); return s end) end
+  for i = 1, 300 do rs[i] = pool:apply_async(big) end
+  go(start)
   busy_until(function() return count(file) >= 300 end, "300 results of 64 KiB", 60)
   for i = 300, 1, -1 do T.eq(rs[i]:ready(), true, "result " .. i .. " ready") end
   for i = 1, 300 do T.eq(#rs[i]:get(), 65536) end
