@@ -42,6 +42,17 @@ int luamp_pool_run_chunk(lua_State *L) {
     return n;
 }
 
+int luamp_pool_run_list(lua_State *L) {
+    lua_Integer n = lua_tointeger(L, 2);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_pushvalue(L, 3);
+        lua_rawgeti(L, 1, i);
+        lua_call(L, 1, 1);
+        lua_rawseti(L, 1, i);
+    }
+    return 0;
+}
+
 // A worker's collector guard (per process: each worker is its own process).
 static int gc_running;
 static lua_State *gc_task_thread;
@@ -114,11 +125,17 @@ static int pool_msghandler(lua_State *L) {
     return 1;
 }
 
-int luamp_pool_pcall(lua_State *L, int nargs, int nresults) {
-    int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, pool_msghandler);
-    lua_insert(L, base);
-    int status = luamp_pcall(L, nargs, nresults, base);
-    lua_remove(L, base);
-    return status;
+void luamp_pool_push_handler(lua_State *L) { lua_pushcfunction(L, pool_msghandler); }
+
+static int newlist(lua_State *L) {
+    lua_createtable(L, (int)lua_tointeger(L, 1), 0);
+    return 1;
 }
+
+int luamp_pool_newlist(lua_State *L, int n) {
+    if (!lua_checkstack(L, 3)) return LUA_ERRMEM;
+    lua_pushcfunction(L, newlist);
+    lua_pushinteger(L, n);
+    return lua_pcall(L, 1, 1, 0);
+}
+

@@ -2,6 +2,7 @@
 import CReadline
 import LuaMP
 import LuaMPShims
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,19 +19,16 @@ enum LineInput: Equatable {
 /// The line readline's callback delivered, and whether it delivered one (written by the
 /// callback, never by a signal handler: SIGINT/SIGWINCH/SIGTSTP at the prompt only set C flags,
 /// see `luamp_prompt.h`).
-nonisolated(unsafe) private var deliveredLine: String?
-nonisolated(unsafe) private var lineDelivered = false
+/// The line readline handed over, and whether it did (`line` nil: end of input). One value
+/// behind a mutex: readline calls back without a context pointer.
+private let delivery = Mutex<(line: String?, done: Bool)>((nil, false))
 
 /// readline's line handler: keeps the line and removes the handler (so readline does not show
 /// the prompt again by itself).
 private func onReadlineLine(_ line: UnsafeMutablePointer<CChar>?) {
-    if let line {
-        deliveredLine = String(cString: line)
-        free(line)
-    } else {
-        deliveredLine = nil
-    }
-    lineDelivered = true
+    let text = line.map { String(cString: $0) }
+    free(line)
+    delivery.withLock { $0 = (text, true) }
     rl_callback_handler_remove()
 }
 
@@ -48,7 +46,7 @@ final class LineEditor {
     init(terminal: Bool, historyPath: String?) {
         usesReadline = terminal
         self.historyPath = historyPath
-        lineDelivered = false
+        delivery.withLock { $0.done = false }
         if terminal {
             luamp_rl_set_name("luamp")
             luamp_rl_disable_signal_handlers()
@@ -79,10 +77,10 @@ final class LineEditor {
     // MARK: readline
 
     private func readWithReadline(_ prompt: String) -> LineInput {
-        lineDelivered = false
+        delivery.withLock { $0.done = false }
         _ = luamp_prompt_take(LUAMP_PROMPT_SIGINT)
         rl_callback_handler_install(prompt, onReadlineLine)
-        while !lineDelivered {
+        while !delivery.withLock({ $0.done }) {
             if luamp_prompt_take(LUAMP_PROMPT_SIGINT) != 0 {
                 luamp_rl_point_to_end()
                 rl_redisplay()
@@ -101,7 +99,7 @@ final class LineEditor {
             if r < 0 { continue }   // EINTR: look at the flags again
             rl_callback_read_char()
         }
-        guard let line = deliveredLine else { return .endOfInput }
+        guard let line = delivery.withLock({ $0.line }) else { return .endOfInput }
         return .line(line)
     }
 

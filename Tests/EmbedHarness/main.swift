@@ -2,6 +2,7 @@
 //
 // Usage: luamp-embed-harness COMMAND [ARGS]
 //   direct             no threads: run a forking script in-process, workers call Swift functions
+//   two-runtimes       no threads: one runtime finishes while another has a live child and pool
 //   thread-guard       start Dispatch threads, then try to start a Process in-process
 //   fork-server REPS   start Dispatch threads, then run REPS forking scripts through a fork server
 //   remote-api         the LuaRemoteRuntime API, errors and lost runtimes
@@ -133,6 +134,37 @@ func runCommand() throws -> Int32 {
         let r = try lua.run(string: forkingScript, arguments: [10])
         print("direct results \(r.prefix(3).map(\.description).joined(separator: " ")) pool=\(r[3])")
         lua.finish()
+        return 0
+
+    case "two-runtimes":
+        // A keeps a child (waiting on an event) and a pool; B starts its own, then finishes.
+        // B's finish must join only B's child and terminate only B's pool.
+        let a = try LuaRuntime()
+        let b = try LuaRuntime()
+        try a.run(string: """
+            ev = mp.Event()
+            child = mp.Process(function() os.exit(ev:wait(10) and 0 or 7) end)
+            child:start()
+            pool = mp.Pool(2)
+            """)
+        try b.run(string: """
+            local p = mp.Process(function() end)
+            p:start()
+            local pool = mp.Pool(1)
+            assert(pool:map(function(x) return x + 1 end, {1})[1] == 2)
+            """)
+        b.finish()
+        let r = try a.run(string: """
+            local alive, n = child:is_alive(), #mp.active_children()
+            local ok, sq = pcall(function() return pool:map(function(x) return x * x end, {1, 2, 3}) end)
+            ev:set()
+            child:join()
+            return alive, n, ok and table.concat(sq, ",") or tostring(sq), child.exitcode
+            """)
+        print("after b finished: alive=\(r[0]) children=\(r[1]) map=\(r[2]) exitcode=\(r[3])")
+        let after = try b.run(string: "return #mp.active_children()")
+        print("b children after its finish: \(after[0])")
+        a.finish()
         return 0
 
     case "thread-guard":

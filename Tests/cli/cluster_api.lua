@@ -35,6 +35,14 @@ ok("module by reference", pool:apply(function(t) return json.encode(t) end, {{1,
 OFFSET = 100
 function helper(x) return x + OFFSET end
 ok("globals read by the function", pool:map(function(x) return helper(x) end, {1, 2})[2] == 102)
+-- a global whose name's constant index is above 255 (a function with more than 256 constants),
+-- and one with a long name (not a short string): both are read through GETTABLE, not GETTABUP
+local src = {"return function() local t = {"}
+for i = 1, 300 do src[#src + 1] = string.format("%q,", "c" .. i) end
+src[#src + 1] = "} return FAR_GLOBAL + #t + LONG_" .. string.rep("N", 50) .. " end"
+FAR_GLOBAL = 1000
+_G["LONG_" .. string.rep("N", 50)] = 20000
+ok("globals past constant 255", pool:apply(assert(load(table.concat(src)))()) == 21300)
 CONFIG = {scale = 3}
 ok("global table by value", pool:apply(function() return CONFIG.scale end) == 3)
 BAD_GLOBAL = require("lpeg").P("x")

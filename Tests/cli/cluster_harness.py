@@ -169,6 +169,16 @@ class Node:
     def signal(self, sig):
         os.killpg(self.proc.pid, sig)
 
+    def signal_all(self, sig):
+        """The node, then each worker process's own process group (a whole machine stalling)."""
+        from harness import children
+        self.signal(sig)
+        for pid in children(self.proc.pid):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                pass
+
     def stop(self):
         if self.proc.poll() is None:
             try:
@@ -197,3 +207,20 @@ def started(log):
             return [tuple(map(int, l.split())) for l in f if l.strip()]
     except FileNotFoundError:
         return []
+
+
+def slow_map_script(n, pause):
+    """A host script: a map of 1..n, chunksize 1; each task appends "<pid> <index>" to the log
+    file arg[1] when it starts, sleeps `pause` s, returns {i, pid}; prints "i pid" per item."""
+    return r"""
+local log, xs = arg[1], {}
+for i = 1, %d do xs[i] = i end
+local pool = mp.Pool()
+local r = pool:map(function(i)
+  local f = io.open(log, "a") f:write(mp.getpid(), " ", i, "\n") f:close()
+  mp.sleep(%s)
+  return {i = i, pid = mp.getpid()}
+end, xs, 1)
+for i = 1, r.n do print(r[i].i, r[i].pid) end
+pool:close() pool:join()
+""" % (n, pause)

@@ -1,10 +1,32 @@
 """harness: what the Python CLI tests share — where luamp is, the @test decorator, the summary line."""
-import os, sys, time
+import os, sys, tempfile, time
 
 LUAMP = os.environ["LUAMP"]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LONG = os.environ.get("LUAMP_LONG") == "1"
 _counts = {"passed": 0, "failed": 0}
+
+# Lua for SIGINT storms: `rounds()` calls the script's `round()` under pcall until the file
+# arg[1] exists (it sets the script's `stop`), so every instruction of the loop is protected.
+LUA_PCALL_ROUNDS = """local function rounds()                 -- every instruction of the loop runs under a pcall
+  while not stop do
+    pcall(round)
+    local f = io.open(arg[1]); if f then f:close(); stop = true end
+  end
+end
+"""
+
+
+def scratch(prefix):
+    """A new temporary directory and `script(name, text)`, which writes a file there and returns its path."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+
+    def script(name, text):
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+    return tmp, script
 
 
 def test(fn):

@@ -6,7 +6,7 @@ Redis restarted mid-run, the host killed (its keys expire), SIGTERM, LUAMP_ADDRE
 import hmac, hashlib, os, signal, subprocess, sys, tempfile, time
 
 from harness import LUAMP, ROOT, test, finish, alive
-from cluster_harness import Redis, Node, run_host, started, wait_for
+from cluster_harness import Redis, Node, run_host, slow_map_script, started, wait_for
 
 TMP = tempfile.mkdtemp(prefix="luamp-cluster-")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,18 +53,7 @@ def a_pool_without_a_key_refuses_to_start_and_says_what_to_set():
     assert r.returncode == 2 and "LUAMP_AUTHKEY" in r.stderr, r.stderr
 
 
-SLOW_MAP = r"""
--- each task records "<node-pid-tree> <index>" when it starts, sleeps, returns (index, pid)
-local log = arg[1]
-local pool = mp.Pool()
-local r = pool:map(function(i)
-  local f = io.open(log, "a") f:write(mp.getpid(), " ", i, "\n") f:close()
-  mp.sleep(0.4)
-  return {i = i, pid = mp.getpid()}
-end, {1, 2, 3, 4, 5, 6, 7, 8}, 1)
-for i = 1, r.n do print(r[i].i, r[i].pid) end
-pool:close() pool:join()
-"""
+SLOW_MAP = slow_map_script(8, 0.4)
 
 
 def node_children(node):
@@ -72,15 +61,26 @@ def node_children(node):
     return set(children(node.pid))
 
 
-@test
-def a_node_killed_mid_map_loses_nothing_and_duplicates_nothing():
-    a, b = Node(URL, "kill-a", processes=1, lease=1), Node(URL, "kill-b", processes=1, lease=1)
-    log = os.path.join(TMP, "kill.log")
+def slow_map_on_two_nodes(name):
+    """Nodes NAME-a and NAME-b (one process each, 1 s leases) and a host running SLOW_MAP, once a
+    task runs on node a. Returns (a, b, log, a's worker pids, the host's Popen)."""
+    a, b = Node(URL, name + "-a", processes=1, lease=1), Node(URL, name + "-b", processes=1, lease=1)
+    log = os.path.join(TMP, name + ".log")
     try:
         kids_a = node_children(a)
-        host = subprocess.Popen([LUAMP, script("slowmap.lua", SLOW_MAP), log], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        host = subprocess.Popen([LUAMP, script(name + ".lua", SLOW_MAP), log], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=dict(os.environ, LUAMP_ADDRESS=URL, LUAMP_AUTHKEY="secret"))
         wait_for(lambda: any(pid in kids_a for pid, _ in started(log)), 30, "a task running on node a")
+    except BaseException:
+        a.stop(); b.stop()
+        raise
+    return a, b, log, kids_a, host
+
+
+@test
+def a_node_killed_mid_map_loses_nothing_and_duplicates_nothing():
+    a, b, log, kids_a, host = slow_map_on_two_nodes("kill")
+    try:
         os.killpg(a.pid, signal.SIGKILL)
         out, err = host.communicate(timeout=60)
         assert host.returncode == 0, err
@@ -98,16 +98,11 @@ def a_node_killed_mid_map_loses_nothing_and_duplicates_nothing():
 
 @test
 def a_node_stalled_past_its_lease_has_its_late_result_ignored():
-    a, b = Node(URL, "stall-a", processes=1, lease=1), Node(URL, "stall-b", processes=1, lease=1)
-    log = os.path.join(TMP, "stall.log")
+    a, b, log, kids_a, host = slow_map_on_two_nodes("stall")
     try:
-        kids_a = node_children(a)
-        host = subprocess.Popen([LUAMP, script("slowmap2.lua", SLOW_MAP), log], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=dict(os.environ, LUAMP_ADDRESS=URL, LUAMP_AUTHKEY="secret"))
-        wait_for(lambda: any(pid in kids_a for pid, _ in started(log)), 30, "a task running on node a")
-        a.signal(signal.SIGSTOP)        # no heartbeats: the lease expires, node b takes the task
+        a.signal_all(signal.SIGSTOP)    # no heartbeats: the lease expires, node b takes the task
         out, err = host.communicate(timeout=60)
-        a.signal(signal.SIGCONT)        # node a wakes, finishes, and tries to deliver
+        a.signal_all(signal.SIGCONT)    # node a wakes, finishes, and tries to deliver
         assert host.returncode == 0, err
         rows = [tuple(map(int, l.split())) for l in out.split("\n") if l.strip()]
         assert [i for i, _ in rows] == list(range(1, 9)), out
@@ -116,7 +111,7 @@ def a_node_stalled_past_its_lease_has_its_late_result_ignored():
         assert all(rows[i - 1][1] in kids_b for i in stalled), (stalled, rows)
         wait_for(lambda: "late result" in a.log(), 20, "node a's late result to be refused")
     finally:
-        a.signal(signal.SIGCONT)
+        a.signal_all(signal.SIGCONT)
         a.stop(); b.stop()
 
 
@@ -343,6 +338,60 @@ def remote_results_under_mp_wait_and_as_completed_options_and_per_item_timeouts(
         wait_for(lambda: len(node_children(node)) == 3, 10, "3 worker processes again")
         assert node_children(node) != kids
         wait_for(lambda: [k for k in redis.client().keys() if k.startswith("luamp:running:")] == [], 5, "no running: keys left")
+    finally:
+        node.stop()
+
+
+FORCE_CANCEL = r"""
+-- arg[1]: a scratch directory. A task blocked in C (os.execute's shell exec's sleep 30) on the
+-- node's only process; a second task queued behind it in Redis.
+local dir = arg[1]
+local pool = mp.Pool{}
+local function wait_file(p) while not io.open(p) do mp.sleep(0.01) end end
+local r = pool:apply_async(function(d)
+  local f = io.open(d .. "/worker", "w") f:write(mp.getpid()) f:close()
+  os.execute("sh -c 'echo $$ > " .. d .. "/sleep; exec sleep 30'")
+  return "slept"
+end, {dir})
+wait_file(dir .. "/sleep")
+local queued = pool:apply_async(function(d) io.open(d .. "/queued-ran", "w"):close() return 1 end, {dir})
+print("queued cancel", queued:cancel(), queued:cancelled())
+print("running", r:running(), "plain cancel", r:cancel())
+local cbs = 0
+r:add_done_callback(function(f) cbs = cbs + 1 end)
+print("force cancel", r:cancel{force = true}, r:cancelled(), r:done())
+local ok, e = pcall(r.get, r)
+print("get", ok, e.kind)
+print("again", r:cancel{force = true}, select(2, pcall(r.get, r)).kind, r:exception().kind)
+print("next", pool:apply(function() return mp.getpid() end))
+print("callbacks", cbs)
+pool:close() pool:join()
+"""
+
+
+@test
+def force_cancel_stops_the_remote_worker_and_its_children_and_the_node_goes_on():
+    node = Node(URL, "cancel-node", processes=1)
+    d = tempfile.mkdtemp(dir=TMP)
+    try:
+        r = run_host(script("force_cancel.lua", FORCE_CANCEL), URL, args=[d], timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr + node.log()
+        lines = r.stdout.split("\n")
+        assert lines[0] == "queued cancel\ttrue\ttrue", r.stdout
+        assert lines[1] == "running\ttrue\tplain cancel\tfalse", r.stdout
+        assert lines[2] == "force cancel\ttrue\ttrue\ttrue", r.stdout
+        assert lines[3] == "get\tfalse\tCancelledError", r.stdout
+        assert lines[4] == "again\tfalse\tCancelledError\tCancelledError", r.stdout
+        assert lines[6] == "callbacks\t1", r.stdout
+        worker, sleeper = (int(open(os.path.join(d, f)).read()) for f in ("worker", "sleep"))
+        # the worker process and the command its task started are gone; another serves the next task
+        wait_for(lambda: not os.path.exists(f"/proc/{worker}") and not os.path.exists(f"/proc/{sleeper}"), 10,
+                 "the cancelled worker and its sleep to be gone")
+        nxt = int(lines[5].split("\t")[1])
+        assert nxt != worker and nxt in node_children(node), (nxt, worker)
+        assert not os.path.exists(os.path.join(d, "queued-ran"))    # cancelled before any worker took it
+        assert "stopped: the host cancelled task" in node.log(), node.log()
+        wait_for(lambda: pool_keys() == [], 5, f"no pool keys left (have {pool_keys()})")
     finally:
         node.stop()
 

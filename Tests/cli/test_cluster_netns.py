@@ -7,7 +7,7 @@ namespaces cannot be made."""
 import os, random, subprocess, sys, tempfile
 
 from harness import LUAMP, test, finish, children
-from cluster_harness import Redis, Node, started, wait_for
+from cluster_harness import Redis, Node, slow_map_script, started, wait_for
 
 TMP = tempfile.mkdtemp(prefix="luamp-netns-")
 TAG = f"lmp{os.getpid() % 100000}"
@@ -55,17 +55,7 @@ else:
         SKIP = f"cannot make network namespaces here: {getattr(e, 'stderr', '') or e}"
         remove_network()
 
-MAP = r"""
-local log = arg[1]
-local pool = mp.Pool()
-local r = pool:map(function(i)
-  local f = io.open(log, "a") f:write(mp.getpid(), " ", i, "\n") f:close()
-  mp.sleep(0.3)
-  return {i = i, pid = mp.getpid()}
-end, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 1)
-for i = 1, r.n do print(r[i].i, r[i].pid) end
-pool:close() pool:join()
-"""
+MAP = slow_map_script(10, 0.3)
 
 
 if SKIP:

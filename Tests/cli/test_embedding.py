@@ -35,6 +35,16 @@ def swift_functions_are_callable_in_forked_workers():
 
 
 @test
+def one_runtime_finishing_leaves_another_runtimes_children_and_pools_alone():
+    # Two runtimes in one process: B's finish() joins B's children and terminates B's pools
+    # only; A's child (waiting for A's event) and A's pool are still A's afterwards.
+    r = harness("two-runtimes", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "after b finished: alive=true children=1 map=1,4,9 exitcode=0" in r.stdout, r.stdout + r.stderr
+    assert "b children after its finish: 0" in r.stdout, r.stdout + r.stderr
+
+
+@test
 def forking_with_threads_gives_a_clear_error_not_a_deadlock():
     r = harness("thread-guard", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -5,13 +5,13 @@ What the Lua test scripts cannot see from inside: one copy of Lua in the process
 script (children joined, daemons and pools stopped) on every way out, and Ctrl-C.
 Run: LUAMP=.build/debug/luamp python3 Tests/cli/test_host.py
 """
-import os, shutil, signal, subprocess, tempfile, time
-from harness import LUAMP, alive, children, finish, test, wait_dead
+import os, shutil, signal, subprocess, time
+from harness import LUAMP, alive, children, finish, scratch, test, wait_dead
 
 LUA = shutil.which("lua5.4")
 BUILD = os.path.dirname(os.path.abspath(LUAMP))
 LIBMP = os.path.join(BUILD, "libmp.so")
-TMP = tempfile.mkdtemp(prefix="luamp-host-")
+TMP, script = scratch("luamp-host-")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("LUA_INIT", "LUA_PATH", "LUA_CPATH"))}
 ENV["LUA_CPATH"] = os.path.join(BUILD, "lib?.so") + ";;"
 
@@ -22,11 +22,14 @@ def lua(code, *args, timeout=60):
     return p.returncode, p.stdout, p.stderr
 
 
-def script(name, text):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+def marking_child(flag, delay):
+    """Lua: requires mp and starts a child that waits for the event `ev`, sleeps `delay` s, then
+    creates `flag` (so `flag` exists only if the child was joined before the script ended)."""
+    return f'''
+local mp = require "mp"
+local ev = mp.Event()
+mp.Process(function() ev:wait(); mp.sleep({delay}); io.open("{flag}", "w"):close() end):start()
+'''
 
 
 @test
@@ -55,11 +58,7 @@ def the_whole_api_is_there():
 @test
 def end_of_script_joins_children_and_stops_daemons_and_pools():
     flag = os.path.join(TMP, "joined")
-    path = script("end.lua", f'''
-local mp = require "mp"
-local ev = mp.Event()
-mp.Process(function() ev:wait(); mp.sleep(0.2); io.open("{flag}", "w"):close() end):start()
-local d = mp.Process{{target = function() mp.sleep(60) end, daemon = true}}
+    path = script("end.lua", marking_child(flag, 0.2) + f'''local d = mp.Process{{target = function() mp.sleep(60) end, daemon = true}}
 d:start()
 local pool = mp.Pool(2)
 assert(pool:map(function(x) return x + 1 end, {{1, 2}})[2] == 3)
@@ -80,11 +79,7 @@ ev:set()
 def os_exit_and_errors_clean_up_too():
     for i, (end, want) in enumerate([("os.exit(3)", 3), ("error('boom')", 1), ("os.exit(true, true)", 0)]):
         flag = os.path.join(TMP, f"exit{i}")
-        path = script(f"exit{i}.lua", f'''
-local mp = require "mp"
-local ev = mp.Event()
-mp.Process(function() ev:wait(); mp.sleep(0.1); io.open("{flag}", "w"):close() end):start()
-ev:set()
+        path = script(f"exit{i}.lua", marking_child(flag, 0.1) + f'''ev:set()
 {end}
 ''')
         p = subprocess.run([LUA, path], capture_output=True, text=True, env=ENV, cwd=TMP, timeout=60)

@@ -2,17 +2,10 @@
 """label_output: every line a child writes through Lua (print, io.write, io.stdout/io.stderr) starts
 with `[its name] `, and lines of different processes never tear, on a pipe and on a file; off by
 default; --label-output labels every child; the host's own output is never labelled."""
-import os, re, subprocess, sys, tempfile
+import os, re, subprocess, sys
 
-from harness import LUAMP, test, finish  # noqa: F401
-TMP = tempfile.mkdtemp(prefix="luamp-labels-")
-
-
-def script(name, text):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+from harness import LUAMP, test, finish, scratch  # noqa: F401
+TMP, script = scratch("luamp-labels-")
 
 
 def run(args, **kw):

@@ -2,17 +2,10 @@
 """mp.Pool seen from outside: workers killed at random while 10,000 tasks run (every task gets a
 result or a WorkerLost, none is lost or run twice), Ctrl-C during pool:map, luamp killed, pools left
 open at the end of the script, and the seed example. LUAMP_LONG=1 runs a bigger chaos round."""
-import os, random, re, signal, subprocess, sys, tempfile, time
+import os, random, re, signal, subprocess, sys, time
 
-from harness import LUAMP, ROOT, LONG, test, finish, alive, children, wait_dead  # noqa: F401
-TMP = tempfile.mkdtemp(prefix="luamp-pool-")
-
-
-def script(name, text):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+from harness import LUAMP, ROOT, LONG, test, finish, alive, children, wait_dead, scratch, LUA_PCALL_ROUNDS  # noqa: F401
+TMP, script = scratch("luamp-pool-")
 
 
 CHAOS = r"""
@@ -151,13 +144,7 @@ local function round()
     done = true
   end
 end
-local function rounds()                 -- every instruction of the loop runs under a pcall
-  while not stop do
-    pcall(round)
-    local f = io.open(arg[1]); if f then f:close(); stop = true end
-  end
-end
-local function guarded(f) return function() while not stop do pcall(f) end end end
+""" + LUA_PCALL_ROUNDS + r"""local function guarded(f) return function() while not stop do pcall(f) end end end
 local loop = rounds                     -- nested guards: an "interrupted!" escapes them all
 for _ = 1, 6 do loop = guarded(loop) end            -- only if six land back to back
 loop()

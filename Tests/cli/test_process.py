@@ -3,7 +3,7 @@
 kill -9 of luamp, end-of-script join/terminate, os.exit, and the multi-thread guard."""
 import os, signal, subprocess, sys, tempfile, time
 
-from harness import LUAMP, ROOT, LONG, test, finish, alive, children, wait_dead  # noqa: F401
+from harness import LUAMP, ROOT, LONG, test, finish, alive, children, wait_dead, LUA_PCALL_ROUNDS  # noqa: F401
 TMP = tempfile.mkdtemp(prefix="luamp-proc-")
 
 
@@ -273,13 +273,7 @@ local function round()
   p:start()
   while p:is_alive() do end           -- join would keep raising once the interrupt flag is set
 end
-local function rounds()                 -- every instruction of the loop runs under a pcall
-  while not stop do
-    pcall(round)
-    local f = io.open(arg[1]); if f then f:close(); stop = true end
-  end
-end
--- A SIGINT can also land between one pcall returning and the next one taking over (its call
+""" + LUA_PCALL_ROUNDS + """-- A SIGINT can also land between one pcall returning and the next one taking over (its call
 -- hook fires before it protects anything): each level of nesting retries that window, so the
 -- chunk itself is only hit if every level's window is hit in a row.
 local function nested1() while not stop do pcall(rounds) end end

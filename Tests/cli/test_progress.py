@@ -3,17 +3,10 @@
 pool call that runs over 0.5 s, redrawn at most 10 times a second, ending at 100% with the failures;
 stdout is unchanged byte for byte; nothing without a terminal unless LUAMP_PROGRESS=1 (plain lines);
 short calls show nothing; progress = function(done, total, failed) calls the script instead."""
-import fcntl, os, pty, re, select, struct, subprocess, sys, tempfile, termios, time
+import fcntl, os, pty, re, select, struct, subprocess, sys, termios, time
 
-from harness import LUAMP, test, finish  # noqa: F401
-TMP = tempfile.mkdtemp(prefix="luamp-progress-")
-
-
-def script(name, text):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+from harness import LUAMP, test, finish, scratch  # noqa: F401
+TMP, script = scratch("luamp-progress-")
 
 
 def run(args, tty=True, env=None, cols=80):

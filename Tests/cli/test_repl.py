@@ -371,6 +371,27 @@ def live_children(pid):
     return out
 
 
+def entered(s, line, answer, children):
+    """Sends `line`, waits for `answer` (a pattern) and returns luamp's live children, asserting
+    that there are `children` of them."""
+    s.send(line)
+    s.expect(answer)
+    kids = live_children(s.pid)
+    assert len(kids) == children, kids
+    return kids
+
+
+def interrupt_when_started(s, mark):
+    """Waits until the two tasks created `mark`1 and `mark`2, then sends Ctrl-C: the line ends
+    with "interrupted!" and the prompt comes back."""
+    deadline = time.time() + 30
+    while not (os.path.exists(f"{mark}1") and os.path.exists(f"{mark}2")):
+        assert time.time() < deadline, "the tasks did not start"
+        time.sleep(0.01)
+    s.send(b"\x03")
+    s.expect(r"interrupted!.*\n> ")
+
+
 @case("an interrupted line's processes are stopped; earlier lines' keep running")
 def _(s, home):
     s.send("p1 = mp.Process(function() mp.sleep(600) end) p1:start()\n")
@@ -399,10 +420,7 @@ def _(s, home):
 
 @case("Ctrl-C stops a pool the interrupted line created; an earlier pool keeps working")
 def _(s, home):
-    s.send("pool0 = mp.Pool(2) print('ready')\n")
-    s.expect(r"\nready\n> ")
-    before = live_children(s.pid)
-    assert len(before) == 2, before
+    before = entered(s, "pool0 = mp.Pool(2) print('ready')\n", r"\nready\n> ", 2)
     s.send("pool = mp.Pool(2) print('pooled') while true do end\n")
     s.expect(r"\npooled\n")
     created = live_children(s.pid) - before
@@ -421,10 +439,7 @@ def _(s, home):
 @case("Ctrl-C during map or get on an earlier line's pool cancels that call; the pool stays usable")
 def _(s, home):
     mark = os.path.join(home, "started")
-    s.send("pool0 = mp.Pool(2) print('ready')\n")
-    s.expect(r"\nready\n> ")
-    workers = live_children(s.pid)
-    assert len(workers) == 2, workers
+    workers = entered(s, "pool0 = mp.Pool(2) print('ready')\n", r"\nready\n> ", 2)
     for what in ("map", "get"):
         for x in (1, 2):
             if os.path.exists(f"{mark}{x}"):
@@ -434,12 +449,7 @@ def _(s, home):
             s.send(f"pool0:map({task}, {{1, 2}}, 1)\n")
         else:
             s.send(f"r = pool0:map_async({task}, {{1, 2}}, 1) r:get()\n")
-        deadline = time.time() + 30
-        while not (os.path.exists(f"{mark}1") and os.path.exists(f"{mark}2")):
-            assert time.time() < deadline, "the tasks did not start"
-            time.sleep(0.01)
-        s.send(b"\x03")
-        s.expect(r"interrupted!.*\n> ")
+        interrupt_when_started(s, mark)
         s.send("print(tostring(pool0))\n")
         s.expect(r"<Pool processes=2 state=RUN>\n> ")
         s.send("table.concat(pool0:map(function(x) return x * 2 end, {1, 2, 3}), ',')\n")
@@ -457,22 +467,14 @@ def _(s, home):
     mark = os.path.join(home, "started")
     task = f"function(x) io.open('{mark}' .. x, 'w'):close() mp.sleep(60) return x end"
 
-    def interrupt_when_started():
-        deadline = time.time() + 30
-        while not (os.path.exists(f"{mark}1") and os.path.exists(f"{mark}2")):
-            assert time.time() < deadline, "the tasks did not start"
-            time.sleep(0.01)
-        s.send(b"\x03")
-        s.expect(r"interrupted!.*\n> ")
+    def interrupt_and_clear():
+        interrupt_when_started(s, mark)
         for x in (1, 2):
             os.remove(f"{mark}{x}")
 
-    s.send("pool0 = mp.Pool(2) print('ready')\n")
-    s.expect(r"\nready\n> ")
-    workers = live_children(s.pid)
-    assert len(workers) == 2, workers
+    workers = entered(s, "pool0 = mp.Pool(2) print('ready')\n", r"\nready\n> ", 2)
     s.send(f"it = pool0:imap({task}, {{1, 2, 3}}) for v in it do print(v) end\n")
-    interrupt_when_started()
+    interrupt_and_clear()
     s.send("print(tostring(pool0), (it()))\n")
     s.expect(r"<Pool processes=2 state=RUN>\tnil\n> ")
     s.send("table.concat(pool0:map(function(x) return x * 2 end, {1, 2, 3}), ',')\n")
@@ -480,7 +482,7 @@ def _(s, home):
     now = live_children(s.pid)
     assert len(now) == 2 and not (now & workers), f"the imap's workers should be replaced: {workers} -> {now}"
     s.send(f"r = pool0:map_async({task}, {{1, 2}}, 1) pool0:close() pool0:join()\n")
-    interrupt_when_started()
+    interrupt_and_clear()
     s.send("print(tostring(pool0), r:exception().kind)\n")
     s.expect(r"<Pool processes=2 state=CLOSE>\tCancelledError\n> ")
     s.send("pool0:join() print('joined')\n")
@@ -520,10 +522,7 @@ def _(s, home):
 
 @case("Ctrl-C while Ctrl-D waits for a child stops it and leaves with 130")
 def _(s, home):
-    s.send("p = mp.Process(mp.sleep, 600) p:start()\n")
-    s.expect(r"\n> ")
-    kids = live_children(s.pid)
-    assert len(kids) == 1, kids
+    kids = entered(s, "p = mp.Process(mp.sleep, 600) p:start()\n", r"\n> ", 1)
     s.send(b"\x04")
     s.expect(r"waiting for 1 child \(Ctrl-C to stop it\)")
     os.kill(s.pid, signal.SIGINT)         # luamp alone: stopping the child is luamp's doing

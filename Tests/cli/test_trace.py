@@ -7,15 +7,8 @@ self-contained HTML page, rendered here by a real headless Chromium (screenshot 
 per process, the summary tables, no network request)."""
 import json, os, shutil, struct, subprocess, sys, tempfile, time, zlib
 
-from harness import LUAMP, ROOT, LONG, test, finish  # noqa: F401
-TMP = tempfile.mkdtemp(prefix="luamp-trace-")
-
-
-def script(name, text):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+from harness import LUAMP, ROOT, LONG, test, finish, scratch  # noqa: F401
+TMP, script = scratch("luamp-trace-")
 
 
 def run(args, env=None, timeout=120, check=True):

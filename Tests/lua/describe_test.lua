@@ -15,6 +15,16 @@ local function becomes(obj, want)
   end
 end
 
+--- Runs each step on obj — a method name (`obj:name()`), a function of obj, or false (nothing)
+--- — and asserts what tostring(obj) shows after it.
+local function shows_steps(obj, steps)
+  for _, step in ipairs(steps) do
+    local act = step[1]
+    if type(act) == "function" then act(obj) elseif act then obj[act](obj) end
+    shows(obj, step[2])
+  end
+end
+
 local me = mp.getpid()
 
 T.test("Queue, SimpleQueue, JoinableQueue: size, maxsize, unfinished, closed", function()
@@ -46,21 +56,17 @@ T.test("Queue, SimpleQueue, JoinableQueue: size, maxsize, unfinished, closed", f
 end)
 
 T.test("Lock and RLock: unlocked, locked by this pid, depth", function()
-  local l = mp.Lock()
-  shows(l, "<Lock unlocked>")
-  l:acquire()
-  shows(l, "<Lock locked by pid " .. me .. ">")
-  l:release()
-  shows(l, "<Lock unlocked>")
-
-  local r = mp.RLock()
-  shows(r, "<RLock unlocked>")
-  r:acquire(); r:acquire()
-  shows(r, "<RLock locked by pid " .. me .. " depth=2>")
-  r:release()
-  shows(r, "<RLock locked by pid " .. me .. " depth=1>")
-  r:release()
-  shows(r, "<RLock unlocked>")
+  shows_steps(mp.Lock(), {
+    {false, "<Lock unlocked>"},
+    {"acquire", "<Lock locked by pid " .. me .. ">"},
+    {"release", "<Lock unlocked>"},
+  })
+  shows_steps(mp.RLock(), {
+    {false, "<RLock unlocked>"},
+    {function(r) r:acquire(); r:acquire() end, "<RLock locked by pid " .. me .. " depth=2>"},
+    {"release", "<RLock locked by pid " .. me .. " depth=1>"},
+    {"release", "<RLock unlocked>"},
+  })
   shows(mp.Value("i", 1):get_lock(), "<RLock unlocked>")
 end)
 
@@ -79,33 +85,25 @@ T.test("Lock held by a child shows the child's pid", function()
 end)
 
 T.test("Semaphore and BoundedSemaphore: value and max", function()
-  local s = mp.Semaphore(2)
-  shows(s, "<Semaphore value=2>")
-  s:acquire()
-  shows(s, "<Semaphore value=1>")
+  shows_steps(mp.Semaphore(2), {{false, "<Semaphore value=2>"}, {"acquire", "<Semaphore value=1>"}})
   shows(mp.Semaphore(), "<Semaphore value=1>")
-  local b = mp.BoundedSemaphore(2)
-  shows(b, "<BoundedSemaphore value=2 max=2>")
-  b:acquire()
-  shows(b, "<BoundedSemaphore value=1 max=2>")
-  b:release()
-  shows(b, "<BoundedSemaphore value=2 max=2>")
+  shows_steps(mp.BoundedSemaphore(2), {
+    {false, "<BoundedSemaphore value=2 max=2>"},
+    {"acquire", "<BoundedSemaphore value=1 max=2>"},
+    {"release", "<BoundedSemaphore value=2 max=2>"},
+  })
 end)
 
 T.test("Event: set and unset", function()
-  local ev = mp.Event()
-  shows(ev, "<Event unset>")
-  ev:set()
-  shows(ev, "<Event set>")
-  ev:clear()
-  shows(ev, "<Event unset>")
+  shows_steps(mp.Event(), {{false, "<Event unset>"}, {"set", "<Event set>"}, {"clear", "<Event unset>"}})
 end)
 
 T.test("Condition: waiters and its lock", function()
   local c = mp.Condition()
-  shows(c, "<Condition waiters=0 <RLock unlocked>>")
-  c:acquire()
-  shows(c, "<Condition waiters=0 <RLock locked by pid " .. me .. " depth=1>>")
+  shows_steps(c, {
+    {false, "<Condition waiters=0 <RLock unlocked>>"},
+    {"acquire", "<Condition waiters=0 <RLock locked by pid " .. me .. " depth=1>>"},
+  })
   c:release()
   shows(mp.Condition(mp.Lock()), "<Condition waiters=0 <Lock unlocked>>")
 

@@ -2,13 +2,7 @@
 -- shell and command of os.execute are in the worker's process group.
 local T = require "testlib"
 
--- running = the process exists and is not a zombie (a zombie has ended; its reaper is init)
-local function running(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local s = f:read("a"); f:close()
-  return s:match("^%d+ %b() (%a)") ~= "Z"
-end
+local running = T.running
 
 local function pidfile()
   local path = os.tmpname()

@@ -77,4 +77,26 @@ function T.join_all(ps, secs)
   end
 end
 
+--- True while process `pid` exists and is not a zombie (a zombie has ended; /proc/PID/stat).
+function T.running(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local s = f:read("a"); f:close()
+  return s:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+--- Builds the C test module Tests/lua/modules/NAME.c (next to this file) into a new temporary
+--- directory, puts that directory first in package.cpath and returns it (remove it when done).
+function T.build_module(name)
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  package.cpath = dir .. "/?.so;" .. package.cpath
+  local cflags = io.popen("pkg-config --cflags lua5.4"):read("l") or "-I/usr/include/lua5.4"
+  assert(os.execute(string.format("cc -shared -fPIC -O1 %s -o %s/%s.so %s/modules/%s.c", cflags, dir, name, here, name)),
+    "building the " .. name .. " test module")
+  return dir
+end
+
 return T

@@ -11,21 +11,25 @@ local function case(name, f)
   print(string.format("%s %.6f", name, clock() - t0))
 end
 
-case("queue_small_1to1", function()
-  local q = mp.Queue()
-  local p = mp.Process(function() for i = 1, SMALL do q:put(i) end end)
-  p:start()
-  for _ = 1, SMALL do q:get() end
-  p:join()
-end)
+--- 1 producer -> 1 consumer: a child sends `n` items (`i`, or `item`) with `tx[put]`, this
+--- process receives them with `rx[get]` (`x[m](x, ...)` is what `x:m(...)` runs).
+local function one_to_one(name, channel, put, get, n, item)
+  case(name, function()
+    local rx, tx = channel()
+    local p = mp.Process(function() for i = 1, n do tx[put](tx, item or i) end end)
+    p:start()
+    for _ = 1, n do
+      local v = rx[get](rx)
+      if item then assert(#v == #item) end
+    end
+    p:join()
+  end)
+end
+local function queue() local q = mp.Queue() return q, q end
+local function pipe() return mp.Pipe(false) end
 
-case("queue_1mib_1to1", function()
-  local q = mp.Queue()
-  local p = mp.Process(function() for _ = 1, BIG do q:put(MiB) end end)
-  p:start()
-  for _ = 1, BIG do assert(#q:get() == 1 << 20) end
-  p:join()
-end)
+one_to_one("queue_small_1to1", queue, "put", "get", SMALL)
+one_to_one("queue_1mib_1to1", queue, "put", "get", BIG, MiB)
 
 case("queue_mpmc_4x4", function()
   local q, done = mp.Queue(), mp.Queue()
@@ -47,21 +51,8 @@ case("queue_mpmc_4x4", function()
   for k = 1, 4 do ps[k]:join() end
 end)
 
-case("pipe_small_1to1", function()
-  local r, w = mp.Pipe(false)
-  local p = mp.Process(function() for i = 1, SMALL do w:send(i) end end)
-  p:start()
-  for _ = 1, SMALL do r:recv() end
-  p:join()
-end)
-
-case("pipe_1mib_1to1", function()
-  local r, w = mp.Pipe(false)
-  local p = mp.Process(function() for _ = 1, BIG do w:send(MiB) end end)
-  p:start()
-  for _ = 1, BIG do assert(#r:recv() == 1 << 20) end
-  p:join()
-end)
+one_to_one("pipe_small_1to1", pipe, "send", "recv", SMALL)
+one_to_one("pipe_1mib_1to1", pipe, "send", "recv", BIG, MiB)
 
 -- Put cost with a growing backlog (no consumer yet): the second 1,000 queued 1 MiB messages
 -- should cost what the first 1,000 did. luamp only: Python's put hands messages to a feeder

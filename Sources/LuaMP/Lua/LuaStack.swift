@@ -168,6 +168,19 @@ struct LuaStack {
         rawSet(t, field: name)
     }
 
+    /// Starts an object's metatable: creates the registry metatable `key` (`luaL_newmetatable`)
+    /// with `__name = name` and pushes an empty table for its methods above it. Returns the
+    /// metatable's index, or nil when `key` existed already (then only that metatable was
+    /// pushed). Stack: [-0, +2], or [-0, +1] when nil.
+    func newObjectMetatable(_ key: String, name: String) -> Int32? {
+        guard luaL_newmetatable(L, key) != 0 else { return nil }
+        let mt = top
+        push(name)
+        rawSet(mt, field: "__name")
+        newTable()
+        return mt
+    }
+
     // MARK: registry and globals
 
     func registryIndex() -> Int32 { luamp_registryindex() }

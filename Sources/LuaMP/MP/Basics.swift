@@ -14,7 +14,7 @@ extension MPModule {
         s.setFunction(t, "sleep") { s in
             let secs = try s.checkNumber(1)
             guard secs >= 0, secs.isFinite else { throw LuaArgumentError(1, "non-negative number expected") }
-            if HostWait.hasServices {
+            if HostWait.hasServices(s) {
                 // A pool is alive: it reads results, sends what did not fit in the pipes and
                 // replaces dead workers while the host sleeps (no Lua callback runs here).
                 let deadline = Clock.monotonicSeconds() + secs

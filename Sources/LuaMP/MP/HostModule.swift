@@ -1,6 +1,7 @@
 // mp as a module of another Lua interpreter: what mp.so's luaopen_mp does for the stock lua5.4.
 internal import CLua
 internal import LuaMPShims
+import Synchronization
 
 /// `require "mp"` from an interpreter that is not luamp (Debian's `lua5.4` loading mp.so).
 ///
@@ -14,8 +15,10 @@ internal import LuaMPShims
     static let moduleKey = "luamp.hostmodule"
     /// Registry key of the end-of-script finalizer.
     static let finalizerKey = "luamp.hostfinalizer"
-    /// True once mp.so has been opened by a host interpreter in this process.
-    nonisolated(unsafe) private(set) static var isHost = false
+    /// True once mp.so has been opened by a host interpreter in this process (per process:
+    /// set once, read by every runtime; an atomic, so runtimes on other threads may read it).
+    static var isHost: Bool { opened.load(ordering: .relaxed) }
+    private static let opened = Atomic<Bool>(false)
 
     /// `luaopen_mp`: pushes the mp table and returns 1. Never raises (Swift calls no raising
     /// Lua API here; allocations that fail are Lua memory errors at `require`).
@@ -24,7 +27,7 @@ internal import LuaMPShims
         let s = LuaStack(L)
         if s.rawGet(s.registryIndex(), field: moduleKey) == .table { return 1 }
         s.pop()
-        isHost = true
+        opened.store(true, ordering: .relaxed)
         luamp_host_enter(L)
         MPModule.pushModule(s)
         s.pushValue(-1)

@@ -39,7 +39,9 @@ protocol MPFuture: MPWaitable {
 /// Bookkeeping shared by every future: callbacks registered with `add_done_callback`.
 final class FutureHooks {
     /// Registry references: (callback, the AsyncResult userdata to call it with).
-    var doneCallbacks: [(fn: Int32, result: Int32)] = []
+    private(set) var doneCallbacks: [(fn: Int32, result: Int32)] = []
+    /// The runtime whose registry holds the callbacks (set with the first one).
+    private var runtime: RuntimeState?
     var cancelled = false
     /// Queued on `HostWait.due` already.
     var queued = false
@@ -53,13 +55,23 @@ final class FutureHooks {
             for (w, k) in watchers { w.append(k) }
             watchers.removeAll()
         }
-        guard !doneCallbacks.isEmpty, !queued else { return }
+        guard !doneCallbacks.isEmpty, !queued, let rt = runtime else { return }
         queued = true
-        HostWait.due.append(f)
+        rt.waits.due.append(f)
     }
 
+    /// Adds a done-callback of the runtime of `s` (registry references to the callback and to
+    /// the AsyncResult userdata to call it with).
+    func addDoneCallback(_ s: LuaStack, _ c: (fn: Int32, result: Int32)) {
+        if runtime == nil { runtime = RuntimeState.of(s) }
+        doneCallbacks.append(c)
+    }
+
+    /// The next callback to run, removed.
+    fileprivate func takeDoneCallback() -> (fn: Int32, result: Int32) { doneCallbacks.removeFirst() }
+
     deinit {
-        for (fn, r) in doneCallbacks { HostWait.garbage.append(fn); HostWait.garbage.append(r) }
+        for (fn, r) in doneCallbacks { runtime?.garbage.append(contentsOf: [fn, r]) }
     }
 }
 
@@ -86,11 +98,10 @@ protocol HostWaitObserver: AnyObject {
     func waitEnded(_ s: LuaStack, label: String)
 }
 
-/// The host's waiting: every blocking mp call that waits on futures or several objects goes
-/// through `wait`, which polls their descriptors together with those of every *service*
-/// (pools: their result pipes and pidfds), runs the services each slice, and reports to
-/// observers. Pool calls wait in `PoolState.pump`, which reports to the same observers.
-enum HostWait {
+/// The wait state of one runtime (`RuntimeState.waits`): its services (its pools), observers
+/// and futures whose done-callbacks are due. Never another runtime's: a service pumps its pool
+/// with the stack of the runtime that created it.
+final class HostWaitState {
     struct Service {
         let token: Int
         /// The process that registered it: forked children inherit the list, never run it.
@@ -99,66 +110,90 @@ enum HostWait {
         let fds: () -> [Int32]
         let run: (LuaStack) throws -> Void
     }
-    nonisolated(unsafe) static var services: [Service] = []
-    nonisolated(unsafe) static var observers: [(Int, HostWaitObserver)] = []
-    nonisolated(unsafe) static var nextToken = 1
+    private(set) var services: [Service] = []
+    private(set) var observers: [(Int, HostWaitObserver)] = []
+    private var nextToken = 1
     /// Futures done whose done-callbacks have not run yet.
-    nonisolated(unsafe) static var due: [MPFuture] = []
-    /// Registry slots to free at the next safe point (deinit never calls into Lua).
-    nonisolated(unsafe) static var garbage: [Int32] = []
-    /// Slice (ms) used when something waited on has no descriptor.
-    static let shortSlice: Int32 = 5
+    var due: [MPFuture] = []
+    /// Whether the services running now may run Lua callbacks.
+    var serviceCallbacks = true
+    /// Host waits in progress (`HostWait.began` … `ended`): the pool pump records no span of
+    /// its own inside one.
+    private(set) var depth = 0
 
-    static func addService(name: String, fds: @escaping () -> [Int32], run: @escaping (LuaStack) throws -> Void) -> Int {
+    func addService(name: String, fds: @escaping () -> [Int32], run: @escaping (LuaStack) throws -> Void) -> Int {
         let t = nextToken
         nextToken += 1
         services.append(Service(token: t, owner: CurrentProcess.pid, name: name, fds: fds, run: run))
         return t
     }
-    static func removeService(_ token: Int) { services.removeAll { $0.token == token } }
+    func removeService(_ token: Int) { services.removeAll { $0.token == token } }
 
-    static func addObserver(_ o: HostWaitObserver) -> Int {
+    func addObserver(_ o: HostWaitObserver) -> Int {
         let t = nextToken
         nextToken += 1
         observers.append((t, o))
         return t
     }
-    static func removeObserver(_ token: Int) { observers.removeAll { $0.0 == token } }
+    func removeObserver(_ token: Int) { observers.removeAll { $0.0 == token } }
 
-    static func began(_ s: LuaStack, _ label: String) { for (_, o) in observers { o.waitBegan(s, label: label) } }
-    static func tick(_ s: LuaStack) { for (_, o) in observers { o.waitTick(s) } }
-    static func ended(_ s: LuaStack, _ label: String) { for (_, o) in observers { o.waitEnded(s, label: label) } }
+    /// True when this process registered a service here (a pool is alive here).
+    var hasServices: Bool { services.contains { $0.owner == CurrentProcess.pid } }
 
-    /// True when this process registered a service (a pool is alive here).
-    static var hasServices: Bool { services.contains { $0.owner == CurrentProcess.pid } }
+    fileprivate func began(_ s: LuaStack, _ label: String) {
+        depth += 1
+        for (_, o) in observers { o.waitBegan(s, label: label) }
+    }
+    fileprivate func ended(_ s: LuaStack, _ label: String) {
+        depth = max(0, depth - 1)
+        for (_, o) in observers { o.waitEnded(s, label: label) }
+    }
+    fileprivate func tick(_ s: LuaStack) { for (_, o) in observers { o.waitTick(s) } }
+}
+
+/// The host's waiting: every blocking mp call that waits on futures or several objects goes
+/// through `wait`, which polls their descriptors together with those of every *service* of its
+/// runtime (pools: their result pipes and pidfds), runs the services each slice, and reports to
+/// observers. Pool calls wait in `PoolState.pump`, which reports to the same observers.
+enum HostWait {
+    /// Slice (ms) used when something waited on has no descriptor.
+    static let shortSlice: Int32 = 5
+
+    /// Registers a service of the runtime of `s`; returns its token.
+    static func addService(_ s: LuaStack, name: String, fds: @escaping () -> [Int32], run: @escaping (LuaStack) throws -> Void) -> Int {
+        RuntimeState.of(s).waits.addService(name: name, fds: fds, run: run)
+    }
+
+    static func began(_ s: LuaStack, _ label: String) { RuntimeState.of(s).waits.began(s, label) }
+    static func tick(_ s: LuaStack) { RuntimeState.of(s).waits.tick(s) }
+    static func ended(_ s: LuaStack, _ label: String) { RuntimeState.of(s).waits.ended(s, label) }
+
+    /// True when the runtime of `s` has a service in this process (a pool is alive there).
+    static func hasServices(_ s: LuaStack) -> Bool { RuntimeState.of(s).waits.hasServices }
 
     /// Runs every service once (non-blocking progress), then due done-callbacks. Services never
     /// take Ctrl-C (the wait that runs them does). With `callbacks` false, no Lua callback runs.
     static func runServices(_ s: LuaStack, callbacks: Bool = true) throws {
+        let w = RuntimeState.of(s).waits
         let me = CurrentProcess.pid
-        let old = serviceCallbacks
-        serviceCallbacks = callbacks
-        defer { serviceCallbacks = old }
-        for svc in services where svc.owner == me { try svc.run(s) }
+        let old = w.serviceCallbacks
+        w.serviceCallbacks = callbacks
+        defer { w.serviceCallbacks = old }
+        for svc in w.services where svc.owner == me { try svc.run(s) }
         if callbacks { try runDueCallbacks(s) }
     }
-
-    /// Whether the services running now may run Lua callbacks.
-    nonisolated(unsafe) static var serviceCallbacks = true
 
     /// Runs the done-callbacks of futures that completed, each `fn(result)` under pcall; the
     /// first error is raised (the rest run at the next safe point).
     static func runDueCallbacks(_ s: LuaStack) throws {
-        if !garbage.isEmpty {
-            let refs = garbage
-            garbage.removeAll()
-            for r in refs { luaL_unref(s.L, s.registryIndex(), r) }
-        }
-        while !due.isEmpty {
-            let f = due.removeFirst()
+        let rt = RuntimeState.of(s)
+        rt.garbage.collect(s)
+        let w = rt.waits
+        while !w.due.isEmpty {
+            let f = w.due.removeFirst()
             f.hooks.queued = false
             while !f.hooks.doneCallbacks.isEmpty {
-                let (fn, r) = f.hooks.doneCallbacks.removeFirst()
+                let (fn, r) = f.hooks.takeDoneCallback()
                 let base = s.top
                 _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(fn))
                 _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(r))
@@ -167,8 +202,8 @@ enum HostWait {
                 if luamp_pcall(s.L, 1, 0, 0) != LUA_OK {
                     let e = luaL_ref(s.L, s.registryIndex())
                     s.top = base
-                    if !f.hooks.doneCallbacks.isEmpty { f.hooks.queued = true; due.insert(f, at: 0) }
-                    garbage.append(e)
+                    if !f.hooks.doneCallbacks.isEmpty { f.hooks.queued = true; w.due.insert(f, at: 0) }
+                    rt.garbage.append(e)
                     throw HostWaitRegistryError(ref: e)
                 }
                 s.top = base
@@ -182,8 +217,9 @@ enum HostWait {
     /// and due callbacks each slice and checking Ctrl-C. Returns `ready()`.
     static func wait(_ s: LuaStack, label: String, deadline: Double?, fds: [Int32], short: Bool,
                      callbacks: Bool = true, ready: () throws -> Bool) throws -> Bool {
-        began(s, label)
-        defer { ended(s, label) }
+        let w = RuntimeState.of(s).waits
+        w.began(s, label)
+        defer { w.ended(s, label) }
         var polls: [pollfd] = []
         let me = CurrentProcess.pid
         while true {
@@ -198,7 +234,7 @@ enum HostWait {
             try Clock.checkInterrupt()
             polls.removeAll(keepingCapacity: true)
             for fd in fds where fd >= 0 { polls.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-            for svc in services where svc.owner == me {
+            for svc in w.services where svc.owner == me {
                 for fd in svc.fds() where fd >= 0 { polls.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             }
             if polls.isEmpty {
@@ -209,7 +245,7 @@ enum HostWait {
             } else {
                 _ = poll(&polls, nfds_t(polls.count), ms)
             }
-            tick(s)
+            w.tick(s)
         }
     }
 }

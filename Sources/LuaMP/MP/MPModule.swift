@@ -33,16 +33,15 @@ enum MPModule {
         finishObserve(s)
     }
 
-    /// Counts the processes started and pools created in this process: each takes the next
-    /// number (`nextStartSequence`), so a value read before some code runs tells what that code
-    /// started (`LuaRuntime.workMark`).
-    nonisolated(unsafe) private(set) static var startSequence: UInt64 = 0
+    /// How many processes and pools the runtime of `s` started so far (`RuntimeState.startSequence`).
+    static func startSequence(_ s: LuaStack) -> UInt64 { RuntimeState.of(s).startSequence }
 
     /// The number for a process or pool starting now (in the state `s`).
     static func nextStartSequence(_ s: LuaStack) -> UInt64 {
-        startSequence += 1
+        let rt = RuntimeState.of(s)
+        rt.startSequence += 1
         if HostModule.isHost { HostModule.renewFinalizer(s) }
-        return startSequence
+        return rt.startSequence
     }
 
     /// Stops what was started after `mark` (a `startSequence` value) and is still running:
@@ -51,11 +50,12 @@ enum MPModule {
     /// A new capability that starts processes adds one line here.
     static func stopCapabilities(_ s: LuaStack, since mark: UInt64) {
         stopPools(s, since: mark)
-        stopProcesses(since: mark)
+        stopProcesses(s, since: mark)
     }
 
     /// Pushes a new module table with every capability installed. Stack: [-0, +1].
     static func pushModule(_ s: LuaStack) {
+        RuntimeState.install(s)
         s.newTable()
         installCapabilities(s, s.top)
     }

@@ -110,7 +110,7 @@ extension LuaRuntime {
     /// Marks now, so `stopWork(startedSince:)` can later stop what runs from here on. The REPL
     /// takes one before each entry.
     public func workMark() -> WorkMark {
-        WorkMark(sequence: MPModule.startSequence)
+        WorkMark(sequence: MPModule.startSequence(state.stack))
     }
 
     /// Stops the `mp` work started since `mark` that is still running, leaving older work alone:
@@ -217,7 +217,7 @@ extension LuaRuntime {
     /// daemons, still running (ended ones are reaped on the way). The REPL says so before it
     /// waits at Ctrl-D.
     public var runningChildren: Int {
-        MPModule.runningChildren()
+        MPModule.runningChildren(state.stack)
     }
 
     // MARK: standard streams through C stdio (the streams Lua's `print` and `io` use)

@@ -209,8 +209,9 @@ public final class LuaRuntime {
         s.setGlobal(name)
     }
 
-    /// Ends a script the way Python ends its main module: non-daemon child processes are
-    /// joined, daemon children terminated and pools left open terminated. `luamp` calls it when
+    /// Ends a script the way Python ends its main module: this runtime's non-daemon child
+    /// processes are joined, its daemon children terminated and its pools left open terminated
+    /// (other runtimes of the process keep theirs). `luamp` calls it when
     /// the main chunk ends (also after an error); embedders call it when their script is done.
     ///
     /// - Parameter interrupted: the script ended by Ctrl-C: children and pools are stopped

@@ -16,10 +16,21 @@ enum {
 /// C: it calls lua_call in a loop, which may raise (Swift never calls lua_call).
 int luamp_pool_run_chunk(lua_State *L);
 
-/// lua_pcall of a task (function and `nargs` arguments on top) with a message handler that
-/// keeps the error value: on error the stack has {value, text, traceback} (a string instead
-/// when memory ran out). C: the handler calls luaL_traceback and __tostring, which may raise.
-int luamp_pool_pcall(lua_State *L, int nargs, int nresults);
+/// Pushes a task's message handler (for `luamp_pcall`'s `msgh`; push it before the function and
+/// its arguments, so nothing is rotated under them). On error the handler leaves
+/// {value, text, traceback} (a string instead when memory ran out). C: it calls luaL_traceback
+/// and __tostring, which may raise. Stack: [-0, +1].
+void luamp_pool_push_handler(lua_State *L);
+
+/// Creates a table with `n` array slots (all nil) under a protected call, so that running out of
+/// memory is a status, not a raise. Returns LUA_OK with the table on top, or an error status
+/// with the error value on top. Stack: [-0, +1].
+int luamp_pool_newlist(lua_State *L, int n);
+
+/// A lua_CFunction run by a worker under lua_pcall: arguments (list, n, f); stores f(list[i])
+/// into list[i] for i = 1..n (a map chunk of plain numbers, decoded straight into the list).
+/// C: it calls lua_call in a loop, which may raise.
+int luamp_pool_run_list(lua_State *L);
 
 /// A worker's collector policy (lua_gc is variadic; the guard is a C hook). The collector starts
 /// stopped, so the heap inherited from the host is not traversed (its pages stay shared with

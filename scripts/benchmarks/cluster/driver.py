@@ -7,6 +7,8 @@ runs are interleaved (luamp, Celery, Ray, luamp, ...) and the report gives media
 medians: ratio = luamp time / other time. If Ray cannot start here, the report says so and goes on.
 
 Usage: driver.py LUAMP RUNS
+BENCH_CLUSTER_IMPLS=luamp[,celery][,ray] runs only those systems (Celery's unchunked 100k map alone
+takes ~18 minutes here); BENCH_CASES=case,... only those cases of host.lua (luamp's side).
 """
 import os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -59,7 +61,8 @@ def wait_line(proc, word, secs):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # run the clean-up below
     luamp, runs = sys.argv[1], int(sys.argv[2])
-    py = venv()
+    chosen = [x for x in os.environ.get("BENCH_CLUSTER_IMPLS", "luamp,celery,ray").split(",") if x]
+    py = venv() if chosen != ["luamp"] else sys.executable
     tmp = tempfile.mkdtemp(prefix="luamp-bench-cluster-")
     port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
@@ -80,10 +83,11 @@ def main():
         assert wait_line(node, "ready", 30), "luamp worker did not start"
         cenv = dict(os.environ, BENCH_REDIS_URL=f"redis://127.0.0.1:{port}/1", PYTHONPATH=HERE)
         clog = os.path.join(tmp, "celery.log")
-        celery = subprocess.Popen([os.path.join(VENV, "bin", "celery"), "-A", "celery_app", "worker", "--pool=prefork",
+        open(clog, "w").write("ready." if "celery" not in chosen else "")
+        celery = None if "celery" not in chosen else subprocess.Popen([os.path.join(VENV, "bin", "celery"), "-A", "celery_app", "worker", "--pool=prefork",
                                    "--concurrency=2", "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
                                   cwd=HERE, env=cenv, stdout=open(clog, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(celery)
+        procs += [celery] if celery else []
         deadline = time.monotonic() + 60
         while "ready." not in open(clog).read():
             assert time.monotonic() < deadline and celery.poll() is None, "celery worker did not start: " + open(clog).read()
@@ -91,7 +95,8 @@ def main():
         impls = {"luamp": ([luamp, os.path.join(HERE, "host.lua")], lenv),
                  "celery": ([py, os.path.join(HERE, "celery_host.py")], cenv),
                  "ray": ([py, os.path.join(HERE, "ray_host.py")], dict(os.environ, RAY_DISABLE_USAGE_STATS="1"))}
-        samples = {k: {} for k in impls}
+        impls = {k: v for k, v in impls.items() if k in chosen}
+        samples = {k: {} for k in ("luamp", "celery", "ray")}
         notes = {}
         for r in range(runs):
             for name, (cmd, env) in impls.items():

@@ -63,7 +63,6 @@ mp.cluster_worker = function(...) return load().worker(...) end
         if s.rawGet(s.registryIndex(), field: clusterRegistryKey) == .table { return 1 }
         s.pop()
         let top = s.top
-        registerRemoteWaitables()
         // C = common(native, mp)
         try s.load(ClusterSource.common, name: "=mp.cluster.common", mode: "t")
         pushClusterNative(s)

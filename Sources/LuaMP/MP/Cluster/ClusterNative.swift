@@ -65,35 +65,14 @@ extension MPModule {
 
     /// Pushes the table of native functions the cluster's Lua code receives. Stack: [-0, +1].
     static func pushClusterNative(_ s: LuaStack) {
-        if luaL_newmetatable(s.L, redisMeta) != 0 {
-            s.newTable()
-            s.setFunction(-1, "call") { s in try redisCall(s, block: 0, first: 2) }
+        boxMetatable(s, redisMeta, RedisConnection.self, [
+            ("call", { s in try redisCall(s, block: 0, first: 2) }),
             // conn:bcall(seconds, cmd, ...): a blocking command that may wait `seconds` itself.
-            s.setFunction(-1, "bcall") { s in
-                try redisCall(s, block: s.toNumber(2) ?? 0, first: 3)
-            }
-            s.setFunction(-1, "close") { s in
-                try redis(s).drop()
-                return 0
-            }
-            s.setFunction(-1, "address") { s in
-                s.push(try redis(s).address.display)
-                return 1
-            }
-            s.rawSet(-2, field: "__index")
-            s.setFunction(-1, "__gc") { s in
-                _ = PoolBox.take(s, 1, as: RedisConnection.self)
-                return 0
-            }
-        }
-        s.pop()
-        if luaL_newmetatable(s.L, clusterKeyMeta) != 0 {
-            s.setFunction(-1, "__gc") { s in
-                _ = PoolBox.take(s, 1, as: ClusterKey.self)
-                return 0
-            }
-        }
-        s.pop()
+            ("bcall", { s in try redisCall(s, block: s.toNumber(2) ?? 0, first: 3) }),
+            ("close", { s in try redis(s).drop(); return 0 }),
+            ("address", { s in s.push(try redis(s).address.display); return 1 }),
+        ])
+        boxMetatable(s, clusterKeyMeta, ClusterKey.self)
         s.newTable()
         // connect(url, timeout, retry): parses and checks the address; connects on first use.
         s.setFunction(-1, "connect") { s in
@@ -183,6 +162,37 @@ extension MPModule {
             if pid > 0 { kill(pid, sig) }
             return 0
         }
+        // killpg(pid, sig): the process group `pid` leads (a worker process and what its tasks
+        // started: os.execute's shell and command); setpgid([pid]): makes `pid` (0: this process)
+        // lead its own group.
+        s.setFunction(-1, "killpg") { s in
+            let pid = pid_t(s.toInteger(1) ?? 0), sig = Int32(s.toInteger(2) ?? 9)
+            if pid > 1 { kill(-pid, sig) }
+            return 0
+        }
+        s.setFunction(-1, "setpgid") { s in
+            let pid = pid_t(s.toInteger(1) ?? 0)
+            _ = setpgid(pid, pid)
+            return 0
+        }
+        addRemoteFutureNatives(s, -1)
+    }
+
+    /// Creates (once) the metatable `name` of userdata boxing a `T`: `methods` as `__index`, and
+    /// a `__gc` that releases the object.
+    static func boxMetatable<T: AnyObject>(_ s: LuaStack, _ name: String, _: T.Type, _ methods: [(String, SwiftFunction)] = []) {
+        if luaL_newmetatable(s.L, name) != 0 {
+            if !methods.isEmpty {
+                s.newTable()
+                for (n, f) in methods { s.setFunction(-1, n, f) }
+                s.rawSet(-2, field: "__index")
+            }
+            s.setFunction(-1, "__gc") { s in
+                _ = PoolBox.take(s, 1, as: T.self)
+                return 0
+            }
+        }
+        s.pop()
     }
 
     private static func redis(_ s: LuaStack) throws -> RedisConnection {

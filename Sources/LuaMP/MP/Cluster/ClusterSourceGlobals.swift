@@ -39,7 +39,7 @@ local function reader(s)
   return r
 end
 
-local OP_GETTABUP = 11
+local OP_LOADK, OP_LOADKX, OP_GETUPVAL, OP_GETTABUP, OP_GETTABLE, OP_EXTRAARG = 3, 4, 9, 11, 12, 82
 
 local function func(r, names)
   r.string()                        -- source
@@ -63,10 +63,22 @@ local function func(r, names)
   for _ = 1, r.size() do r.string() r.size() r.size() end  -- locvars
   local upnames = {}
   for i = 1, r.size() do upnames[i - 1] = r.string() end
-  for _, ins in ipairs(code) do
-    if ins & 0x7f == OP_GETTABUP and upnames[(ins >> 16) & 0xff] == "_ENV" then
-      local name = k[((ins >> 24) & 0xff) + 1]
-      if name and not standard[name] then names[name] = true end
+  local function add(name) if name and not standard[name] then names[name] = true end end
+  -- A global is GETTABUP _ENV K[C] while its name's constant index fits C (≤ 255) and the name is
+  -- a short string; else the compiler emits GETUPVAL r1 _ENV; LOADK(X) r2 K; GETTABLE _ r1 r2.
+  local env, keys = {}, {}           -- register → holds _ENV / holds constant name (this pc)
+  for pc, ins in ipairs(code) do
+    local op, a = ins & 0x7f, (ins >> 7) & 0xff
+    if op == OP_GETTABUP and upnames[(ins >> 16) & 0xff] == "_ENV" then
+      add(k[((ins >> 24) & 0xff) + 1])
+    elseif op == OP_GETTABLE and env[(ins >> 16) & 0xff] == pc - 2 and keys[(ins >> 24) & 0xff] then
+      local r = keys[(ins >> 24) & 0xff]
+      if r.pc == pc - 1 then add(r.name) end
+    end
+    if op == OP_GETUPVAL and upnames[(ins >> 16) & 0xff] == "_ENV" then env[a] = pc
+    elseif op == OP_LOADK then keys[a] = {pc = pc, name = k[(ins >> 15) + 1]}
+    elseif op == OP_LOADKX and code[pc + 1] and code[pc + 1] & 0x7f == OP_EXTRAARG then
+      keys[a] = {pc = pc + 1, name = k[(code[pc + 1] >> 7) + 1]}
     end
   end
 end

@@ -13,9 +13,7 @@ local pack, unpack = table.pack, table.unpack
 local P = {}
 P.__index = P
 P.__name = "mp.RemotePool"
-local R = {}          -- AsyncResult
-R.__index = R
-R.__name = "mp.RemoteAsyncResult"
+local J = {}          -- a job's methods for its AsyncResult (ClusterFuture.swift calls them)
 local I = {}          -- imap iterators
 I.__index = I
 I.__name = "mp.RemotePoolIterator"
@@ -50,6 +48,7 @@ local function new(opts)
   local key = C.key(opts, "a pool with a remote address (mp.Pool{address = \"" .. address:gsub("//[^@/]*@", "//***@") .. "\"})")
   local conn = C.conn(address, opts)
   conn:call("PING")
+  local note = C.notifier(address, opts)
   local id = native.token()
   local base = C.prefix .. "pool:" .. id .. ":"
   local self = setmetatable({
@@ -59,8 +58,9 @@ local function new(opts)
     attempts = (opts.lost_attempts or 3) + (retries or 0), retries = retries or 0, task_timeout = task_timeout,
     ttl = math.floor((opts.keys_ttl or 120) * 1000), reap_every = opts.reap_interval or 0.5,
     next_reap = 0, seq = 0, recs = {}, backlog = {}, inflight = 0, dueq = {}, jobs = 0,
-    owner = mp.getpid(),
+    owner = mp.getpid(), note = note,
   }, P)
+  note.pools[id] = self
   if opts.initializer ~= nil then
     if type(opts.initializer) ~= "function" then terr("mp.Pool: initializer must be a function", 2) end
     local init = C.seal(key, "init " .. id, opts.initializer, opts.initargs or {})
@@ -85,10 +85,10 @@ end
 
 local function job_new(self, kind, n, opts)
   self.jobs = self.jobs + 1
-  return {pool = self, kind = kind, n = n, results = {n = n}, errs = {}, chunks = 0, finished = 0,
+  return setmetatable({pool = self, kind = kind, n = n, results = {n = n}, errs = {}, chunks = 0, finished = 0,
           callback = opts.callback, error_callback = opts.error_callback, errors = opts.errors,
           timeout = opts.timeout or self.task_timeout, retries = opts.retries or self.retries,
-          arrivals = {}, done = false, running = false, callbacks = {}}
+          arrivals = {}, done = false, running = false}, J)
 end
 
 local function add_task(self, job, mode, fn, first, items)
@@ -125,14 +125,17 @@ function P:flush()
   local args, bytes, sent = {}, 0, 0
   local function go()
     if #args == 0 then return end
-    conn:call("EVAL", S.SUBMIT, 3, self.k.state, self.k.data, self.k.tasks, self.id, self.ttl, unpack(args))
+    conn:call("EVAL", S.SUBMIT, 3, self.k.state, self.k.data, self.k.tasks, self.id, self.ttl, self.note.key, unpack(args))
     args, bytes = {}, 0
   end
   local i = 1
   while i <= #b and (self.cap == nil or self.inflight < self.cap) do
     local rec = b[i]
     args[#args + 1] = rec.id; args[#args + 1] = rec.attempt; args[#args + 1] = rec.payload
-    rec.job.running = true
+    if not rec.job.running then
+      rec.job.running = true
+      if rec.job.handle then native.started(rec.job.handle) end
+    end
     self.inflight = self.inflight + 1
     bytes = bytes + #rec.payload
     if bytes > 8 * 1024 * 1024 or #args >= 3000 then go() end
@@ -153,6 +156,7 @@ local function finish_job(self, job)
     if job.errors == "return" then for i, e in pairs(job.errs) do job.results[i] = e end end
   end
   self.dueq[#self.dueq + 1] = job
+  if job.handle then native.settled(job.handle, job.error ~= nil, false) end
 end
 
 local function chunk_done(self, rec, ok, results, errs)
@@ -257,14 +261,15 @@ function P:reap()
   return gone
 end
 
--- Reads results (waiting up to `wait` seconds for the first), reaps leases when due, sends more.
+-- Reads the results that came (waiting up to `wait` seconds for some), reaps leases when due,
+-- sends more.
 function P:pump(wait)
   self:flush()
   local now = monotonic()
   if now >= self.next_reap and self.inflight > 0 then
     self.next_reap = now + self.reap_every
     if self:reap() then
-      self:drain()
+      C.take(self.note, 0)
       if self.inflight > 0 and next(self.recs) then
         -- the pool's keys vanished (Redis restarted empty, or they expired): nothing will come back
         for _, rec in pairs(self.recs) do
@@ -278,24 +283,8 @@ function P:pump(wait)
     end
   end
   if self.inflight == 0 then self:flush() return end
-  local conn = C.conn(self.address)
-  if wait and wait > 0 then
-    local r = conn:bcall(wait, "BLPOP", self.k.res, wait)
-    if r then self:handle(r[2]) self:drain() end
-  else
-    self:drain()
-  end
+  C.take(self.note, wait)
   self:flush()
-end
-
-function P:drain()
-  local conn = C.conn(self.address)
-  while true do
-    local r = conn:call("LPOP", self.k.res, 1000)
-    if not r then return end
-    for _, m in ipairs(r) do self:handle(m) end
-    if #r < 1000 then return end
-  end
 end
 
 -- Runs callbacks of finished jobs (only from calls that wait or check, as the local pool does).
@@ -308,8 +297,6 @@ function P:run_callbacks()
       if job.kind == "apply" then job.callback(unpack(job.results[1], 1, job.results[1].n))
       else job.callback(job.results) end
     end
-    for _, f in ipairs(job.callbacks) do f(job.future) end
-    job.callbacks_ran = true
   end
 end
 
@@ -371,42 +358,35 @@ local function submit_list(self, name, mode, fn, list, chunksize, opts, listpos)
   return job
 end
 
+-- The AsyncResult of `job`: the local pool's userdata over a RemoteFuture (ClusterFuture.swift).
 local function future(job)
-  local f = setmetatable({job = job}, R)
-  job.future = f
-  return f
+  local r, h = native.future(job, job.pool.note.wire)
+  job.handle = h
+  if job.running then native.started(h) end
+  if job.done then native.settled(h, job.error ~= nil, job.cancelled == true) end
+  return r
 end
 
-function P:map(fn, list, chunksize, opts)
-  chunksize, opts = options("map", chunksize, opts)
-  local job = submit_list(self, "map", "map", fn, list, chunksize, opts)
+-- Waits for a blocking call's job; runs due callbacks; raises its error.
+local function outcome_of(self, job)
   self:wait_job(job)
   self:run_callbacks()
-  if job.error ~= nil then error(job.error, 2) end
+  if job.error ~= nil then error(job.error, 3) end
   return job.results
 end
 
-function P:starmap(fn, list, chunksize, opts)
-  chunksize, opts = options("starmap", chunksize, opts)
-  local job = submit_list(self, "starmap", "star", fn, list, chunksize, opts)
-  self:wait_job(job)
-  self:run_callbacks()
-  if job.error ~= nil then error(job.error, 2) end
-  return job.results
-end
-
-function P:map_async(fn, list, chunksize, callback, error_callback)
-  local opts
-  chunksize, opts = options("map_async", chunksize, {callback = callback, error_callback = error_callback})
-  if opts.callback == nil then opts.callback, opts.error_callback = callback, error_callback end
-  return future(submit_list(self, "map_async", "map", fn, list, chunksize, opts))
-end
-
-function P:starmap_async(fn, list, chunksize, callback, error_callback)
-  local opts
-  chunksize, opts = options("starmap_async", chunksize, {callback = callback, error_callback = error_callback})
-  if opts.callback == nil then opts.callback, opts.error_callback = callback, error_callback end
-  return future(submit_list(self, "starmap_async", "star", fn, list, chunksize, opts))
+-- map and starmap (blocking), map_async and starmap_async (an AsyncResult)
+for name, mode in pairs({map = "map", starmap = "star"}) do
+  P[name] = function(self, fn, list, chunksize, opts)
+    chunksize, opts = options(name, chunksize, opts)
+    return outcome_of(self, submit_list(self, name, mode, fn, list, chunksize, opts))
+  end
+  P[name .. "_async"] = function(self, fn, list, chunksize, callback, error_callback)
+    local opts
+    chunksize, opts = options(name .. "_async", chunksize, {callback = callback, error_callback = error_callback})
+    if opts.callback == nil then opts.callback, opts.error_callback = callback, error_callback end
+    return future(submit_list(self, name .. "_async", mode, fn, list, chunksize, opts))
+  end
 end
 
 function P:apply_async(fn, args, callback, error_callback)
@@ -423,11 +403,7 @@ end
 function P:apply(fn, args, opts)
   if args ~= nil and type(args) ~= "table" then terr("bad argument #2 to 'apply' (table expected, got " .. type(args) .. ")", 2) end
   local _, o = options("apply", opts)
-  local job = submit_list(self, "apply", "apply", fn, {args or {n = 0}}, 1, o)
-  self:wait_job(job)
-  self:run_callbacks()
-  if job.error ~= nil then error(job.error, 2) end
-  local r = job.results[1]
+  local r = outcome_of(self, submit_list(self, "apply", "apply", fn, {args or {n = 0}}, 1, o))[1]
   return unpack(r, 1, r.n)
 end
 
@@ -479,24 +455,21 @@ function I:__call()
   local job, pool = self.job, self.pool
   if self.closed then return nil end
   while true do
+    local i   -- the next item to give: in input order, or as they arrived
     if self.ordered then
-      local i = self.next_out
-      if i <= job.n and (job.results[i] ~= nil or job.errs[i] ~= nil or self:arrived(i)) then
-        self.next_out = i + 1
-        self.taken = self.taken + 1
-        self:feed()
-        if job.errs[i] ~= nil then return self:failed(i) end
-        return job.results[i], i
+      local k = self.next_out
+      if k <= job.n and (job.results[k] ~= nil or job.errs[k] ~= nil or self:arrived(k)) then
+        self.next_out = k + 1
+        i = k
       end
-    else
-      local a = job.arrivals
-      if #a > 0 then
-        local i = table.remove(a, 1)
-        self.taken = self.taken + 1
-        self:feed()
-        if job.errs[i] ~= nil then return self:failed(i) end
-        return job.results[i], i
-      end
+    elseif #job.arrivals > 0 then
+      i = table.remove(job.arrivals, 1)
+    end
+    if i then
+      self.taken = self.taken + 1
+      self:feed()
+      if job.errs[i] ~= nil then return self:failed(i) end
+      return job.results[i], i
     end
     if job.sealed_input and self.taken >= job.n then return nil end
     pool:pump(C.slice)
@@ -527,93 +500,63 @@ end
 function P:imap(fn, iterable, chunksize) return imap(self, "imap", fn, iterable, chunksize, true) end
 function P:imap_unordered(fn, iterable, chunksize) return imap(self, "imap_unordered", fn, iterable, chunksize, false) end
 
--- AsyncResult ---------------------------------------------------------------------------------
+-- AsyncResult (the methods RemoteFuture calls) ---------------------------------------------
 
-local function deadline_of(timeout)
-  if timeout == nil then return nil end
-  return monotonic() + timeout
-end
-
-function R:wait(timeout)
-  local ok = self.job.pool:wait_job(self.job, deadline_of(timeout))
-  self.job.pool:run_callbacks()
-  return ok
-end
-
-function R:get(timeout)
-  local job = self.job
-  if not job.pool:wait_job(job, deadline_of(timeout)) then
-    error(C.err("TimeoutError", "the result was not ready within " .. tostring(timeout) .. " s"), 2)
+function J.service(job)
+  local pool = job.pool
+  if mp.getpid() ~= pool.owner then error("this AsyncResult belongs to process " .. pool.owner, 0) end
+  if not job.done and pool.phase ~= "TERMINATE" then
+    pool:pump(0)
+    pool.away = nil
   end
-  job.pool:run_callbacks()
-  if job.cancelled then error(C.err("CancelledError", "the task was cancelled"), 2) end
-  if job.error ~= nil then error(job.error, 2) end
+  pool:run_callbacks()
+end
+
+function J.outcome(job)
+  if job.error ~= nil then error(job.error, 0) end
   if job.kind == "apply" then local r = job.results[1] return unpack(r, 1, r.n) end
   return job.results
 end
-R.result = R.get
 
-function R:exception(timeout)
-  local job = self.job
-  if not job.pool:wait_job(job, deadline_of(timeout)) then
-    error(C.err("TimeoutError", "the result was not ready within " .. tostring(timeout) .. " s"), 2)
+function J.exception(job) return job.error end
+
+function J.cancel(job, force) return job.pool:cancel_job(job, force) end
+
+-- cancel(): a job none of whose tasks has started is taken back (from the backlog here, and
+-- atomically from Redis): true. With `force`, the nodes running its tasks are told (a sealed
+-- order on their list) to stop those worker processes; their late results are ignored. The job
+-- then fails with CancelledError, once. False when it is done, or started and not forced.
+function P:cancel_job(job, force)
+  if job.done or mp.getpid() ~= self.owner then return false end
+  if not force and job.finished > 0 then return false end
+  local queued = {}
+  for _, rec in ipairs(self.backlog) do queued[rec] = true end
+  local sent, args = {}, {}
+  for _, rec in pairs(self.recs) do
+    if rec.job == job and not queued[rec] then
+      sent[#sent + 1] = rec
+      args[#args + 1] = rec.id; args[#args + 1] = rec.attempt
+      args[#args + 1] = C.seal(self.key, "cancel " .. self.id .. " " .. rec.id .. " " .. rec.attempt, true)
+    end
   end
-  return job.error
-end
-
-function R:ready()
-  local job = self.job
-  if not job.done and job.pool.phase ~= "TERMINATE" then job.pool:pump(0) end
-  job.pool:run_callbacks()
-  return job.done
-end
-R.done = R.ready
-
--- For mp.wait / mp.as_completed (ClusterWaitable.swift): reads what arrived without blocking
--- (at most one Redis read per pool per 2 ms however many of its results are waited on), runs due
--- callbacks; returns done, failed.
-function R:poll()
-  local job = self.job
-  local pool = job.pool
-  if not job.done and pool.phase ~= "TERMINATE" then
-    local now = monotonic()
-    if (pool.polled or 0) + 0.002 <= now then pool.polled = now pool:pump(0) end
+  local stopped = 0
+  if #sent > 0 then
+    local r = C.conn(self.address):call("EVAL", S.CANCEL, 2, self.k.state, self.k.data, self.id, force and 1 or 0,
+                                        C.prefix .. "cancel:", self.ttl, unpack(args))
+    if r == 0 then return false end
+    stopped = r - 1
   end
-  pool:run_callbacks()
-  return job.done, job.done and job.error ~= nil
-end
-
-function R:successful()
-  if not self:ready() then error("the result is not ready", 2) end
-  return self.job.error == nil
-end
-
-function R:running() return not self:ready() and self.job.running end
-function R:cancelled() return self.job.cancelled == true end
-
-function R:cancel()
-  local job, pool = self.job, self.job.pool
-  if job.done or job.running then return false end
-  for i = #pool.backlog, 1, -1 do
-    local rec = pool.backlog[i]
-    if rec.job == job then table.remove(pool.backlog, i); pool.recs[rec.id] = nil end
-  end
+  for i = #self.backlog, 1, -1 do if self.backlog[i].job == job then table.remove(self.backlog, i) end end
+  for _, rec in ipairs(sent) do self.inflight = self.inflight - 1 end
+  for tid, rec in pairs(self.recs) do if rec.job == job then self.recs[tid] = nil end end
   job.cancelled = true
-  job.error = C.err("CancelledError", "the task was cancelled")
+  job.error = C.err("CancelledError", stopped > 0 and "the task was cancelled (its worker was stopped)"
+                                      or "the task was cancelled before it started")
   job.done = true
-  pool.dueq[#pool.dueq + 1] = job
+  self.dueq[#self.dueq + 1] = job
+  if job.handle then native.settled(job.handle, true, true) end
+  self:flush()
   return true
-end
-
-function R:add_done_callback(fn)
-  if type(fn) ~= "function" then terr("bad argument #1 to 'add_done_callback' (function expected)", 2) end
-  local job = self.job
-  if job.callbacks_ran then fn(self) else job.callbacks[#job.callbacks + 1] = fn end
-end
-
-function R:__tostring()
-  local job = self.job
-  return "<AsyncResult " .. (not job.done and "pending" or job.error ~= nil and "failed" or "ready") .. ">"
 end
 
 -- Lifetime -----------------------------------------------------------------------------------
@@ -625,6 +568,7 @@ end
 function P:clean()
   if self.cleaned then return end
   self.cleaned = true
+  self.note.pools[self.id] = nil
   local k = self.k
   C.conn(self.address):call("EVAL", S.CLEAN, 5, k.state, k.data, k.tasks, k.res, k.init, self.id)
 end
@@ -640,9 +584,11 @@ function P:terminate()
   if self.phase == "TERMINATE" then return end
   self.phase = "TERMINATE"
   for _, rec in pairs(self.recs) do
-    if not rec.job.done then
-      rec.job.error = "the pool was terminated before the task finished"
-      rec.job.done = true
+    local job = rec.job
+    if not job.done then
+      job.error = C.err("RemoteError", "the pool was terminated before this task finished")
+      job.done = true
+      if job.handle then native.settled(job.handle, true, false) end
     end
   end
   self.recs, self.backlog, self.inflight = {}, {}, 0

@@ -37,6 +37,58 @@ function C.conn(address, opts)
   return c
 end
 
+-- The results line of this process for an address (ClusterFuture.swift's RedisNotifier): its
+-- own connection, blocked in BLMPOP on the list `luamp:host:TOKEN` where DELIVER pushes
+-- `POOL TASK result` for every pool this process made on that address; `pools` are the live
+-- ones (by id), which every host wait (a HostWait service) moves on without blocking. A forked
+-- child makes its own.
+local notifiers = {}
+function C.notifier(address, opts)
+  local n, pid = notifiers[address], mp.getpid()
+  if not n or n.pid ~= pid then
+    local key = C.prefix .. "host:" .. native.token()
+    n = {pid = pid, key = key, address = address, pools = setmetatable({}, {__mode = "v"})}
+    n.wire = native.notifier(address, opts and opts.redis_timeout or 10, opts and opts.redis_retry or 5, key,
+      function(callbacks)
+        -- a pool whose Redis is away is left to the calls made on it (which raise
+        -- ConnectionError): a wait on something else neither raises nor retries for it
+        for _, p in pairs(n.pools) do
+          if p.phase ~= "TERMINATE" and not p.away and (p.inflight > 0 or #p.backlog > 0) then
+            p.away = not pcall(p.pump, p, 0)
+          end
+          if callbacks then p:run_callbacks() end
+        end
+      end)
+    notifiers[address] = n
+  end
+  return n
+end
+
+-- Gives each result on the line to its pool (results of pools gone from this process are
+-- dropped); `msgs` from the reply, then the rest of a full batch by LPOP.
+local function dispatch(n, msgs)
+  while msgs do
+    for _, m in ipairs(msgs) do
+      local sp = string.find(m, " ", 1, true)
+      local p = sp and n.pools[string.sub(m, 1, sp - 1)]
+      if p then p:handle(string.sub(m, sp + 1)) end
+    end
+    if #msgs < 64 then return end
+    msgs = C.conn(n.address):call("LPOP", n.key, 64)
+  end
+end
+
+-- Reads the results that came on the line (waiting up to `secs` for them, 0: not at all), then
+-- keeps it armed. True when something came.
+function C.take(n, secs)
+  local fired, msgs = n.wire:take(secs or 0)
+  if fired then
+    dispatch(n, msgs)
+    n.wire:arm()
+  end
+  return fired
+end
+
 function C.address(opts, what)
   local a = opts and opts.address or getenv("LUAMP_ADDRESS")
   if type(a) ~= "string" or a == "" then error(what .. ": address must be a redis:// URL", 3) end

@@ -13,10 +13,11 @@ enum ClusterSource {
     static let scripts = #"""
 local S = {}
 
--- KEYS state, data, tasks. ARGV pool, ttl ms, then (task, attempt, payload) triples.
+-- KEYS state, data, tasks. ARGV pool, ttl ms, the host's notification list, then (task,
+-- attempt, payload) triples.
 S.SUBMIT = [[
-redis.call('HSET', KEYS[1], '_ttl', ARGV[2])
-for i = 3, #ARGV, 3 do
+redis.call('HSET', KEYS[1], '_ttl', ARGV[2], '_note', ARGV[3])
+for i = 4, #ARGV, 3 do
   redis.call('HSET', KEYS[1], ARGV[i], 'q' .. ARGV[i + 1])
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
   redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. ARGV[i] .. ' ' .. ARGV[i + 1])
@@ -38,15 +39,67 @@ redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
 return redis.call('HGET', KEYS[2], ARGV[1])
 ]]
 
--- KEYS state, data, res. ARGV task, attempt, worker, message, ttl ms. 1 when delivered; 0 when
--- this attempt lost its lease meanwhile (the late result is dropped: exactly once).
+-- KEYS state, data, res. ARGV task, attempt, worker, message, ttl ms, pool. 1 when delivered;
+-- 0 when this attempt lost its lease meanwhile (the late result is dropped: exactly once); -1
+-- when the host cancelled it (the mark is cleared, so the node does not stop this worker for
+-- it). The result goes to the host process's results list (`_note`, where its connection waits
+-- in BLMPOP) as `pool task message`.
 S.DELIVER = [[
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= 'r' .. ARGV[2] .. ' ' .. ARGV[3] then return 0 end
+local st = redis.call('HGET', KEYS[1], ARGV[1])
+if st ~= 'r' .. ARGV[2] .. ' ' .. ARGV[3] then
+  if st ~= 'k' .. ARGV[2] .. ' ' .. ARGV[3] then return 0 end
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return -1
+end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. ARGV[4])
 -- the results live as long as the pool's state (its keys_ttl, renewed while the host pumps)
-redis.call('PEXPIRE', KEYS[3], tonumber(redis.call('HGET', KEYS[1], '_ttl')) or tonumber(ARGV[5]))
+local ttl = tonumber(redis.call('HGET', KEYS[1], '_ttl')) or tonumber(ARGV[5])
+local list = redis.call('HGET', KEYS[1], '_note')
+redis.call('RPUSH', list, ARGV[6] .. ' ' .. ARGV[1] .. ' ' .. ARGV[4])
+redis.call('PEXPIRE', list, ttl)
+return 1
+]]
+
+-- KEYS state, data. ARGV pool, force (0/1), the nodes' cancel list prefix, ttl ms, then (task,
+-- attempt, sealed order) triples. Without force: 0, changing nothing, when one of the tasks is
+-- not queued any more (it runs or finished); else they are removed (never claimed): 1. With
+-- force: tasks running at that attempt are marked `k<attempt> <worker>` (a late result is
+-- ignored) and the sealed order goes to the list of the worker's node; the others are removed.
+-- Returns 1 + the number of workers told to stop.
+S.CANCEL = [[
+if ARGV[2] ~= '1' then
+  for i = 5, #ARGV, 3 do
+    if redis.call('HGET', KEYS[1], ARGV[i]) ~= 'q' .. ARGV[i + 1] then return 0 end
+  end
+end
+local n = 1
+for i = 5, #ARGV, 3 do
+  local st = redis.call('HGET', KEYS[1], ARGV[i])
+  local att, wid
+  if st then att, wid = string.match(st, '^r(%d+) (.*)$') end
+  if att == ARGV[i + 1] then
+    local list = ARGV[3] .. string.match(wid, '^(.*):%d+$')
+    redis.call('HSET', KEYS[1], ARGV[i], 'k' .. att .. ' ' .. wid)
+    redis.call('RPUSH', list, wid .. ' ' .. ARGV[1] .. ' ' .. ARGV[i] .. ' ' .. att .. ' ' .. ARGV[i + 2])
+    redis.call('PEXPIRE', list, ARGV[4])
+    n = n + 1
+  elseif st then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
+end
+return n
+]]
+
+-- KEYS state, data. ARGV task, attempt, worker: the node, with that worker stopped (SIGSTOP),
+-- checks the host's cancel order still holds (the worker did not deliver meanwhile) and clears
+-- it: 1 then (the node kills the worker), else 0.
+S.STOP = [[
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= 'k' .. ARGV[2] .. ' ' .. ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 ]]
 
@@ -68,8 +121,8 @@ local qlen = redis.call('LLEN', KEYS[3])
 for i = 1, #all, 2 do
   local id, st = all[i], all[i + 1]
   local c = string.sub(st, 1, 1)
-  if string.sub(id, 1, 1) == '_' then
-    -- the pool's own fields
+  if string.sub(id, 1, 1) == '_' or c == 'k' then
+    -- the pool's own fields; a cancelled task its node has not stopped yet
   elseif c == 'r' or c == 'a' then
     local att, wid = string.match(st, '^.(%d+) (.*)$')
     att = tonumber(att)

@@ -7,10 +7,8 @@ extension ClusterSource {
     /// Receives (C, S); returns {main = fn(args...) -> exit status}.
     static let worker = #"""
 local C, S = ...
-local mp, native = C.mp, C.native
-local monotonic = mp.monotonic
-local pack, unpack = table.pack, table.unpack
-local W = {}
+local mp, native, monotonic = C.mp, C.native, C.mp.monotonic
+local W, pack, unpack = {}, table.pack, table.unpack
 
 local function log(fmt, ...)
   io.stderr:write(string.format("luamp worker %s: " .. fmt .. "\n", W.name or "?", ...))
@@ -102,9 +100,10 @@ local function deliver(conn, base, pool, tid, att, msg, wid)
   local pause, give_up = 0.1, monotonic() + 600
   while true do
     local ok, r = pcall(conn.call, conn, "EVAL", S.DELIVER, 3, base .. "state", base .. "data", base .. "res",
-                        tid, att, wid or W.wid, msg, 120000)
+                        tid, att, wid or W.wid, msg, 120000, pool)
     if ok then
-      if r == 0 then log("late result of task %s (pool %s) ignored: its lease expired and it went to another worker", tid, pool) end
+      if r == 0 then log("late result of task %s (pool %s) ignored: its lease expired and it went to another worker", tid, pool)
+      elseif r == -1 then log("result of task %s (pool %s) dropped: the host cancelled the task", tid, pool) end
       return
     end
     if monotonic() > give_up or native.sigterm() then log("dropped the result of task %s (pool %s): %s", tid, pool, msg_of(r)) return end
@@ -156,6 +155,7 @@ local function run_task(conn, key, pool, tid, att, payload)
 end
 
 local function process_main(o)
+  native.setpgid(0)   -- its own process group: what its tasks start is stopped with it
   native.sigterm_install()
   native.unsetenv("LUAMP_ADDRESS")   -- a task's own mp.Pool() is a local pool here
   W.wid = W.name .. ":" .. mp.getpid()
@@ -213,7 +213,37 @@ end
 local function spawn(o, i)
   local p = mp.Process{target = process_main, args = {o}, name = W.name .. "-" .. i}
   p:start()
+  native.setpgid(p.pid)   -- also here, so the group exists before any order to stop it
   return p
+end
+
+-- Waits up to `wait` seconds for an order on this node's cancel list (`wid pool task attempt
+-- sealed`, pushed by a host's CANCEL script). An authenticated order for a process of this node
+-- stops its process group (SIGSTOP), checks in Redis that the order still holds (the task did
+-- not finish meanwhile; STOP clears it), then kills the group and starts another process, or
+-- lets it go on. Returns the index of the process replaced, if any.
+local function take_cancel(conn, key, procs, wait, o)
+  local r = conn:bcall(wait, "BLPOP", C.prefix .. "cancel:" .. W.name, wait)
+  if not r then return end
+  local wid, pool, tid, att, sealed = string.match(r[2], "^(%S+) (%S+) (%S+) (%d+) (.*)$")
+  if not wid or not pcall(C.open, key, "cancel " .. pool .. " " .. tid .. " " .. att, sealed) then
+    log("refused an order to cancel (its HMAC does not match)")
+    return
+  end
+  for i, p in ipairs(procs) do
+    if W.name .. ":" .. p.pid == wid and p:is_alive() then
+      local base = C.prefix .. "pool:" .. pool .. ":"
+      native.killpg(p.pid, 19)   -- SIGSTOP: it cannot deliver nor take another task meanwhile
+      local ok, stop = pcall(conn.call, conn, "EVAL", S.STOP, 2, base .. "state", base .. "data", tid, att, wid)
+      if not (ok and stop == 1) then native.killpg(p.pid, 18) return end   -- SIGCONT: it finished first
+      native.killpg(p.pid, 9)
+      p:join()
+      log("process %s (pid %d) stopped: the host cancelled task %s (pool %s); starting another", p.name, p.pid, tid, pool)
+      procs[i] = spawn(o, i)
+      pcall(conn.call, conn, "SET", C.prefix .. "worker:" .. W.name .. ":" .. procs[i].pid, "1", "PX", math.floor(o.lease * 1000))
+      return i
+    end
+  end
 end
 
 function W.main(...)
@@ -250,6 +280,7 @@ function W.main(...)
   while not native.sigterm() do
     for i, p in ipairs(procs) do
       if not p:is_alive() then
+        native.killpg(p.pid, 9)   -- what its task started (os.execute's shell and command) goes too
         p:join()
         if p.exitcode == -14 then   -- SIGALRM
           local tok, te = pcall(node_timed_out, conn, ke, p)
@@ -263,8 +294,14 @@ function W.main(...)
     local hok, he = pcall(beat)
     if hok and down then log("reconnected to %s", conn:address()) down = false
     elseif not hok and not down then log("%s; reconnecting", msg_of(he)) down = true end
+    -- until the next beat: wait for cancel orders (in slices, so SIGTERM is noticed)
     local until_t = monotonic() + o.lease / 4
-    while monotonic() < until_t and not native.sigterm() do mp.sleep(0.05) end
+    while not native.sigterm() do
+      local left = until_t - monotonic()
+      if left <= 0.005 then break end
+      local cok = pcall(take_cancel, conn, ke, procs, math.min(0.25, left), o)
+      if not cok then mp.sleep(math.min(0.05, left)) end   -- Redis away: beat() reports it
+    end
   end
   -- SIGTERM: each process finishes the task it runs (bounded by --grace), then the node leaves.
   log("stopping (SIGTERM): letting running tasks finish (at most %g s)", o.grace)

@@ -62,6 +62,8 @@ final class RedisConnection {
     let address: RedisAddress
     private var ctx: UnsafeMutablePointer<redisContext>?
     private var owner: pid_t = 0
+    /// Counts the sockets this connection opened (a new one after a reconnect or a fork).
+    private(set) var generation = 0
     /// Seconds a command waits for its reply (blocking commands add their own timeout).
     var timeout: Double
     /// Seconds spent retrying a connection that cannot be made before ConnectionError.
@@ -105,7 +107,7 @@ final class RedisConnection {
             if let c = redisConnectWithTimeout(address.host, address.port, Self.tv(min(2, max(0.2, retry)))) {
                 if c.pointee.err == 0 {
                     _ = redisEnableKeepAlive(c)
-                    ctx = c; owner = getpid()
+                    ctx = c; owner = getpid(); generation += 1
                     do {
                         try handshake()
                         return c
@@ -165,6 +167,40 @@ final class RedisConnection {
             throw MPError("RedisError", msg, [("address", .string(address.display))])
         }
         return r
+    }
+}
+
+extension RedisConnection {
+    /// The socket of the current connection, connecting if needed.
+    func socket() throws -> Int32 { try context().pointee.fd }
+
+    /// Writes one command without waiting for its reply (read it with `reply()` once the socket
+    /// is readable). - Throws: ConnectionError when it cannot be written.
+    func send(_ args: [String]) throws {
+        let c = try context()
+        var bytes = args.map { Array($0.utf8) }
+        var lens = bytes.map { $0.count }
+        let r = withArrayOfPointers(&bytes) { ptrs in
+            lens.withUnsafeMutableBufferPointer { l in redisAppendCommandArgv(c, Int32(ptrs.count), ptrs.baseAddress, l.baseAddress) }
+        }
+        var done: Int32 = 0
+        if r == REDIS_OK { while redisBufferWrite(c, &done) == REDIS_OK && done == 0 {} }
+        guard r == REDIS_OK, done != 0 else {
+            drop()
+            throw connectionError("lost the connection during \(args.first ?? "")")
+        }
+    }
+
+    /// Reads what the socket has (call only once poll() said it is readable). Returns whether a
+    /// whole reply arrived, and that reply (the caller frees it); a closed or broken socket is
+    /// dropped and counts as arrived with no reply (the caller sends again on a new connection).
+    func reply() -> (arrived: Bool, reply: UnsafeMutablePointer<redisReply>?) {
+        guard let c = ctx, owner == getpid() else { return (true, nil) }
+        if redisBufferRead(c) != REDIS_OK { drop(); return (true, nil) }
+        var r: UnsafeMutableRawPointer?
+        if redisGetReplyFromReader(c, &r) != REDIS_OK { drop(); return (true, nil) }
+        guard let reply = r else { return (false, nil) }
+        return (true, reply.assumingMemoryBound(to: redisReply.self))
     }
 }
 

@@ -113,15 +113,19 @@ enum Codec {
     }
 
     /// Decodes a tuple message, pushing its values. Stack: [-0, +n] on success, [-0, +0] when it throws.
+    /// - Parameter refs: a slot the caller pushed (nil) below the values' place for the decoder's
+    ///   table of shared parts; it is left there (holding that table or nil), which spares moving
+    ///   every decoded value down by one (an O(n) rotation) to remove a slot of the decoder's own.
     /// - Returns: n, the number of values pushed.
     /// - Throws: `MPError("DecodeError", …)`, or `MPError.outOfMemory` (raised as Lua's memory error).
-    static func decodeTuple(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer, remoteKey: (UInt64, UInt64)? = nil) throws -> Int32 {
+    static func decodeTuple(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer, remoteKey: (UInt64, UInt64)? = nil,
+                            refs: Int32? = nil) throws -> Int32 {
         let L = s.L
         let top = lua_gettop(L)
         guard lua_checkstack(L, CodecFormat.stackNeeded) != 0 else { throw MPError("DecodeError", "Lua stack overflow") }
         try Codec.needReserve()
-        lua_pushnil(L)
-        var dec = Decoder(L, bytes, refs: top + 1)
+        if refs == nil { lua_pushnil(L) }
+        var dec = Decoder(L, bytes, refs: refs.map { lua_absindex(L, $0) } ?? top + 1)
         dec.remoteKey = remoteKey
         var n: Int32 = 0
         do {
@@ -140,7 +144,7 @@ enum Codec {
             lua_settop(L, top)
             throw error
         }
-        luamp_remove(L, top + 1)
+        if refs == nil { luamp_remove(L, top + 1) }
         return n
     }
 }

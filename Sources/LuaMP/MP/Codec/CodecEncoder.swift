@@ -1,6 +1,7 @@
 // The encoder: walks a value on the Lua stack and writes the wire format (no per-value allocations).
 internal import CLua
 internal import LuaMPShims
+import Synchronization
 
 /// Collects `lua_dump`'s output into the encoder's buffer (`ud` points at a `ByteWriter`).
 private func dumpWriter(_ L: OpaquePointer?, _ p: UnsafeRawPointer?, _ size: Int, _ ud: UnsafeMutableRawPointer?) -> Int32 {
@@ -21,7 +22,12 @@ struct Encoder {
     /// Its address: a table with this address is the globals table.
     let globalsPointer: UnsafeRawPointer?
     /// Whether tables may be read from memory (tests turn it off to exercise the API path).
-    nonisolated(unsafe) static var fastTables = true
+    /// Per process; an atomic, so a test thread may flip it while other runtimes encode.
+    static var fastTables: Bool {
+        get { fastTablesAllowed.load(ordering: .relaxed) }
+        set { fastTablesAllowed.store(newValue, ordering: .relaxed) }
+    }
+    private static let fastTablesAllowed = Atomic<Bool>(true)
     /// Strings at least this long are kept out of the buffer in external mode (`init(external:)`).
     static let externalThreshold = 64 << 10
     /// Stack index of the table anchoring big strings kept out of the buffer; 0 when every

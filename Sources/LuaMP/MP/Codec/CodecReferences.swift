@@ -36,13 +36,17 @@ final class ReferenceIndex {
     /// are rejected with one load, before the map is probed.
     let filter = UnsafeMutablePointer<UInt64>.allocate(capacity: ReferenceIndex.filterWords)
     static let filterWords = 128
-    /// Filters with every bit set / clear, for encoders before / without an index.
-    nonisolated(unsafe) static let fullFilter = UnsafePointer(constantFilter(~0))
-    nonisolated(unsafe) static let emptyFilter = UnsafePointer(constantFilter(0))
-    private static func constantFilter(_ word: UInt64) -> UnsafeMutablePointer<UInt64> {
+    /// Filters with every bit set / clear, for encoders before / without an index: constants
+    /// of the process, written once and only read afterwards (kept as addresses, `Int`s, so the
+    /// constants are plainly `Sendable`).
+    static var fullFilter: UnsafePointer<UInt64> { UnsafePointer(bitPattern: fullFilterAddress)! }
+    static var emptyFilter: UnsafePointer<UInt64> { UnsafePointer(bitPattern: emptyFilterAddress)! }
+    private static let fullFilterAddress = constantFilter(~0)
+    private static let emptyFilterAddress = constantFilter(0)
+    private static func constantFilter(_ word: UInt64) -> Int {
         let p = UnsafeMutablePointer<UInt64>.allocate(capacity: filterWords)
         p.initialize(repeating: word, count: filterWords)
-        return p
+        return Int(bitPattern: p)
     }
     private(set) var lights: [UInt: Int] = [:]
     private(set) var entries: [Entry] = []
@@ -70,7 +74,10 @@ final class ReferenceIndex {
         return filter[w] & m != 0
     }
 
-    nonisolated(unsafe) private static var registryKey: UInt8 = 0
+    /// The index's registry key: the address of a byte allocated once (an `Int`, a plain
+    /// `Sendable` constant; light userdata keys are compared by address).
+    private static let registryKeyAddress = Int(bitPattern: UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1))
+    private static var registryKey: UnsafeRawPointer { UnsafeRawPointer(bitPattern: registryKeyAddress)! }
     static let registeredKey = "luamp.codec.registered"
 
     /// The type code a reference carries: `lua_type`, plus 0x80 for C functions.
@@ -98,25 +105,15 @@ final class ReferenceIndex {
         let L = s.L
         let reg = s.registryIndex()
         s.preservingTop {
-            let p = lua_newuserdatauv(L, MemoryLayout<UnsafeMutableRawPointer>.size, 2)!
-            p.storeBytes(of: Unmanaged.passRetained(ReferenceIndex()).toOpaque(), as: UnsafeMutableRawPointer.self)
+            StateHolder.push(s, ReferenceIndex(), userValues: 2)
             let holder = s.top
-            s.newTable(hashCount: 1)
-            s.setFunction(-1, "__gc") { s in
-                if let p = lua_touserdata(s.L, 1), let raw = p.load(as: UnsafeMutableRawPointer?.self) {
-                    p.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-                    Unmanaged<ReferenceIndex>.fromOpaque(raw).release()
-                }
-                return 0
-            }
-            lua_setmetatable(L, holder)
             if s.rawGet(reg, field: LUA_LOADED_TABLE) == .table {
                 _ = lua_setiuservalue(L, holder, 2)
             } else {
                 s.pop()
             }
             lua_pushvalue(L, holder)
-            withUnsafeMutablePointer(to: &registryKey) { lua_rawsetp(L, reg, $0) }
+            lua_rawsetp(L, reg, registryKey)
             if s.rawGet(reg, field: registeredKey) != .table {
                 s.pop()
                 s.newTable()
@@ -128,9 +125,8 @@ final class ReferenceIndex {
     /// The state's index, or nil before install. Allocates nothing. Stack: [-0, +0].
     static func of(_ L: OpaquePointer) -> ReferenceIndex? {
         defer { lua_settop(L, -2) }
-        guard withUnsafeMutablePointer(to: &registryKey, { lua_rawgetp(L, luamp_registryindex(), $0) }) == LUA_TUSERDATA,
-              let raw = lua_touserdata(L, -1)?.load(as: UnsafeMutableRawPointer?.self) else { return nil }
-        return Unmanaged<ReferenceIndex>.fromOpaque(raw).takeUnretainedValue()
+        guard lua_rawgetp(L, luamp_registryindex(), registryKey) == LUA_TUSERDATA else { return nil }
+        return StateHolder.object(L, at: -1, as: ReferenceIndex.self)
     }
 
     /// Whether package.loaded changed since the index was built (or something was registered).
@@ -155,7 +151,7 @@ final class ReferenceIndex {
 
     /// Pushes package.loaded (the registry's `_LOADED`, kept as user value 2). Stack: [-0, +1] or [-0, +0] (false).
     private func pushLoaded(_ L: OpaquePointer) -> Bool {
-        guard withUnsafeMutablePointer(to: &ReferenceIndex.registryKey, { lua_rawgetp(L, luamp_registryindex(), $0) }) == LUA_TUSERDATA else {
+        guard lua_rawgetp(L, luamp_registryindex(), ReferenceIndex.registryKey) == LUA_TUSERDATA else {
             lua_settop(L, -2)
             return false
         }
@@ -195,7 +191,7 @@ final class ReferenceIndex {
         entries = []
         guard lua_checkstack(L, 8) != 0 else { return }
         // The anchor table keeps every indexed value alive: it is the index userdata's user value.
-        withUnsafeMutablePointer(to: &ReferenceIndex.registryKey) { _ = lua_rawgetp(L, luamp_registryindex(), $0) }
+        _ = lua_rawgetp(L, luamp_registryindex(), ReferenceIndex.registryKey)
         let holder = lua_gettop(L)
         lua_createtable(L, 64, 0)
         let anchors = lua_gettop(L)

@@ -15,12 +15,14 @@ internal import LuaMPShims
 /// without a newline is written when the process ends. A child of a labelled process labels
 /// its own lines too.
 enum OutputLabels {
-    /// `--label-output` / `LUAMP_LABEL_OUTPUT=1`: every child.
-    nonisolated(unsafe) static var all = false
+    /// `--label-output` / `LUAMP_LABEL_OUTPUT=1`: every child (per process: `Observability.settings`).
+    static var all: Bool { Observability.settings.withLock { $0.labelAll } }
 
     static func readSettings() {
-        if let e = getenv("LUAMP_LABEL_OUTPUT"), let v = String(validatingCString: e), !v.isEmpty, v != "0" { all = true }
-        if Observability.labelOutput { all = true }
+        let env = getenv("LUAMP_LABEL_OUTPUT").flatMap { String(validatingCString: $0) }.map { !$0.isEmpty && $0 != "0" } ?? false
+        Observability.settings.withLock { o in
+            if env || o.labelOutput { o.labelAll = true }
+        }
     }
 
     /// In a freshly forked child named `name`: installs the labels when asked (`label`), when

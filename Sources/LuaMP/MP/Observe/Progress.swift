@@ -28,19 +28,19 @@ enum ProgressSpec {
     }
 }
 
-/// `LUAMP_PROGRESS` / `--progress`: a bar for every pool call.
+/// `LUAMP_PROGRESS` / `--progress`: a bar for every pool call (per process: `Observability.settings`).
 enum ProgressSettings {
     /// Every pool call shows progress.
-    nonisolated(unsafe) static var all = false
+    static var all: Bool { Observability.settings.withLock { $0.progressAll } }
     /// `LUAMP_PROGRESS=1`: plain periodic lines when stderr is not a terminal.
-    nonisolated(unsafe) static var forced = false
+    static var forced: Bool { Observability.settings.withLock { $0.progressForced } }
 
     static func readSettings() {
-        if let e = getenv("LUAMP_PROGRESS"), let v = String(validatingCString: e), !v.isEmpty, v != "0" {
-            all = true
-            forced = true
+        let env = getenv("LUAMP_PROGRESS").flatMap { String(validatingCString: $0) }.map { !$0.isEmpty && $0 != "0" } ?? false
+        Observability.settings.withLock { o in
+            if env { o.progressAll = true; o.progressForced = true }
+            if o.progress { o.progressAll = true }
         }
-        if Observability.progress { all = true }
     }
 }
 
@@ -187,39 +187,39 @@ struct ProgressCallbackError: LuaValueError {
     }
 }
 
-/// The bars of calls in progress in this process, redrawn from wherever the host waits.
+/// The bars of calls in progress in a runtime (`RuntimeState.progressBars`: a callback bar
+/// holds a reference in that runtime's registry), redrawn from wherever its host waits.
 enum ProgressBoard {
-    nonisolated(unsafe) static var bars: [ProgressBar] = []
-
-    static func add(_ b: ProgressBar) { bars.append(b) }
+    static func add(_ rt: RuntimeState, _ b: ProgressBar) { rt.progressBars.append(b) }
 
     /// `redraw` where no error may be raised and no Lua may run (a `HostWait` tick): terminal
     /// bars only; callbacks wait for the next `redraw`.
-    static func redrawQuietly(_ s: LuaStack) {
-        guard !bars.isEmpty else { return }
-        try? redrawAll(s, callbacks: false)
+    static func redrawQuietly(_ s: LuaStack, _ rt: RuntimeState) {
+        guard !rt.progressBars.isEmpty else { return }
+        try? redrawAll(s, rt, callbacks: false)
     }
 
-    /// Redraws every bar that is due; drops finished ones (after their final line).
+    /// Redraws every bar of `rt` (the runtime of `s`) that is due; drops finished ones (after
+    /// their final line).
     /// - Throws: a progress callback's error (the other bars are redrawn next time).
     @inline(__always)
-    static func redraw(_ s: LuaStack) throws {
-        guard !bars.isEmpty else { return }
-        try redrawAll(s)
+    static func redraw(_ s: LuaStack, _ rt: RuntimeState) throws {
+        guard !rt.progressBars.isEmpty else { return }
+        try redrawAll(s, rt)
     }
 
-    private static func redrawAll(_ s: LuaStack, callbacks: Bool = true) throws {
+    private static func redrawAll(_ s: LuaStack, _ rt: RuntimeState, callbacks: Bool = true) throws {
         let now = Clock.monotonicSeconds()
         var i = 0
-        while i < bars.count {
-            let b = bars[i]
+        while i < rt.progressBars.count {
+            let b = rt.progressBars[i]
             if !callbacks && b.callbackRef != LUA_NOREF { i += 1; continue }
             let keep: Bool
             do { keep = try b.redraw(s, now: now) } catch {
-                if b.isComplete() { bars.removeAll { $0 === b } }
+                if b.isComplete() { rt.progressBars.removeAll { $0 === b } }
                 throw error
             }
-            if keep { i += 1 } else { bars.removeAll { $0 === b } }
+            if keep { i += 1 } else { rt.progressBars.removeAll { $0 === b } }
         }
     }
 }

@@ -6,15 +6,44 @@ import Glibc
 /// What the command line (or an embedding app) asks the runtime to observe, read when the
 /// `mp` module is installed. The environment sets the same: `LUAMP_TRACE=FILE.json`,
 /// `LUAMP_TRACE_HTML=FILE.html`, `LUAMP_PROGRESS=1`, `LUAMP_LABEL_OUTPUT=1`.
+/// Per process (one set of settings for every runtime), guarded: an app may set them from any
+/// thread.
 public enum Observability {
     /// Record a trace of the whole run into this JSON file (`luamp --trace FILE.json`).
-    nonisolated(unsafe) public static var traceFile: String?
+    public static var traceFile: String? {
+        get { settings.withLock { $0.traceFile } }
+        set { settings.withLock { $0.traceFile = newValue } }
+    }
     /// Also (or only) write the trace as a self-contained HTML timeline (`--trace-html`).
-    nonisolated(unsafe) public static var traceHTML: String?
+    public static var traceHTML: String? {
+        get { settings.withLock { $0.traceHTML } }
+        set { settings.withLock { $0.traceHTML = newValue } }
+    }
     /// Progress bars for every pool call (`--progress`).
-    nonisolated(unsafe) public static var progress = false
+    public static var progress: Bool {
+        get { settings.withLock { $0.progress } }
+        set { settings.withLock { $0.progress = newValue } }
+    }
     /// Label every child's output lines with its name (`--label-output`).
-    nonisolated(unsafe) public static var labelOutput = false
+    public static var labelOutput: Bool {
+        get { settings.withLock { $0.labelOutput } }
+        set { settings.withLock { $0.labelOutput = newValue } }
+    }
+
+    /// The settings above, and what installs derived from them and the environment.
+    struct Settings {
+        var traceFile: String?
+        var traceHTML: String?
+        var progress = false
+        var labelOutput = false
+        /// Every pool call shows progress (`--progress`, `LUAMP_PROGRESS`).
+        var progressAll = false
+        /// `LUAMP_PROGRESS=1`: plain periodic lines when stderr is not a terminal.
+        var progressForced = false
+        /// Every child's output is labelled (`--label-output`, `LUAMP_LABEL_OUTPUT=1`).
+        var labelAll = false
+    }
+    static let settings = ForkSafeLock(Settings())
 
     /// Writes the HTML timeline of the trace file `json` to `html`.
     /// - Throws: `TraceFileError` when a file cannot be read or written.
@@ -39,70 +68,86 @@ public struct TraceFileError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// The trace this process started: where it goes and how it ends.
+/// The trace this process started: where it goes and how it ends. Per process, guarded (one
+/// trace for every runtime of the process).
 enum TraceSession {
+    private struct State {
+        /// The JSON file being recorded (set only in the process that started the trace).
+        var file: String?
+        /// The HTML file to write when it stops.
+        var html: String?
+        /// A JSON file of our own (only `--trace-html` was asked): removed after the HTML is written.
+        var temporaryJSON = false
+        var startedBy: pid_t = 0
+        var published = false
+        /// Run by `stop` before it merges: ask long-lived children to write their events (the
+        /// pools of the stopping runtime). Each returns whether it asked anyone.
+        var beforeStop: [(LuaStack) -> Bool] = []
+    }
+    private static let state = ForkSafeLock(State())
+
     /// The JSON file being recorded (set only in the process that started the trace).
-    nonisolated(unsafe) static var file: String?
+    static var file: String? { state.withLock { $0.file } }
     /// The HTML file to write when it stops.
-    nonisolated(unsafe) static var html: String?
-    /// A JSON file of our own (only `--trace-html` was asked): removed after the HTML is written.
-    nonisolated(unsafe) static var temporaryJSON = false
-    nonisolated(unsafe) static var startedBy: pid_t = 0
-    nonisolated(unsafe) static var published = false
-    /// Run by `stop` before it merges: ask long-lived children to write their events (pools).
-    /// Each returns whether it asked anyone.
-    nonisolated(unsafe) static var beforeStop: [() -> Bool] = []
+    static var html: String? { state.withLock { $0.html } }
+
+    /// Adds a `beforeStop` request (once per process: `PoolTrace.registered`).
+    static func addBeforeStop(_ ask: @escaping (LuaStack) -> Bool) { state.withLock { $0.beforeStop.append(ask) } }
 
     /// Starts a trace into `json` (and `html` at the end). No-op when one is running here.
     /// - Throws: `TraceFileError` when the directory for the part files cannot be made.
     /// `shared`: tell the processes started earlier (the main process's trace; a child's own
     /// trace covers only what it starts afterwards).
     static func start(json: String?, html: String?, name: String, shared: Bool = true) throws {
-        guard file == nil else { throw TraceFileError("a trace is already being recorded (into \(file!))") }
-        var target = json
-        var temp = false
-        if target == nil, let h = html { target = h + ".json"; temp = true }
-        guard let t = target else { return }
-        var template = Array((t + ".parts.XXXXXX").utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard made != nil else {
-            throw TraceFileError("cannot record a trace into \(t): \(String(cString: strerror(errno)))")
+        try state.withLock { st in
+            guard st.file == nil else { throw TraceFileError("a trace is already being recorded (into \(st.file!))") }
+            var target = json
+            var temp = false
+            if target == nil, let h = html { target = h + ".json"; temp = true }
+            guard let t = target else { return }
+            var template = Array((t + ".parts.XXXXXX").utf8CString)
+            let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+            guard made != nil else {
+                throw TraceFileError("cannot record a trace into \(t): \(String(cString: strerror(errno)))")
+            }
+            let dir = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            st.file = t
+            st.html = html
+            st.temporaryJSON = temp
+            st.startedBy = getpid()
+            Trace.begin(directory: dir, name: name)
+            Trace.instant("trace start", category: "trace")
+            st.published = shared
+            if shared { TraceControl.publish(dir) }
         }
-        let dir = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        file = t
-        self.html = html
-        temporaryJSON = temp
-        startedBy = getpid()
-        Trace.begin(directory: dir, name: name)
-        Trace.instant("trace start", category: "trace")
-        published = shared
-        if shared { TraceControl.publish(dir) }
     }
 
     /// Stops the trace this process started: merges every part file into the JSON file (and
     /// writes the HTML when asked), then removes the part files. Children still running stop
     /// recording at their next write. In a child, only writes what it buffered.
     /// - Throws: `TraceFileError` when the trace cannot be written.
-    static func stop() throws {
-        guard let t = file, startedBy == getpid() else { Trace.close(); return }
+    static func stop(_ s: LuaStack) throws {
+        let ending: (file: String, html: String?, temporaryJSON: Bool, published: Bool, asks: [(LuaStack) -> Bool])? = state.withLock { st in
+            guard let t = st.file, st.startedBy == getpid() else { return nil }
+            defer { st.file = nil; st.html = nil; st.temporaryJSON = false; st.published = false }
+            return (t, st.html, st.temporaryJSON, st.published, st.beforeStop)
+        }
+        guard let e = ending else { Trace.close(); return }
         let dir = Trace.directory
-        if published { TraceControl.publish("") }
-        published = false
+        if e.published { TraceControl.publish("") }
         // Long-lived children (pool workers) are asked to write what they hold; they do so as
         // soon as they read the request (a task running now is not in the trace).
         var asked = false
-        for ask in beforeStop where ask() { asked = true }
+        for ask in e.asks where ask(s) { asked = true }
         if asked {
             var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
             _ = nanosleep(&ts, nil)
         }
         Trace.close()
-        file = nil
-        defer { html = nil; temporaryJSON = false }
-        try TraceFiles.merge(directory: dir, into: t)
-        if let h = html {
-            try TraceHTML.write(trace: t, to: h)
-            if temporaryJSON { unlink(t) }
+        try TraceFiles.merge(directory: dir, into: e.file)
+        if let h = e.html {
+            try TraceHTML.write(trace: e.file, to: h)
+            if e.temporaryJSON { unlink(e.file) }
         }
     }
 
@@ -111,10 +156,10 @@ enum TraceSession {
     /// the same file).
     static func startFromSettings(name: String, isChild: Bool) throws {
         guard file == nil, !isChild else { return }
-        var json = Observability.traceFile
-        var html = Observability.traceHTML
-        Observability.traceFile = nil
-        Observability.traceHTML = nil
+        var (json, html) = Observability.settings.withLock { o in
+            defer { o.traceFile = nil; o.traceHTML = nil }
+            return (o.traceFile, o.traceHTML)
+        }
         if json == nil, let e = getenv("LUAMP_TRACE"), e.pointee != 0 { json = String(cString: e) }
         if html == nil, let e = getenv("LUAMP_TRACE_HTML"), e.pointee != 0 { html = String(cString: e) }
         unsetenv("LUAMP_TRACE")

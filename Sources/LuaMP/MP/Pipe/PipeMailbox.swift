@@ -29,34 +29,34 @@ enum PipeMailbox {
     /// ~1 KiB each in the kernel, so this is how many ends can be in flight at once.
     static let bufferBytes: Int32 = 8 << 20
 
-    private struct Shared {
+    /// Immutable once made: two descriptors and a process-shared robust mutex (which guards
+    /// what it protects itself), so any thread may use it.
+    private struct Shared: @unchecked Sendable {
         let post: Int32          // records are sent on this end …
         let take: Int32          // … and received from this one
         let lock: RobustMutex
     }
 
-    nonisolated(unsafe) private static var made: (Shared?, String?) = (nil, nil)
-
     /// Makes the socket pair and its lock (once per process tree; called when pipes are
     /// installed, before any fork). Safe to call again.
     static func install() {
-        _ = once
+        _ = made
     }
 
-    private static let once: Void = {
-        guard let a = Arena.current else { made = (nil, "mp shared memory is unavailable"); return }
+    /// The pair and its lock, or why they could not be made (per process tree, set once).
+    private static let made: (Shared?, String?) = {
+        guard let a = Arena.current else { return (nil, "mp shared memory is unavailable") }
         var fds: [Int32] = [-1, -1]
         guard luamp_fdpass_pair(&fds, bufferBytes) == 0 else {
-            made = (nil, "cannot create the descriptor-passing sockets: \(String(cString: strerror(errno)))")
-            return
+            return (nil, "cannot create the descriptor-passing sockets: \(String(cString: strerror(errno)))")
         }
         do {
             let off = try a.allocate(64, zeroed: true)
             let m = try RobustMutex.initialize(at: a.pointer(off), kind: .normal)
-            made = (Shared(post: fds[0], take: fds[1], lock: m), nil)
+            return (Shared(post: fds[0], take: fds[1], lock: m), nil)
         } catch {
             close(fds[0]); close(fds[1])
-            made = (nil, "cannot create the descriptor-passing lock: \(error)")
+            return (nil, "cannot create the descriptor-passing lock: \(error)")
         }
     }()
 

@@ -55,11 +55,13 @@ extension MPModule {
         try f.service(s)
         if f.isDone { try HostWait.runDueCallbacks(s); return true }
         let deadline = timeout.map { Clock.monotonicSeconds() + $0 }
-        return try HostWait.wait(s, label: label, deadline: deadline, fds: f.waitDescriptors(),
-                                 short: f.waitDescriptors().isEmpty) {
+        let fds = f.waitDescriptors()
+        let ok = try HostWait.wait(s, label: label, deadline: deadline, fds: fds, short: fds.isEmpty) {
             try f.service(s)
             return f.isDone
         }
+        if ok { try HostWait.runDueCallbacks(s) }   // those its completion queued (add_done_callback)
+        return ok
     }
 
     /// Non-blocking progress for `f`, then due callbacks.
@@ -146,7 +148,7 @@ extension MPModule {
             let fn = luaL_ref(s.L, s.registryIndex())
             s.pushValue(1)
             let r = luaL_ref(s.L, s.registryIndex())
-            f.hooks.doneCallbacks.append((fn, r))
+            f.hooks.addDoneCallback(s, (fn, r))
             try serviceFuture(s, f)
             if f.isDone {
                 f.hooks.completed(f)

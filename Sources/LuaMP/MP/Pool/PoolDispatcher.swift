@@ -29,13 +29,13 @@ extension PoolState {
         defer { if !inBackground && needsService { PoolService.workPending(s) } }
         if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
-        let t0 = Trace.on && timeout != 0 && Trace.openWaits == 0 ? Trace.now() : 0
+        let t0 = Trace.on && timeout != 0 && runtime.waits.depth == 0 ? Trace.now() : 0
         defer { if t0 > 0 { Trace.wait("pool \(observed.serial) results", since: t0) } }
         while true {
-            PoolRegistry.collect(s)
+            garbage.collect(s)
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
-            if !inBackground { try ProgressBoard.redraw(s) }
+            if !inBackground { try ProgressBoard.redraw(s, runtime) }
             if done() || phase == .terminated { return done() }
             if interrupts && luamp_take_interrupt() != 0 {
                 // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
@@ -89,6 +89,7 @@ extension PoolState {
         // Broken, calls return at once without waiting for events: look at the starting worker
         // here, so its death or readiness is noticed and the next attempt can follow.
         if brokenError != nil { try waitForEvents(s, 0) }
+        killOverdueWorkers()
         // Never forks in a background round (a Lua hook): replacements start at the next pool call.
         if !inBackground && (phase == .running || hasUnsentWork) { try startMissingWorkers(s) } else { noteReadyWorkers() }
         if let broken = brokenError {
@@ -412,7 +413,7 @@ extension PoolState {
     func deliver(_ s: LuaStack, _ c: PoolChunk, error: JobError) {
         let job = c.job
         guard !job.done, !job.cancelled else {
-            if case .value(let r) = error { PoolRegistry.garbage.append(r) }
+            if case .value(let r) = error { garbage.append(r) }
             return drop(c)
         }
         finishChunk(c, error)
@@ -465,7 +466,8 @@ extension PoolState {
         readResults(s, w)
         PoolWorker.signalGroup(w, SIGKILL)   // what its task started (os.execute's shell, …)
         w.child.stop(grace: 1.0)
-        let code = w.child.exitCode ?? -Int32(SIGKILL)
+        // Killed by the timeout backstop: reported as its timer would have ended it.
+        let code = w.overdue ? -SIGALRM : w.child.exitCode ?? -Int32(SIGKILL)
         w.closeAll()
         workers[w.slot] = nil
         let started = status.started(w.slot)
@@ -514,7 +516,7 @@ extension PoolState {
             if luamp_pcall(L, nargs, 0, 0) != LUA_OK {
                 let r = luaL_ref(L, s.registryIndex())
                 s.top = base
-                PoolRegistry.garbage.append(r)
+                garbage.append(r)
                 throw RegistryValueError(ref: r)
             }
             s.top = base

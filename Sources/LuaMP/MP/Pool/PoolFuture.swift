@@ -102,12 +102,12 @@ extension PoolState {
         job.source = nil
         job.cancelled = true
         job.hooks.cancelled = true
-        job.firstError.map { if case .value(let r) = $0.error { PoolRegistry.garbage.append(r) } }
+        job.firstError.map { if case .value(let r) = $0.error { garbage.append(r) } }
         job.firstError = (0, .mp(MPError("CancelledError", force && !runners.isEmpty
             ? "the task was cancelled (its worker was stopped)" : "the task was cancelled before it started")))
         if job.isImap {   // results not yet taken from an interrupted imap are never taken
-            for (_, o) in job.outcomes { if case .value(let r)? = o.error { PoolRegistry.garbage.append(r) } }
-            while let o = job.arrivals.popFirst() { if case .value(let r)? = o.error { PoolRegistry.garbage.append(r) } }
+            for (_, o) in job.outcomes { if case .value(let r)? = o.error { garbage.append(r) } }
+            while let o = job.arrivals.popFirst() { if case .value(let r)? = o.error { garbage.append(r) } }
             job.outcomes.removeAll()
             job.current = nil
         }

@@ -40,7 +40,7 @@ extension MPModule {
         s.newTable()
         job.resultsRef = luaL_ref(s.L, reg)
         s.pushValue(3)
-        job.source = ChunkSource(kind: kind, ref: luaL_ref(s.L, reg), size: size, count: count)
+        job.source = ChunkSource(kind: kind, ref: luaL_ref(s.L, reg), size: size, count: count, garbage: job.pool.garbage)
         if kind == .list && count == 0 { job.source = nil }
         p.jobs.append(job)
         p.completeIfDone(job)
@@ -68,7 +68,7 @@ extension MPModule {
                         switch e {
                         case .mp(let m): throw m
                         case .value(let r):
-                            PoolRegistry.garbage.append(r)   // freed at the next pump, after the raise
+                            job.pool.garbage.append(r)   // freed at the next pump, after the raise
                             throw RegistryValueError(ref: r)
                         }
                     }
@@ -87,7 +87,7 @@ extension MPModule {
                     switch e {
                     case .mp(let m): throw m
                     case .value(let r):
-                        PoolRegistry.garbage.append(r)
+                        job.pool.garbage.append(r)
                         throw RegistryValueError(ref: r)
                     }
                 }
@@ -113,8 +113,8 @@ extension MPModule {
         guard !job.cancelled else { return }
         job.cancelled = true
         job.source = nil
-        for (_, o) in job.outcomes { if case .value(let r)? = o.error { PoolRegistry.garbage.append(r) } }
-        while let o = job.arrivals.popFirst() { if case .value(let r)? = o.error { PoolRegistry.garbage.append(r) } }
+        for (_, o) in job.outcomes { if case .value(let r)? = o.error { job.pool.garbage.append(r) } }
+        while let o = job.arrivals.popFirst() { if case .value(let r)? = o.error { job.pool.garbage.append(r) } }
         job.outcomes.removeAll()
         job.current = nil
         if job.chunksDone == job.chunksMade { job.done = true }

@@ -16,10 +16,9 @@ struct RegistryValueError: LuaValueError {
     func pushError(onto s: LuaStack) { _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(ref)) }
 }
 
-/// One unit sent to a worker: `count` consecutive items of a job starting at `position`.
-final class PoolChunk {
-    /// The id it was last sent with (0 before it was sent); the worker echoes it in its answer.
-    var id: UInt64 = 0
+/// What a chunk is, the same for all its resends: `count` consecutive items of a job starting
+/// at `position`.
+struct ChunkSpan {
     let job: PoolJob
     /// Sequence number within the job (0, 1, 2 … in input order).
     let seq: Int
@@ -27,6 +26,20 @@ final class PoolChunk {
     let position: Int
     let count: Int
     let function: FunctionEntry
+}
+
+/// One unit sent to a worker: a span of a job's items (or, after a death in a chunk run item by
+/// item, part of one).
+final class PoolChunk {
+    /// The id it was last sent with (0 before it was sent); the worker echoes it in its answer.
+    var id: UInt64 = 0
+    /// What it is and what it still owes, shared by its resends.
+    let group: ChunkGroup
+    var job: PoolJob { group.span.job }
+    var seq: Int { group.span.seq }
+    var position: Int { group.span.position }
+    var count: Int { group.span.count }
+    var function: FunctionEntry { group.span.function }
     /// The items to run, 0-based within the chunk (`start..<end`): after a death in a chunk run
     /// item by item, the rest of it is sent again from the next item, the lost item alone.
     var start = 0
@@ -35,49 +48,52 @@ final class PoolChunk {
     var answered = 0
     /// Runs so far of an item lost with its worker (retries), for a single-item resend.
     var attempts = 0
-    /// Items of the original chunk without an outcome yet, shared by its resends.
-    var group: ChunkGroup
     /// The complete `T` frame, kept until a result arrives (so it can be re-sent elsewhere);
     /// its chunk id and checksum are stamped at each send.
     var frame: [UInt8]
 
-    init(job: PoolJob, seq: Int, position: Int, count: Int, function: FunctionEntry, frame: [UInt8]) {
-        self.job = job
-        self.seq = seq
-        self.position = position
-        self.count = count
-        self.function = function
+    convenience init(job: PoolJob, seq: Int, position: Int, count: Int, function: FunctionEntry, frame: [UInt8]) {
+        self.init(ChunkGroup(ChunkSpan(job: job, seq: seq, position: position, count: count, function: function)),
+                  frame: frame, items: 0..<count)
+    }
+
+    private init(_ group: ChunkGroup, frame: [UInt8], items: Range<Int>) {
+        self.group = group
         self.frame = frame
-        self.end = count
-        self.group = ChunkGroup(remaining: count)
+        start = items.lowerBound
+        end = items.upperBound
     }
 
     /// A copy running items `start..<end` of the same frame (a new id at its send).
     func resend(start: Int, end: Int, attempts: Int) -> PoolChunk {
-        let c = PoolChunk(job: job, seq: seq, position: position, count: count, function: function, frame: frame)
-        c.start = start
-        c.end = end
+        let c = PoolChunk(group, frame: frame, items: start..<end)
         c.attempts = attempts
-        c.group = group
         return c
     }
 }
 
-/// What a chunk and its resends still owe (per-item chunks).
+/// A chunk and its resends: what they are and what they still owe (per-item chunks).
 final class ChunkGroup {
+    let span: ChunkSpan
+    /// Items of the original chunk without an outcome yet.
     var remaining: Int
     /// The arena objects' message references its frame holds (objects sent as arguments):
     /// given back once the chunk has its outcome (`PoolState.releaseReferences(of:)`).
     var references: [(UInt64, SharedKind)] = []
-    init(remaining: Int) { self.remaining = remaining }
+    init(_ span: ChunkSpan) {
+        self.span = span
+        remaining = span.count
+    }
 }
 
 /// Where a job's items come from, read chunk by chunk.
 final class ChunkSource {
     enum Kind { case list, iterator }
     let kind: Kind
-    /// Registry reference to the list table or the iterator function.
-    let ref: Int32
+    /// The list table or the iterator function, released once the input ended (or its job
+    /// went away).
+    let slot: RegistrySlot
+    var ref: Int32 { slot.ref }
     /// Items per chunk.
     let size: Int
     /// Next 1-based position to read.
@@ -85,15 +101,14 @@ final class ChunkSource {
     /// Length of a list (its `n` or border); unknown for iterators.
     let count: Int
 
-    init(kind: Kind, ref: Int32, size: Int, count: Int) {
+    init(kind: Kind, ref: Int32, size: Int, count: Int, garbage: RegistryGarbage) {
         self.kind = kind
-        self.ref = ref
+        // The list or iterator is released once the input ended (or its job went away), in the
+        // pool's runtime.
+        slot = RegistrySlot(ref) { garbage.append($0) }
         self.size = size
         self.count = count
     }
-
-    /// The list or iterator is released once the input ended (or its job went away).
-    deinit { PoolRegistry.garbage.append(ref) }
 }
 
 /// A completed chunk as an imap iterator consumes it.
@@ -170,7 +185,7 @@ final class PoolJob {
         if let (_, e) = firstError, case .value(let r) = e { refs.append(r) }
         for (_, o) in outcomes { if case .value(let r)? = o.error { refs.append(r) } }
         while let o = arrivals.popFirst() { if case .value(let r)? = o.error { refs.append(r) } }
-        PoolRegistry.garbage.append(contentsOf: refs.filter { $0 != LUA_NOREF && $0 != LUA_REFNIL })
+        pool.garbage.append(contentsOf: refs.filter { $0 != LUA_NOREF && $0 != LUA_REFNIL })
     }
 
     var isImap: Bool { kind == .imap || kind == .imapUnordered }
@@ -179,10 +194,10 @@ final class PoolJob {
     /// owns an error value's registry slot; imap jobs keep errors in their outcomes instead).
     func record(_ e: JobError, at position: Int) {
         if let f = firstError, f.position <= position {
-            if case .value(let r) = e { PoolRegistry.garbage.append(r) }
+            if case .value(let r) = e { pool.garbage.append(r) }
             return
         }
-        if let f = firstError, case .value(let r) = f.error { PoolRegistry.garbage.append(r) }
+        if let f = firstError, case .value(let r) = f.error { pool.garbage.append(r) }
         firstError = (position, e)
     }
 

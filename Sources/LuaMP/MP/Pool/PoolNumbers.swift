@@ -1,5 +1,6 @@
 // The pool's number fast paths: a chunk of plain numbers is encoded straight from the input
-// table's memory, and a results tuple of plain numbers is stored straight into the results table.
+// table's memory, and a results tuple of plain numbers is stored straight into the results table;
+// a worker decodes such a chunk into a list the same way and encodes its results from it.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -127,5 +128,27 @@ enum PoolNumbers {
             i += 1
         }
         return true
+    }
+
+    /// Worker: pushes a new list holding the chunk's items when `bytes` is a tuple message of
+    /// plain numbers, and returns their count; returns nil, with the stack unchanged, otherwise
+    /// (the caller decodes it in full). The worker runs the map loop over the list, then
+    /// `encodeList` sends the results back from it: same wire bytes as the general path.
+    static func decodeList(_ s: LuaStack, _ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard Encoder.fastTables, bytes.count >= 8 else { return nil }
+        let p = bytes.baseAddress!
+        guard p.load(as: UInt8.self) == CodecFormat.version, p.load(fromByteOffset: 1, as: UInt8.self) == CodecFormat.kindTuple
+        else { return nil }
+        let count = Int(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
+        guard count > 0, 6 + 2 * count <= bytes.count, bytes.count <= 6 + 9 * count else { return nil }
+        guard luamp_pool_newlist(s.L, Int32(count)) == LUA_OK else {
+            s.pop()
+            return nil
+        }
+        guard storeResults(s, bytes, results: s.top, position: 1, count: count) else {
+            s.pop()
+            return nil
+        }
+        return count
     }
 }

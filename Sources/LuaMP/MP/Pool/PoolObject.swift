@@ -47,10 +47,8 @@ extension MPModule {
         }
         s.setFunction(t, "Pool") { s in try newPool(s) }
         installWaiting(s, t)
-        // Runs the registry's lazy initializers here, once: left to the first finishPools, it
-        // would run in every forked child and cost copy-on-write faults on each start.
-        _ = PoolRegistry.live.isEmpty
-        _ = PoolRegistry.garbage.isEmpty
+        // Runs the lazy initializer here, once: left to the first pool, it would run in every
+        // forked child and cost copy-on-write faults on each start.
         _ = PoolTrace.registered
     }
 
@@ -142,7 +140,7 @@ extension MPModule {
                 pool.defaultRetries = Int(v)
             }
         }
-        PoolRegistry.add(s, pool)
+        pool.runtime.pools.add(s, pool)
         PoolBox.push(s, pool, meta: poolMeta, uservalues: 0)
         return 1
     }
@@ -150,10 +148,7 @@ extension MPModule {
     // MARK: metatable
 
     private static func makePoolMetatable(_ s: LuaStack) {
-        guard luaL_newmetatable(s.L, poolMeta) != 0 else { return }
-        let mt = s.top
-        s.push("Pool"); s.rawSet(mt, field: "__name")
-        s.newTable()
+        guard let mt = s.newObjectMetatable(poolMeta, name: "Pool") else { return }
         let m = s.top
         s.setFunction(m, "map") { s in try mapCall(s, star: false) }
         s.setFunction(m, "starmap") { s in try mapCall(s, star: true) }
@@ -322,7 +317,7 @@ extension MPModule {
         while true {
             s.pushValue(i)
             if luamp_pcall(s.L, 0, 1, 0) != LUA_OK {
-                throw RegistryValueError(ref: { let r = luaL_ref(s.L, s.registryIndex()); PoolRegistry.garbage.append(r); return r }())
+                throw RegistryValueError(ref: { let r = luaL_ref(s.L, s.registryIndex()); RuntimeState.of(s).garbage.append(r); return r }())
             }
             if s.type(at: -1) == .nil { s.pop(); break }
             n += 1
@@ -380,7 +375,7 @@ extension MPModule {
         job.resultsRef = luaL_ref(s.L, reg)
         if n > 0 {
             s.pushValue(list)
-            job.source = ChunkSource(kind: .list, ref: luaL_ref(s.L, reg), size: cs, count: n)
+            job.source = ChunkSource(kind: .list, ref: luaL_ref(s.L, reg), size: cs, count: n, garbage: job.pool.garbage)
         }
         p.jobs.append(job)
         p.completeIfDone(job)

@@ -98,7 +98,7 @@ extension PoolState {
             job?.done ?? true
         }
         job.progress = bar
-        ProgressBoard.add(bar)
+        ProgressBoard.add(runtime, bar)
     }
 }
 
@@ -115,9 +115,9 @@ enum PoolTrace {
 
     /// `mp.trace_stop()`: every live pool's workers write their buffered events (an `L` frame).
     static let registered: Bool = {
-        TraceSession.beforeStop.append {
+        TraceSession.addBeforeStop { s in
             var asked = false
-            for p in PoolRegistry.live where p.isOwnedHere && p.phase != .terminated {
+            for p in PoolRegistry.of(s).live where p.isOwnedHere && p.phase != .terminated {
                 asked = true
                 var f: [UInt8] = []
                 let start = PoolFrame.begin(&f, kind: PoolFrame.traceFlush)

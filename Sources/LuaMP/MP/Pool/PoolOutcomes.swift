@@ -54,7 +54,7 @@ extension PoolState {
         let job = c.job
         let position = c.position + index
         guard !job.done, !job.cancelled else {
-            if case .value(let r) = error { PoolRegistry.garbage.append(r) }
+            if case .value(let r) = error { garbage.append(r) }
             return
         }
         if job.isImap {
@@ -85,7 +85,7 @@ extension PoolState {
             pushError(s, e)
             lua_rawseti(s.L, -2, lua_Integer(position))
         }
-        if case .value(let r) = e { PoolRegistry.garbage.append(r) }
+        if case .value(let r) = e { garbage.append(r) }
     }
 
     /// A chunk its worker may have started when it died. Run item by item, only the running

@@ -30,7 +30,7 @@ enum PoolService {
         guard let L else { return }
         let s = LuaStack(L)
         var pending = false
-        for p in PoolRegistry.live where p.isOwnedHere && p.phase != .terminated {
+        for p in PoolRegistry.of(s).live where p.isOwnedHere && p.phase != .terminated {
             s.preservingTop { p.serviceInBackground(s) }
             pending = pending || p.needsService
         }

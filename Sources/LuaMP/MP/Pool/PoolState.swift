@@ -45,6 +45,8 @@ final class PoolWorker {
     var name = ""
     /// When the host last heard from it (wall µs, while tracing): a lost chunk's span starts here.
     var tracedAnswer: Int64 = 0
+    /// The host killed it for running an item past its timeout (`killOverdueWorkers`).
+    var overdue = false
 
     init(slot: Int, child: ChildProcess, taskFD: Int32, resultFD: Int32, quota: Int?) {
         self.slot = slot
@@ -160,6 +162,11 @@ final class PoolState {
 
     /// Chunks sent ahead to each worker ("a few in flight" so workers never wait for the host).
     static let inflightPerWorker = 2
+    /// The runtime that created the pool: its registry holds the pool's references.
+    let runtime: RuntimeState
+    /// Where the pool's registry slots are freed.
+    var garbage: RegistryGarbage { runtime.garbage }
+
     /// Worker names count up per host process: PoolWorker-1, PoolWorker-2, …
     nonisolated(unsafe) static var workerCounter = 0
 
@@ -167,6 +174,7 @@ final class PoolState {
     /// - Throws: `LuaRaise` when a worker cannot be started (the others are stopped again).
     init(_ s: LuaStack, size: Int, maxTasksPerChild: Int?, initializerRef: Int32, initargsRef: Int32,
          observed: PoolObservation = PoolObservation()) throws {
+        runtime = RuntimeState.of(s)
         self.observed = observed
         self.size = size
         self.maxTasksPerChild = maxTasksPerChild
@@ -336,7 +344,7 @@ final class PoolState {
         retry.removeAll()
         callbacks.removeAll()
         functions.release(s)
-        PoolRegistry.remove(self)
+        runtime.pools.remove(self)
     }
 
     /// Releases the registry references the pool holds (its `__gc`). Stack: [-0, +0].
@@ -361,40 +369,33 @@ final class PoolState {
             try pump(s, timeout: nil, pullAll: true, interruptCancelsAll: true) { [unowned self] in
                 jobs.isEmpty && retry.isEmpty && workers.allSatisfy { $0 == nil }
             }
-            PoolRegistry.remove(self)
+            runtime.pools.remove(self)
         }
     }
 }
 
-/// The pools alive in this process, so the end of the script can terminate them, and registry
-/// slots freed Swift objects left behind (released at the next pool operation, since `deinit`
-/// never calls into Lua).
-enum PoolRegistry {
-    nonisolated(unsafe) static var live: [PoolState] = []
-    nonisolated(unsafe) static var garbage: [Int32] = []
+/// The pools alive in one runtime (`RuntimeState.pools`), so the end of its script terminates
+/// them — only them: another runtime of the same process keeps its own.
+final class PoolRegistry {
+    private(set) var live: [PoolState] = []
 
-    static func add(_ s: LuaStack, _ p: PoolState) {
+    /// The pools of the runtime of `s`.
+    static func of(_ s: LuaStack) -> PoolRegistry { RuntimeState.of(s).pools }
+
+    func add(_ s: LuaStack, _ p: PoolState) {
         p.startSequence = MPModule.nextStartSequence(s)
         live.append(p)
         // Other waits (mp.wait, futures of other kinds) read this pool's results too.
-        p.serviceToken = HostWait.addService(name: "Pool", fds: { [weak p] in p?.descriptors ?? [] }) { [weak p] s in
+        p.serviceToken = HostWait.addService(s, name: "Pool", fds: { [weak p] in p?.descriptors ?? [] }) { [weak p] s in
             guard let p, p.isOwnedHere, p.phase != .terminated, !p.servicing else { return }
             p.servicing = true
             defer { p.servicing = false }
-            try p.pump(s, timeout: 0, callbacks: HostWait.serviceCallbacks, interrupts: false) { false }
+            try p.pump(s, timeout: 0, callbacks: p.runtime.waits.serviceCallbacks, interrupts: false) { false }
         }
     }
-    static func remove(_ p: PoolState) {
+    func remove(_ p: PoolState) {
         live.removeAll { $0 === p }
-        if p.serviceToken != 0 { HostWait.removeService(p.serviceToken); p.serviceToken = 0 }
-    }
-
-    /// Frees the registry slots of released jobs. Stack: [-0, +0].
-    static func collect(_ s: LuaStack) {
-        guard !garbage.isEmpty else { return }
-        let refs = garbage
-        garbage.removeAll()
-        for r in refs { luaL_unref(s.L, s.registryIndex(), r) }
+        if p.serviceToken != 0 { p.runtime.waits.removeService(p.serviceToken); p.serviceToken = 0 }
     }
 }
 
@@ -402,15 +403,17 @@ extension MPModule {
     /// End of the main chunk: pools still open are terminated (Python's rule), only those this
     /// process created.
     static func finishPools(_ s: LuaStack) {
-        for p in PoolRegistry.live where p.isOwnedHere { p.terminate(s) }
-        PoolRegistry.collect(s)
+        let rt = RuntimeState.of(s)
+        for p in rt.pools.live where p.isOwnedHere { p.terminate(s) }
+        rt.garbage.collect(s)
         PoolService.release(s)
     }
 
     /// Terminates the pools this process created after `mark` that are not terminated or
     /// joined yet (called from `stopCapabilities`).
     static func stopPools(_ s: LuaStack, since mark: UInt64) {
-        for p in PoolRegistry.live where p.isOwnedHere && p.startSequence > mark { p.terminate(s) }
-        PoolRegistry.collect(s)
+        let rt = RuntimeState.of(s)
+        for p in rt.pools.live where p.isOwnedHere && p.startSequence > mark { p.terminate(s) }
+        rt.garbage.collect(s)
     }
 }

@@ -7,8 +7,10 @@ internal import LuaMPShims
 
 /// Per-worker words in a small `MAP_SHARED` page the host maps before forking any worker:
 /// the id of the chunk the worker has *started* (stored before the task function runs, or the
-/// host's "taken back" mark) and a ready flag (set after the initializer). After a worker dies the host reads them to tell a
+/// host's "taken back" mark), a ready flag (set after the initializer), and the deadline of
+/// the item it is running under a timeout (0 when none). After a worker dies the host reads them to tell a
 /// task that was running (→ `WorkerLost`) from ones that were only queued (→ re-dispatched).
+/// The words do not depend on how chunks reach the worker.
 struct WorkerStatusPage {
     static let slotSize = 64
     let base: UnsafeMutableRawPointer
@@ -28,6 +30,41 @@ struct WorkerStatusPage {
     }
     private func word32(_ slot: Int) -> UnsafeMutablePointer<UInt32> {
         (base + slot * Self.slotSize + 8).assumingMemoryBound(to: UInt32.self)
+    }
+    private func deadlineWord(_ slot: Int) -> UnsafeMutablePointer<UInt64> {
+        (base + slot * Self.slotSize + 16).assumingMemoryBound(to: UInt64.self)
+    }
+
+    // The timeout backstop. The worker's own timer (SIGALRM) ends an item that overruns, but a
+    // task can defeat it (a C module that ignores or blocks SIGALRM, or installs a handler). So
+    // the worker also records the item's deadline (CLOCK_MONOTONIC ns, the same clock in every
+    // process), and the host's pool service kills the worker once that deadline is `grace` past.
+    // The end of an item and the host's verdict race on this word: the worker clears it with a
+    // compare-and-swap, and the host marks it `overdue` with one before it kills, so exactly one
+    // wins — a worker that finds the mark waits to be killed rather than go on.
+
+    /// Marks a deadline the host has ruled on (the worker is being killed).
+    static let overdue: UInt64 = 1 << 63
+
+    /// Worker: an item with a timeout starts; it must end by `deadline` (ns, CLOCK_MONOTONIC).
+    func itemStarted(_ slot: Int, deadline: UInt64) { luamp_atomic_store64(deadlineWord(slot), deadline & ~Self.overdue) }
+
+    /// Worker: the item ended. False when the host already ruled it overdue (it is being killed).
+    func itemEnded(_ slot: Int) -> Bool {
+        let cur = luamp_atomic_load64(deadlineWord(slot))
+        return cur & Self.overdue == 0 && luamp_atomic_cas64(deadlineWord(slot), cur, 0) != 0
+    }
+
+    /// Host: the running item's deadline, or 0 (no item under a timeout, or already ruled on).
+    func itemDeadline(_ slot: Int) -> UInt64 {
+        let d = luamp_atomic_load64(deadlineWord(slot))
+        return d & Self.overdue != 0 ? 0 : d
+    }
+
+    /// Host: rules the item with deadline `d` (a value `itemDeadline` returned) overdue, unless
+    /// the worker ended it meanwhile. True: the host must kill the worker now.
+    func ruleOverdue(_ slot: Int, _ d: UInt64) -> Bool {
+        luamp_atomic_cas64(deadlineWord(slot), d, d | Self.overdue) != 0
     }
 
     /// Marks chunks the host took back (`steal`): `t | stolen` means every chunk sent to this
@@ -76,6 +113,7 @@ struct WorkerStatusPage {
     func setReady(_ slot: Int) { luamp_atomic_store32(word32(slot), 1) }
     func reset(_ slot: Int) {
         luamp_atomic_store64(word64(slot), 0)
+        luamp_atomic_store64(deadlineWord(slot), 0)
         luamp_atomic_store32(word32(slot), 0)
     }
     func unmap() { munmap(base, size) }
@@ -110,7 +148,7 @@ struct WorkerConfig {
 enum PoolWorkerLoop {
     static func run(_ s: LuaStack, _ c: WorkerConfig, _ ctx: ChildProcess.ChildContext,
                     parentName: String, parentPID: pid_t) -> Int32 {
-        ProcessTree.enterChild(ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
+        ProcessTree.enterChild(s, ProcessRecord(name: c.name, daemon: true), parentName: parentName, parentPID: parentPID)
         ChildRandom.reseed(s)
         OutputLabels.enterWorker(s, label: c.labelOutput, name: c.name)
         let L = s.L
@@ -146,6 +184,7 @@ enum PoolWorkerLoop {
         }
         c.status.setReady(c.slot)
 
+        let timer = ItemTimer(status: c.status, slot: c.slot)
         var inbox = FrameInbox()
         var out: [UInt8] = []
         out.reserveCapacity(4096)
@@ -183,9 +222,9 @@ enum PoolWorkerLoop {
                 TraceControl.follow(name: c.name)
                 let t0 = Trace.on ? Trace.now() : 0
                 if task.perItem {
-                    guard runItems(ts, fns: fns, task, args: r.rest, out: &out, fd: c.resultFD) else { return 0 }
+                    guard runItems(ts, fns: fns, task, args: r.rest, out: &out, fd: c.resultFD, timer: timer) else { return 0 }
                 } else {
-                    runTask(ts, fns: fns, task, args: r.rest, out: &out)
+                    runTask(ts, fns: fns, task, args: r.rest, out: &out, timer: timer)
                 }
                 if t0 > 0 {
                     PoolTrace.chunkRan(pool: c.pool, mode: task.mode, position: task.position + UInt64(task.start),
@@ -233,9 +272,35 @@ enum PoolWorkerLoop {
         }
     }
 
-    /// Arms (ms > 0) or disarms (0) the per-item timer. SIGALRM keeps its default action, so
-    /// the worker dies of it even in C (a blocking read, `os.execute`); the host reports
-    /// `TimeoutError` for the item.
+    /// The per-item timeout of one worker.
+    struct ItemTimer {
+        let status: WorkerStatusPage
+        let slot: Int
+
+        /// Before an item with a timeout (`ms` > 0) runs: arms the timer and records the item's
+        /// deadline for the host's backstop. SIGALRM keeps its default action, so the worker
+        /// dies of it even in C (a blocking read, `os.execute`); the host reports `TimeoutError`
+        /// for the item. A task that defeats the signal is killed by the host a little later.
+        func start(_ ms: UInt32) {
+            guard ms > 0 else { return }
+            status.itemStarted(slot, deadline: Deadline.monotonicNow() &+ UInt64(ms) * 1_000_000)
+            PoolWorkerLoop.armTimer(ms)
+        }
+
+        /// After the item: disarms both. When the host has already ruled the item overdue, its
+        /// kill is on the way: the worker waits for it, so the item is reported as timed out and
+        /// nothing after it starts (and ends itself should the kill not come: a host gone).
+        func end(_ ms: UInt32) {
+            guard ms > 0 else { return }
+            PoolWorkerLoop.armTimer(0)
+            guard !status.itemEnded(slot) else { return }
+            for _ in 0..<100 { usleep(100_000) }
+            fflush(nil)
+            _exit(1)
+        }
+    }
+
+    /// Arms (ms > 0) or disarms (0) the process's interval timer (ITIMER_REAL).
     static func armTimer(_ ms: UInt32) {
         var it = itimerval()
         it.it_value.tv_sec = Int(ms / 1000)
@@ -243,9 +308,9 @@ enum PoolWorkerLoop {
         _ = setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &it, nil)
     }
 
-    /// Pushes the task function (under the chunk runner) or returns why it cannot run.
-    private static func pushRunner(_ ts: LuaStack, fns: Int32, _ fid: UInt32) -> String? {
-        lua_pushcclosure(ts.L, luamp_pool_run_chunk, 0)
+    /// Pushes the task function (after the chunk runner, when `runner`) or returns why it cannot run.
+    private static func pushTask(_ ts: LuaStack, fns: Int32, _ fid: UInt32, runner: Bool = true) -> String? {
+        if runner { lua_pushcclosure(ts.L, luamp_pool_run_chunk, 0) }
         switch lua_rawgeti(ts.L, fns, lua_Integer(fid)) {
         case LUA_TFUNCTION: return nil
         case LUA_TSTRING: return ts.toString(-1) ?? ""
@@ -253,7 +318,7 @@ enum PoolWorkerLoop {
         }
     }
 
-    /// Pops a task's error ({value, text, traceback} from `luamp_pool_pcall`, or a string) and
+    /// Pops a task's error ({value, text, traceback} from the handler of `luamp_pool_push_handler`, or a string) and
     /// appends message, traceback and the value's encoding (empty when it cannot be sent).
     private static func appendError(_ ts: LuaStack, message fixed: String?, into out: inout [UInt8]) {
         var message = fixed ?? ""
@@ -302,30 +367,63 @@ enum PoolWorkerLoop {
         }
     }
 
-    /// Runs one chunk and leaves its `R` or `E` frame in `out`.
-    private static func runTask(_ ts: LuaStack, fns: Int32, _ t: TaskHeader, args: UnsafeRawBufferPointer, out: inout [UInt8]) {
+    /// Runs one chunk and leaves its `R` or `E` frame in `out`. The message handler and the
+    /// decoder's slot go on the stack first, so nothing is moved under the chunk's items.
+    private static func runTask(_ ts: LuaStack, fns: Int32, _ t: TaskHeader, args: UnsafeRawBufferPointer, out: inout [UInt8],
+                                timer: ItemTimer) {
         let T = ts.L
         let base = ts.top
         defer { ts.top = base }
         out.removeAll(keepingCapacity: true)
+        luamp_pool_push_handler(T)
+        let handler = base + 1
         var fixed: String?
         failed: do {
-            if let why = pushRunner(ts, fns: fns, t.fid) { fixed = why; break failed }
+            if t.mode == UInt8(LUAMP_POOL_MAP), let n = PoolNumbers.decodeList(ts, args) {
+                // A map over plain numbers: the items decoded into a list, results stored there.
+                let list = ts.top
+                lua_pushcclosure(T, luamp_pool_run_list, 0)
+                ts.pushValue(list)
+                ts.push(Int64(n))
+                if let why = pushTask(ts, fns: fns, t.fid, runner: false) { fixed = why; break failed }
+                timer.start(t.timeoutMs)
+                let status = luamp_pcall(T, 3, 0, handler)
+                timer.end(t.timeoutMs)
+                if status != LUA_OK { break failed }
+                let start = PoolFrame.begin(&out, kind: PoolFrame.result)
+                out.appendLE(t.id)
+                do {
+                    if !PoolNumbers.encodeList(ts, input: list, position: 1, count: n, into: &out) {
+                        guard ts.checkStack(Int32(n) + 8) else { throw MPError("SendError", "result: too many values for the Lua stack") }
+                        for i in 1...n { ts.rawGet(list, index: Int64(i)) }
+                        try Codec.encodeTuple(ts, from: list + 1, count: Int32(n), path: "result", into: &out)
+                    }
+                    try PoolFrame.finish(&out, from: start)
+                    return
+                } catch {
+                    out.removeAll(keepingCapacity: true)
+                    fixed = (error as? MPError)?.message ?? String(describing: error)
+                    break failed
+                }
+            }
+            ts.pushNil()                                   // the decoder's slot
+            let refs = ts.top
+            if let why = pushTask(ts, fns: fns, t.fid) { fixed = why; break failed }
             ts.push(Int64(t.count))
             ts.push(Int64(t.mode))
             let n: Int32
-            do { n = try Codec.decodeTuple(ts, args) } catch {
+            do { n = try Codec.decodeTuple(ts, args, refs: refs) } catch {
                 fixed = "cannot decode the task's arguments: \(error)"
                 break failed
             }
-            if t.timeoutMs > 0 { armTimer(t.timeoutMs) }
-            let status = luamp_pool_pcall(T, 3 + n, LUA_MULTRET)
-            if t.timeoutMs > 0 { armTimer(0) }
+            timer.start(t.timeoutMs)
+            let status = luamp_pcall(T, 3 + n, LUA_MULTRET, handler)
+            timer.end(t.timeoutMs)
             if status != LUA_OK { break failed }
             let start = PoolFrame.begin(&out, kind: PoolFrame.result)
             out.appendLE(t.id)
             do {
-                try Codec.encodeTuple(ts, from: base + 1, count: ts.top - base, path: "result", into: &out)
+                try Codec.encodeTuple(ts, from: refs + 1, count: ts.top - refs, path: "result", into: &out)
                 try PoolFrame.finish(&out, from: start)
                 return
             } catch {
@@ -343,15 +441,18 @@ enum PoolWorkerLoop {
     /// a death loses only the running item), and leaves the closing empty `R` frame in `out`.
     /// Returns false when the host is gone.
     private static func runItems(_ ts: LuaStack, fns: Int32, _ t: TaskHeader, args: UnsafeRawBufferPointer,
-                                 out: inout [UInt8], fd: Int32) -> Bool {
+                                 out: inout [UInt8], fd: Int32, timer: ItemTimer) -> Bool {
         let T = ts.L
         let base = ts.top
         defer { ts.top = base }
         out.removeAll(keepingCapacity: true)
         var fixed: String?
         var n: Int32 = 0
-        do { n = try Codec.decodeTuple(ts, args) } catch { fixed = "cannot decode the task's arguments: \(error)" }
-        let items = base + 1
+        luamp_pool_push_handler(T)
+        let handler = base + 1
+        ts.pushNil()                                       // the decoder's slot
+        do { n = try Codec.decodeTuple(ts, args, refs: handler + 1) } catch { fixed = "cannot decode the task's arguments: \(error)" }
+        let items = base + 3
         var i = t.start
         while i < t.end {
             let top = ts.top
@@ -363,14 +464,14 @@ enum PoolWorkerLoop {
             if why == nil, Int32(i) >= n { why = "a worker got \(n) items for a chunk of \(t.count)" }
             var ok = false
             if why == nil {
-                why = pushRunner(ts, fns: fns, t.fid)
+                why = pushTask(ts, fns: fns, t.fid)
                 if why == nil {
                     ts.push(Int64(1))
                     ts.push(Int64(t.mode))
                     ts.pushValue(items + Int32(i))
-                    if t.timeoutMs > 0 { armTimer(t.timeoutMs) }
-                    let status = luamp_pool_pcall(T, 4, 1)
-                    if t.timeoutMs > 0 { armTimer(0) }
+                    timer.start(t.timeoutMs)
+                    let status = luamp_pcall(T, 4, 1, handler)
+                    timer.end(t.timeoutMs)
                     if status == LUA_OK {
                         out.append(1)
                         do {

@@ -12,13 +12,16 @@ final class PredicateWaitable: MPWaitable {
     /// The predicate's key in the registry (each runtime has its own).
     let predicateKey: String
     let fds: [Int32]
+    /// Where `objectRef` is freed (the runtime that made it).
+    let garbage: RegistryGarbage
 
-    init(objectRef: Int32, predicateKey: String, fds: [Int32]) {
+    init(objectRef: Int32, predicateKey: String, fds: [Int32], garbage: RegistryGarbage) {
+        self.garbage = garbage
         self.objectRef = objectRef
         self.predicateKey = predicateKey
         self.fds = fds
     }
-    deinit { HostWait.garbage.append(objectRef) }
+    deinit { garbage.append(objectRef) }
 
     func waitReady(_ s: LuaStack) throws -> Bool {
         let base = s.top
@@ -27,7 +30,7 @@ final class PredicateWaitable: MPWaitable {
         _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(objectRef))
         if luamp_pcall(s.L, 1, 1, 0) != LUA_OK {
             let r = luaL_ref(s.L, s.registryIndex())
-            HostWait.garbage.append(r)
+            garbage.append(r)
             throw HostWaitRegistryError(ref: r)
         }
         return lua_toboolean(s.L, -1) != 0
@@ -54,7 +57,7 @@ extension MPModule {
             Waitables.register(metatable: name) { s, i in
                 s.pushValue(i)
                 let obj = luaL_ref(s.L, s.registryIndex())
-                return PredicateWaitable(objectRef: obj, predicateKey: key, fds: [])
+                return PredicateWaitable(objectRef: obj, predicateKey: key, fds: [], garbage: RuntimeState.of(s).garbage)
             }
         }
         s.setFunction(t, "wait") { s in try waitCall(s) }

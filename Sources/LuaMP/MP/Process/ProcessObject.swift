@@ -152,10 +152,7 @@ extension MPModule {
 
     /// Creates the `mp.Process` metatable in the registry. Stack: [-0, +0] (caller restores).
     private static func makeProcessMetatable(_ s: LuaStack) {
-        guard luaL_newmetatable(s.L, processMeta) != 0 else { return }
-        let mt = s.top
-        s.push("Process"); s.rawSet(mt, field: "__name")
-        s.newTable()
+        guard let mt = s.newObjectMetatable(processMeta, name: "Process") else { return }
         let methods = s.top
         s.setFunction(methods, "start") { s in try start(s, try checkProcess(s, 1)); return 0 }
         s.setFunction(methods, "join") { s in
@@ -249,7 +246,7 @@ extension MPModule {
         let parentName = ProcessTree.current.name
         let parentPID = getpid()
         r.child = try ChildProcess.spawn { ctx in
-            ProcessTree.enterChild(r, parentName: parentName, parentPID: parentPID)
+            ProcessTree.enterChild(s, r, parentName: parentName, parentPID: parentPID)
             ChildRandom.reseed(s)
             OutputLabels.enterChild(s, label: r.labelOutput, name: r.name)
             return runTarget(s, r, ctx)

@@ -5,27 +5,38 @@ import Glibc
 internal import CLua
 internal import LuaMPShims
 
-/// Per-process bookkeeping of the tree (reset in every forked child).
+/// Who this process is in the tree (per process: set again in every forked child), and the
+/// children each runtime started (per runtime: `RuntimeState.children`).
 enum ProcessTree {
+    /// This process's place in the tree. One value, guarded: runtimes on several threads of an
+    /// embedding app read it and number their Processes from one counter.
+    private struct Identity {
+        /// This process: `MainProcess` in the host, the Process's name in a child.
+        var current: (name: String, pid: pid_t) = ("MainProcess", getpid())
+        /// The parent in a child; nil in the host.
+        var parent: (name: String, pid: pid_t)?
+        /// Python's `_identity` as text: the default-name path of this process ("" in the host,
+        /// "1" in `Process-1`). A string, not an array: short ones live inline, no allocation.
+        var path = ""
+        /// Processes constructed here so far (for default names).
+        var counter = 0
+    }
+    private static let identity = ForkSafeLock(Identity())
+
     /// This process: `MainProcess` in the host, the Process's name in a child.
-    nonisolated(unsafe) static var current: (name: String, pid: pid_t) = ("MainProcess", getpid())
+    static var current: (name: String, pid: pid_t) { identity.withLock { $0.current } }
     /// The parent in a child; nil in the host.
-    nonisolated(unsafe) static var parent: (name: String, pid: pid_t)?
-    /// Python's `_identity` as text: the default-name path of this process ("" in the host,
-    /// "1" in `Process-1`). A string, not an array: short ones live inline, no allocation.
-    nonisolated(unsafe) private static var identity = ""
-    /// Processes constructed here so far (for default names).
-    nonisolated(unsafe) private static var counter = 0
-    /// Started, not yet forgotten (joined, reaped by active_children, or cleaned up at the end).
-    nonisolated(unsafe) private(set) static var children: [ProcessRecord] = []
+    static var parent: (name: String, pid: pid_t)? { identity.withLock { $0.parent } }
 
     /// True in a process luamp forked.
     static var isChild: Bool { parent != nil }
 
     /// The identity of the next Process constructed here: this process's identity plus a counter.
     static func nextIdentity() -> String {
-        counter += 1
-        return identity.isEmpty ? String(counter) : identity + ":" + String(counter)
+        identity.withLock { i in
+            i.counter += 1
+            return i.path.isEmpty ? String(i.counter) : i.path + ":" + String(i.counter)
+        }
     }
 
     /// `Process-1`, `Process-2`… in the host; `Process-1:1`… in the child `Process-1` (Python's names).
@@ -33,18 +44,20 @@ enum ProcessTree {
         "Process-" + identity
     }
 
-    /// In a freshly forked child: become the process `r`, forget the parent's children.
-    static func enterChild(_ r: ProcessRecord, parentName: String, parentPID: pid_t) {
-        parent = (parentName, parentPID)
-        current = (r.name, getpid())
-        identity = r.identity
-        counter = 0
+    /// The children the runtime of `s` started and has not forgotten yet.
+    static func children(_ s: LuaStack) -> [ProcessRecord] { RuntimeState.of(s).children }
+
+    /// In a freshly forked child of the runtime of `s`: become the process `r`, forget the
+    /// parent's children (inherited records stay inert: not ours to join).
+    static func enterChild(_ s: LuaStack, _ r: ProcessRecord, parentName: String, parentPID: pid_t) {
+        identity.withLock { i in
+            i.parent = (parentName, parentPID)
+            i.current = (r.name, getpid())
+            i.path = r.identity
+            i.counter = 0
+        }
         Trace.enterChild(name: r.name)
-        // Inherited records stay inert: not ours to join. The old array is overwritten, not
-        // released: releasing it would free the parent's buffer and records here, writing to
-        // heap pages that each cost a copy-on-write fault (the child ends soon; nothing leaks
-        // into the parent).
-        withUnsafeMutablePointer(to: &children) { $0.initialize(to: []) }
+        RuntimeState.of(s).enterChild()
     }
 
     /// Records a started Process (the userdata at `i`) and keeps it alive until forgotten.
@@ -52,24 +65,25 @@ enum ProcessTree {
         s.pushValue(i)
         r.ref = luaL_ref(s.L, s.registryIndex())
         r.startSequence = MPModule.nextStartSequence(s)
-        children.append(r)
+        RuntimeState.of(s).children.append(r)
     }
 
-    /// Drops a reaped Process from `children` and releases its registry reference.
+    /// Drops a reaped Process from its runtime's children and releases its registry reference.
     static func forget(_ s: LuaStack, _ r: ProcessRecord) {
-        children.removeAll { $0 === r }
+        RuntimeState.of(s).children.removeAll { $0 === r }
         if r.ref != LUA_NOREF {
             luaL_unref(s.L, s.registryIndex(), r.ref)
             r.ref = LUA_NOREF
         }
     }
 
-    /// Ends this process's children the way Python does at interpreter exit: daemon children
+    /// Ends the children of the runtime of `s` the way Python does at interpreter exit: daemon children
     /// are terminated, then every child is joined. If the script was interrupted (the interrupt
     /// flag is set on entry) or Ctrl-C arrives while joining, the remaining children are stopped
     /// instead (SIGTERM, then SIGKILL after 1 s) and reaped, and the flag is left set so the
     /// caller can end with status 130.
     static func finish(_ s: LuaStack) {
+        let children = RuntimeState.of(s).children
         for r in children where r.daemon { r.child?.stop(grace: 1.0) }
         // A script that ended because of Ctrl-C (the flag is still set) does not wait.
         var interrupted = luamp_interrupt_pending() != 0
@@ -88,12 +102,12 @@ enum ProcessTree {
         for r in children { forget(s, r) }
     }
 
-    /// Stops the children started after `mark` that are still running: SIGTERM to all of them
+    /// Stops the children of the runtime of `s` started after `mark` that are still running: SIGTERM to all of them
     /// first (so their grace periods overlap), then each is given up to 1 s before SIGKILL, and
     /// reaped. They stay in `children` as ended processes (`is_alive()` false, `exitcode` set).
     /// Never throws and ignores Ctrl-C (cleanup must finish).
-    static func stop(startedAfter mark: UInt64) {
-        let started = children.filter { $0.startSequence > mark }
+    static func stop(_ s: LuaStack, startedAfter mark: UInt64) {
+        let started = RuntimeState.of(s).children.filter { $0.startSequence > mark }
         for r in started { try? r.child?.terminate() }
         for r in started { r.child?.stop(grace: 1.0) }
     }
@@ -111,11 +125,12 @@ extension MPModule {
             return 1
         }
         s.setFunction(t, "active_children") { s in
-            for r in ProcessTree.children where !(r.child?.isAlive ?? false) {
+            for r in ProcessTree.children(s) where !(r.child?.isAlive ?? false) {
                 ProcessTree.forget(s, r)
             }
-            s.newTable(arrayCount: Int32(ProcessTree.children.count))
-            for (i, r) in ProcessTree.children.enumerated() {
+            let children = ProcessTree.children(s)
+            s.newTable(arrayCount: Int32(children.count))
+            for (i, r) in children.enumerated() {
                 _ = lua_rawgeti(s.L, s.registryIndex(), lua_Integer(r.ref))
                 s.rawSet(-2, index: Int64(i + 1))
             }
@@ -132,8 +147,8 @@ extension MPModule {
     }
 
     /// Non-daemon children still running (what `finishProcesses` will join); reaps ended ones.
-    static func runningChildren() -> Int {
-        ProcessTree.children.reduce(0) { n, r in n + (!r.daemon && (r.child?.isAlive ?? false) ? 1 : 0) }
+    static func runningChildren(_ s: LuaStack) -> Int {
+        ProcessTree.children(s).reduce(0) { n, r in n + (!r.daemon && (r.child?.isAlive ?? false) ? 1 : 0) }
     }
 
     /// The end of the main chunk for processes (called from `finishCapabilities`).
@@ -142,8 +157,8 @@ extension MPModule {
     }
 
     /// Stops the processes started after `mark` (called from `stopCapabilities`).
-    static func stopProcesses(since mark: UInt64) {
-        ProcessTree.stop(startedAfter: mark)
+    static func stopProcesses(_ s: LuaStack, since mark: UInt64) {
+        ProcessTree.stop(s, startedAfter: mark)
     }
 
     /// Replaces `os.exit` by a wrapper that first cleans up: in the host it runs every

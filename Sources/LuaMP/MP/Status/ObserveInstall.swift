@@ -14,8 +14,10 @@ extension MPModule {
             guard !done else { return }
             done = true
             Clock.idleHook = { long in Trace.idle(long: long) }
-            if ObserveWaits.token == 0 { ObserveWaits.token = HostWait.addObserver(ObserveWaits.shared) }
         }
+        // Each runtime's waits are watched by its own observer (its progress bars, its spans).
+        let rt = RuntimeState.of(s)
+        if !rt.waits.observers.contains(where: { $0.1 is ObserveWaits }) { _ = rt.waits.addObserver(ObserveWaits(rt)) }
         OutputLabels.readSettings()
         ProgressSettings.readSettings()
         s.setFunction(t, "trace_start") { s in
@@ -37,7 +39,7 @@ extension MPModule {
         s.setFunction(t, "trace_stop") { s in
             guard TraceSession.file != nil else { s.pushNil(); return 1 }
             let path = TraceSession.html ?? TraceSession.file!
-            do { try TraceSession.stop() } catch let e as TraceFileError { throw LuaRaise(e.description) }
+            do { try TraceSession.stop(s) } catch let e as TraceFileError { throw LuaRaise(e.description) }
             s.push(path)
             return 1
         }
@@ -50,7 +52,7 @@ extension MPModule {
     /// every child was joined, so their ends are in it); a child writes what it buffered.
     static func finishObserve(_ s: LuaStack) {
         if TraceSession.file != nil {
-            do { try TraceSession.stop() } catch { fputs("luamp: \(error)\n", luamp_stderr()) }
+            do { try TraceSession.stop(s) } catch { fputs("luamp: \(error)\n", luamp_stderr()) }
         } else {
             Trace.flush()
         }
@@ -61,24 +63,24 @@ extension MPModule {
 /// in mp (`mp.sleep`, `q:get`, `mp.wait` …), and each wait over 1 ms is a trace span named by
 /// its label (`wait pool.map`, `wait AsyncResult.get`, `wait mp.as_completed`).
 final class ObserveWaits: HostWaitObserver {
-    nonisolated(unsafe) static let shared = ObserveWaits()
-    nonisolated(unsafe) static var token = 0
     /// Set once per process by the first install (see installObserve).
     static let processSetup = ForkSafeLock(false)
     private var open: [(String, Int64)] = []
+    /// The runtime watched (it owns this observer).
+    private unowned let runtime: RuntimeState
+
+    init(_ rt: RuntimeState) { runtime = rt }
 
     func waitBegan(_ s: LuaStack, label: String) {
         open.append((label, Trace.on ? Trace.now() : 0))
-        Trace.openWaits += 1
     }
 
-    func waitTick(_ s: LuaStack) { ProgressBoard.redrawQuietly(s) }
+    func waitTick(_ s: LuaStack) { ProgressBoard.redrawQuietly(s, runtime) }
 
     func waitEnded(_ s: LuaStack, label: String) {
         guard let i = open.lastIndex(where: { $0.0 == label }) else { return }
         let t0 = open[i].1
         open.remove(at: i)
-        Trace.openWaits = max(0, Trace.openWaits - 1)
         if t0 > 0 { Trace.wait(label, since: t0) }
     }
 }

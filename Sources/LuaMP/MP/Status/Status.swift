@@ -40,7 +40,7 @@ enum Status {
         // processes
         s.newTable()
         var rows: [[String]] = [["process", "pid", "alive", "exitcode", "cpu", "rss"]]
-        for (i, r) in ProcessTree.children.enumerated() {
+        for (i, r) in ProcessTree.children(s).enumerated() {
             guard let c = r.child else { continue }
             let alive = c.isAlive
             let (cpu, rss) = alive ? usage(c.pid) : (nil, nil)
@@ -60,7 +60,7 @@ enum Status {
         // pools
         s.newTable()
         var n: Int64 = 0
-        for p in PoolRegistry.live where p.isOwnedHere {
+        for p in PoolRegistry.of(s).live where p.isOwnedHere {
             n += 1
             let o = p.observed
             let state = p.phase == .running ? "running" : p.phase == .closed ? "closed" : "terminated"
