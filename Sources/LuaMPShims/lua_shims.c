@@ -1,5 +1,6 @@
 // The Lua side of the C target: the error trampoline, the traceback handler, interrupt hooks.
 #include "luamp_shims.h"
+#include "luamp_service.h"
 #include <string.h>
 
 static luamp_dispatch_fn swift_dispatch;
@@ -38,7 +39,9 @@ static int trampoline(lua_State *L) {
     // start: with memory too short to take it, Lua's memory error is raised before Swift runs.
     if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
     int was = luamp_swift_enter();
+    luamp_swift_depth++;                         // the pool service waits while Swift runs
     int n = swift_dispatch(L, b->box, &argn);
+    luamp_swift_depth--;
     luamp_zone_restore(was);
     return luamp_complete_swift_call(L, n, argn);
 }

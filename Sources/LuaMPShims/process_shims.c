@@ -1,5 +1,6 @@
 // Process shims: the fork itself and everything between fork() and the child's first Swift/Lua step.
 #include "luamp_shims.h"
+#include "luamp_service.h"
 #include <stdlib.h>
 #include <fcntl.h>
 #include <errno.h>
@@ -103,6 +104,7 @@ pid_t luamp_fork(int ignore_sigint) {
     // their default action (a SIGINT the child ignores is discarded).
     reset_signals_in_child(ignore_sigint);
     luamp_interrupt_forget_in_child();   // flag, target, and a hook the parent's Ctrl-C armed
+    luamp_service_forget_in_child();     // the pool service's state and hook (timers are not inherited)
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1); // the parent died before PDEATHSIG was armed
     for (int i = 0; i < held_count; i++) close(held_fds[i]);

@@ -1,6 +1,7 @@
 // Cross-process synchronization in C: futex syscalls, liveness by pidfd, clocklock, robust mutex attributes, mmap flags.
 #include "luamp_sync.h"
 #include "luamp_shims.h"
+#include "luamp_service.h"
 #include <errno.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -77,7 +78,9 @@ int luamp_fast_trampoline(lua_State *L) {
     int argn = 0;
     if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
     int was = luamp_swift_enter();           // as the trampoline does (memory_shims.c)
+    luamp_swift_depth++;
     int n = f(L, &argn);
+    luamp_swift_depth--;
     luamp_zone_restore(was);
     return luamp_complete_swift_call(L, n, argn);
 }

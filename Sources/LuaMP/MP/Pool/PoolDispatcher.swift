@@ -25,6 +25,8 @@ extension PoolState {
               callbacks runsCallbacks: Bool = true, interruptible: PoolJob? = nil, interrupts: Bool = true,
               interruptCancelsAll: Bool = false, until done: () -> Bool) throws -> Bool {
         try checkOwner()
+        // Work left outstanding when the call returns goes on while the host runs Lua.
+        defer { if !inBackground && needsService { PoolService.workPending(s) } }
         if timeout != 0 { HostWait.tick(s) }
         let deadline = timeout.map { Clock.monotonicSeconds() + max(0, $0) }
         let t0 = Trace.on && timeout != 0 && runtime.waits.depth == 0 ? Trace.now() : 0
@@ -33,7 +35,7 @@ extension PoolState {
             garbage.collect(s)
             try dispatch(s, pullAll: pullAll, pulling: pulling)
             if runsCallbacks { try runCallbacks(s) }
-            try ProgressBoard.redraw(s, runtime)
+            if !inBackground { try ProgressBoard.redraw(s, runtime) }
             if done() || phase == .terminated { return done() }
             if interrupts && luamp_take_interrupt() != 0 {
                 // Ctrl-C. Taken (flag and hook), so a pcall catches it once; an uncaught one ends
@@ -88,7 +90,8 @@ extension PoolState {
         // here, so its death or readiness is noticed and the next attempt can follow.
         if brokenError != nil { try waitForEvents(s, 0) }
         killOverdueWorkers()
-        if phase == .running || hasUnsentWork { try startMissingWorkers(s) } else { noteReadyWorkers() }
+        // Never forks in a background round (a Lua hook): replacements start at the next pool call.
+        if !inBackground && (phase == .running || hasUnsentWork) { try startMissingWorkers(s) } else { noteReadyWorkers() }
         if let broken = brokenError {
             while let c = try nextChunk(s, pullAll: pullAll, pulling: pulling) { deliver(s, c, error: .mp(broken)) }
         } else {
@@ -115,21 +118,24 @@ extension PoolState {
         return best
     }
 
-    /// Work stealing: a worker with nothing to do takes the chunk queued right behind another
-    /// worker's started chunk, so no task waits behind a long one while a worker idles. The
-    /// status word decides atomically whether the victim already started it (`claim`/`steal`);
-    /// a victim whose word does not show its head as started is left alone (see
-    /// `WorkerStatusPage.stolen` for why only that chunk may be taken).
+    /// Work stealing: a worker with nothing to do takes half of the chunks queued right behind
+    /// another worker's started chunk (at least one), so no task waits behind a long one while a
+    /// worker idles, and a long queue is balanced in a few rounds. The status word decides
+    /// atomically whether the victim already started any of them (`claim`/`steal`: one mark
+    /// takes back every chunk up to the last one taken); a victim whose word does not show its
+    /// head as started is left alone (see `WorkerStatusPage.stolen`).
     private func stealForIdleWorkers() {
         for case let idle? in workers where idle.inflight.isEmpty && !idle.inputClosed && idle.quota != 0 {
             for case let victim? in workers where victim !== idle && victim.inflight.count >= 2 {
                 let cur = status.started(victim.slot)
                 guard WorkerStatusPage.hasStarted(cur, victim.inflight[0].id) else { continue }
-                let c = victim.inflight[1]
-                guard status.steal(victim.slot, expected: cur, c.id) else { continue }
-                victim.inflight.remove(at: 1)
-                if let q = victim.quota { victim.quota = q + 1 }
-                send(c, to: idle)
+                var k = max(1, (victim.inflight.count - 1) / 2)
+                if let q = idle.quota { k = min(k, q) }
+                guard status.steal(victim.slot, expected: cur, victim.inflight[k].id) else { continue }
+                let taken = victim.inflight[1...k]
+                victim.inflight.removeSubrange(1...k)
+                if let q = victim.quota { victim.quota = q + k }
+                for c in taken { send(c, to: idle) }
                 break
             }
         }

@@ -108,7 +108,8 @@ final class PoolWorker {
 
 /// One `mp.Pool`: a fixed number of forked workers, each with its own pipe pair, the chunks
 /// waiting to be sent, and the jobs in progress. All work happens when the host *pumps*
-/// (`PoolDispatcher.swift`): inside pool calls, never in the background.
+/// (`PoolDispatcher.swift`): inside pool calls and mp waits, and — while the host runs its own
+/// Lua — in the timer-armed background rounds of `PoolService`.
 final class PoolState {
     enum Phase { case running, closed, terminated }
 
@@ -151,6 +152,8 @@ final class PoolState {
     /// Its `HostWait` service (0: none) and whether that service is running now.
     var serviceToken = 0
     var servicing = false
+    /// A background round (`PoolService`) is running: no forks, no callbacks, no progress drawing.
+    var inBackground = false
 
     /// Startup failures in a row after which waiting tasks fail.
     static let brokenAfter = 3
@@ -403,6 +406,7 @@ extension MPModule {
         let rt = RuntimeState.of(s)
         for p in rt.pools.live where p.isOwnedHere { p.terminate(s) }
         rt.garbage.collect(s)
+        PoolService.release(s)
     }
 
     /// Terminates the pools this process created after `mark` that are not terminated or

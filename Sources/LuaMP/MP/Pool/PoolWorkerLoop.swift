@@ -72,8 +72,9 @@ struct WorkerStatusPage {
     ///
     /// One mark covers them all because of two rules: chunk ids are stamped at each send from a
     /// pool-wide counter, so they grow in the order a worker reads its pipe; and the host only
-    /// steals the chunk right behind the one the worker has started. The chunks taken back while
-    /// one chunk runs are therefore exactly those between it and the next one the worker keeps.
+    /// steals the chunks right behind the one the worker has started (a run of them, with one
+    /// mark: the id of the last). The chunks taken back while one chunk runs are therefore
+    /// exactly those between it and the next one the worker keeps.
     static let stolen: UInt64 = 1 << 63
 
     /// The last chunk the worker started, or `t | stolen` (chunks up to `t` taken back since).
@@ -102,9 +103,9 @@ struct WorkerStatusPage {
         word & stolen != 0 ? id < word & ~stolen : id <= word
     }
 
-    /// Host: takes back chunk `id` (the chunk right behind the started one) if the word still
-    /// reads `expected` (the worker has not claimed anything newer). Exactly one of
-    /// `claim`/`steal` wins.
+    /// Host: takes back every unstarted chunk up to `id` (the run right behind the started one)
+    /// if the word still reads `expected` (the worker has not claimed anything newer). Exactly
+    /// one of `claim`/`steal` wins.
     func steal(_ slot: Int, expected: UInt64, _ id: UInt64) -> Bool {
         luamp_atomic_cas64(word64(slot), expected, id | Self.stolen) != 0
     }
@@ -216,14 +217,8 @@ enum PoolWorkerLoop {
                 TraceControl.follow(name: c.name)
                 Trace.flush()
             case PoolFrame.task:
-                guard let id = try? r.int(UInt64.self), let fid = try? r.int(UInt32.self),
-                      let mode = try? r.int(UInt8.self), let count = try? r.int(UInt32.self),
-                      let start = try? r.int(UInt32.self), let end = try? r.int(UInt32.self),
-                      let timeoutMs = try? r.int(UInt32.self), let flags = try? r.int(UInt8.self),
-                      let position = try? r.int(UInt64.self) else { return 3 }
-                guard c.status.claim(c.slot, id) else { continue }   // the host gave it to another worker
-                let task = TaskHeader(id: id, fid: fid, mode: mode, count: count, start: start, end: end,
-                                      timeoutMs: timeoutMs, perItem: flags & PoolFrame.perItem != 0)
+                guard let task = try? TaskHeader(&r) else { return 3 }
+                guard c.status.claim(c.slot, task.id) else { continue }   // the host gave it to another worker
                 TraceControl.follow(name: c.name)
                 let t0 = Trace.on ? Trace.now() : 0
                 if task.perItem {
@@ -232,8 +227,8 @@ enum PoolWorkerLoop {
                     runTask(ts, fns: fns, task, args: r.rest, out: &out, timer: timer)
                 }
                 if t0 > 0 {
-                    PoolTrace.chunkRan(pool: c.pool, mode: mode, position: position + UInt64(start),
-                                       count: end > start ? end - start : count, since: t0, out: out)
+                    PoolTrace.chunkRan(pool: c.pool, mode: task.mode, position: task.position + UInt64(task.start),
+                                       count: task.end > task.start ? task.end - task.start : task.count, since: t0, out: out)
                 }
                 fflush(nil)
                 guard out.withUnsafeBytes({ PoolIO.writeAll(c.resultFD, $0) }) else { return 0 }   // host gone
@@ -262,16 +257,19 @@ enum PoolWorkerLoop {
         }
     }
 
-    /// A `T` frame's fields.
+    /// A `T` frame's fields (in wire order; `PoolFrame.appendTaskHeader` writes them): chunk id,
+    /// function id, mode, item count, the item range to run, the per-item timeout, the
+    /// per-item flag, and the chunk's first input position (traces).
     struct TaskHeader {
-        let id: UInt64
-        let fid: UInt32
-        let mode: UInt8
-        let count: UInt32
-        let start: UInt32
-        let end: UInt32
-        let timeoutMs: UInt32
-        let perItem: Bool
+        let id: UInt64, fid: UInt32, mode: UInt8, count: UInt32
+        let start: UInt32, end: UInt32, timeoutMs: UInt32, perItem: Bool, position: UInt64
+
+        init(_ r: inout PayloadReader) throws {
+            (id, fid, mode, count) = (try r.int(UInt64.self), try r.int(UInt32.self), try r.int(UInt8.self), try r.int(UInt32.self))
+            (start, end, timeoutMs) = (try r.int(UInt32.self), try r.int(UInt32.self), try r.int(UInt32.self))
+            perItem = try r.int(UInt8.self) & PoolFrame.perItem != 0
+            position = try r.int(UInt64.self)
+        }
     }
 
     /// The per-item timeout of one worker.

@@ -1,0 +1,119 @@
+// The background service of pools in pure Lua: a POSIX timer whose signal arms a one-shot Lua hook (as Ctrl-C's does).
+#include "luamp_service.h"
+#include "luamp_shims.h"
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+int luamp_swift_depth = 0;
+
+static lua_State *volatile service_L = NULL;
+static luamp_service_fn volatile service_fn = NULL;
+static volatile sig_atomic_t service_on = 0;
+static volatile sig_atomic_t service_due = 0;
+static timer_t service_timer;
+static pid_t timer_owner = 0;          // the process that created service_timer (fork does not copy timers)
+
+static int service_signal(void) { return SIGRTMIN + 4; }
+
+static void service_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    if (!service_due) return;
+    service_due = 0;
+    luamp_service_fn fn = service_fn;
+    if (!fn || !service_on || luamp_swift_depth != 0 || L != service_L) return;
+    // As the trampoline: Swift runs with the memory reserve held, or not at all.
+    if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return;
+    int was = luamp_swift_enter();
+    luamp_swift_depth++;
+    fn(L);
+    luamp_swift_depth--;
+    luamp_zone_restore(was);
+}
+
+static void on_service_signal(int sig) {
+    (void)sig;
+    lua_State *L = service_L;
+    if (!service_on || !L) return;
+    int saved = errno;
+    lua_Hook h = lua_gethook(L);
+    if (h == NULL || h == service_hook) {      // never replace Ctrl-C's hook or the script's own
+        service_due = 1;
+        lua_sethook(L, service_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);   // async-signal-safe by design
+    }
+    errno = saved;
+}
+
+static int set_period(long period_us) {
+    struct itimerspec it;
+    memset(&it, 0, sizeof it);
+    it.it_value.tv_sec = period_us / 1000000;
+    it.it_value.tv_nsec = (period_us % 1000000) * 1000;
+    it.it_interval = it.it_value;
+    return timer_settime(service_timer, 0, &it, NULL);
+}
+
+int luamp_service_start(lua_State *L, luamp_service_fn fn, long period_us) {
+    if (service_on) return 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lua_State *main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (!main || (service_L && service_L != main)) return 0;
+    pid_t me = getpid();
+    if (timer_owner != me) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_service_signal;
+        sa.sa_flags = SA_RESTART;              // other code's blocking calls just go on
+        sigemptyset(&sa.sa_mask);
+        sigaddset(&sa.sa_mask, SIGINT);        // Ctrl-C's handler never runs between our two steps
+        if (sigaction(service_signal(), &sa, NULL) != 0) return 0;
+        struct sigevent ev;
+        memset(&ev, 0, sizeof ev);
+        ev.sigev_notify = SIGEV_THREAD_ID;     // a signal to this thread, never a thread of its own
+        ev.sigev_signo = service_signal();
+        ev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+        if (timer_create(CLOCK_MONOTONIC, &ev, &service_timer) != 0) return 0;
+        timer_owner = me;
+    }
+    service_L = main;
+    service_fn = fn;
+    service_on = 1;
+    if (set_period(period_us) != 0) { service_on = 0; return 0; }
+    return 1;
+}
+
+void luamp_service_stop(void) {
+    if (!service_on) return;
+    service_on = 0;
+    struct itimerspec off;
+    memset(&off, 0, sizeof off);
+    if (timer_owner == getpid()) (void)timer_settime(service_timer, 0, &off, NULL);
+}
+
+void luamp_service_release(lua_State *L) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lua_State *main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (main != service_L) return;
+    luamp_service_stop();
+    if (lua_gethook(main) == service_hook) lua_sethook(main, NULL, 0, 0);
+    service_L = NULL;
+}
+
+void luamp_service_forget_in_child(void) {
+    lua_State *L = service_L;
+    service_on = 0;
+    service_due = 0;
+    service_L = NULL;
+    luamp_swift_depth = 0;
+    if (L && lua_gethook(L) == service_hook) lua_sethook(L, NULL, 0, 0);
+}
