@@ -17,9 +17,9 @@ extension MPModule {
             if HostWait.hasServices(s) {
                 // A pool is alive: it reads results, sends what did not fit in the pipes and
                 // replaces dead workers while the host sleeps (no Lua callback runs here).
-                let deadline = Clock.monotonicSeconds() + secs      // HostWait's time: seconds
+                let deadline = Deadline(seconds: secs)
                 _ = try HostWait.wait(s, label: "mp.sleep", deadline: deadline, fds: [], short: false, callbacks: false) {
-                    Clock.monotonicSeconds() >= deadline
+                    deadline.hasPassed
                 }
                 return 0
             }

@@ -211,41 +211,43 @@ enum HostWait {
         }
     }
 
-    /// Waits until `ready()` holds or `deadline` (monotonic seconds; nil: no limit) passes.
-    /// Polls `fds` and every service's descriptors in slices of at most 100 ms (at most
-    /// `shortSlice` when `short`: something waited on has no descriptor), running the services
-    /// and due callbacks each slice and checking Ctrl-C. Returns `ready()`.
-    static func wait(_ s: LuaStack, label: String, deadline: Double?, fds: [Int32], short: Bool,
+    /// Waits until `ready()` holds or `deadline` passes, in `Deadline.wait` (the one wait loop:
+    /// slices of at most 100 ms, Ctrl-C between them). Each slice polls `fds` and every service's
+    /// descriptors (sleeps at most `shortSlice` ms when `short`: something waited on has no
+    /// descriptor), then runs the services and due callbacks and checks `ready()` again.
+    /// Returns `ready()`.
+    static func wait(_ s: LuaStack, label: String, deadline: Deadline, fds: [Int32], short: Bool,
                      callbacks: Bool = true, ready: () throws -> Bool) throws -> Bool {
         let w = RuntimeState.of(s).waits
         w.began(s, label)
         defer { w.ended(s, label) }
         var polls: [pollfd] = []
         let me = CurrentProcess.pid
-        while true {
-            try runServices(s, callbacks: callbacks)
-            if try ready() { return true }
-            var ms: Int32 = short ? shortSlice : 100
-            if let d = deadline {
-                let left = d - Clock.monotonicSeconds()
-                if left <= 0 { return try ready() }
-                ms = min(ms, Int32(min(100, (left * 1000).rounded(.up))))
+        let cap: UInt64 = short ? UInt64(shortSlice) * 1_000_000 : Deadline.slice
+        var checked = false      // ready() was evaluated right after the last slice's services
+        return try deadline.wait { slice in
+            if !checked {
+                try runServices(s, callbacks: callbacks)
+                if try ready() { return true }
             }
-            try Clock.checkInterrupt()
+            checked = false
+            if slice == 0 { return false }
+            let ns = min(slice, cap)
             polls.removeAll(keepingCapacity: true)
             for fd in fds where fd >= 0 { polls.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             for svc in w.services where svc.owner == me {
                 for fd in svc.fds() where fd >= 0 { polls.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             }
             if polls.isEmpty {
-                var left = Double(ms) / 1000
-                if let d = deadline { left = min(left, max(0, d - Clock.monotonicSeconds())) }
-                var ts = timespec(tv_sec: 0, tv_nsec: Int(left * 1e9))
+                var ts = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
                 _ = nanosleep(&ts, nil)
             } else {
-                _ = poll(&polls, nfds_t(polls.count), ms)
+                _ = poll(&polls, nfds_t(polls.count), Deadline.pollMilliseconds(ns))
             }
             w.tick(s)
+            try runServices(s, callbacks: callbacks)
+            checked = true
+            return try ready()
         }
     }
 }

@@ -54,9 +54,8 @@ extension MPModule {
         }
         try f.service(s)
         if f.isDone { try HostWait.runDueCallbacks(s); return true }
-        let deadline = timeout.map { Clock.monotonicSeconds() + $0 }
         let fds = f.waitDescriptors()
-        let ok = try HostWait.wait(s, label: label, deadline: deadline, fds: fds, short: fds.isEmpty) {
+        let ok = try HostWait.wait(s, label: label, deadline: Deadline(seconds: timeout), fds: fds, short: fds.isEmpty) {
             try f.service(s)
             return f.isDone
         }

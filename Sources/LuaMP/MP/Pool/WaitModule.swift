@@ -102,14 +102,14 @@ extension MPModule {
         }
 
         /// Waits until `ready()` or the deadline. Returns `ready()`.
-        func wait(_ s: LuaStack, deadline: Double?, label: String, ready: () throws -> Bool) throws -> Bool {
+        func wait(_ s: LuaStack, deadline: Deadline, label: String, ready: () throws -> Bool) throws -> Bool {
             if try ready() { return true }
             guard let p = pool, p.phase != .terminated else {
                 return try HostWait.wait(s, label: label, deadline: deadline, fds: fds, short: short, ready: ready)
             }
             HostWait.began(s, label)
             defer { HostWait.ended(s, label) }
-            let timeout = deadline.map { max(0, $0 - Clock.monotonicSeconds()) }
+            let timeout = deadline.isNever ? nil : Double(deadline.remaining) / 1e9
             var failure: Error?
             let ok = try p.pump(s, timeout: timeout) {
                 do { return try ready() } catch { failure = error; return true }
@@ -146,7 +146,7 @@ extension MPModule {
             }
         }
         try HostWait.runServices(s)
-        _ = try WaitPlan(items).wait(s, deadline: timeout.map { Clock.monotonicSeconds() + $0 }, label: "mp.wait", ready: check)
+        _ = try WaitPlan(items).wait(s, deadline: Deadline(seconds: timeout), label: "mp.wait", ready: check)
         s.newTable()
         s.newTable()
         var nd: Int64 = 0, nn: Int64 = 0
@@ -162,7 +162,7 @@ extension MPModule {
     private static func asCompletedCall(_ s: LuaStack) throws -> Int32 {
         let items = try waitList(s, 1, "as_completed")
         let timeout = try optTimeout(s, 2)
-        let deadline = timeout.map { Clock.monotonicSeconds() + $0 }
+        let deadline = Deadline(seconds: timeout)
         let watcher = CompletionWatcher()
         var given = [Bool](repeating: false, count: items.count)
         var left = items.count
