@@ -7,10 +7,12 @@ struct ByteReader {
     let count: Int
     private(set) var pos = 0
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    /// Reads `bytes` from offset `from` on (a frame's fields after its kind byte, say).
+    init(_ bytes: UnsafeRawBufferPointer, from: Int = 0) {
         // An empty buffer may have no base address; any non-null pointer works with count 0.
         base = bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
         count = bytes.count
+        pos = min(max(0, from), count)
     }
 
     var remaining: Int { count - pos }
@@ -51,4 +53,17 @@ struct ByteReader {
         pos &+= Int(n)
         return p
     }
+
+    /// A u32-length-prefixed byte string, in place.
+    mutating func lengthPrefixed() throws(MPError) -> UnsafeRawBufferPointer {
+        try bytes(try int(UInt32.self))
+    }
+
+    /// A u32-length-prefixed UTF-8 string.
+    mutating func lengthPrefixedString() throws(MPError) -> String {
+        String(decoding: try lengthPrefixed(), as: UTF8.self)
+    }
+
+    /// The bytes after what was read so far, in place.
+    var rest: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + pos, count: count - pos) }
 }

@@ -350,7 +350,7 @@ extension PoolState {
     }
 
     private func handleFrame(_ s: LuaStack, _ w: PoolWorker, _ frame: UnsafeRawBufferPointer) throws {
-        var r = PayloadReader(frame)
+        var r = ByteReader(frame, from: 1)
         let id = try r.int(UInt64.self)
         guard let head = w.inflight.first, head.id == id else {
             throw PoolProtocolError("answer for chunk \(id), which it was not running")

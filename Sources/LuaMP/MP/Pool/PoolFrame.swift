@@ -131,39 +131,6 @@ extension Array where Element == UInt8 {
     }
 }
 
-/// Reads little-endian fields from a frame payload (bounds-checked; a short payload is a protocol error).
-struct PayloadReader {
-    let bytes: UnsafeRawBufferPointer
-    var pos = 1   // after the kind byte
-
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-    mutating func int<T: FixedWidthInteger>(_: T.Type) throws -> T {
-        guard bytes.count - pos >= MemoryLayout<T>.size else { throw PoolProtocolError("short frame") }
-        let v = T(littleEndian: bytes.baseAddress!.loadUnaligned(fromByteOffset: pos, as: T.self))
-        pos += MemoryLayout<T>.size
-        return v
-    }
-
-    /// A u32-length-prefixed byte string.
-    mutating func bytesField() throws -> UnsafeRawBufferPointer {
-        let n = Int(try int(UInt32.self))
-        guard n <= bytes.count - pos else { throw PoolProtocolError("short frame") }
-        defer { pos += n }
-        return UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)])
-    }
-
-    mutating func string() throws -> String {
-        let n = Int(try int(UInt32.self))
-        guard n <= bytes.count - pos else { throw PoolProtocolError("short frame") }
-        defer { pos += n }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)]), as: UTF8.self)
-    }
-
-    /// The bytes after the fields read so far.
-    var rest: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[pos...]) }
-}
-
 /// A channel broke its protocol (bad length, checksum, unexpected frame): the peer is stopped.
 struct PoolProtocolError: Error, CustomStringConvertible {
     let description: String

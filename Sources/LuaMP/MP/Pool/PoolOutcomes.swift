@@ -8,10 +8,10 @@ internal import LuaMPShims
 extension PoolState {
     /// A task's `RemoteError` from a failure (message, traceback, the error value's encoding):
     /// `value` is the original error value, decoded here once. Held in the registry.
-    func remoteError(_ s: LuaStack, _ r: inout PayloadReader, pid: pid_t, position: Int?) throws -> JobError {
-        var message = try r.string()
-        let traceback = try r.string()
-        let value = try r.bytesField()
+    func remoteError(_ s: LuaStack, _ r: inout ByteReader, pid: pid_t, position: Int?) throws -> JobError {
+        var message = try r.lengthPrefixedString()
+        let traceback = try r.lengthPrefixedString()
+        let value = try r.lengthPrefixed()
         if let p = position, message.hasPrefix("result["), let close = message.firstIndex(of: "]"),
            let k = Int(message[message.index(message.startIndex, offsetBy: 7)..<close]) {
             // An unsendable result names its input position (the worker knows its place in the chunk).

@@ -198,7 +198,7 @@ enum PoolWorkerLoop {
                 fputs("Pool worker \(c.name) (pid \(getpid())): \(error)\n", luamp_stderr())
                 return 3
             }
-            var r = PayloadReader(frame)
+            var r = ByteReader(frame, from: 1)
             switch frame[0] {
             case PoolFrame.define:
                 guard let id = try? r.int(UInt32.self) else { return 3 }
@@ -264,7 +264,7 @@ enum PoolWorkerLoop {
         let id: UInt64, fid: UInt32, mode: UInt8, count: UInt32
         let start: UInt32, end: UInt32, timeoutMs: UInt32, perItem: Bool, position: UInt64
 
-        init(_ r: inout PayloadReader) throws {
+        init(_ r: inout ByteReader) throws {
             (id, fid, mode, count) = (try r.int(UInt64.self), try r.int(UInt32.self), try r.int(UInt8.self), try r.int(UInt32.self))
             (start, end, timeoutMs) = (try r.int(UInt32.self), try r.int(UInt32.self), try r.int(UInt32.self))
             perItem = try r.int(UInt8.self) & PoolFrame.perItem != 0
