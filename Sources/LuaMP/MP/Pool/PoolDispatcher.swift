@@ -157,7 +157,6 @@ extension PoolState {
         nextChunkID += 1
         if Trace.on && w.inflight.isEmpty { w.tracedAnswer = Trace.now() }
         PoolFrame.stampTask(&c.frame, id: c.id, start: UInt32(c.start), end: UInt32(c.end))
-        PoolHooks.chunkSent?(self, c, w)
         w.send(c.frame)
         w.inflight.append(c)
         if let q = w.quota { w.quota = q - 1 }
@@ -434,7 +433,6 @@ extension PoolState {
 
     func finishChunk(_ c: PoolChunk, _ failure: JobError?) {
         let job = c.job
-        PoolHooks.chunkDone?(self, c, failure != nil)
         releaseReferences(of: c)
         job.chunksDone += 1
         observed.chunkFinished(job, count: c.count, failed: failure != nil)

@@ -117,12 +117,3 @@ extension PoolState {
         return true
     }
 }
-
-/// Observation points for tools (progress, trace spans): nil unless someone sets them; they
-/// must not call into the pool.
-enum PoolHooks {
-    /// A chunk was written to a worker's pipe (also after a resend).
-    nonisolated(unsafe) static var chunkSent: ((PoolState, PoolChunk, PoolWorker) -> Void)?
-    /// A chunk got its outcome (`failed`: the chunk's error, not per-item errors).
-    nonisolated(unsafe) static var chunkDone: ((PoolState, PoolChunk, Bool) -> Void)?
-}

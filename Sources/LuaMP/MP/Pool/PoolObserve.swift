@@ -4,11 +4,13 @@ import Glibc
 #endif
 internal import CLua
 internal import LuaMPShims
+import Synchronization
 
 /// A pool's counters and observation options (one per `PoolState`).
 struct PoolObservation {
-    /// Pools count up per process: pool 1, pool 2, … (trace args, `mp.status`).
-    nonisolated(unsafe) static var counter = 0
+    /// Pools count up per process: pool 1, pool 2, … (trace args, `mp.status`; atomic: runtimes
+    /// on several threads of an embedding app make pools at once).
+    static let counter = Atomic<Int>(0)
 
     let serial: Int
     /// `Pool{label_output = true}`.
@@ -25,8 +27,7 @@ struct PoolObservation {
     private var backlogAt: Int64 = 0
 
     init() {
-        Self.counter += 1
-        serial = Self.counter
+        serial = Self.counter.add(1, ordering: .relaxed).newValue
     }
 
     /// A worker was forked into a slot.

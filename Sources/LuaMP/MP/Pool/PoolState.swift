@@ -4,6 +4,7 @@ import Glibc
 #endif
 internal import CLua
 internal import LuaMPShims
+import Synchronization
 
 /// The host's view of one worker: the process, its two pipe ends, what was sent and not answered.
 extension PoolWorker {
@@ -167,8 +168,9 @@ final class PoolState {
     /// Where the pool's registry slots are freed.
     var garbage: RegistryGarbage { runtime.garbage }
 
-    /// Worker names count up per host process: PoolWorker-1, PoolWorker-2, …
-    nonisolated(unsafe) static var workerCounter = 0
+    /// Worker names count up per host process: PoolWorker-1, PoolWorker-2, … (atomic: runtimes
+    /// on several threads of an embedding app start workers at once).
+    static let workerCounter = Atomic<Int>(0)
 
     /// Creates the pool and forks its workers.
     /// - Throws: `LuaRaise` when a worker cannot be started (the others are stopped again).
@@ -222,8 +224,8 @@ final class PoolState {
         _ = luamp_hold_fd(task[1])      // the host's ends: closed in every later child
         _ = luamp_hold_fd(result[0])
         status.reset(slot)
-        Self.workerCounter += 1
-        let config = WorkerConfig(slot: slot, name: "PoolWorker-\(Self.workerCounter)", taskFD: task[0],
+        let number = Self.workerCounter.add(1, ordering: .relaxed).newValue
+        let config = WorkerConfig(slot: slot, name: "PoolWorker-\(number)", taskFD: task[0],
                                   resultFD: result[1], status: status, initializerRef: initializerRef,
                                   initargsRef: initargsRef, maxTasks: maxTasksPerChild, pool: observed.serial,
                                   labelOutput: observed.labelOutput)
