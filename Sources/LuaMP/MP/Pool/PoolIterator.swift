@@ -100,7 +100,12 @@ extension MPModule {
                 s.push(Int64(position))
                 return 2
             }
-            if job.source == nil && job.chunksConsumed == job.chunksMade { return 0 }
+            if job.source == nil && job.chunksConsumed == job.chunksMade {
+                // The last outcomes may have been read by the background service, which draws
+                // nothing: the bar's final line is drawn here, where the iteration ends.
+                if job.progress != nil { try ProgressBoard.redraw(s, job.pool.runtime) }
+                return 0
+            }
             try job.pool.pump(s, timeout: nil, pulling: job, interruptible: job) {
                 job.terminated || (job.kind == .imap ? job.outcomes[job.chunksConsumed] != nil : !job.arrivals.isEmpty)
                     || (job.source == nil && job.chunksConsumed == job.chunksMade)
