@@ -147,6 +147,9 @@ extension MPModule {
         }
         try HostWait.runServices(s)
         _ = try WaitPlan(items).wait(s, deadline: Deadline(seconds: timeout), label: "mp.wait", ready: check)
+        // A future that `check` itself saw complete (its own service read the result) queued its
+        // done-callbacks after the wait's last service round: they run before mp.wait returns.
+        try HostWait.runDueCallbacks(s)
         s.newTable()
         s.newTable()
         var nd: Int64 = 0, nn: Int64 = 0
@@ -191,7 +194,7 @@ extension MPModule {
                     for k in others where !given[k] { if try items[k].waitReady(s) { return true } }
                     return false
                 }
-                if ok { k = try next() }
+                if ok { try HostWait.runDueCallbacks(s); k = try next() }
             }
             guard let i = k else {
                 throw MPError("TimeoutError", "\(left) of \(items.count) results were not ready within \(timeout ?? 0) s",
