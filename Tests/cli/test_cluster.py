@@ -238,7 +238,10 @@ def redis_restarted_mid_run_raises_connection_error_then_works_again():
         redis.start()
         out, err = host.communicate(timeout=60)
         assert "recovered\ttrue" in out, out + err
-        wait_for(lambda: "reconnected" in node.log(), 20, "the node to reconnect")
+        try:
+            wait_for(lambda: "reconnected" in node.log(), 20, "the node to say it reconnected")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; its log: {node.log()!r}") from None
     finally:
         node.stop()
 

@@ -291,16 +291,20 @@ function W.main(...)
         procs[i] = spawn(o, i)
       end
     end
-    local hok, he = pcall(beat)
-    if hok and down then log("reconnected to %s", conn:address()) down = false
-    elseif not hok and not down then log("%s; reconnecting", msg_of(he)) down = true end
+    -- Whichever call first meets Redis gone (a beat, or the wait for cancel orders) says so,
+    -- and the first to reach it again says it is back: one line each way.
+    local function reached(ok, e)
+      if ok and down then log("reconnected to %s", conn:address()) down = false
+      elseif not ok and not down then log("%s; reconnecting", msg_of(e)) down = true end
+      return ok
+    end
+    reached(pcall(beat))
     -- until the next beat: wait for cancel orders (in slices, so SIGTERM is noticed)
     local until_t = monotonic() + o.lease / 4
     while not native.sigterm() do
       local left = until_t - monotonic()
       if left <= 0.005 then break end
-      local cok = pcall(take_cancel, conn, ke, procs, math.min(0.25, left), o)
-      if not cok then mp.sleep(math.min(0.05, left)) end   -- Redis away: beat() reports it
+      if not reached(pcall(take_cancel, conn, ke, procs, math.min(0.25, left), o)) then mp.sleep(math.min(0.05, left)) end
     end
   end
   -- SIGTERM: each process finishes the task it runs (bounded by --grace), then the node leaves.
