@@ -40,7 +40,10 @@ static int trampoline(lua_State *L) {
     if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
     int was = luamp_swift_enter();
     luamp_swift_depth++;                         // the pool service waits while Swift runs
+    lua_State *caller = luamp_calling_L;
+    luamp_calling_L = L;
     int n = swift_dispatch(L, b->box, &argn);
+    luamp_calling_L = caller;
     luamp_swift_depth--;
     luamp_zone_restore(was);
     return luamp_complete_swift_call(L, n, argn);

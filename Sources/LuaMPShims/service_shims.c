@@ -13,8 +13,13 @@
 #endif
 
 int luamp_swift_depth = 0;
+// Per thread: runtimes on other threads of an embedding app never see these.
+__attribute__((tls_model("initial-exec"))) __thread lua_State *luamp_calling_L = NULL;
+__attribute__((tls_model("initial-exec"))) __thread int luamp_pool_calls = 0;
 
-static lua_State *volatile service_L = NULL;
+static lua_State *volatile service_L = NULL;      // the main thread of the service's runtime
+static lua_State *volatile service_co = NULL;     // the coroutine that last left pool work outstanding
+static char co_anchor;                            // its registry key (it stays alive while noted)
 static luamp_service_fn volatile service_fn = NULL;
 static volatile sig_atomic_t service_on = 0;
 static volatile sig_atomic_t service_due = 0;
@@ -23,20 +28,69 @@ static pid_t timer_owner = 0;          // the process that created service_timer
 
 static int service_signal(void) { return SIGRTMIN + 4; }
 
-static void service_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
-    lua_sethook(L, NULL, 0, 0);
-    if (!service_due) return;
-    service_due = 0;
+/// True when `L` is a thread of the service's runtime (needs one free stack slot).
+static int in_service_runtime(lua_State *L) {
+    if (L == service_L || L == service_co) return 1;
+    if (!lua_checkstack(L, 1)) return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    lua_State *main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    return main == service_L;
+}
+
+/// One round of the service on `L` when the timer fired since the last one and no pool call
+/// is on this thread's stack. Counted as a pool call itself: a wait inside it (a finalizer's)
+/// never starts another round. The caller holds the memory reserve and is in Swift's zone.
+static void run_due(lua_State *L) {
+    if (!service_on || !service_due || luamp_pool_calls != 0 || !L) return;
     luamp_service_fn fn = service_fn;
-    if (!fn || !service_on || luamp_swift_depth != 0 || L != service_L) return;
-    // As the trampoline: Swift runs with the memory reserve held, or not at all.
+    // The service's runtime only, with room for its temporaries (lua_checkstack never raises).
+    if (!fn || !lua_checkstack(L, 40) || !in_service_runtime(L)) return;
+    service_due = 0;
+    luamp_pool_calls++;
+    fn(L);
+    luamp_pool_calls--;
+}
+
+/// From Lua (the hook) or an idle app (no Swift function running): as the trampoline does,
+/// Swift runs with the memory reserve held, or not at all.
+static void run_from_lua(lua_State *L) {
+    if (luamp_swift_depth != 0) return;
     if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return;
     int was = luamp_swift_enter();
     luamp_swift_depth++;
-    fn(L);
+    run_due(L);
     luamp_swift_depth--;
     luamp_zone_restore(was);
+}
+
+static void service_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    run_from_lua(L);
+}
+
+int luamp_service_is_on(void) { return service_on; }
+
+void luamp_pool_call_enter(void) { luamp_pool_calls++; }
+void luamp_pool_call_leave(void) { luamp_pool_calls--; }
+
+void luamp_service_poll(void) { run_due(luamp_calling_L); }
+
+void luamp_service_idle(lua_State *L) { run_from_lua(L); }
+
+void luamp_service_note_thread(lua_State *L) {
+    if (L == service_L || L == service_co || !lua_checkstack(L, 1)) return;
+    if (lua_pushthread(L)) { lua_pop(L, 1); return; }   // the main thread: always armed
+    service_co = L;                                     // before the old one loses its anchor
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &co_anchor);
+}
+
+/// Arms the one-shot hook on `L` unless another hook is set there (Ctrl-C's, the script's own).
+static void arm(lua_State *L) {
+    lua_Hook h = lua_gethook(L);
+    if (h == NULL || h == service_hook)
+        lua_sethook(L, service_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);   // async-signal-safe by design
 }
 
 static void on_service_signal(int sig) {
@@ -44,11 +98,10 @@ static void on_service_signal(int sig) {
     lua_State *L = service_L;
     if (!service_on || !L) return;
     int saved = errno;
-    lua_Hook h = lua_gethook(L);
-    if (h == NULL || h == service_hook) {      // never replace Ctrl-C's hook or the script's own
-        service_due = 1;
-        lua_sethook(L, service_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);   // async-signal-safe by design
-    }
+    service_due = 1;                           // a wait in Swift runs the round (luamp_service_poll)
+    arm(L);
+    lua_State *co = service_co;
+    if (co) arm(co);                           // pure Lua inside the coroutine that submitted
     errno = saved;
 }
 
@@ -106,6 +159,10 @@ void luamp_service_release(lua_State *L) {
     if (main != service_L) return;
     luamp_service_stop();
     if (lua_gethook(main) == service_hook) lua_sethook(main, NULL, 0, 0);
+    lua_State *co = service_co;
+    if (co && lua_gethook(co) == service_hook) lua_sethook(co, NULL, 0, 0);
+    service_co = NULL;
+    if (lua_checkstack(L, 1)) { lua_pushnil(L); lua_rawsetp(L, LUA_REGISTRYINDEX, &co_anchor); }
     service_L = NULL;
 }
 
@@ -114,6 +171,8 @@ void luamp_service_forget_in_child(void) {
     service_on = 0;
     service_due = 0;
     service_L = NULL;
+    service_co = NULL;                         // the anchor goes with the child's state
     luamp_swift_depth = 0;
+    luamp_pool_calls = 0;                      // the parent's pool frames below never return here
     if (L && lua_gethook(L) == service_hook) lua_sethook(L, NULL, 0, 0);
 }

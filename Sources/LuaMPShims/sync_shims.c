@@ -79,7 +79,10 @@ int luamp_fast_trampoline(lua_State *L) {
     if (!luamp_memory_reserve_armed() && !luamp_memory_reserve_arm()) return luamp_raise_memory_error(L);
     int was = luamp_swift_enter();           // as the trampoline does (memory_shims.c)
     luamp_swift_depth++;
+    lua_State *caller = luamp_calling_L;
+    luamp_calling_L = L;
     int n = f(L, &argn);
+    luamp_calling_L = caller;
     luamp_swift_depth--;
     luamp_zone_restore(was);
     return luamp_complete_swift_call(L, n, argn);

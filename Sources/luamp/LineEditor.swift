@@ -39,6 +39,8 @@ private func onReadlineLine(_ line: UnsafeMutablePointer<CChar>?) {
 final class LineEditor {
     let usesReadline: Bool
     let historyPath: String?
+    /// Called whenever the terminal prompt wakes without a key (the runtime's pool service).
+    var idle: (() -> Void)?
 
     /// - Parameters:
     ///   - terminal: standard input is a terminal (use readline).
@@ -95,7 +97,10 @@ final class LineEditor {
             if luamp_prompt_take(LUAMP_PROMPT_SIGWINCH) != 0 { rl_resize_terminal() }
             if luamp_prompt_take(LUAMP_PROMPT_SIGTSTP) != 0 { suspend() }
             var fds = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+            // While pools have work, their service's timer wakes this poll (EINTR) every 5 ms:
+            // `idle` lets the pools of earlier lines go on while the prompt waits.
             let r = poll(&fds, 1, -1)
+            idle?()
             if r < 0 { continue }   // EINTR: look at the flags again
             rl_callback_read_char()
         }

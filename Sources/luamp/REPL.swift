@@ -19,6 +19,7 @@ struct REPL {
     func run() -> Int32 {
         let editor = LineEditor(terminal: isatty(0) != 0, historyPath: Self.historyPath())
         defer { editor.close() }
+        editor.idle = { [lua] in lua.serviceWhileIdle() }   // pools go on while the prompt waits
         while true {
             guard let chunk = readChunk(editor) else { break }
             guard let function = chunk.function else { continue }

@@ -436,6 +436,26 @@ def _(s, home):
     s.expect(r"\n2,4,6\n> ")
 
 
+@case("a pool's tasks run to the end while the prompt waits for the next line")
+def _(s, home):
+    # 1,500 tasks with 4 KiB arguments and results: about 6 MiB each way, where the pipes take
+    # 1 MiB each. Without the pool service at the prompt the workers stall once they are full.
+    # The tasks wait for a file made once the prompt is back, so none runs during the line.
+    marks, go = os.path.join(home, "marks"), os.path.join(home, "go")
+    s.send(f"pool = mp.Pool(2) rs = {{}} arg = string.rep('a', 4096) "
+           f"for i = 1, 1500 do rs[i] = pool:apply_async(function(a) while not io.open({go!r}) do mp.sleep(0.001) end "
+           f"local f = io.open({marks!r}, 'a') f:write('x') f:close() return string.rep('r', #a) end, {{arg}}) end "
+           f"print('submitted')\n")
+    s.expect(r"\nsubmitted\n> ")
+    open(go, "w").close()
+    deadline = time.monotonic() + 60
+    while (os.path.getsize(marks) if os.path.exists(marks) else 0) < 1500:
+        assert time.monotonic() < deadline, f"only {os.path.getsize(marks) if os.path.exists(marks) else 0} of 1500 tasks ran while the prompt waited"
+        time.sleep(0.02)
+    s.send("n = 0 for i = 1, 1500 do if #rs[i]:get(5) == 4096 then n = n + 1 end end print(n)\n")
+    s.expect(r"\n1500\n> ")
+
+
 @case("Ctrl-C during map or get on an earlier line's pool cancels that call; the pool stays usable")
 def _(s, home):
     mark = os.path.join(home, "started")

@@ -138,5 +138,19 @@ T.test("uneven work in one go: short tasks finish on the other worker while a lo
   for i = 1, 200 do T.eq(rs[i]:get(), i) end
 end)
 
+T.test("pure Lua inside the coroutine that submitted keeps the pool moving (1,000 tasks, 4 MiB each way)", function()
+  local pool <close> = mp.Pool(2)
+  local file, start = path("co"), path("co-go")
+  local arg = string.rep("a", 4096)
+  local function big(a) wait_go(start); mark(file); return string.rep("r", #a) end
+  local rs = {}
+  coroutine.wrap(function()
+    for i = 1, 1000 do rs[i] = pool:apply_async(big, {arg}) end
+    go(start)
+    busy_until(function() return count(file) >= 1000 end, "1000 tasks submitted from a coroutine", 60)
+  end)()
+  for i = 1, 1000 do T.eq(#rs[i]:get(), 4096) end
+end)
+
 os.execute("rm -rf " .. dir)
 T.done()

@@ -220,7 +220,9 @@ enum HostWait {
                      callbacks: Bool = true, ready: () throws -> Bool) throws -> Bool {
         let w = RuntimeState.of(s).waits
         w.began(s, label)
-        defer { w.ended(s, label) }
+        // It runs the pools itself: no service round from its own slices (luamp_service_poll).
+        luamp_pool_call_enter()
+        defer { luamp_pool_call_leave(); w.ended(s, label) }
         var polls: [pollfd] = []
         let me = CurrentProcess.pid
         let cap: UInt64 = short ? UInt64(shortSlice) * 1_000_000 : Deadline.slice

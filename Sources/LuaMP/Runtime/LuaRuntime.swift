@@ -221,6 +221,20 @@ public final class LuaRuntime {
         MPModule.finishCapabilities(state.stack)
     }
 
+    /// Keeps this runtime's pools moving while the app waits outside Lua (for input, on its own
+    /// event loop): runs one round of the pool service if one is due (reads results, sends
+    /// queued tasks, hands a dead worker's queued tasks to the others; never runs a callback,
+    /// never forks). Cheap when nothing is due; call it whenever the app wakes, at least every
+    /// few milliseconds while pools have work (`poolsHaveWork`). The `luamp` REPL calls it while
+    /// it waits at the prompt. Inside Lua and mp calls the runtime does this by itself.
+    public func serviceWhileIdle() {
+        luamp_service_idle(state.stack.L)
+    }
+
+    /// True while a pool of this runtime has work outstanding (the service's timer runs, and
+    /// its signal wakes a blocked `poll` every 5 ms).
+    public var poolsHaveWork: Bool { luamp_service_is_on() != 0 }
+
     // MARK: internals
 
     /// Calls the function on top of the stack with `args`, returning every result.

@@ -23,7 +23,8 @@ int luamp_pipe_set_size(int fd, int size);
 int luamp_fd_from_process(int32_t pid, int fd);
 
 /// poll(2) on one descriptor for POLLIN with a millisecond timeout (-1 forever). Returns 1 when
-/// readable (or hung up), 0 on timeout, -1 with errno. C: struct pollfd's short fields and macros.
+/// readable (or hung up), 0 on timeout or a signal (the caller's wait loop goes on), -1 with errno.
+/// C: struct pollfd's short fields and macros.
 int luamp_poll_in(int fd, int timeout_ms);
 
 #endif

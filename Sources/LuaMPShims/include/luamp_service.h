@@ -9,6 +9,15 @@
 /// The trampolines count; a forked child starts again at 0 (`luamp_service_forget_in_child`).
 extern int luamp_swift_depth;
 
+/// The Lua thread whose Swift function runs now on this thread (innermost; NULL in pure Lua).
+/// The trampolines set and restore it; `luamp_service_poll` runs the service on it.
+extern __thread lua_State *luamp_calling_L;
+
+/// Pool calls (Lua-visible pool functions, host waits that run pools, service rounds) on the
+/// C stack of this thread: the service never runs from a wait inside one (the pool's state may
+/// be half changed there).
+extern __thread int luamp_pool_calls;
+
 /// What the hook calls (Swift): the pools' non-blocking service, on the main thread `L`.
 typedef void (*luamp_service_fn)(lua_State *L);
 
@@ -20,6 +29,29 @@ typedef void (*luamp_service_fn)(lua_State *L);
 /// Returns 1 when on (already or now), 0 when it cannot be (timer failed, or another runtime
 /// of this process has it). No syscall when already on.
 int luamp_service_start(lua_State *L, luamp_service_fn fn, long period_us);
+
+/// 1 while the service is on (pools of this process have work): waits sleep in short slices.
+int luamp_service_is_on(void);
+
+/// Called by the one wait loop (`Deadline.wait`) between its slices, inside a Swift function:
+/// when the timer fired since the last round, no pool call is on this thread's stack and the
+/// calling Lua thread belongs to the service's runtime, runs one round (`fn`) on that thread.
+/// So pools keep moving while the host blocks on a queue, lock, event, join or pipe.
+void luamp_service_poll(void);
+
+/// For an app waiting outside Lua (the REPL at its prompt): runs one round on `L` when the timer
+/// fired since the last one, as the hook would. No-op while a Swift function runs.
+void luamp_service_idle(lua_State *L);
+
+/// A pool call on thread `L` left work outstanding: when `L` is a coroutine, the timer's signal
+/// arms the hook on it too (besides the main thread), so pure Lua inside the coroutine that
+/// submitted keeps the pools moving. `L` stays anchored in the registry until another coroutine
+/// replaces it or the runtime releases the service. Needs the memory reserve (call from Swift).
+void luamp_service_note_thread(lua_State *L);
+
+/// Brackets a pool call (`luamp_pool_calls`).
+void luamp_pool_call_enter(void);
+void luamp_pool_call_leave(void);
 
 /// Stops the timer (the hook, if armed, then does nothing). No syscall when already off.
 void luamp_service_stop(void);

@@ -87,9 +87,9 @@ extension MPModule {
             }
             return try f.pushResults(s)
         }
-        s.setFunction(m, "get", get)
-        s.setFunction(m, "result", get)
-        s.setFunction(m, "exception") { s in
+        s.setPoolFunction(m, "get", get)
+        s.setPoolFunction(m, "result", get)
+        s.setPoolFunction(m, "exception") { s in
             let f = try checkResult(s)
             let timeout = try optTimeout(s, 2)
             guard try waitFuture(s, f, timeout: timeout, label: "AsyncResult.exception") else {
@@ -98,7 +98,7 @@ extension MPModule {
             f.pushException(s)
             return 1
         }
-        s.setFunction(m, "wait") { s in
+        s.setPoolFunction(m, "wait") { s in
             let f = try checkResult(s)
             s.push(try waitFuture(s, f, timeout: try optTimeout(s, 2), label: "AsyncResult.wait"))
             return 1
@@ -109,20 +109,20 @@ extension MPModule {
             s.push(f.isDone)
             return 1
         }
-        s.setFunction(m, "ready", ready)
-        s.setFunction(m, "done", ready)
-        s.setFunction(m, "running") { s in
+        s.setPoolFunction(m, "ready", ready)
+        s.setPoolFunction(m, "done", ready)
+        s.setPoolFunction(m, "running") { s in
             let f = try checkResult(s)
             try serviceFuture(s, f)
             s.push(f.isRunning)
             return 1
         }
-        s.setFunction(m, "cancelled") { s in
+        s.setPoolFunction(m, "cancelled") { s in
             let f = try checkResult(s)
             s.push(f.hooks.cancelled)
             return 1
         }
-        s.setFunction(m, "cancel") { s in
+        s.setPoolFunction(m, "cancel") { s in
             let f = try checkResult(s)
             var force = false
             if s.type(at: 2) == .table {
@@ -138,7 +138,7 @@ extension MPModule {
             if ok { try HostWait.runDueCallbacks(s) }
             return 1
         }
-        s.setFunction(m, "add_done_callback") { s in
+        s.setPoolFunction(m, "add_done_callback") { s in
             let f = try checkResult(s)
             guard s.type(at: 2) == .function else {
                 throw LuaArgumentError(2, "function expected, got \(s.typeName(at: 2))")
@@ -155,7 +155,7 @@ extension MPModule {
             }
             return 0
         }
-        s.setFunction(m, "successful") { s in
+        s.setPoolFunction(m, "successful") { s in
             let f = try checkResult(s)
             try serviceFuture(s, f)
             guard f.isDone else {
@@ -165,11 +165,11 @@ extension MPModule {
             return 1
         }
         s.rawSet(mt, field: "__index")
-        s.setFunction(mt, "__gc") { s in
+        s.setPoolFunction(mt, "__gc") { s in
             _ = PoolBox.take(s, 1, as: FutureBox.self)
             return 0
         }
-        s.setFunction(mt, "__tostring") { s in
+        s.setPoolFunction(mt, "__tostring") { s in
             guard let f = toFuture(s, 1) else { s.push("<AsyncResult>"); return 1 }
             let state = !f.isDone ? (f.isRunning ? "running" : "pending")
                       : f.hooks.cancelled ? "cancelled" : f.waitFailed ? "failed" : "ready"

@@ -129,7 +129,7 @@ extension MPModule {
         guard luaL_newmetatable(s.L, poolIteratorMeta) != 0 else { return }
         let mt = s.top
         s.push("PoolIterator"); s.rawSet(mt, field: "__name")
-        s.setFunction(mt, "__call") { s in
+        s.setPoolFunction(mt, "__call") { s in
             guard let job = PoolBox.get(s, 1, meta: poolIteratorMeta, as: PoolJob.self) else {
                 throw LuaArgumentError(1, "PoolIterator expected, got \(s.typeName(at: 1))")
             }
@@ -139,7 +139,7 @@ extension MPModule {
         // `<PoolIterator imap running=2 ready=1 taken=3>` (tasks, i.e. chunks: still running in the
         // workers, arrived and not yet taken, taken), `… done>` once everything was taken,
         // `… closed>` after break or close, `… terminated>` with its pool.
-        s.setFunction(mt, "__tostring") { s in
+        s.setPoolFunction(mt, "__tostring") { s in
             guard let j = PoolBox.get(s, 1, meta: poolIteratorMeta, as: PoolJob.self) else { s.push("<PoolIterator>"); return 1 }
             let name = j.kind == .imap ? "imap" : "imap_unordered"
             let state: String
@@ -156,11 +156,11 @@ extension MPModule {
             s.push("<PoolIterator \(name) \(state)>")
             return 1
         }
-        s.setFunction(mt, "__close") { s in
+        s.setPoolFunction(mt, "__close") { s in
             if let job = PoolBox.get(s, 1, meta: poolIteratorMeta, as: PoolJob.self), job.pool.isOwnedHere { cancel(job) }
             return 0
         }
-        s.setFunction(mt, "__gc") { s in
+        s.setPoolFunction(mt, "__gc") { s in
             if let job = PoolBox.take(s, 1, as: PoolJob.self), job.pool.isOwnedHere { cancel(job) }
             return 0
         }

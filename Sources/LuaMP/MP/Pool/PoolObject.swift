@@ -18,7 +18,7 @@ extension MPModule {
             makeAsyncResultMetatable(s)
             makePoolIteratorMetatable(s)
         }
-        s.setFunction(t, "Pool") { s in try newPool(s) }
+        s.setPoolFunction(t, "Pool") { s in try newPool(s) }
         installWaiting(s, t)
         // Runs the lazy initializer here, once: left to the first pool, it would run in every
         // forked child and cost copy-on-write faults on each start.
@@ -123,13 +123,13 @@ extension MPModule {
     private static func makePoolMetatable(_ s: LuaStack) {
         guard let mt = s.newObjectMetatable(poolMeta, name: "Pool") else { return }
         let m = s.top
-        s.setFunction(m, "map") { s in try mapCall(s, star: false) }
-        s.setFunction(m, "starmap") { s in try mapCall(s, star: true) }
-        s.setFunction(m, "map_async") { s in try mapAsyncCall(s, star: false) }
-        s.setFunction(m, "starmap_async") { s in try mapAsyncCall(s, star: true) }
-        s.setFunction(m, "imap") { s in try imapCall(s, ordered: true) }
-        s.setFunction(m, "imap_unordered") { s in try imapCall(s, ordered: false) }
-        s.setFunction(m, "apply") { s in
+        s.setPoolFunction(m, "map") { s in try mapCall(s, star: false) }
+        s.setPoolFunction(m, "starmap") { s in try mapCall(s, star: true) }
+        s.setPoolFunction(m, "map_async") { s in try mapAsyncCall(s, star: false) }
+        s.setPoolFunction(m, "starmap_async") { s in try mapAsyncCall(s, star: true) }
+        s.setPoolFunction(m, "imap") { s in try imapCall(s, ordered: true) }
+        s.setPoolFunction(m, "imap_unordered") { s in try imapCall(s, ordered: false) }
+        s.setPoolFunction(m, "apply") { s in
             let p = try runningPool(s)
             var o = TaskOptions(pool: p)
             try o.read(s, 4, allowChunksize: false, allowCallbacks: false)
@@ -139,7 +139,7 @@ extension MPModule {
             try p.pump(s, timeout: nil, interruptible: job) { job.done }
             return try results(s, job)
         }
-        s.setFunction(m, "apply_async") { s in
+        s.setPoolFunction(m, "apply_async") { s in
             let p = try runningPool(s)
             s.top = max(s.top, 5)
             var o = TaskOptions(pool: p)
@@ -150,7 +150,7 @@ extension MPModule {
             try p.pump(s, timeout: 0, callbacks: false) { false }
             return 1
         }
-        s.setFunction(m, "submit") { s in
+        s.setPoolFunction(m, "submit") { s in
             // pool:submit(fn, ...): apply_async(fn, {...}) in concurrent.futures' words.
             let p = try runningPool(s)
             let n = max(0, s.top - 2)
@@ -165,27 +165,27 @@ extension MPModule {
             try p.pump(s, timeout: 0, callbacks: false) { false }
             return 1
         }
-        s.setFunction(m, "close") { s in
+        s.setPoolFunction(m, "close") { s in
             let p = try checkPool(s)
             p.closePool()
             try p.pump(s, timeout: 0) { false }
             return 0
         }
-        s.setFunction(m, "join") { s in try checkPool(s).join(s); return 0 }
-        s.setFunction(m, "terminate") { s in try checkPool(s).terminate(s); return 0 }
+        s.setPoolFunction(m, "join") { s in try checkPool(s).join(s); return 0 }
+        s.setPoolFunction(m, "terminate") { s in try checkPool(s).terminate(s); return 0 }
         s.rawSet(mt, field: "__index")
-        s.setFunction(mt, "__close") { s in
+        s.setPoolFunction(mt, "__close") { s in
             if let p = PoolBox.get(s, 1, meta: poolMeta, as: PoolState.self) { p.terminate(s) }
             return 0
         }
-        s.setFunction(mt, "__gc") { s in
+        s.setPoolFunction(mt, "__gc") { s in
             if let p = PoolBox.take(s, 1, as: PoolState.self) {
                 p.terminate(s)
                 if p.isOwnedHere { p.releaseReferences(s) }
             }
             return 0
         }
-        s.setFunction(mt, "__tostring") { s in
+        s.setPoolFunction(mt, "__tostring") { s in
             guard let p = PoolBox.get(s, 1, meta: poolMeta, as: PoolState.self) else { s.push("<Pool>"); return 1 }
             let state = p.phase == .running ? "RUN" : p.phase == .closed ? "CLOSE" : "TERMINATE"
             s.push("<Pool processes=\(p.size) state=\(state)>")

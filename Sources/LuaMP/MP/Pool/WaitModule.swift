@@ -60,8 +60,8 @@ extension MPModule {
                 return PredicateWaitable(objectRef: obj, predicateKey: key, fds: [], garbage: RuntimeState.of(s).garbage)
             }
         }
-        s.setFunction(t, "wait") { s in try waitCall(s) }
-        s.setFunction(t, "as_completed") { s in try asCompletedCall(s) }
+        s.setPoolFunction(t, "wait") { s in try waitCall(s) }
+        s.setPoolFunction(t, "as_completed") { s in try asCompletedCall(s) }
     }
 
     /// The waitables of the list at `i` (every item must be one).
@@ -180,7 +180,7 @@ extension MPModule {
         }
         let plan = WaitPlan(items)
         s.pushValue(1)
-        s.pushFunction(name: "as_completed", upvalues: 1) { s in
+        s.pushPoolFunction(name: "as_completed", upvalues: 1) { s in
             func next() throws -> Int? {
                 while let k = watcher.popFirst() { if !given[k] { return k } }
                 for k in others where !given[k] { if try items[k].waitReady(s) { return k } }

@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import LuaMPShims
 
 /// When a blocking operation gives up, converted from Lua seconds at the API edge (as NIO's
 /// `TimeAmount`/`NIODeadline`): `nil` seconds wait forever, negative or zero seconds mean "now"
@@ -40,8 +41,12 @@ struct Deadline: Equatable {
         return nanoseconds > now ? nanoseconds - now : 0
     }
 
-    /// How long the next sleep of a wait loop may last: the time left, at most `Deadline.slice`.
-    var nextSlice: UInt64 { min(remaining, Deadline.slice) }
+    /// The longest sleep while the pool service is on (nanoseconds): its period, 5 ms.
+    static let serviceSlice: UInt64 = 5_000_000
+
+    /// How long the next sleep of a wait loop may last: the time left, at most `Deadline.slice`
+    /// (`serviceSlice` while pools have work: each slice then ends with a service round).
+    var nextSlice: UInt64 { min(remaining, luamp_service_is_on() != 0 ? Deadline.serviceSlice : Deadline.slice) }
 
     /// The one blocking-wait loop of the runtime: the deadline cut into slices of at most
     /// `Deadline.slice`, with Ctrl-C and dead peers noticed between them. Each round:
@@ -53,6 +58,9 @@ struct Deadline: Equatable {
     ///    takes the interrupt itself inside `attempt`).
     /// 3. `stop` (if given) may end the wait early by returning true (e.g. "a peer died").
     /// 4. The deadline: false once it has passed.
+    /// 5. Pools: while any has work, one non-blocking round of the pool service runs between
+    ///    slices (`luamp_service_poll`: not inside a pool call), so tasks keep being sent and
+    ///    results read while the host blocks on a queue, lock, event, join or pipe.
     /// - Returns: true when `attempt` (or `stop`) said so, false when the deadline passed first.
     @inline(__always)
     func wait(interrupt: () throws -> Void = Clock.checkInterrupt, stop: (() throws -> Bool)? = nil,
@@ -64,6 +72,7 @@ struct Deadline: Equatable {
             try interrupt()
             if let stop, try stop() { return true }
             if hasPassed { return false }
+            luamp_service_poll()
         }
     }
 
