@@ -136,6 +136,45 @@ func runCommand() throws -> Int32 {
         lua.finish()
         return 0
 
+    case "idle-service":
+        // An app that waits outside Lua (its own poll loop) while a pool has more work than the
+        // pipes hold: LuaRuntime.serviceWhileIdle() keeps it going. The tasks wait for a file
+        // made once the script returned, so none runs while Lua does.
+        let dir = CommandLine.arguments.dropFirst(2).first ?? "/tmp"
+        let lua = try LuaRuntime()
+        _ = try lua.run(string: """
+            local dir = ...
+            pool = mp.Pool(2); rs = {}
+            local arg = string.rep('a', 4096)
+            for i = 1, 1500 do
+              rs[i] = pool:apply_async(function(a)
+                while not io.open(dir .. '/go') do mp.sleep(0.001) end
+                local f = io.open(dir .. '/marks', 'a') f:write('x') f:close()
+                return string.rep('r', #a)
+              end, {arg})
+            end
+            """, arguments: [.string(dir)])
+        fclose(fopen(dir + "/go", "w"))
+        func marks() -> Int {
+            var st = stat()
+            return stat(dir + "/marks", &st) == 0 ? Int(st.st_size) : 0
+        }
+        let deadline = time(nil) + 60
+        var fds: [Int32] = [0, 0]
+        _ = pipe(&fds)                        // never readable: the app's own event source
+        var wakes = 0
+        while marks() < 1500 && time(nil) < deadline {
+            var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, lua.poolsHaveWork ? -1 : 100)   // the service's signal wakes it
+            wakes += 1
+            lua.serviceWhileIdle()
+        }
+        print("idle marks \(marks()) woke \(wakes > 0)")
+        let r = try lua.run(string: "local n = 0 for i = 1, 1500 do if #rs[i]:get(5) == 4096 then n = n + 1 end end return n")
+        print("idle results \(r.first?.description ?? "none")")
+        lua.finish()
+        return 0
+
     case "two-runtimes":
         // A keeps a child (waiting on an event) and a pool; B starts its own, then finishes.
         // B's finish must join only B's child and terminate only B's pool.

@@ -2,7 +2,7 @@
 """The LuaMP library embedded in an app (Tests/EmbedHarness): Swift functions called from forked
 workers, the thread guard's clear error instead of a deadlock, and the fork-server start mode for
 apps with threads (single-threaded server, 200 repetitions, whole-app restarts)."""
-import os, subprocess, sys
+import os, shutil, subprocess, sys, tempfile
 
 from harness import LUAMP, ROOT, LONG, test, finish  # noqa: F401
 BUILD_DIR = os.path.dirname(LUAMP)
@@ -32,6 +32,20 @@ def swift_functions_are_callable_in_forked_workers():
     assert r.returncode == 0, r.stdout + r.stderr
     # Each worker returned host_add(10, i) as its exit code; the parent checked and returned them.
     assert "direct results 11 12 13" in r.stdout, r.stdout + r.stderr
+
+
+@test
+def an_app_idle_outside_lua_keeps_pools_going_with_service_while_idle():
+    # 1,500 tasks, 4 KiB each way (6 MiB, the pipes take 1 MiB each): without the app calling
+    # serviceWhileIdle from its poll loop, the workers stall once the pipes are full.
+    d = tempfile.mkdtemp(prefix="luamp-idle-")
+    try:
+        r = harness("idle-service", d, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "idle marks 1500 woke true" in r.stdout, r.stdout + r.stderr
+        assert "idle results 1500" in r.stdout, r.stdout + r.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @test
