@@ -1,5 +1,6 @@
 // Out of memory without a crash: Lua's allocator with an emergency reserve, and Lua's own memory error raised for Swift.
 #include "luamp_shims.h"
+#include <pthread.h>
 #include <stdlib.h>
 
 // Swift cannot fail an allocation gracefully (its runtime aborts), and the error path after
@@ -12,20 +13,30 @@
 
 #define RESERVE_SIZE ((size_t)4 << 20)
 
-void *luamp_reserve_block = NULL;
+// Both per thread: they describe this thread's C stack, and runtimes on several threads of an
+// embedding app must not see each other's (each thread that runs Lua holds its own reserve,
+// freed when the thread ends).
+__attribute__((tls_model("initial-exec"))) __thread void *luamp_reserve_block = NULL;
 // 1 while a Swift frame is the innermost non-Lua code on the C stack (a Swift function called
 // through the trampoline, or Swift code that has not entered Lua); 0 while Lua code runs under a
-// protected call made from Swift. Single-threaded per process, like the Lua state.
-static int swift_on_top = 1;
+// protected call made from Swift.
+static __attribute__((tls_model("initial-exec"))) __thread int swift_on_top = 1;
 
 #define reserve luamp_reserve_block
 
+static pthread_key_t reserve_key;
+static pthread_once_t reserve_once = PTHREAD_ONCE_INIT;
+static void free_thread_reserve(void *p) { free(p); }
+static void make_reserve_key(void) { (void)pthread_key_create(&reserve_key, free_thread_reserve); }
+
 int luamp_memory_reserve_arm(void) {
     if (reserve) return 1;
+    (void)pthread_once(&reserve_once, make_reserve_key);
     // malloc, not mmap: after a spike, freed memory often sits in malloc's heap, not with the
     // kernel, so a fresh mapping could fail where malloc still finds room; and what free gives
     // back is exactly what the Swift error path's mallocs can use.
     reserve = malloc(RESERVE_SIZE);
+    (void)pthread_setspecific(reserve_key, reserve);   // freed if the thread ends holding it
     return reserve != NULL;
 }
 
@@ -33,6 +44,7 @@ void luamp_memory_reserve_release(void) {
     if (reserve) {
         free(reserve);
         reserve = NULL;
+        (void)pthread_setspecific(reserve_key, NULL);
     }
 }
 

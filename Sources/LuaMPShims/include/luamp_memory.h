@@ -11,8 +11,8 @@ void luamp_use_allocator(lua_State *L);
 int luamp_memory_reserve_arm(void);
 /// Frees the reserve (room for Swift to finish and report an out-of-memory error).
 void luamp_memory_reserve_release(void);
-/// The reserve block, NULL while it is released (read through the two functions below).
-extern void *luamp_reserve_block;
+/// This thread's reserve block, NULL while it is released (read through the two functions below).
+extern __thread void *luamp_reserve_block;
 static inline int luamp_memory_reserve_armed(void) { return luamp_reserve_block != NULL; }
 /// True when memory ran out under Swift frames since the reserve was last taken: code that
 /// allocates in a loop from Swift (the decoder) stops with a memory error instead of going on.
