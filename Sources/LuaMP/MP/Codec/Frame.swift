@@ -67,7 +67,7 @@ enum Frame {
 }
 
 /// The one 32-bit checksum of luamp frames: multiply-xorshift over four independent 8-byte
-/// lanes (32-byte blocks, so the multiplications overlap; ~18 GB/s), then the tail in 8-byte
+/// lanes (32-byte blocks, so the multiplications overlap; speed in docs/pools.md), then the tail in 8-byte
 /// words. It catches torn or interleaved frames, not attacks (function chunks carry the codec's
 /// own MAC). Streaming: a payload fed to `update` in parts gets the same checksum as `of` gives
 /// the joined bytes.
