@@ -349,3 +349,49 @@ private struct SplitMix {
 enum LuaMPTestEnv {
     static var long: Bool { getenv("LUAMP_LONG").map { String(cString: $0) == "1" } ?? false }
 }
+
+/// `CodecValues` (LuaValues with no Lua state, the fork server's app side) writes and reads the
+/// codec's own format: what it encodes `Codec` decodes into a Lua state, and back.
+@Suite struct CodecValuesTests {
+    private let values: [LuaValue] = [.nil, true, false, 0, -129, .integer(1 << 40), 2.5, -0.0, "é", "",
+                                      .string(String(repeating: "s", count: 300)), .bytes([0, 255]),
+                                      ["k": [1, 2, .nil, 4], 1: "a", 2: ["x": true], 2.5: 1]]
+
+    @Test func itsMessagesAreTheCodecs() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        var bytes: [UInt8] = []
+        try CodecValues.encodeTuple(values, into: &bytes)
+        let top = s.top
+        let n = try bytes.withUnsafeBytes { try Codec.decodeTuple(s, $0) }
+        #expect(n == Int32(values.count))
+        let decoded = try (1...n).map { try s.value(at: top + $0, state: lua.state) }
+        #expect(decoded == values)
+        var back: [UInt8] = []
+        try Codec.encodeTuple(s, from: top + 1, count: n, path: "args", into: &back)
+        s.top = top
+        let again = try back.withUnsafeBytes { b in var r = ByteReader(b); return try CodecValues.decodeTuple(&r) }
+        #expect(again == values)
+        var one: [UInt8] = []
+        try CodecValues.encode(values[12], into: &one)
+        try one.withUnsafeBytes { try Codec.decode(s, $0) }
+        #expect(try s.value(at: -1, state: lua.state) == values[12])
+        s.top = top
+    }
+
+    @Test func itRefusesWhatIsNotAPlainValue() throws {
+        let lua = try LuaRuntime()
+        let s = lua.state.stack
+        try lua.run(string: "f = function() end")
+        var out: [UInt8] = []
+        #expect(throws: CodecValues.Refusal.self) { try CodecValues.encode(lua["f"], into: &out) }
+        var deep: LuaValue = 1
+        for _ in 0..<(CodecFormat.maxDepth + 1) { deep = .table(LuaTable(array: [deep])) }
+        #expect(throws: CodecValues.Refusal.self) { try CodecValues.encode(deep, into: &out) }
+        let top = s.top
+        _ = s.getGlobal("f")
+        let fn = try Codec.encode(s, at: -1, path: "v")
+        s.top = top
+        #expect(throws: MPError.self) { _ = try fn.withUnsafeBytes { b in var r = ByteReader(b); return try CodecValues.decode(&r) } }
+    }
+}

@@ -1,6 +1,10 @@
-// Frame: the one frame of every byte stream between luamp processes (pipes, the fork server; pool channels may adopt it): header (magic, checksum, length), its length cap, and the one checksum.
+// Frame: the one frame of every byte stream between luamp processes (pipes, pool channels, the fork server): header (magic, checksum, length), its length cap, and the one checksum.
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// A frame is a 16-byte header followed by the payload (the codec's bytes on a pipe):
+/// A frame is a 16-byte header followed by the payload (the codec's bytes on a pipe, a kind
+/// byte and its fields on a pool channel, a request or reply on a fork-server connection):
 /// `UInt32 magic "LMPF"`, `UInt32 checksum of the payload`, `UInt64 payload length` (little-endian).
 /// The reader checks the magic, caps the length and verifies the checksum before decoding, so
 /// bytes interleaved by two writers, or anything else that is not a luamp frame, are refused
@@ -16,83 +20,149 @@ enum Frame {
         var c = Checksum()
         var n = 0
         for p in parts { c.update(p); n += p.count }
+        write(into: out, length: n, checksum: c.finish(length: n))
+    }
+
+    /// Writes the header of a frame built in place: the `payloadLength` bytes after the 16
+    /// header bytes at `frame` are the payload.
+    @inline(__always)
+    static func seal(_ frame: UnsafeMutableRawPointer, payloadLength n: Int) {
+        let sum = Checksum.of(UnsafeRawBufferPointer(start: frame + headerBytes, count: n))
+        write(into: frame, length: n, checksum: sum)
+    }
+
+    /// Writes a header (magic, `checksum`, `length`) into the 16 bytes at `out`.
+    @inline(__always)
+    static func write(into out: UnsafeMutableRawPointer, length: Int, checksum: UInt32) {
         out.storeBytes(of: magic.littleEndian, as: UInt32.self)
-        out.storeBytes(of: c.finish(length: n).littleEndian, toByteOffset: 4, as: UInt32.self)
-        out.storeBytes(of: UInt64(n).littleEndian, toByteOffset: 8, as: UInt64.self)
+        out.storeBytes(of: checksum.littleEndian, toByteOffset: 4, as: UInt32.self)
+        out.storeBytes(of: UInt64(length).littleEndian, toByteOffset: 8, as: UInt64.self)
     }
 
     /// Reads a header: the payload length and expected checksum.
     /// - Parameter stream: what carries the frame, for the message ("on this pipe").
     /// - Throws: `MPError("DecodeError")` for a wrong magic or an absurd length.
-    static func parse(_ h: UnsafeRawPointer, stream: String) throws -> (length: Int, checksum: UInt32) {
+    @inline(__always)
+    static func parse(_ h: UnsafeRawPointer, stream: @autoclosure () -> String) throws(MPError) -> (length: Int, checksum: UInt32) {
         let m = UInt32(littleEndian: h.loadUnaligned(as: UInt32.self))
-        guard m == magic else { throw MPError("DecodeError", "not a luamp frame \(stream) (bad magic 0x\(String(m, radix: 16)); two writers on one end?)") }
+        guard m == magic else { throw MPError("DecodeError", "not a luamp frame \(stream()) (bad magic 0x\(String(m, radix: 16)); two writers on one end?)") }
         let sum = UInt32(littleEndian: h.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         let n = UInt64(littleEndian: h.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard n <= maxPayload else { throw MPError("DecodeError", "frame length \(n) is too large") }
         return (Int(n), sum)
     }
 
-    /// The checksum of one contiguous payload.
-    static func checksum(_ b: UnsafeRawBufferPointer) -> UInt32 {
-        var c = Checksum()
-        c.update(b)
-        return c.finish(length: b.count)
+    /// The payload length a header announces, or nil when it is no frame header (bad magic,
+    /// length over the cap): a reader's look-ahead, before `parse` says why.
+    @inline(__always)
+    static func announcedLength(_ h: UnsafeRawPointer) -> Int? {
+        guard UInt32(littleEndian: h.loadUnaligned(as: UInt32.self)) == magic else { return nil }
+        let n = UInt64(littleEndian: h.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        return n <= maxPayload ? Int(n) : nil
     }
+
+    /// The checksum of one contiguous payload.
+    @inline(__always)
+    static func checksum(_ b: UnsafeRawBufferPointer) -> UInt32 { Checksum.of(b) }
 }
 
-/// A fast 32-bit checksum (multiply-xor over 8-byte words in two lanes; ~8 GB/s), meant to catch
-/// torn or interleaved frames, not attacks. Streaming: a payload sent in parts gets the same
-/// checksum as the joined bytes.
+/// The one 32-bit checksum of luamp frames: multiply-xorshift over four independent 8-byte
+/// lanes (32-byte blocks, so the multiplications overlap; speed in docs/pools.md), then the tail in 8-byte
+/// words. It catches torn or interleaved frames, not attacks (function chunks carry the codec's
+/// own MAC). Streaming: a payload fed to `update` in parts gets the same checksum as `of` gives
+/// the joined bytes.
 struct Checksum {
-    private var h0: UInt64 = 0x9e37_79b9_7f4a_7c15
-    private var h1: UInt64 = 0xc2b2_ae3d_27d4_eb4f
-    private var pending: (UInt64, UInt64) = (0, 0)
-    private var pendingCount = 0
-    private static let k: UInt64 = 0xff51_afd7_ed55_8ccd
+    private typealias Lanes = (UInt64, UInt64, UInt64, UInt64)
+    private static let seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+    private static let k0: UInt64 = 0xFF51_AFD7_ED55_8CCD
+    private static let k1: UInt64 = 0xC4CE_B9FE_1A85_EC53
+    private static let initial: Lanes = (seed, seed &* k0, seed &* k1, ~seed)
 
+    private var lanes = Checksum.initial
+    /// The bytes of a block not yet complete (zero past `pendingCount`).
+    private var pending: Lanes = (0, 0, 0, 0)
+    private var pendingCount = 0
+
+    /// Mixes every whole 32-byte block of `p[0..<n]` into `s`; returns the bytes consumed.
     @inline(__always)
-    private mutating func block(_ a: UInt64, _ c: UInt64) {
-        h0 = (h0 ^ a) &* Checksum.k
-        h1 = (h1 ^ c) &* Checksum.k
-        h0 ^= h0 >> 29
-        h1 ^= h1 >> 29
+    private static func blocks(_ p: UnsafeRawPointer, _ n: Int, _ s: inout Lanes) -> Int {
+        var (a, b, c, d) = s
+        let end = n & ~31
+        var q = p
+        let stop = p + end
+        while q < stop {
+            a = (a ^ UInt64(littleEndian: q.loadUnaligned(as: UInt64.self))) &* k0
+            b = (b ^ UInt64(littleEndian: q.loadUnaligned(fromByteOffset: 8, as: UInt64.self))) &* k1
+            c = (c ^ UInt64(littleEndian: q.loadUnaligned(fromByteOffset: 16, as: UInt64.self))) &* k0
+            d = (d ^ UInt64(littleEndian: q.loadUnaligned(fromByteOffset: 24, as: UInt64.self))) &* k1
+            a ^= a >> 29; b ^= b >> 31; c ^= c >> 27; d ^= d >> 33
+            q += 32
+        }
+        s = (a, b, c, d)
+        return end
     }
 
+    /// Folds the lanes, the `n` < 32 tail bytes at `p` (in zero-padded 8-byte words) and the
+    /// total length into the checksum.
+    @inline(__always)
+    private static func final(_ s: Lanes, _ p: UnsafeRawPointer?, _ n: Int, length: Int) -> UInt32 {
+        var h = s.0 ^ (s.1 &* 31) ^ (s.2 &* 127) ^ (s.3 &* 8191) ^ UInt64(length)
+        if var q = p {
+            let words = q + (n & ~7)
+            while q < words {
+                h = (h ^ UInt64(littleEndian: q.loadUnaligned(as: UInt64.self))) &* k1
+                h ^= h >> 29
+                q += 8
+            }
+            let rest = n & 7
+            if rest > 0 {                           // the last word, zero-padded (little-endian)
+                var w: UInt64 = 0, shift: UInt64 = 0
+                if rest & 4 != 0 { w = UInt64(UInt32(littleEndian: q.loadUnaligned(as: UInt32.self))); q += 4; shift = 32 }
+                if rest & 2 != 0 { w |= UInt64(UInt16(littleEndian: q.loadUnaligned(as: UInt16.self))) << shift; q += 2; shift += 16 }
+                if rest & 1 != 0 { w |= UInt64(q.load(as: UInt8.self)) << shift }
+                h = (h ^ w) &* k1
+                h ^= h >> 29
+            }
+        }
+        h = (h ^ (h >> 33)) &* k0
+        h ^= h >> 32
+        return UInt32(truncatingIfNeeded: h)
+    }
+
+    /// The checksum of one contiguous buffer (what `update` over its parts then `finish` gives).
+    @inline(__always)
+    static func of(_ b: UnsafeRawBufferPointer) -> UInt32 {
+        guard let p = b.baseAddress else { return final(initial, nil, 0, length: 0) }
+        var s = initial
+        let i = blocks(p, b.count, &s)
+        return final(s, p + i, b.count - i, length: b.count)
+    }
+
+    /// Adds the next part of the payload.
     mutating func update(_ b: UnsafeRawBufferPointer) {
         guard let p = b.baseAddress, b.count > 0 else { return }
         let n = b.count
         var i = 0
-        if pendingCount > 0 {                       // complete the partial 16-byte block
-            withUnsafeMutableBytes(of: &pending) { q in
-                while pendingCount < 16 && i < n { q[pendingCount] = p.load(fromByteOffset: i, as: UInt8.self); pendingCount += 1; i += 1 }
-            }
-            if pendingCount < 16 { return }
-            block(pending.0, pending.1)
+        if pendingCount > 0 {                       // complete the partial 32-byte block
+            let take = min(32 - pendingCount, n)
+            let at = pendingCount
+            withUnsafeMutableBytes(of: &pending) { q in _ = memcpy(q.baseAddress! + at, p, take) }
+            pendingCount += take
+            i = take
+            if pendingCount < 32 { return }
+            withUnsafeBytes(of: pending) { q in _ = Checksum.blocks(q.baseAddress!, 32, &lanes) }
+            pending = (0, 0, 0, 0)
             pendingCount = 0
         }
-        while i + 16 <= n {
-            block(p.loadUnaligned(fromByteOffset: i, as: UInt64.self), p.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self))
-            i += 16
-        }
+        i += Checksum.blocks(p + i, n - i, &lanes)
         if i < n {
-            pending = (0, 0)
-            withUnsafeMutableBytes(of: &pending) { q in
-                while i < n { q[pendingCount] = p.load(fromByteOffset: i, as: UInt8.self); pendingCount += 1; i += 1 }
-            }
+            withUnsafeMutableBytes(of: &pending) { q in _ = memcpy(q.baseAddress!, p + i, n - i) }
+            pendingCount = n - i
         }
     }
 
+    /// The checksum of everything passed to `update`; `length` is its total byte count.
     func finish(length: Int) -> UInt32 {
-        var a = h0 ^ UInt64(length)
-        if pendingCount > 0 {
-            var tail = pending
-            withUnsafeMutableBytes(of: &tail) { q in for j in pendingCount..<16 { q[j] = 0 } }
-            a = (a ^ tail.0) &* Checksum.k
-            a = (a ^ tail.1 ^ UInt64(pendingCount)) &* Checksum.k
-        }
-        var h = a ^ (h1 &* 0x9e37_79b9_7f4a_7c15)
-        h ^= h >> 32
-        return UInt32(truncatingIfNeeded: h)
+        withUnsafeBytes(of: pending) { Checksum.final(lanes, $0.baseAddress!, pendingCount, length: length) }
     }
 }

@@ -1,45 +1,44 @@
-// ForkServerWire: the messages an app and a fork-server runtime exchange (requests, replies, LuaValues) in `Frame`s, and the socket I/O.
+// ForkServerWire: the messages an app and a fork-server runtime exchange (requests, replies; LuaValues in the codec's format) in `Frame`s, and the socket I/O.
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Builds one message: a `Frame` header (patched by `frame`) and the fields. Integers are
-/// little-endian; strings and byte strings are a `UInt32` length and the bytes.
+/// little-endian; strings and byte strings are a `UInt32` length and the bytes; Lua values are
+/// codec messages (`CodecValues`: the codec's own format).
 struct WireWriter {
     private(set) var bytes = [UInt8](repeating: 0, count: Frame.headerBytes)   // room for the header
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func i64(_ v: Int64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     mutating func raw(_ b: some Collection<UInt8>) { u32(UInt32(b.count)); bytes.append(contentsOf: b) }
     mutating func string(_ s: String) { raw(Array(s.utf8)) }
     mutating func strings(_ a: [String]) { u32(UInt32(a.count)); for s in a { string(s) } }
 
-    /// Appends a value: 0 nil, 1 false, 2 true, 3 integer, 4 float, 5 string, 6 bytes, 7 table.
+    /// Appends a single-value codec message (`CodecValues`): nil, booleans, numbers, strings
+    /// and tables of them.
     /// - Throws: `LuaForkServerError` for functions, userdata and threads (they live in one state).
     mutating func value(_ v: LuaValue) throws {
-        switch v {
-        case .nil: u8(0)
-        case .boolean(let b): u8(b ? 2 : 1)
-        case .integer(let i): u8(3); i64(i)
-        case .number(let d): u8(4); i64(Int64(bitPattern: d.bitPattern))
-        case .string(let s): u8(5); string(s)
-        case .bytes(let b): u8(6); raw(b)
-        case .table(let t):
-            u8(7); u32(UInt32(t.count))
-            for (k, x) in t.entries { try value(k); try value(x) }
-        case .function, .opaque:
-            throw LuaForkServerError("a Lua \(v.typeName) cannot cross to or from a fork-server runtime (only nil, booleans, numbers, strings and tables of them)")
+        do throws(CodecValues.Refusal) { try CodecValues.encode(v, into: &bytes) } catch { throw WireWriter.refused(error) }
+    }
+    /// Appends a codec tuple message of `a` (see `value`).
+    mutating func values(_ a: [LuaValue]) throws {
+        do throws(CodecValues.Refusal) { try CodecValues.encodeTuple(a, into: &bytes) } catch { throw WireWriter.refused(error) }
+    }
+
+    private static func refused(_ r: CodecValues.Refusal) -> LuaForkServerError {
+        switch r {
+        case .unsendable(let v):
+            return LuaForkServerError("a Lua \(v.typeName) cannot cross to or from a fork-server runtime (only nil, booleans, numbers, strings and tables of them)")
+        case .tooDeep:
+            return LuaForkServerError("fork-server message nests tables too deeply")
         }
     }
-    mutating func values(_ a: [LuaValue]) throws { u32(UInt32(a.count)); for v in a { try value(v) } }
 
     /// The finished frame: its header (magic, checksum, length) written over the first bytes.
     var frame: [UInt8] {
         var b = bytes
-        b.withUnsafeMutableBytes { all in
-            Frame.header(for: UnsafeRawBufferPointer(rebasing: all[Frame.headerBytes...]), into: all.baseAddress!)
-        }
+        b.withUnsafeMutableBytes { Frame.seal($0.baseAddress!, payloadLength: $0.count - Frame.headerBytes) }
         return b
     }
 }
@@ -72,35 +71,10 @@ extension ByteReader {
         return try (0..<n).map { _ in try wireString() }
     }
 
-    mutating func wireValue(depth: Int = 0) throws -> LuaValue {
-        guard depth < 200 else { throw LuaForkServerError("fork-server message nests tables too deeply") }
-        switch try u8() {
-        case 0: return .nil
-        case 1: return .boolean(false)
-        case 2: return .boolean(true)
-        case 3: return .integer(try int(Int64.self))
-        case 4: return .number(Double(bitPattern: try int(UInt64.self)))
-        case 5: return .string(try wireString())
-        case 6: return .bytes(Array(try bytes(try int(UInt32.self))))
-        case 7:
-            let n = Int(try int(UInt32.self))
-            guard n <= remaining else { throw WireMessage.malformed }
-            var t = LuaTable()
-            for _ in 0..<n {
-                let k = try wireValue(depth: depth + 1)
-                let v = try wireValue(depth: depth + 1)
-                guard k != .nil else { throw WireMessage.malformed }
-                t[k] = v
-            }
-            return .table(t)
-        default: throw WireMessage.malformed
-        }
-    }
-    mutating func wireValues() throws -> [LuaValue] {
-        let n = Int(try int(UInt32.self))
-        guard n <= remaining else { throw WireMessage.malformed }
-        return try (0..<n).map { _ in try wireValue() }
-    }
+    /// A single-value codec message (`CodecValues.decode`).
+    mutating func wireValue() throws -> LuaValue { try CodecValues.decode(&self) }
+    /// A codec tuple message (`CodecValues.decodeTuple`).
+    mutating func wireValues() throws -> [LuaValue] { try CodecValues.decodeTuple(&self) }
 }
 
 /// What an app asks a fork-server runtime to do (the first byte of a request).
