@@ -12,7 +12,7 @@
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
 
-int luamp_swift_depth = 0;
+__attribute__((tls_model("initial-exec"))) __thread int luamp_swift_depth = 0;
 // Per thread: runtimes on other threads of an embedding app never see these.
 __attribute__((tls_model("initial-exec"))) __thread lua_State *luamp_calling_L = NULL;
 __attribute__((tls_model("initial-exec"))) __thread int luamp_pool_calls = 0;

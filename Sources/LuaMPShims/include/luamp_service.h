@@ -4,10 +4,10 @@
 
 #include <lua.h>
 
-/// Swift functions (trampolines) on the C stack right now. The service runs only at 0, i.e.
+/// Swift functions (trampolines) on this thread's C stack right now. The service runs only at 0, i.e.
 /// when nothing but Lua (and C library code) is running: no mp operation is half done.
 /// The trampolines count; a forked child starts again at 0 (`luamp_service_forget_in_child`).
-extern int luamp_swift_depth;
+extern __thread int luamp_swift_depth;
 
 /// The Lua thread whose Swift function runs now on this thread (innermost; NULL in pure Lua).
 /// The trampolines set and restore it; `luamp_service_poll` runs the service on it.
