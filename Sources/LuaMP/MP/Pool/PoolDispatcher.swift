@@ -313,14 +313,13 @@ extension PoolState {
         }
         let n = poll(&pollFDs, nfds_t(pollFDs.count), ms)
         if n <= 0 { return false }                             // timeout, or EINTR (the pump checks Ctrl-C)
-        // Copied out first: handling a result allocates, so a finalizer may run pool code that
-        // polls again (reusing pollFDs).
-        var fired: [(PoolWorker, Int, Int16)] = []
-        for (i, (w, what)) in pollOwners.enumerated() where pollFDs[i].revents != 0 {
-            fired.append((w, what, pollFDs[i].revents))
-        }
+        // Snapshots (no copy unless written meanwhile): handling a result allocates, so a
+        // finalizer may run pool code that polls again (reusing pollFDs).
+        let fds = pollFDs, owners = pollOwners
         var dead: [PoolWorker] = []
-        for (w, what, revents) in fired {
+        for i in 0..<owners.count where fds[i].revents != 0 {
+            let (w, what) = owners[i]
+            let revents = fds[i].revents
             switch what {
             case 0:
                 readResults(s, w)

@@ -415,7 +415,7 @@ extension MPModule {
             try PoolFrame.finishTask(&frame, from: start)
         }
         s.top = first - 1
-        s.newTable()
+        s.newTable(arrayCount: 1, hashCount: 1)   // room for the usual one result and `n`: no rehash per result
         job.resultsRef = luaL_ref(s.L, s.registryIndex())
         job.chunksMade = 1
         let chunk = PoolChunk(job: job, seq: 0, position: 1, count: n, function: entry, frame: frame)
