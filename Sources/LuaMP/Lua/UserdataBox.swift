@@ -24,7 +24,8 @@ enum UserdataBox {
     /// The object in the userdata at `i` if its metatable is `meta`, else nil. Stack: [-0, +0].
     @inline(__always)
     static func get<T: AnyObject>(_ s: LuaStack, _ i: Int32, meta: String, as: T.Type) -> T? {
-        guard let mem = luaL_testudata(s.L, i, meta), let raw = mem.load(as: UnsafeMutableRawPointer?.self) else { return nil }
+        // withCString: a native string's own bytes, no C copy made per call.
+        guard let mem = meta.withCString({ luaL_testudata(s.L, i, $0) }), let raw = mem.load(as: UnsafeMutableRawPointer?.self) else { return nil }
         return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue()
     }
 

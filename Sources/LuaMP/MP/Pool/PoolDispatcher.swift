@@ -64,8 +64,11 @@ extension PoolState {
                 if left <= 0 { ms = 0; last = true } else { ms = min(ms, Int32(min(100, (left * 1000).rounded(.up)))) }
             }
             if Trace.on && ms > 0 { Trace.idle(long: false) }
-            try waitForEvents(s, ms)
+            let fired = try waitForEvents(s, ms)
             if !last { HostWait.tick(s) }
+            // A non-blocking call (a submission, a background round) whose poll found nothing:
+            // nothing changed since the dispatch above, so another would find nothing to do.
+            if last && !fired && timeout == 0 { return done() }
             if last {
                 try dispatch(s, pullAll: pullAll, pulling: pulling)
                 if runsCallbacks { try runCallbacks(s) }
@@ -76,16 +79,18 @@ extension PoolState {
 
     // MARK: sending
 
-    /// True while anything submitted is not yet sent (queued chunks or unread input).
+    /// True while anything submitted is not yet sent (queued chunks or unread input). O(1)
+    /// amortised: ended or cancelled jobs at the front of `feeding` are dropped on the way.
     var hasUnsentWork: Bool {
-        !retry.isEmpty || jobs.contains { $0.source != nil && !$0.cancelled }
+        if !retry.isEmpty { return true }
+        while let job = feeding.first, job.source == nil || job.cancelled { feeding.removeFirst() }
+        return !feeding.isEmpty
     }
 
     /// Starts missing workers, hands chunks to workers with room, flushes pipes, and lets
     /// workers of a closed pool exit once nothing is left to send.
     func dispatch(_ s: LuaStack, pullAll: Bool, pulling: PoolJob?) throws {
         guard phase != .terminated else { return }
-        jobs.removeAll { $0.cancelled && $0.done }
         // Broken, calls return at once without waiting for events: look at the starting worker
         // here, so its death or readiness is noticed and the next attempt can follow.
         if brokenError != nil { try waitForEvents(s, 0) }
@@ -169,11 +174,16 @@ extension PoolState {
             if c.job.cancelled || c.job.done { drop(c); continue }
             return c
         }
-        for job in jobs where job.source != nil && !job.cancelled {
-            let src = job.source!
-            if src.kind == .iterator && !pullAll && job !== pulling { continue }
-            if job.isImap && !pullAll && job.lookahead >= lookaheadLimit { continue }
+        // Jobs still reading input, in submission order; those whose input ended (or that were
+        // cancelled) leave `feeding` here. An iterator's Lua code may submit (appending) or pump.
+        var i = 0
+        while i < feeding.count {
+            let job = feeding[i]
+            guard let src = job.source, !job.cancelled else { feeding.remove(at: i); continue }
+            if src.kind == .iterator && !pullAll && job !== pulling { i += 1; continue }
+            if job.isImap && !pullAll && job.lookahead >= lookaheadLimit { i += 1; continue }
             if let c = makeChunk(s, job, src) { return c }
+            if job.source != nil { i += 1 }    // else dropped when met again at `i`
         }
         return nil
     }
@@ -276,8 +286,10 @@ extension PoolState {
 
     // MARK: receiving
 
-    /// Polls result pipes, pidfds, status pipes and (when output is queued) task pipes for up to `ms`.
-    private func waitForEvents(_ s: LuaStack, _ ms: Int32) throws {
+    /// Polls result pipes, pidfds, status pipes and (when output is queued) task pipes for up to
+    /// `ms`. Returns false when nothing was ready.
+    @discardableResult
+    private func waitForEvents(_ s: LuaStack, _ ms: Int32) throws -> Bool {
         pollFDs.removeAll(keepingCapacity: true)
         pollOwners.removeAll(keepingCapacity: true)
         for case let w? in workers {
@@ -297,18 +309,17 @@ extension PoolState {
         }
         if pollFDs.isEmpty {
             if ms > 0 { var ts = timespec(tv_sec: 0, tv_nsec: Int(ms) * 1_000_000); _ = nanosleep(&ts, nil) }
-            return
+            return false
         }
         let n = poll(&pollFDs, nfds_t(pollFDs.count), ms)
-        if n <= 0 { return }                                   // timeout, or EINTR (the pump checks Ctrl-C)
-        // Copied out first: handling a result allocates, so a finalizer may run pool code that
-        // polls again (reusing pollFDs).
-        var fired: [(PoolWorker, Int, Int16)] = []
-        for (i, (w, what)) in pollOwners.enumerated() where pollFDs[i].revents != 0 {
-            fired.append((w, what, pollFDs[i].revents))
-        }
+        if n <= 0 { return false }                             // timeout, or EINTR (the pump checks Ctrl-C)
+        // Snapshots (no copy unless written meanwhile): handling a result allocates, so a
+        // finalizer may run pool code that polls again (reusing pollFDs).
+        let fds = pollFDs, owners = pollOwners
         var dead: [PoolWorker] = []
-        for (w, what, revents) in fired {
+        for i in 0..<owners.count where fds[i].revents != 0 {
+            let (w, what) = owners[i]
+            let revents = fds[i].revents
             switch what {
             case 0:
                 readResults(s, w)
@@ -319,6 +330,7 @@ extension PoolState {
             }
         }
         for w in dead where workers[w.slot] === w { workerDied(s, w) }
+        return true
     }
 
     /// Reads what the worker wrote and handles every complete frame. A protocol error stops the
@@ -427,7 +439,7 @@ extension PoolState {
         job.chunksDone += 1
         if job.source == nil && job.chunksDone >= job.chunksMade {
             job.done = true
-            jobs.removeAll { $0 === job }
+            jobs.remove(job)
         }
     }
 
@@ -450,7 +462,7 @@ extension PoolState {
     func completeIfDone(_ job: PoolJob) {
         guard !job.done, job.source == nil, job.chunksDone == job.chunksMade else { return }
         job.done = true
-        jobs.removeAll { $0 === job }
+        jobs.remove(job)
         if job.callbackRef != LUA_NOREF || job.errorCallbackRef != LUA_NOREF { callbacks.append(job) }
         job.hooks.completed(job)
     }

@@ -112,7 +112,7 @@ extension PoolState {
             job.current = nil
         }
         job.done = true
-        jobs.removeAll { $0 === job }
+        jobs.remove(job)
         job.hooks.completed(job)
         return true
     }

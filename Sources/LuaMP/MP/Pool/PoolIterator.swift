@@ -42,7 +42,7 @@ extension MPModule {
         s.pushValue(3)
         job.source = ChunkSource(kind: kind, ref: luaL_ref(s.L, reg), size: size, count: count, garbage: job.pool.garbage)
         if kind == .list && count == 0 { job.source = nil }
-        p.jobs.append(job)
+        p.enqueue(job)
         p.completeIfDone(job)
         PoolBox.push(s, job, meta: poolIteratorMeta, uservalues: 1)
         s.pushValue(1)
@@ -122,7 +122,10 @@ extension MPModule {
         while let o = job.arrivals.popFirst() { if case .value(let r)? = o.error { job.pool.garbage.append(r) } }
         job.outcomes.removeAll()
         job.current = nil
-        if job.chunksDone == job.chunksMade { job.done = true }
+        if job.chunksDone == job.chunksMade {
+            job.done = true
+            job.pool.jobs.remove(job)
+        }
     }
 
     static func makePoolIteratorMetatable(_ s: LuaStack) {

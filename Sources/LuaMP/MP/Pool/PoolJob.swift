@@ -134,17 +134,19 @@ final class PoolJob {
     var callbackRef: Int32 = LUA_NOREF
     var errorCallbackRef: Int32 = LUA_NOREF
     /// Input not read yet; nil once exhausted (or cancelled).
-    var source: ChunkSource?
-    var chunksMade = 0
-    var chunksDone = 0
+    @exclusivity(unchecked) var source: ChunkSource?
+    @exclusivity(unchecked) var chunksMade = 0
+    @exclusivity(unchecked) var chunksDone = 0
     /// The failure at the lowest input position (what `map`/`get` raise).
     var firstError: (position: Int, error: JobError)?
     /// True once every chunk has an outcome (or the pool was terminated).
-    var done = false
+    @exclusivity(unchecked) var done = false
     /// The pool was terminated before the job finished.
-    var terminated = false
+    @exclusivity(unchecked) var terminated = false
     /// An imap iterator closed early, or `cancel()`: late results are dropped.
-    var cancelled = false
+    @exclusivity(unchecked) var cancelled = false
+    /// Its place in the pool's `jobs` (`JobList`); -1 when not in it.
+    @exclusivity(unchecked) var listSlot = -1
     /// Done-callbacks and the future's cancelled flag (`AsyncResult`).
     let hooks = FutureHooks()
     /// Options: per-item timeout (ms, 0: none), retries after WorkerLost/TimeoutError, and
@@ -181,11 +183,14 @@ final class PoolJob {
     }
 
     deinit {
-        var refs = [resultsRef, callbackRef, errorCallbackRef]
-        if let (_, e) = firstError, case .value(let r) = e { refs.append(r) }
-        for (_, o) in outcomes { if case .value(let r)? = o.error { refs.append(r) } }
-        while let o = arrivals.popFirst() { if case .value(let r)? = o.error { refs.append(r) } }
-        pool.garbage.append(contentsOf: refs.filter { $0 != LUA_NOREF && $0 != LUA_REFNIL })
+        let garbage = pool.garbage
+        func free(_ r: Int32) { if r != LUA_NOREF && r != LUA_REFNIL { garbage.append(r) } }
+        free(resultsRef)
+        free(callbackRef)
+        free(errorCallbackRef)
+        if let (_, e) = firstError, case .value(let r) = e { free(r) }
+        for (_, o) in outcomes { if case .value(let r)? = o.error { free(r) } }
+        while let o = arrivals.popFirst() { if case .value(let r)? = o.error { free(r) } }
     }
 
     var isImap: Bool { kind == .imap || kind == .imapUnordered }
@@ -203,38 +208,4 @@ final class PoolJob {
 
     /// Chunks read ahead and not yet consumed by an imap iterator.
     var lookahead: Int { chunksMade - chunksConsumed }
-}
-
-/// A small FIFO with push-front (re-queued chunks go first).
-struct Ring<T> {
-    private var items: [T?] = []
-    private var head = 0
-
-    var isEmpty: Bool { head == items.count }
-    var count: Int { items.count - head }
-
-    mutating func append(_ v: T) { items.append(v) }
-
-    mutating func popFirst() -> T? {
-        guard head < items.count else { return nil }
-        let v = items[head]
-        items[head] = nil
-        head += 1
-        if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
-        return v
-    }
-
-    /// Puts `vs` in front, keeping their order.
-    mutating func prepend(_ vs: [T]) {
-        guard !vs.isEmpty else { return }
-        items = vs.map { Optional($0) } + items[head...]
-        head = 0
-    }
-
-    mutating func removeAll() { items.removeAll(); head = 0 }
-
-    func contains(where p: (T) -> Bool) -> Bool {
-        for i in head..<items.count { if let v = items[i], p(v) { return true } }
-        return false
-    }
 }

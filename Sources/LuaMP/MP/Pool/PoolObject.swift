@@ -153,14 +153,10 @@ extension MPModule {
         s.setPoolFunction(m, "submit") { s in
             // pool:submit(fn, ...): apply_async(fn, {...}) in concurrent.futures' words.
             let p = try runningPool(s)
+            try checkFunction(s, 2)
             let n = max(0, s.top - 2)
-            s.newTable(arrayCount: n, hashCount: 1)
-            let args = s.top
-            if n > 0 { for i in 1...n { s.pushValue(2 + i); s.rawSet(args, index: Int64(i)) } }
-            s.push(Int64(n)); s.rawSet(args, field: "n")
-            s.replace(3)
-            s.top = 3
-            let job = try submitApply(s, p, fn: 2, args: 3)
+            guard n <= 250 else { throw LuaArgumentError(3, "too many arguments (\(n), at most 250)") }
+            let job = try submitApply(s, p, fn: 2, first: 3, count: Int(n))   // encoded from the stack: no table
             pushAsyncResult(s, job, keepAlive: 1)
             try p.pump(s, timeout: 0, callbacks: false) { false }
             return 1
@@ -350,7 +346,7 @@ extension MPModule {
             s.pushValue(list)
             job.source = ChunkSource(kind: .list, ref: luaL_ref(s.L, reg), size: cs, count: n, garbage: job.pool.garbage)
         }
-        p.jobs.append(job)
+        p.enqueue(job)
         p.completeIfDone(job)
         return job
     }
@@ -393,29 +389,39 @@ extension MPModule {
         guard s.type(at: args) == .table else { throw LuaArgumentError(args, "table expected, got \(s.typeName(at: args))") }
         let n = listLength(s, args)
         guard n <= 250 else { throw LuaArgumentError(args, "too many arguments (\(n), at most 250)") }
+        let first = s.top + 1
+        s.checkStack(Int32(n) + 16)
+        for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }
+        return try submitApply(s, p, fn: fn, first: first, count: n, options: options)
+    }
+
+    /// Creates an apply job calling `fn` with the `count` values on the stack from `first`
+    /// (popped with everything above them). The function is checked already.
+    /// - Throws: SendError at once when the function or an argument cannot be sent.
+    private static func submitApply(_ s: LuaStack, _ p: PoolState, fn: Int32, first: Int32, count n: Int,
+                                    options: TaskOptions? = nil) throws -> PoolJob {
         let entry = try p.functions.entry(s, at: fn)
         let job = PoolJob(kind: .apply, pool: p, function: entry, mode: UInt8(LUAMP_POOL_APPLY))
         (options ?? TaskOptions(pool: p)).apply(to: job)
         job.itemsTotal = 1
         var frame: [UInt8] = []
+        frame.reserveCapacity(96)
         let start = PoolFrame.begin(&frame, kind: PoolFrame.task)
         PoolFrame.appendTaskHeader(&frame, function: entry.id, mode: job.mode, count: UInt32(n),
                                    timeoutMs: job.timeoutMs, flags: 0, position: 1)
-        let first = s.top + 1
-        s.checkStack(Int32(n) + 16)
-        for i in 0..<n { s.rawGet(args, index: Int64(i + 1)) }
+        s.checkStack(16)
         let (_, refs) = try SendLog.collectingReferences {
             try Codec.encodeTuple(s, from: first, count: Int32(n), path: "args", into: &frame)
             try PoolFrame.finishTask(&frame, from: start)
         }
         s.top = first - 1
-        s.newTable()
+        s.newTable(arrayCount: 1, hashCount: 1)   // room for the usual one result and `n`: no rehash per result
         job.resultsRef = luaL_ref(s.L, s.registryIndex())
         job.chunksMade = 1
         let chunk = PoolChunk(job: job, seq: 0, position: 1, count: n, function: entry, frame: frame)
         chunk.group.references = refs
         p.retry.append(chunk)
-        p.jobs.append(job)
+        p.enqueue(job)
         return job
     }
 

@@ -22,32 +22,32 @@ final class PoolWorker {
     let slot: Int
     let child: ChildProcess
     /// Host → worker (non-blocking write end); -1 once closed.
-    var taskFD: Int32
+    @exclusivity(unchecked) var taskFD: Int32
     /// Worker → host (non-blocking read end); -1 once closed.
-    var resultFD: Int32
+    @exclusivity(unchecked) var resultFD: Int32
     /// Bytes not yet written to `taskFD` (the pipe was full).
-    var outbox: [UInt8] = []
-    var outOffset = 0
+    @exclusivity(unchecked) var outbox: [UInt8] = []
+    @exclusivity(unchecked) var outOffset = 0
     var inbox = FrameInbox()
     /// `readResults` is handling this worker's frames.
-    var reading = false
+    @exclusivity(unchecked) var reading = false
     /// Chunks sent, in order, without an answer yet (the worker runs them in this order).
-    var inflight: [PoolChunk] = []
+    @exclusivity(unchecked) var inflight = Ring<PoolChunk>()
     /// Function ids this worker has been sent (in `functionGeneration`).
-    var functions: Set<UInt32> = []
-    var functionGeneration = 0
+    @exclusivity(unchecked) var functions: Set<UInt32> = []
+    @exclusivity(unchecked) var functionGeneration = 0
     /// Chunks it may still be sent before `maxtasksperchild` retires it (nil: no limit).
-    var quota: Int?
+    @exclusivity(unchecked) var quota: Int?
     /// The host closed `taskFD` (the worker exits after its current work).
-    var inputClosed = false
+    @exclusivity(unchecked) var inputClosed = false
     /// The host has seen its ready flag (initializer done).
-    var ready = false
+    @exclusivity(unchecked) var ready = false
     /// Its process name (`PoolWorker-N`).
     var name = ""
     /// When the host last heard from it (wall µs, while tracing): a lost chunk's span starts here.
     var tracedAnswer: Int64 = 0
     /// The host killed it for running an item past its timeout (`killOverdueWorkers`).
-    var overdue = false
+    @exclusivity(unchecked) var overdue = false
 
     init(slot: Int, child: ChildProcess, taskFD: Int32, resultFD: Int32, quota: Int?) {
         self.slot = slot
@@ -111,38 +111,48 @@ final class PoolWorker {
 /// waiting to be sent, and the jobs in progress. All work happens when the host *pumps*
 /// (`PoolDispatcher.swift`): inside pool calls and mp waits, and — while the host runs its own
 /// Lua — in the timer-armed background rounds of `PoolService`.
+///
+/// The bookkeeping touched for every task (here, in `PoolWorker` and `PoolJob`) is
+/// `@exclusivity(unchecked)`: each access is a plain read or a mutating call that never calls
+/// out (no Lua, no pump), so no two accesses can overlap, and the runtime check (~60
+/// instructions per access, a fifth of the host's cost per task) buys nothing. The result
+/// inbox, whose frames are handled while it is being read, keeps the check.
 final class PoolState {
     enum Phase { case running, closed, terminated }
 
     let ownerPID = getpid()
-    var phase = Phase.running
+    @exclusivity(unchecked) var phase = Phase.running
     let size: Int
     let maxTasksPerChild: Int?
     var initializerRef: Int32 = LUA_NOREF
     var initargsRef: Int32 = LUA_NOREF
     /// Workers by slot; nil while a slot waits for a replacement.
-    var workers: [PoolWorker?]
+    @exclusivity(unchecked) var workers: [PoolWorker?]
     let status: WorkerStatusPage
     /// Chunks to send before reading new input (re-dispatched after a worker died).
-    var retry = Ring<PoolChunk>()
+    @exclusivity(unchecked) var retry = Ring<PoolChunk>()
     /// Jobs not yet done, in submission order.
-    var jobs: [PoolJob] = []
+    @exclusivity(unchecked) var jobs = JobList<PoolJob>()
+    /// Jobs that may still have input to read (a list or iterator `source`), in submission
+    /// order: what `nextChunk` reads from. A job whose input ended or that was cancelled is
+    /// dropped from it when met (so finding the next input is not a scan of every job).
+    @exclusivity(unchecked) var feeding = Ring<PoolJob>()
     /// Done jobs whose callback or error_callback is still to run.
-    var callbacks = Ring<PoolJob>()
+    @exclusivity(unchecked) var callbacks = Ring<PoolJob>()
     var functions = FunctionCache()
     /// The id the next chunk sent is stamped with (ids grow in send order).
-    var nextChunkID: UInt64 = 1
+    @exclusivity(unchecked) var nextChunkID: UInt64 = 1
     /// Workers that failed to start (initializer error, exit, crash) in a row, with no new
     /// worker getting ready since; workers killed by someone else do not count.
-    var initFailures = 0
+    @exclusivity(unchecked) var initFailures = 0
     /// Set after `brokenAfter` such failures while no worker is ready: tasks fail with it at
     /// once (instead of waiting for ever) until a replacement gets ready.
-    var brokenError: MPError?
+    @exclusivity(unchecked) var brokenError: MPError?
     /// After a startup failure: no replacement is forked before this time (monotonic seconds;
     /// 0 when none is pending).
-    var respawnAt = 0.0
-    var pollFDs: [pollfd] = []
-    var pollOwners: [(PoolWorker, Int)] = []
+    @exclusivity(unchecked) var respawnAt = 0.0
+    @exclusivity(unchecked) var pollFDs: [pollfd] = []
+    @exclusivity(unchecked) var pollOwners: [(PoolWorker, Int)] = []
     /// When it was created (`MPModule.nextStartSequence`, set by `PoolRegistry.add`).
     var startSequence: UInt64 = 0
     /// Counters, progress and trace of this pool (`PoolObserve.swift`).
@@ -152,9 +162,9 @@ final class PoolState {
     var defaultRetries = 0
     /// Its `HostWait` service (0: none) and whether that service is running now.
     var serviceToken = 0
-    var servicing = false
+    @exclusivity(unchecked) var servicing = false
     /// A background round (`PoolService`) is running: no forks, no callbacks, no progress drawing.
-    var inBackground = false
+    @exclusivity(unchecked) var inBackground = false
 
     /// Startup failures in a row after which waiting tasks fail.
     static let brokenAfter = 3
@@ -314,6 +324,12 @@ final class PoolState {
         LuaRaise("cannot start a pool worker: pipe failed: \(String(cString: strerror(errno)))")
     }
 
+    /// A job was submitted: it joins `jobs` (and `feeding` when it has input to read).
+    func enqueue(_ job: PoolJob) {
+        jobs.append(job)
+        if job.source != nil { feeding.append(job) }
+    }
+
     /// `close()`: no more submissions; workers exit once the work submitted so far is done.
     func closePool() {
         if phase == .running { phase = .closed }
@@ -343,6 +359,7 @@ final class PoolState {
             job.hooks.completed(job)
         }
         jobs.removeAll()
+        feeding.removeAll()
         retry.removeAll()
         callbacks.removeAll()
         functions.release(s)

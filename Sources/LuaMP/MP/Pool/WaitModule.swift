@@ -73,6 +73,9 @@ extension MPModule {
         for k in 0..<n {
             s.rawGet(i, index: Int64(k + 1))
             defer { s.pop() }
+            // An AsyncResult (the usual item) is known by its metatable at once, without the
+            // by-name lookup every other kind goes through.
+            if let f = toFuture(s, s.top) { out.append(f); continue }
             guard let w = try Waitables.waitable(s, s.top) else {
                 throw LuaArgumentError(i, "item \(k + 1) is a \(s.typeName(at: -1)) that cannot be waited for "
                     + "(futures, processes, pipe ends, queues and events can)")
