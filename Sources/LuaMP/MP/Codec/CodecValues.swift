@@ -12,8 +12,8 @@
 enum CodecValues {
     /// Why a value cannot be encoded.
     enum Refusal: Error {
-        /// A function, userdata or thread (it lives in one Lua state).
-        case unsendable(LuaValue)
+        /// A function, userdata or thread (it lives in one Lua state): its type name.
+        case unsendable(String)
         /// Tables nested deeper than `CodecFormat.maxDepth`.
         case tooDeep
     }
@@ -87,7 +87,7 @@ enum CodecValues {
                 try value(x, depth: depth + 1, into: &out)
             }
         case .function, .opaque:
-            throw .unsendable(v)
+            throw .unsendable(v.typeName)
         }
     }
 

@@ -28,8 +28,8 @@ struct WireWriter {
 
     private static func refused(_ r: CodecValues.Refusal) -> LuaForkServerError {
         switch r {
-        case .unsendable(let v):
-            return LuaForkServerError("a Lua \(v.typeName) cannot cross to or from a fork-server runtime (only nil, booleans, numbers, strings and tables of them)")
+        case .unsendable(let type):
+            return LuaForkServerError("a Lua \(type) cannot cross to or from a fork-server runtime (only nil, booleans, numbers, strings and tables of them)")
         case .tooDeep:
             return LuaForkServerError("fork-server message nests tables too deeply")
         }
