@@ -4,19 +4,8 @@
 -- that file with io only, so the loop itself makes no mp call.
 local T = require "testlib"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir))
-
-local function path(name) return dir .. "/" .. name end
-
-local function count(file)
-  local f = io.open(file)
-  if not f then return 0 end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local dir, path = T.tempdir()
+local count = T.filesize
 
 -- Pure Lua until `cond()` holds (checked every ~20,000 loop turns); fails after `secs` of wall time.
 local function busy_until(cond, what, secs)

@@ -7,18 +7,8 @@
 -- pipes are full and the host's wait times out.
 local T = require "testlib"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir))
-local function path(name) return dir .. "/" .. name end
-
-local function count(file)
-  local f = io.open(file)
-  if not f then return 0 end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local dir, path = T.tempdir()
+local count = T.filesize
 
 local N, SIZE = 1500, 4096
 
@@ -67,16 +57,21 @@ local function all_done(rs)
   for i = 1, N do T.eq(#rs[i]:get(5), SIZE) end
 end
 
-local cases = {
-  {"a queue's get", function(pool)
+-- The host blocks in `get(q)` until the watcher puts "all ran".
+local function queue_case(name, get)
+  return function(pool)
     local q = mp.Queue()
-    local rs, file, go = submit(pool, "queue")
+    local rs, file, go = submit(pool, name)
     local w = watcher(file, function() q:put("all ran") end)
     go()
-    T.eq(q:get(true, 60), "all ran")
+    T.eq(get(q), "all ran")
     w:join()
     return rs
-  end},
+  end
+end
+
+local cases = {
+  {"a queue's get", queue_case("queue", function(q) return q:get(true, 60) end)},
   {"an event's wait", function(pool)
     local ev = mp.Event()
     local rs, file, go = submit(pool, "event")
@@ -136,16 +131,9 @@ local cases = {
     w:join()
     return rs
   end},
-  {"a queue's get inside a coroutine", function(pool)
-    local q = mp.Queue()
-    local rs, file, go = submit(pool, "coroutine")
-    local w = watcher(file, function() q:put("all ran") end)
-    go()
-    local got = coroutine.wrap(function() return q:get(true, 60) end)()
-    T.eq(got, "all ran")
-    w:join()
-    return rs
-  end},
+  {"a queue's get inside a coroutine", queue_case("coroutine", function(q)
+    return coroutine.wrap(function() return q:get(true, 60) end)()
+  end)},
 }
 
 for _, c in ipairs(cases) do

@@ -36,6 +36,23 @@ function T.done()
   os.exit(T.failed == 0 and 0 or 1)
 end
 
+--- Makes a fresh directory; returns it and a function naming a file in it.
+function T.tempdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  return dir, function(name) return dir .. "/" .. name end
+end
+
+--- The size of `file` in bytes (0 when it does not exist): tasks that append one byte each.
+function T.filesize(file)
+  local f = io.open(file)
+  if not f then return 0 end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
 --- True when scripts/test --long asked for the long versions of soaks and fuzz runs.
 T.long = os.getenv("LUAMP_LONG") == "1"
 
