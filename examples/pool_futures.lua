@@ -14,6 +14,16 @@ local later = pool:submit(function() return "ready" end)
 mp.sleep(0.2)
 print("done while the host slept:", later:done(), later:result())
 
+-- ... and while it blocks on another mp object: 2,000 tasks with 4 KiB each way (more than the
+-- pipes hold, and slower than the host submits) all run while the host waits on a queue for the
+-- last one's message.
+local q = mp.Queue()
+local big = string.rep("x", 4096)
+for i = 1, 2000 do
+  pool:apply_async(function(s, last) mp.sleep(0.001) if last then q:put("the last task ran") end return s end, {big, i == 2000})
+end
+print(q:get(true, 60))
+
 -- A task stuck (even in C) is killed at its timeout; the others go on.
 local r = pool:map(function(x)
   if x == 3 then os.execute("sleep 5") end

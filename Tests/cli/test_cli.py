@@ -390,7 +390,7 @@ check("examples/by_reference.lua: modules, a registered class and a file cross",
 rc, o, e = run([os.path.join(root, "examples", "pool_futures.lua")])
 check("examples/pool_futures.lua: completion order, a timeout in a map, error values, cancel",
       rc == 0 and "finished\t" in o and "3\tTimeoutError\n" in o and "RemoteError\t42\n" in o
-      and "cancelled a running task:\ttrue\ttrue" in o, (rc, o, e))
+      and "cancelled a running task:\ttrue\ttrue" in o and "the last task ran\n" in o, (rc, o, e))
 
 shutil.rmtree(TMP, ignore_errors=True)
 print(f"{passed} passed, {failed} failed")
