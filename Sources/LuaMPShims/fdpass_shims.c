@@ -1,7 +1,6 @@
 // Descriptor passing shims: the mailbox socket pair and SCM_RIGHTS send/receive (CMSG macros).
 #include "luamp_fdpass.h"
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -55,15 +54,4 @@ ssize_t luamp_fdpass_recv(int sock, void *data, size_t len, int *fds, int maxfds
         }
     }
     return r;
-}
-
-int luamp_poll_out(int fd, int timeout_ms) {
-    struct pollfd p = { .fd = fd, .events = POLLOUT };
-    int r;
-    // A signal (the pool service's 5 ms timer, Ctrl-C) ends the slice as a timeout would: the
-    // caller's wait loop goes on with the time left. Retrying with the whole timeout would never
-    // time out while signals come more often than the timeout.
-    r = poll(&p, 1, timeout_ms);
-    if (r < 0 && errno == EINTR) return 0;
-    return r > 0 ? 1 : r;
 }

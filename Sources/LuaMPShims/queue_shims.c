@@ -25,14 +25,16 @@ int luamp_fd_from_process(int32_t pid, int fd) {
 #endif
 }
 
-int luamp_poll_in(int fd, int timeout_ms) {
-    struct pollfd p = { .fd = fd, .events = POLLIN };
-    int r;
+static int poll_one(int fd, short events, int timeout_ms) {
+    struct pollfd p = { .fd = fd, .events = events };
+    int r = poll(&p, 1, timeout_ms);
     // A signal (the pool service's 5 ms timer, Ctrl-C) ends the slice as a timeout would: the
     // caller's wait loop goes on with the time left. Retrying with the whole timeout would never
     // time out while signals come more often than the timeout.
-    r = poll(&p, 1, timeout_ms);
     if (r < 0 && errno == EINTR) return 0;
-    if (r > 0) return 1;
-    return r;
+    return r > 0 ? 1 : r;
 }
+
+int luamp_poll_in(int fd, int timeout_ms) { return poll_one(fd, POLLIN, timeout_ms); }
+
+int luamp_poll_out(int fd, int timeout_ms) { return poll_one(fd, POLLOUT, timeout_ms); }

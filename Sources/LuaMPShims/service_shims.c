@@ -28,14 +28,18 @@ static pid_t timer_owner = 0;          // the process that created service_timer
 
 static int service_signal(void) { return SIGRTMIN + 4; }
 
-/// True when `L` is a thread of the service's runtime (needs one free stack slot).
-static int in_service_runtime(lua_State *L) {
-    if (L == service_L || L == service_co) return 1;
-    if (!lua_checkstack(L, 1)) return 0;
+/// The main thread of `L`'s state (uses one stack slot; the caller ensures it).
+static lua_State *main_thread(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     lua_State *main = lua_tothread(L, -1);
     lua_pop(L, 1);
-    return main == service_L;
+    return main;
+}
+
+/// True when `L` is a thread of the service's runtime.
+static int in_service_runtime(lua_State *L) {
+    if (L == service_L || L == service_co) return 1;
+    return lua_checkstack(L, 1) && main_thread(L) == service_L;
 }
 
 /// One round of the service on `L` when the timer fired since the last one and no pool call
@@ -116,9 +120,7 @@ static int set_period(long period_us) {
 
 int luamp_service_start(lua_State *L, luamp_service_fn fn, long period_us) {
     if (service_on) return 1;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    lua_State *main = lua_tothread(L, -1);
-    lua_pop(L, 1);
+    lua_State *main = main_thread(L);
     if (!main || (service_L && service_L != main)) return 0;
     pid_t me = getpid();
     if (timer_owner != me) {
@@ -153,9 +155,7 @@ void luamp_service_stop(void) {
 }
 
 void luamp_service_release(lua_State *L) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    lua_State *main = lua_tothread(L, -1);
-    lua_pop(L, 1);
+    lua_State *main = main_thread(L);
     if (main != service_L) return;
     luamp_service_stop();
     if (lua_gethook(main) == service_hook) lua_sethook(main, NULL, 0, 0);

@@ -21,9 +21,4 @@ ssize_t luamp_fdpass_send(int sock, const void *data, size_t len, const int *fds
 /// C: the CMSG_* macros.
 ssize_t luamp_fdpass_recv(int sock, void *data, size_t len, int *fds, int maxfds, int *nfds);
 
-/// poll(2) on one descriptor for POLLOUT with a millisecond timeout. Returns 1 when writable,
-/// 0 on timeout or a signal (the caller's wait loop goes on), -1 with errno. C: struct pollfd's short
-/// fields and macros.
-int luamp_poll_out(int fd, int timeout_ms);
-
 #endif

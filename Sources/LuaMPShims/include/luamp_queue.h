@@ -26,5 +26,7 @@ int luamp_fd_from_process(int32_t pid, int fd);
 /// readable (or hung up), 0 on timeout or a signal (the caller's wait loop goes on), -1 with errno.
 /// C: struct pollfd's short fields and macros.
 int luamp_poll_in(int fd, int timeout_ms);
+/// The same for POLLOUT: 1 when writable (the descriptor-passing socket, PipeMailbox).
+int luamp_poll_out(int fd, int timeout_ms);
 
 #endif

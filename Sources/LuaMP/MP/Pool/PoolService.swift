@@ -65,11 +65,9 @@ extension LuaStack {
     /// Sets `t[name]` to a pool entry point: while it runs, no service round starts from a wait
     /// inside it (`luamp_pool_calls`), since the pool's state may be half changed there.
     func setPoolFunction(_ t: Int32, _ name: String, _ fn: @escaping SwiftFunction) {
-        setFunction(t, name) { s in
-            luamp_pool_call_enter()
-            defer { luamp_pool_call_leave() }
-            return try fn(s)
-        }
+        let t = absIndex(t)
+        pushPoolFunction(name: name, fn)
+        rawSet(t, field: name)
     }
 
     /// `pushFunction` for a pool entry point (see `setPoolFunction`). Stack: [-nup, +1].
